@@ -1,0 +1,95 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * The `BROKER_*` environment, validated with zod. Units are in the names: `_S` seconds,
+ * `_MS` milliseconds, `_BYTES` bytes.
+ */
+const EnvSchema = z.object({
+  BROKER_HOST: z.string().min(1).default('127.0.0.1'),
+  BROKER_PORT: int(0, 65535).default(8787),
+  BROKER_DATA_DIR: z.string().min(1).default('./data'),
+  BROKER_DB_PATH: z.string().min(1).optional(),
+  BROKER_POLICIES_DIR: z.string().min(1).default('./policies'),
+  BROKER_CLOCK_SKEW_S: int(1, 3600).default(300),
+  BROKER_BODY_LIMIT_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  BROKER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BROKER_SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL', 'EXTRA']).default('FULL'),
+  BROKER_SQLITE_BUSY_TIMEOUT_MS: int(0, 60_000).default(5000),
+  BROKER_KEY_GRACE_S: int(0, 7 * 24 * 3600).default(600),
+  BROKER_DISPATCH_INTERVAL_MS: int(100, 24 * 3600 * 1000).default(10_000),
+  BROKER_MAX_PENDING_PER_GROUP: int(1, 10_000).default(5),
+  BROKER_GROUP_CONCURRENCY: int(1, 100).default(2),
+  BROKER_PROVIDER_TIMEOUT_MS: int(100, 600_000).default(20_000),
+  BROKER_PENDING_GRANT_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
+  BROKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(30_000),
+});
+
+/** Validated broker configuration. Paths are absolute. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** SQLite file; `${dataDir}/broker.db` unless `BROKER_DB_PATH` is set. */
+  dbPath: string;
+  policiesDir: string;
+  /** Allowed distance between a signature's `created` and now, in seconds (RFC 9421 §3.2.1). */
+  clockSkewS: number;
+  /** Largest accepted request body, in bytes (413 above). */
+  bodyLimitBytes: number;
+  logLevel: z.infer<typeof EnvSchema>['BROKER_LOG_LEVEL'];
+  sqliteSynchronous: 'FULL' | 'NORMAL' | 'EXTRA';
+  sqliteBusyTimeoutMs: number;
+  /** How long a rotated-out group key keeps verifying, in seconds. */
+  keyGraceS: number;
+  dispatchIntervalMs: number;
+  /** Backpressure: calls queued or running per group before 429. */
+  maxPendingPerGroup: number;
+  /** Provider calls executed at once per group (p-queue concurrency). */
+  groupConcurrency: number;
+  providerTimeoutMs: number;
+  /** How long an L3 grant may wait for its approvals, in seconds. */
+  pendingGrantTtlS: number;
+  shutdownTimeoutMs: number;
+}
+
+/** Thrown by {@link loadConfig} when a variable is invalid; the message names the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads and validates the broker's `BROKER_*` variables.
+ * @param env usually `process.env`.
+ * @throws ConfigError naming every invalid variable and why.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.BROKER_DATA_DIR);
+  return {
+    host: e.BROKER_HOST,
+    port: e.BROKER_PORT,
+    dataDir,
+    dbPath: path.resolve(e.BROKER_DB_PATH ?? path.join(dataDir, 'broker.db')),
+    policiesDir: path.resolve(e.BROKER_POLICIES_DIR),
+    clockSkewS: e.BROKER_CLOCK_SKEW_S,
+    bodyLimitBytes: e.BROKER_BODY_LIMIT_BYTES,
+    logLevel: e.BROKER_LOG_LEVEL,
+    sqliteSynchronous: e.BROKER_SQLITE_SYNCHRONOUS,
+    sqliteBusyTimeoutMs: e.BROKER_SQLITE_BUSY_TIMEOUT_MS,
+    keyGraceS: e.BROKER_KEY_GRACE_S,
+    dispatchIntervalMs: e.BROKER_DISPATCH_INTERVAL_MS,
+    maxPendingPerGroup: e.BROKER_MAX_PENDING_PER_GROUP,
+    groupConcurrency: e.BROKER_GROUP_CONCURRENCY,
+    providerTimeoutMs: e.BROKER_PROVIDER_TIMEOUT_MS,
+    pendingGrantTtlS: e.BROKER_PENDING_GRANT_TTL_S,
+    shutdownTimeoutMs: e.BROKER_SHUTDOWN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import * as schema from './schema.js';
+
+/** The committed drizzle-kit migrations (`drizzle/` at the repository root). */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
+
+/** The drizzle handle over every capability's tables. */
+export type Orm = BetterSQLite3Database<typeof schema>;
+
+/** One open SQLite database: the raw better-sqlite3 connection and drizzle over it. */
+export interface Db {
+  sqlite: Database.Database;
+  orm: Orm;
+  /** Absolute path of the database file. */
+  path: string;
+}
+
+/** Options for {@link openDb}. */
+export interface OpenDbOptions {
+  path: string;
+  /** `PRAGMA synchronous`; FULL (the default) makes every commit durable before it returns. */
+  synchronous?: 'FULL' | 'NORMAL' | 'EXTRA';
+  /** `PRAGMA busy_timeout`, in ms (default 5000). */
+  busyTimeoutMs?: number;
+  /** Open without write access (for `/ready` tests and read-only tooling). */
+  readonly?: boolean;
+  /** Apply pending migrations (default true). */
+  migrate?: boolean;
+}
+
+/**
+ * Opens (creating if needed) the broker's SQLite file with WAL, `foreign_keys=ON`, a busy timeout
+ * and the configured `synchronous`, then applies the committed migrations.
+ * @throws the better-sqlite3 error when the file cannot be opened or a migration fails.
+ */
+export function openDb(opts: OpenDbOptions): Db {
+  if (!opts.readonly) fs.mkdirSync(path.dirname(opts.path), { recursive: true });
+  const sqlite = new Database(opts.path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  sqlite.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+  if (!opts.readonly) sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+  const db: Db = { sqlite, orm: drizzle(sqlite, { schema }), path: path.resolve(opts.path) };
+  if (opts.migrate ?? !opts.readonly) migrate(db.orm, { migrationsFolder: MIGRATIONS_DIR });
+  return db;
+}
+
+/**
+ * Counts committed migrations that are not applied to this database (0 means current).
+ * Compares the sha256 of each file in `drizzle/` with drizzle's `__drizzle_migrations` table.
+ */
+export function pendingMigrations(db: Db): number {
+  const wanted = readMigrationFiles({ migrationsFolder: MIGRATIONS_DIR }).map((m) => m.hash);
+  let applied = new Set<string>();
+  try {
+    const rows = db.sqlite.prepare('SELECT hash FROM __drizzle_migrations').all() as { hash: string }[];
+    applied = new Set(rows.map((r) => r.hash));
+  } catch {
+    return wanted.length;
+  }
+  return wanted.filter((h) => !applied.has(h)).length;
+}
+
+/**
+ * Runs `fn` in a `BEGIN IMMEDIATE` transaction: committed when `fn` returns, rolled back when it
+ * throws (the error is rethrown). Nested calls become savepoints. Every state change and its
+ * audit row go through here, so both land or neither does.
+ */
+export function immediate<T>(db: Db, fn: () => T): T {
+  if (db.sqlite.inTransaction) return db.sqlite.transaction(fn)();
+  return db.sqlite.transaction(fn).immediate();
+}
+
+/**
+ * Probes whether the database accepts writes: a write inside a transaction that is always rolled
+ * back. Returns null when writable, or the reason it is not.
+ */
+export function writeProbe(db: Db): string | null {
+  try {
+    db.sqlite.transaction(() => {
+      db.sqlite.prepare("INSERT OR REPLACE INTO broker_meta (key, value) VALUES ('ready_probe', 'x')").run();
+      throw new RollbackProbe();
+    }).immediate();
+    return null;
+  } catch (err) {
+    if (err instanceof RollbackProbe) return null;
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+class RollbackProbe extends Error {}

@@ -1,0 +1,56 @@
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { Config } from './config.js';
+import { openDb, type Db } from './db/open.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
+import { createLogger, type Logger } from './log.js';
+import { loadGroups, type Groups } from './policies/groups.js';
+import { KeyStore, loadOrCreateMasterKey } from './secrets/keys.js';
+
+/** Everything the app and the CLI run on. Built once per process by {@link createDeps}. */
+export interface Deps {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  keys: KeyStore;
+  groups: Groups;
+  metrics: Metrics;
+  /** Paths created or used at start-up, for the start-up log line. */
+  paths: { dataDir: string; dbPath: string; masterKey: string; policiesDir: string };
+}
+
+/** Optional replacements for tests (a manual clock, a captured logger, an open database). */
+export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db'>>;
+
+/**
+ * Opens the database (creating the data directory and applying migrations), loads or creates the
+ * master key (mode 0600), loads the groups policy and gives each group a key.
+ * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
+ */
+export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const master = loadOrCreateMasterKey(config.dataDir);
+  const db =
+    overrides.db ??
+    openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
+  const groups = loadGroups(config.policiesDir);
+  const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000);
+  keys.ensureGroups(groups.keys());
+  return {
+    config,
+    db,
+    clock,
+    logger,
+    keys,
+    groups,
+    metrics: createMetrics(),
+    paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, policiesDir: config.policiesDir },
+  };
+}
+
+/** Closes what {@link createDeps} opened. Idempotent. */
+export function closeDeps(deps: Deps): void {
+  if (deps.db.sqlite.open) deps.db.sqlite.close();
+}

@@ -1,0 +1,42 @@
+/**
+ * RFC 9530 `Content-Digest`: a structured dictionary of algorithm → byte sequence over the
+ * message content. The broker requires `sha-256` and also checks `sha-512` when present; other
+ * algorithms are ignored (RFC 9530 §2).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { parseDictionary, serializeDictionary, type Item } from 'structured-headers';
+
+const ALGORITHMS = { 'sha-256': 'sha256', 'sha-512': 'sha512' } as const;
+/** Digest algorithms this broker computes (RFC 9530 §5, IANA registry). */
+export type DigestAlgorithm = keyof typeof ALGORITHMS;
+
+/** Serializes a `Content-Digest` value for `body`, e.g. `sha-256=:X48E…=:`. */
+export function contentDigest(body: Uint8Array | string, algorithms: DigestAlgorithm[] = ['sha-256']): string {
+  return serializeDictionary(
+    new Map(algorithms.map((alg): [string, Item] => [alg, [createHash(ALGORITHMS[alg]).update(body).digest(), new Map()]])),
+  );
+}
+
+/**
+ * Checks a `Content-Digest` field against the body bytes.
+ * @returns null when valid, or a reason: absent, unparsable, no `sha-256` member, or a mismatch.
+ */
+export function checkContentDigest(header: string | null, body: Uint8Array): string | null {
+  if (!header) return 'Content-Digest is missing';
+  let dict: ReturnType<typeof parseDictionary>;
+  try {
+    dict = parseDictionary(header);
+  } catch {
+    return 'Content-Digest is not a structured dictionary';
+  }
+  if (!dict.has('sha-256')) return 'Content-Digest has no sha-256 member';
+  for (const [alg, nodeAlg] of Object.entries(ALGORITHMS)) {
+    const member = dict.get(alg);
+    if (member === undefined) continue;
+    if (!(member[0] instanceof ArrayBuffer)) return `Content-Digest ${alg} is not a byte sequence`;
+    const presented = Buffer.from(member[0]);
+    const actual = createHash(nodeAlg).update(body).digest();
+    if (presented.length !== actual.length || !timingSafeEqual(presented, actual)) return `Content-Digest ${alg} does not match the body`;
+  }
+  return null;
+}

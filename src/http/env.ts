@@ -1,0 +1,23 @@
+import type { Logger } from 'pino';
+
+/** Who is calling: an agent group (RFC 9421 signature) or a token holder (bearer JWT). */
+export type Principal =
+  | { type: 'group'; group: string; keyVersion: number; keyid: string }
+  | { type: 'token'; role: 'operator' | 'auditor'; subject: string };
+
+/** Hono context variables set by the broker's middleware. */
+export interface AppVariables {
+  /** Per-request id (echoes a valid `X-Request-Id`, otherwise a new one); on every log line. */
+  requestId: string;
+  /** Child logger bound to the request id. */
+  log: Logger;
+  /** Set by the authentication middleware. */
+  principal: Principal;
+  /** The raw request body bytes, read once (empty for GET). */
+  rawBody: Uint8Array;
+  /** The verified `Idempotency-Key` of a signed POST/PUT/PATCH. */
+  idempotencyKey: string;
+}
+
+/** The Hono environment type shared by every route. */
+export type AppEnv = { Variables: AppVariables };

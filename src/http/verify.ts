@@ -1,0 +1,136 @@
+/**
+ * The broker's RFC 9421 profile and the middleware that enforces it on `/v1/*` group requests.
+ *
+ * Profile (README "Signed requests"): label `broker`; parameters `created`, `keyid="<group>:<version>"`,
+ * `alg="hmac-sha256"`, `tag="nanoclaw-broker"`; covered components at least `@method`, `@path`,
+ * `@query`, plus `content-digest` and `idempotency-key` when the method carries a body.
+ */
+import type { MiddlewareHandler } from 'hono';
+import type { Clock } from '../clock.js';
+import type { KeyStore } from '../secrets/keys.js';
+import { checkContentDigest } from './digest.js';
+import type { AppEnv } from './env.js';
+import { ApiError } from './problem.js';
+import { hmacSha256, macEquals, parseSignature, signatureBase, SignatureFormatError, type SignableRequest } from './signature.js';
+
+/** The signature label the broker reads (`Signature-Input: broker=(…)`). */
+export const SIGNATURE_LABEL = 'broker';
+/** The required `tag` parameter (RFC 9421 §2.3), binding signatures to this application. */
+export const SIGNATURE_TAG = 'nanoclaw-broker';
+/** The only algorithm accepted. */
+export const SIGNATURE_ALG = 'hmac-sha256';
+/** Components every request covers. */
+export const REQUIRED_COMPONENTS = ['@method', '@path', '@query'] as const;
+/** Components a request with a body also covers. */
+export const BODY_COMPONENTS = ['content-digest', 'idempotency-key'] as const;
+/** Methods that carry a body and so need a digest and an idempotency key. */
+export const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/** `Idempotency-Key` syntax: 1–255 of `[A-Za-z0-9._:-]`. */
+export const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,255}$/;
+
+/** What the verification needs: key lookup, the clock, and the allowed skew in seconds. */
+export interface VerifyDeps {
+  keys: Pick<KeyStore, 'lookup'>;
+  clock: Clock;
+  clockSkewS: number;
+}
+
+/** A request that passed verification: who signed it and, for body methods, its idempotency key. */
+export interface VerifiedRequest {
+  group: string;
+  keyVersion: number;
+  keyid: string;
+  idempotencyKey: string | null;
+}
+
+const invalid = (detail: string) => new ApiError('signature_invalid', detail);
+
+/**
+ * Verifies one request against the broker profile. Pure with respect to the database (a key
+ * lookup reads, nothing writes).
+ * @param body the raw body bytes (empty for GET).
+ * @throws ApiError 401 `signature_missing` | `signature_invalid` | `signature_expired` |
+ *   `digest_mismatch` | `unknown_key`, or 400 `idempotency_key_missing`.
+ */
+export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, deps: VerifyDeps): VerifiedRequest {
+  let parsed;
+  try {
+    parsed = parseSignature(req.headers.get('signature-input'), req.headers.get('signature'), SIGNATURE_LABEL);
+  } catch (err) {
+    throw invalid(err instanceof Error ? err.message : 'malformed signature');
+  }
+  if (!parsed) {
+    throw new ApiError('signature_missing', `Sign the request (RFC 9421) with Signature-Input and Signature under the label "${SIGNATURE_LABEL}".`);
+  }
+  const { params } = parsed;
+  const created = params.get('created');
+  const keyid = params.get('keyid');
+  const expires = params.get('expires');
+  if (params.get('alg') !== SIGNATURE_ALG) throw invalid(`The signature parameter alg must be "${SIGNATURE_ALG}".`);
+  if (params.get('tag') !== SIGNATURE_TAG) throw invalid(`The signature parameter tag must be "${SIGNATURE_TAG}".`);
+  if (typeof keyid !== 'string') throw invalid('The signature parameter keyid must be a string "<group>:<version>".');
+  if (typeof created !== 'number' || !Number.isInteger(created)) throw invalid('The signature parameter created must be an integer (Unix seconds).');
+  if (expires !== undefined && (typeof expires !== 'number' || !Number.isInteger(expires))) throw invalid('The signature parameter expires must be an integer.');
+
+  const key = deps.keys.lookup(keyid);
+  if (!key) throw new ApiError('unknown_key', `The key id "${keyid}" is unknown or retired; export the group's current secret.`);
+
+  const nowS = deps.clock.now() / 1000;
+  if (Math.abs(nowS - created) > deps.clockSkewS) {
+    throw new ApiError('signature_expired', `The signature was created ${Math.round(nowS - created)} s from now; at most ${deps.clockSkewS} s is allowed.`);
+  }
+  if (typeof expires === 'number' && nowS > expires) throw new ApiError('signature_expired', 'The signature is past its expires parameter.');
+
+  const hasBody = BODY_METHODS.has(req.method.toUpperCase());
+  let idempotencyKey: string | null = null;
+  if (hasBody) {
+    idempotencyKey = req.headers.get('idempotency-key');
+    if (idempotencyKey === null || !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
+      throw new ApiError('idempotency_key_missing', 'A request with a body needs an Idempotency-Key of 1–255 characters of [A-Za-z0-9._:-].');
+    }
+    const digestProblem = checkContentDigest(req.headers.get('content-digest'), body);
+    if (digestProblem) throw new ApiError('digest_mismatch', `${digestProblem} (RFC 9530, sha-256 over the raw body bytes).`);
+  }
+  const required = hasBody ? [...REQUIRED_COMPONENTS, ...BODY_COMPONENTS] : REQUIRED_COMPONENTS;
+  const uncovered = required.filter((c) => !parsed.components.includes(c));
+  if (uncovered.length > 0) throw invalid(`The signature must cover ${uncovered.map((c) => `"${c}"`).join(', ')}.`);
+
+  let base: string;
+  try {
+    base = signatureBase(req, parsed.components, parsed.innerList);
+  } catch (err) {
+    if (err instanceof SignatureFormatError) throw invalid(err.message);
+    throw err;
+  }
+  if (!macEquals(hmacSha256(key.secret, base), parsed.signature)) {
+    throw invalid('The signature does not match the request.');
+  }
+  return { group: key.group, keyVersion: key.version, keyid: key.keyid, idempotencyKey };
+}
+
+/**
+ * Hono middleware: reads the raw body, verifies the broker signature, and sets `principal`
+ * (`type: 'group'`), `rawBody` and, for body methods, `idempotencyKey`.
+ * Failures throw {@link ApiError} (rendered as problem+json by the app's error handler).
+ */
+export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const body = await readRawBody(c.req.raw);
+    c.set('rawBody', body);
+    const verified = verifyBrokerSignature(c.req.raw, body, deps);
+    c.set('principal', { type: 'group', group: verified.group, keyVersion: verified.keyVersion, keyid: verified.keyid });
+    if (verified.idempotencyKey !== null) c.set('idempotencyKey', verified.idempotencyKey);
+    await next();
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Reads a request's body bytes once (the body-limit middleware has already capped its size).
+ * Returns an empty array for requests without a body.
+ */
+export async function readRawBody(req: Request): Promise<Uint8Array> {
+  if (req.body === null || req.bodyUsed) return EMPTY;
+  return new Uint8Array(await req.arrayBuffer());
+}

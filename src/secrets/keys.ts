@@ -1,0 +1,172 @@
+import { hkdfSync, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { appendActivity } from '../audit/trail.js';
+import { registerSecret } from '../audit/redact.js';
+import { immediate, type Db } from '../db/open.js';
+import type { Clock } from '../clock.js';
+
+/** Master key length, in bytes. */
+const MASTER_KEY_BYTES = 32;
+/** Derived group secret length, in bytes (HMAC-SHA256 key). */
+export const GROUP_SECRET_BYTES = 32;
+
+/**
+ * Reads the master key from `<dataDir>/master.key` (base64 text), creating it with 32 random
+ * bytes and mode 0600 when missing. The key is registered for redaction.
+ * @returns the raw key and whether it was created now.
+ * @throws Error when the file exists but does not hold 32 base64 bytes.
+ */
+export function loadOrCreateMasterKey(dataDir: string): { key: Buffer; path: string; created: boolean } {
+  const file = path.join(dataDir, 'master.key');
+  fs.mkdirSync(dataDir, { recursive: true });
+  let created = false;
+  try {
+    fs.writeFileSync(file, `${randomBytes(MASTER_KEY_BYTES).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    created = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const text = fs.readFileSync(file, 'utf8').trim();
+  const key = Buffer.from(text, 'base64');
+  if (key.length !== MASTER_KEY_BYTES) throw new Error(`${file}: expected ${MASTER_KEY_BYTES} base64-encoded bytes`);
+  registerSecret(text);
+  return { key, path: file, created };
+}
+
+/**
+ * Derives a group's HMAC secret: HKDF-SHA256 (RFC 5869) over the master key with salt
+ * `nanoclaw-broker/group-hmac` and info `<group>:v<version>`, 32 bytes. Registered for redaction.
+ */
+export function deriveGroupSecret(masterKey: Buffer, group: string, version: number): Buffer {
+  const secret = Buffer.from(hkdfSync('sha256', masterKey, 'nanoclaw-broker/group-hmac', `${group}:v${version}`, GROUP_SECRET_BYTES));
+  registerSecret(secret.toString('base64url'));
+  return secret;
+}
+
+/** A verified key: the group and version named by a `keyid` of the form `<group>:<version>`. */
+export interface GroupKey {
+  group: string;
+  version: number;
+  keyid: string;
+  secret: Buffer;
+}
+
+interface KeyRow {
+  group: string;
+  version: number;
+  createdAt: number;
+  retiresAt: number | null;
+}
+
+/**
+ * Group key versions. The database holds which versions exist and when they retire; secrets are
+ * derived on demand and cached in memory.
+ */
+export class KeyStore {
+  private readonly cache = new Map<string, Buffer>();
+
+  /**
+   * @param graceMs how long a rotated-out version keeps verifying, in ms.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly masterKey: Buffer,
+    private readonly clock: Clock,
+    private readonly graceMs: number,
+  ) {}
+
+  /**
+   * Gives every listed group a version-1 key if it has none (audited as `key.created`). Idempotent.
+   */
+  ensureGroups(groups: Iterable<string>): void {
+    const has = this.db.sqlite.prepare('SELECT 1 FROM group_keys WHERE "group" = ? LIMIT 1');
+    const insert = this.db.sqlite.prepare('INSERT OR IGNORE INTO group_keys ("group", version, created_at) VALUES (?, 1, ?)');
+    for (const group of groups) {
+      if (has.get(group)) continue;
+      immediate(this.db, () => {
+        const now = this.clock.now();
+        if (insert.run(group, now).changes === 0) return;
+        appendActivity(this.db, { actor: 'system', kind: 'key.created', subject: `group:${group}`, detail: { group, version: 1 } }, now);
+      });
+    }
+  }
+
+  /**
+   * Resolves a `keyid` (`<group>:<version>`) to its secret.
+   * @returns null when the id is malformed, unknown, or past its retirement instant.
+   */
+  lookup(keyid: string): GroupKey | null {
+    const m = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/.exec(keyid);
+    if (!m) return null;
+    const group = m[1]!;
+    const version = Number(m[2]);
+    const row = this.db.sqlite
+      .prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?')
+      .get(group, version) as Pick<KeyRow, 'retiresAt'> | undefined;
+    if (!row) return null;
+    if (row.retiresAt !== null && this.clock.now() >= row.retiresAt) return null;
+    return { group, version, keyid, secret: this.secret(group, version) };
+  }
+
+  /**
+   * The group's current (newest) key.
+   * @throws Error when the group has no key (not in policies/groups.json).
+   */
+  current(group: string): GroupKey {
+    const row = this.db.sqlite
+      .prepare('SELECT MAX(version) AS version FROM group_keys WHERE "group" = ?')
+      .get(group) as { version: number | null };
+    if (row.version === null) throw new Error(`group ${group} has no key; is it in policies/groups.json?`);
+    return { group, version: row.version, keyid: `${group}:${row.version}`, secret: this.secret(group, row.version) };
+  }
+
+  /**
+   * Rotates a group's key: creates version N+1 and retires every older live version after the
+   * grace period. Audited as `key.rotated`.
+   * @returns the new current key.
+   */
+  rotate(group: string, actor: string): GroupKey {
+    const version = immediate(this.db, () => {
+      const now = this.clock.now();
+      const { version: current } = this.current(group);
+      const next = current + 1;
+      const retiresAt = now + this.graceMs;
+      this.db.sqlite
+        .prepare('UPDATE group_keys SET retires_at = ? WHERE "group" = ? AND (retires_at IS NULL OR retires_at > ?)')
+        .run(retiresAt, group, retiresAt);
+      this.db.sqlite.prepare('INSERT INTO group_keys ("group", version, created_at) VALUES (?, ?, ?)').run(group, next, now);
+      appendActivity(
+        this.db,
+        { actor, kind: 'key.rotated', subject: `group:${group}`, detail: { group, version: next, previous: current, previous_retires_at: new Date(retiresAt).toISOString() } },
+        now,
+      );
+      return next;
+    });
+    return { group, version, keyid: `${group}:${version}`, secret: this.secret(group, version) };
+  }
+
+  private secret(group: string, version: number): Buffer {
+    const id = `${group}:${version}`;
+    let s = this.cache.get(id);
+    if (!s) {
+      s = deriveGroupSecret(this.masterKey, group, version);
+      this.cache.set(id, s);
+    }
+    return s;
+  }
+}
+
+/**
+ * Writes `<dir>/.ipc_secret` (mode 0600) for mounting into a group's container: JSON
+ * `{"keyid": "<group>:<version>", "alg": "hmac-sha256", "secret": "<base64url>"}`.
+ * @returns the file path.
+ */
+export function exportSecretFile(dir: string, key: GroupKey): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, '.ipc_secret');
+  const body = JSON.stringify({ keyid: key.keyid, alg: 'hmac-sha256', secret: key.secret.toString('base64url') });
+  fs.writeFileSync(file, `${body}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return file;
+}
