@@ -47,9 +47,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.get('/ready', (c) => {
     const reasons = readinessProblems(deps);
     if (reasons.length > 0) {
-      return problemResponse(new ApiError('not_ready', reasons.join('; '), { reasons }), c.req.path);
+      return problemResponse(new ApiError('not_ready', reasons.join('; '), { reasons, providers: providerStatus(deps) }), c.req.path);
     }
-    return c.json({ status: 'ready' });
+    return c.json({ status: 'ready', providers: providerStatus(deps) });
   });
   app.get('/metrics', async (c) => {
     c.header('content-type', deps.metrics.registry.contentType);
@@ -75,6 +75,16 @@ export function readinessProblems(deps: Pick<Deps, 'db'>): string[] {
   const pending = pendingMigrations(deps.db);
   if (pending > 0) reasons.push(`${pending} migration(s) not applied`);
   return reasons;
+}
+
+/** Each provider's availability: `{name: {available, reason?}}` (an unavailable provider answers 503 per call). */
+export function providerStatus(deps: Pick<Deps, 'catalog'>): Record<string, { available: boolean; reason?: string }> {
+  return Object.fromEntries(
+    deps.catalog.providers.map((p) => {
+      const reason = p.unavailableReason();
+      return [p.name, reason === null ? { available: true } : { available: false, reason }];
+    }),
+  );
 }
 
 function renderError(err: Error, c: Context<AppEnv>): Response {

@@ -1,3 +1,5 @@
+import { hostProviders } from '../providers/index.js';
+import { Catalog } from './broker/catalog.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -16,12 +18,14 @@ export interface Deps {
   keys: KeyStore;
   groups: Groups;
   metrics: Metrics;
+  /** The registered provider actions. */
+  catalog: Catalog;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; policiesDir: string };
 }
 
 /** Optional replacements for tests (a manual clock, a captured logger, an open database). */
-export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db'>>;
+export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'catalog'>>;
 
 /**
  * Opens the database (creating the data directory and applying migrations), loads or creates the
@@ -46,11 +50,13 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     keys,
     groups,
     metrics: createMetrics(),
+    catalog: overrides.catalog ?? new Catalog(hostProviders()),
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, policiesDir: config.policiesDir },
   };
 }
 
 /** Closes what {@link createDeps} opened. Idempotent. */
-export function closeDeps(deps: Deps): void {
+export async function closeDeps(deps: Deps): Promise<void> {
+  await Promise.all(deps.catalog.providers.map((p) => p.close?.()));
   if (deps.db.sqlite.open) deps.db.sqlite.close();
 }

