@@ -5,3 +5,4 @@
 export * from './meta.js';
 export * from '../audit/schema.js';
 export * from '../secrets/schema.js';
+export * from '../kernel/schema.js';
