@@ -1,5 +1,6 @@
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from './broker/catalog.js';
+import { GrantStore } from './broker/grants/store.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -20,6 +21,8 @@ export interface Deps {
   metrics: Metrics;
   /** The registered provider actions. */
   catalog: Catalog;
+  /** Grants served from memory, reloaded when any connection changes them (`GrantSource`). */
+  grants: GrantStore;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; policiesDir: string };
 }
@@ -51,6 +54,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     groups,
     metrics: createMetrics(),
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
+    grants: new GrantStore(db, clock),
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, policiesDir: config.policiesDir },
   };
 }

@@ -6,3 +6,4 @@ export * from './meta.js';
 export * from '../audit/schema.js';
 export * from '../secrets/schema.js';
 export * from '../kernel/schema.js';
+export * from '../broker/grants/schema.js';

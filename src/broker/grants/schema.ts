@@ -1,0 +1,103 @@
+import { sql } from 'drizzle-orm';
+import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+/**
+ * `grants`: capability grants (issue 4, "Grants"). Times are Unix ms.
+ *
+ * The stored `status` is one of `pending_approval`, `active`, `rejected`, `revoked`; `expired` is
+ * derived from the clock (`expires_at` for active grants, `pending_expires_at` for pending ones),
+ * so a grant stops working at its exact instant without any sweeper. Every insert, update or
+ * delete bumps `grants_version` (triggers in `drizzle/*_grants_version_triggers.sql`), which the
+ * in-memory {@link GrantStore} reads per lookup to notice changes made by any connection.
+ */
+export const grants = sqliteTable(
+  'grants',
+  {
+    /** `grt_<ULID>`. */
+    id: text('id').primaryKey(),
+    group: text('group').notNull(),
+    provider: text('provider').notNull(),
+    /** 1–3. */
+    level: integer('level').notNull(),
+    /** JSON array of action patterns, or null = every action of the provider at or below `level`. */
+    allowedActions: text('allowed_actions'),
+    /** JSON array of action patterns, or null = none denied. */
+    deniedActions: text('denied_actions'),
+    /** JSON array of resource patterns, or null = any resource. */
+    resources: text('resources'),
+    reason: text('reason').notNull(),
+    /** The principal that created it: a group (`main`) or `operator:<subject>`. */
+    requestedBy: text('requested_by').notNull(),
+    /** pending_approval | active | rejected | revoked (expired is derived). */
+    status: text('status').notNull(),
+    /** Requested lifetime after activation, in seconds; null when `requested_expires_at` or no expiry. */
+    ttlS: integer('ttl_s'),
+    /** Requested absolute expiry (Unix ms); null when `ttl_s` or no expiry. */
+    requestedExpiresAt: integer('requested_expires_at'),
+    /** sha256 hex of the RFC 8785 canonical terms; approvals sign it. */
+    digest: text('digest').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    activatedAt: integer('activated_at'),
+    /** The exact instant it stops working; null = no expiry (L1 only). */
+    expiresAt: integer('expires_at'),
+    /** L3 only: when a grant still pending approval expires. */
+    pendingExpiresAt: integer('pending_expires_at'),
+    /** When a signed denial rejected it. */
+    rejectedAt: integer('rejected_at'),
+    revokedAt: integer('revoked_at'),
+    revokedBy: text('revoked_by'),
+    revokeReason: text('revoke_reason'),
+    /** The creating request's Idempotency-Key and the sha256 of its body (replays return this grant). */
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash'),
+  },
+  (t) => [
+    index('grants_group_provider_idx').on(t.group, t.provider),
+    index('grants_status_idx').on(t.status),
+    index('grants_activated_idx').on(t.activatedAt),
+    uniqueIndex('grants_idempotency_idx').on(t.requestedBy, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  ],
+);
+
+/**
+ * `grant_approvals`: signed L3 decisions (compact EdDSA JWS, kept verbatim for non-repudiation).
+ * An approval counts only while `grant_digest` equals the grant's current `digest`.
+ */
+export const grantApprovals = sqliteTable(
+  'grant_approvals',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    grantId: text('grant_id')
+      .notNull()
+      .references(() => grants.id),
+    approverId: text('approver_id').notNull(),
+    approverGroup: text('approver_group').notNull(),
+    /** approve | deny */
+    decision: text('decision').notNull(),
+    grantDigest: text('grant_digest').notNull(),
+    jws: text('jws').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('grant_approvals_once_idx').on(t.grantId, t.grantDigest, t.approverId)],
+);
+
+/**
+ * `approvers`: approvers registered with `broker approvers add` (those in
+ * `policies/approvers.json` are read from the file). `public_jwk` is an Ed25519 OKP public JWK.
+ */
+export const approvers = sqliteTable('approvers', {
+  id: text('id').primaryKey(),
+  group: text('group').notNull(),
+  publicJwk: text('public_jwk').notNull(),
+  /** RFC 7638 JWK thumbprint (sha256), for display. */
+  thumbprint: text('thumbprint').notNull(),
+  addedBy: text('added_by').notNull(),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** `grants_version`: one row, bumped by triggers on every change to grants and approvals. */
+export const grantsVersion = sqliteTable('grants_version', {
+  id: integer('id').primaryKey(),
+  version: integer('version').notNull(),
+});
