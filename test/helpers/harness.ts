@@ -10,6 +10,7 @@ import { createApp } from '../../src/app.js';
 import { BrokerClient } from '../../src/client/index.js';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
+import { openDb } from '../../src/db/open.js';
 import { closeDeps, createDeps, type Deps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -32,6 +33,8 @@ export interface BrokerOptions {
   listen?: boolean;
   /** Reuse a data directory (to restart on the same database). */
   dataDir?: string;
+  /** Open the (existing) database read-only, as if the disk refused writes. */
+  readonlyDb?: boolean;
 }
 
 /** A running broker for one test file. */
@@ -68,7 +71,8 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
       cb();
     },
   });
-  const deps = createDeps(config, { clock, logger: createLogger(config.logLevel, sink) });
+  const db = opts.readonlyDb ? openDb({ path: config.dbPath, readonly: true }) : undefined;
+  const deps = createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}) });
   const listen = opts.listen ?? true;
   const server = listen ? await startServer(deps, '127.0.0.1', 0) : null;
   const app = listen ? null : createApp(deps);
