@@ -7,3 +7,4 @@ export * from '../audit/schema.js';
 export * from '../secrets/schema.js';
 export * from '../kernel/schema.js';
 export * from '../broker/grants/schema.js';
+export * from '../broker/calls/schema.js';
