@@ -34,6 +34,7 @@ export const ERROR_STATUS = {
   approval_invalid: 422,
   grant_not_pending: 409,
   // capability broker: the decision path
+  unknown_action: 422,
   request_in_flight: 409,
   idempotency_key_reused: 422,
   backpressure: 429,
