@@ -2,13 +2,14 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { randomUUID } from 'node:crypto';
+import { authenticate } from './auth/middleware.js';
 import type { Deps } from './deps.js';
 import { pendingMigrations, writeProbe } from './db/open.js';
 import type { AppEnv } from './http/env.js';
 import { metricsMiddleware } from './http/metrics.js';
 import { ApiError, problemResponse } from './http/problem.js';
-import { requireGroupSignature } from './http/verify.js';
 import { whoamiRoute } from './http/whoami.js';
+import { kernelRoutes } from './kernel/routes.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -56,8 +57,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     return c.body(await deps.metrics.registry.metrics());
   });
 
-  app.use('/v1/*', requireGroupSignature({ keys: deps.keys, clock: deps.clock, clockSkewS: deps.config.clockSkewS }));
+  app.use('/v1/*', authenticate(deps));
   app.get('/v1/whoami', whoamiRoute);
+  app.route('/', kernelRoutes(deps));
 
   app.notFound((c) => notFound(app, c));
   app.onError((err, c) => renderError(err, c));

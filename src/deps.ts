@@ -1,6 +1,8 @@
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from './broker/catalog.js';
 import { GrantStore } from './broker/grants/store.js';
+import { loadOrCreateSigningKey } from './auth/keys.js';
+import { TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -23,8 +25,10 @@ export interface Deps {
   catalog: Catalog;
   /** Grants served from memory, reloaded when any connection changes them (`GrantSource`). */
   grants: GrantStore;
+  /** Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`). */
+  tokens: TokenService;
   /** Paths created or used at start-up, for the start-up log line. */
-  paths: { dataDir: string; dbPath: string; masterKey: string; policiesDir: string };
+  paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
 
 /** Optional replacements for tests (a manual clock, a captured logger, an open database). */
@@ -39,6 +43,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const master = loadOrCreateMasterKey(config.dataDir);
+  const signingKey = loadOrCreateSigningKey(config.dataDir);
   const db =
     overrides.db ??
     openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
@@ -55,7 +60,8 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     metrics: createMetrics(),
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
-    paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, policiesDir: config.policiesDir },
+    tokens: new TokenService(signingKey, clock),
+    paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
 }
 

@@ -1,0 +1,106 @@
+/**
+ * Authentication for `/v1/*` (issue 4, "Routes and people"): a bearer JWT (operators, auditors)
+ * or, without an `Authorization` header, the RFC 9421 group signature. Routes then say who may
+ * call them with {@link requirePrincipal} / {@link requireRole}.
+ */
+import type { MiddlewareHandler } from 'hono';
+import type { Clock } from '../clock.js';
+import type { AppEnv, Principal } from '../http/env.js';
+import { ApiError } from '../http/problem.js';
+import { BODY_METHODS, IDEMPOTENCY_KEY_RE, readRawBody, requireGroupSignature } from '../http/verify.js';
+import type { KeyStore } from '../secrets/keys.js';
+import { wwwAuthenticate, type Role, type TokenService } from './tokens.js';
+
+/**
+ * Path prefixes a bearer token may reach at all; every other `/v1/*` path answers a token 403
+ * `forbidden` before its handler runs (default deny, so a route that forgets its guard never
+ * serves operators or auditors by accident). Each route still checks the role it needs.
+ */
+export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/audit', '/v1/calls'];
+
+/** What {@link authenticate} needs: token verification, and the group-signature inputs. */
+export interface AuthDeps {
+  tokens: Pick<TokenService, 'verify'>;
+  keys: Pick<KeyStore, 'lookup'>;
+  clock: Clock;
+  config: { clockSkewS: number };
+}
+
+const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/;
+
+/**
+ * Hono middleware: with `Authorization: Bearer <JWT>` it verifies the token and sets `principal`
+ * to `{type: 'token', role, subject}`; without an `Authorization` header it falls back to the
+ * RFC 9421 group signature (`{type: 'group', …}`). Either way `rawBody` is set, and body methods
+ * need a valid `Idempotency-Key` (for bearer requests too: safe retries).
+ * @throws ApiError 401 `unauthorized` (another scheme, a malformed, expired or foreign token,
+ *   with `WWW-Authenticate`), 403 `forbidden` (a token outside {@link TOKEN_ROUTE_PREFIXES}),
+ *   400 `idempotency_key_missing`, and the signature middleware's 401 codes.
+ */
+export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
+  const signed = requireGroupSignature({ keys: deps.keys, clock: deps.clock, clockSkewS: deps.config.clockSkewS });
+  return async (c, next) => {
+    const authorization = c.req.header('authorization');
+    if (authorization === undefined) return signed(c, next);
+    const match = BEARER_RE.exec(authorization.trim());
+    if (!match) {
+      throw new ApiError('unauthorized', 'Authorization must be "Bearer <token>"; agent groups sign requests (RFC 9421) instead.', {}, wwwAuthenticate('invalid_request'));
+    }
+    const claims = await deps.tokens.verify(match[1]!);
+    if (!TOKEN_ROUTE_PREFIXES.some((p) => c.req.path === p || c.req.path.startsWith(`${p}/`))) {
+      throw new ApiError('forbidden', `A ${claims.role} token cannot use ${c.req.path}; it serves grants, calls and the audit trail.`);
+    }
+    c.set('rawBody', await readRawBody(c.req.raw));
+    if (BODY_METHODS.has(c.req.method.toUpperCase())) {
+      const key = c.req.header('idempotency-key');
+      if (key === undefined || !IDEMPOTENCY_KEY_RE.test(key)) {
+        throw new ApiError('idempotency_key_missing', 'A request with a body needs an Idempotency-Key of 1–255 characters of [A-Za-z0-9._:-].');
+      }
+      c.set('idempotencyKey', key);
+    }
+    c.set('principal', { type: 'token', role: claims.role, subject: claims.subject });
+    await next();
+  };
+}
+
+/** Who may use a route: token roles and/or agent groups (by name). Nobody else. */
+export interface Access {
+  roles?: readonly Role[];
+  groups?: readonly string[];
+}
+
+/** True when `principal` is allowed by `access`. */
+export function isAllowed(principal: Principal, access: Access): boolean {
+  return principal.type === 'token' ? (access.roles ?? []).includes(principal.role) : (access.groups ?? []).includes(principal.group);
+}
+
+/**
+ * Per-route guard: lets the request through when the authenticated principal matches `access`.
+ * @throws ApiError 403 `forbidden` naming who may call the route.
+ */
+export function requirePrincipal(access: Access): MiddlewareHandler<AppEnv> {
+  const who = [...(access.roles ?? []).map((r) => `${r} tokens`), ...(access.groups ?? []).map((g) => `the ${g} group`)].join(', ') || 'nobody';
+  return async (c, next) => {
+    if (!isAllowed(c.get('principal'), access)) {
+      throw new ApiError('forbidden', `${describe(c.get('principal'))} may not ${c.req.method} ${c.req.path}; allowed: ${who}.`);
+    }
+    await next();
+  };
+}
+
+/** {@link requirePrincipal} for token roles only (no agent group). */
+export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
+  return requirePrincipal({ roles });
+}
+
+/**
+ * The actor string for audit rows and `requested_by`: the group name (`main`) or
+ * `<role>:<subject>` (`operator:alice`).
+ */
+export function principalName(principal: Principal): string {
+  return principal.type === 'group' ? principal.group : `${principal.role}:${principal.subject}`;
+}
+
+function describe(p: Principal): string {
+  return p.type === 'group' ? `The ${p.group} group` : `A ${p.role} token`;
+}
