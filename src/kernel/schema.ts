@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { TaskState } from './coupling.js';
 import { index, integer, sqliteTable, text, uniqueIndex, type AnySQLiteColumn } from 'drizzle-orm/sqlite-core';
 
 /**
@@ -18,9 +19,9 @@ export const tasks = sqliteTable(
     /** P0 | P1 | P2 | P3 */
     priority: text('priority').notNull(),
     /** INBOX | TRIAGED | READY | DOING | REVIEW | APPROVAL | DONE | BLOCKED */
-    state: text('state').notNull(),
+    state: text('state').$type<TaskState>().notNull(),
     /** While BLOCKED: the state it came from (and returns to). */
-    blockedFrom: text('blocked_from'),
+    blockedFrom: text('blocked_from').$type<TaskState>(),
     blockedReason: text('blocked_reason'),
     assignedGroup: text('assigned_group'),
     /** The group that moved it DOING → REVIEW. */
