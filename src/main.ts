@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliExit } from './cli/common.js';
 import { registerFoundationCommands } from './cli/foundation.js';
+import { registerKernelCommands } from './kernel/cli.js';
 
 const program = new Command('broker')
   .description('NanoClaw OS External Access Broker')
@@ -12,6 +13,7 @@ const program = new Command('broker')
   .exitOverride();
 
 registerFoundationCommands(program);
+registerKernelCommands(program);
 
 try {
   await program.parseAsync(process.argv);

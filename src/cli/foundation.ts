@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { verifyChain } from '../audit/trail.js';
 import { loadConfig } from '../config.js';
+import { startDispatchLoop } from '../kernel/dispatch.js';
 import { closeDeps, createDeps } from '../deps.js';
 import { exportSecretFile } from '../secrets/keys.js';
 import { startServer } from '../server.js';
@@ -59,6 +60,7 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const deps = createDeps(config);
   const running = await startServer(deps);
+  const stopDispatch = startDispatchLoop(deps);
   deps.logger.info(
     { url: running.url, data_dir: deps.paths.dataDir, db: deps.paths.dbPath, master_key: deps.paths.masterKey, policies: deps.paths.policiesDir },
     'broker listening',
@@ -68,6 +70,7 @@ async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     deps.logger.info({ signal }, 'stopping: finishing requests in flight');
+    stopDispatch();
     await running.stop();
     await closeDeps(deps);
     deps.logger.info('stopped');
