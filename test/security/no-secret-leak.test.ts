@@ -50,7 +50,7 @@ describe('no secret leaves the host', () => {
     const audit = broker.deps.db.sqlite.prepare('SELECT * FROM gov_activities').all();
     const haystacks = { responses: seen.join('\n'), logs: broker.logs.join(''), audit: JSON.stringify(audit) };
     expect(seen.length).toBeGreaterThanOrEqual(20);
-    expect(broker.logs.length).toBeGreaterThan(20);
+    expect(broker.logs.length).toBeGreaterThanOrEqual(20);
     for (const [where, text] of Object.entries(haystacks)) {
       for (const secret of secrets) expect(text.includes(secret), `${where} contains a secret`).toBe(false);
     }
