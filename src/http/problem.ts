@@ -33,6 +33,9 @@ export const ERROR_STATUS = {
   expiry_too_long: 422,
   approval_invalid: 422,
   grant_not_pending: 409,
+  approval_duplicate: 409,
+  approver_ineligible: 403,
+  grant_not_revocable: 409,
   // capability broker: the decision path
   unknown_action: 422,
   request_in_flight: 409,
