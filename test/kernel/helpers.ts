@@ -1,0 +1,94 @@
+/**
+ * Kernel test helpers: drive tasks through the real signed routes of a test broker.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { BrokerResponse } from '../../src/client/index.js';
+import type { TaskJson, TaskState } from '../../src/kernel/model.js';
+import { REPO_ROOT, type TestBroker } from '../helpers/harness.js';
+
+/** A task as the test last saw it: its JSON and ETag. */
+export interface Seen {
+  id: string;
+  etag: string;
+  task: TaskJson;
+}
+
+/** Turns a task response into {@link Seen}; fails loudly on a non-2xx. */
+export function seen(res: BrokerResponse<TaskJson>): Seen {
+  if (res.status >= 300) throw new Error(`expected success, got ${res.status}: ${JSON.stringify(res.body)}`);
+  return { id: res.body.id, etag: res.headers.get('etag')!, task: res.body };
+}
+
+/** The path each state is reached by from INBOX (group, target, extra body), for a task assigned to `developer`. */
+const PATH: { to: TaskState; by: string; extra?: Record<string, unknown> }[] = [
+  { to: 'TRIAGED', by: 'main' },
+  { to: 'READY', by: 'main', extra: { assigned_group: 'developer' } },
+  { to: 'DOING', by: 'developer' },
+  { to: 'REVIEW', by: 'developer' },
+  { to: 'APPROVAL', by: 'main' },
+];
+
+/** Kernel operations against one broker. */
+export class Kernel {
+  constructor(readonly broker: TestBroker) {}
+
+  /** `POST /v1/tasks` as `group` (default main). */
+  create(body: Record<string, unknown> = {}, group = 'main'): Promise<BrokerResponse<TaskJson>> {
+    return this.broker.client(group).post('/v1/tasks', { title: 'A task', type: 'BUG', ...body });
+  }
+
+  /** `POST /v1/tasks/{id}/transition` as `group` with `If-Match: etag` (omitted when null). */
+  move(group: string, t: Pick<Seen, 'id' | 'etag'>, to: TaskState, extra: Record<string, unknown> = {}, etag: string | null = t.etag): Promise<BrokerResponse<any>> {
+    return this.broker.client(group).post(`/v1/tasks/${t.id}/transition`, { to, ...extra }, etag === null ? {} : { headers: { 'if-match': etag } });
+  }
+
+  /** A signed mutation with If-Match on any task sub-route. */
+  mutate(group: string, method: 'POST' | 'PATCH', path: string, t: Pick<Seen, 'etag'>, json: unknown): Promise<BrokerResponse<any>> {
+    return this.broker.client(group).request(method, path, { json, headers: { 'if-match': t.etag } });
+  }
+
+  /** `GET /v1/tasks/{id}` as main. */
+  async get(id: string): Promise<Seen> {
+    return seen(await this.broker.client('main').get(`/v1/tasks/${id}`));
+  }
+
+  /**
+   * Creates a task (`body` merged over a BUG with no gate) and moves it along the happy path to
+   * `state` (assigned to developer); BLOCKED is reached from `blockedFrom`.
+   */
+  async taskIn(state: TaskState, body: Record<string, unknown> = {}, blockedFrom: TaskState = 'DOING'): Promise<Seen> {
+    let t = seen(await this.create(body));
+    if (state === 'INBOX') return t;
+    const target = state === 'BLOCKED' ? blockedFrom : state === 'DONE' ? 'APPROVAL' : state;
+    for (const step of PATH) {
+      if (t.task.state === target) break;
+      t = seen(await this.move(step.by, t, step.to, step.extra));
+    }
+    if (state === 'BLOCKED') t = seen(await this.move('main', t, 'BLOCKED', { reason: 'waiting on a vendor' }));
+    if (state === 'DONE') t = seen(await this.move('main', t, 'DONE'));
+    return t;
+  }
+
+  /** The audit rows about one subject, oldest first: `[kind, actor, detail]`. */
+  audit(subject: string): { kind: string; actor: string; detail: Record<string, unknown> }[] {
+    return (
+      this.broker.deps.db.sqlite.prepare('SELECT kind, actor, detail FROM gov_activities WHERE subject = ? ORDER BY seq').all(subject) as {
+        kind: string;
+        actor: string;
+        detail: string;
+      }[]
+    ).map((r) => ({ kind: r.kind, actor: r.actor, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+  }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs the real `broker audit verify` (`npx tsx src/main.ts audit verify`) on a data directory. */
+export async function auditVerifyCli(dataDir: string): Promise<string> {
+  const { stdout } = await execFileAsync('npx', ['tsx', 'src/main.ts', 'audit', 'verify'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: `${REPO_ROOT}/policies`, BROKER_LOG_LEVEL: 'error' },
+  });
+  return stdout;
+}
