@@ -10,6 +10,7 @@ import { metricsMiddleware } from './http/metrics.js';
 import { ApiError, problemResponse } from './http/problem.js';
 import { whoamiRoute } from './http/whoami.js';
 import { kernelRoutes } from './kernel/routes.js';
+import { callRoutes } from './broker/calls/routes.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -60,6 +61,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use('/v1/*', authenticate(deps));
   app.get('/v1/whoami', whoamiRoute);
   app.route('/', kernelRoutes(deps));
+  app.route('/', callRoutes(deps));
 
   app.notFound((c) => notFound(app, c));
   app.onError((err, c) => renderError(err, c));

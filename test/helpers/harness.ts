@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { hostProviders } from '../../providers/index.js';
 import { createApp } from '../../src/app.js';
+import { Catalog, type Provider } from '../../src/broker/catalog.js';
 import { BrokerClient } from '../../src/client/index.js';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
@@ -35,6 +37,8 @@ export interface BrokerOptions {
   dataDir?: string;
   /** Open the (existing) database read-only, as if the disk refused writes. */
   readonlyDb?: boolean;
+  /** Providers registered beside the host's, e.g. test-only actions (issue 4's call tests). */
+  providers?: Provider[];
 }
 
 /** A running broker for one test file. */
@@ -72,7 +76,8 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
     },
   });
   const db = opts.readonlyDb ? openDb({ path: config.dbPath, readonly: true }) : undefined;
-  const deps = createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}) });
+  const catalog = opts.providers ? new Catalog([...hostProviders(), ...opts.providers]) : undefined;
+  const deps = createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) });
   const listen = opts.listen ?? true;
   const server = listen ? await startServer(deps, '127.0.0.1', 0) : null;
   const app = listen ? null : createApp(deps);

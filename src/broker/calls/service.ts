@@ -1,0 +1,365 @@
+/**
+ * The decision path of `POST /v1/ext/calls` (issue 4, "Decision order for a call"), steps 2–14,
+ * after the signature middleware (step 1). Every answer carries the decision receipt; every answer
+ * except a replay is audited; only a claimed call uses up its Idempotency-Key.
+ */
+import { createHash } from 'node:crypto';
+import PQueue from 'p-queue';
+import { z } from 'zod';
+import { appendActivity } from '../../audit/trail.js';
+import { redact } from '../../audit/redact.js';
+import type { Clock } from '../../clock.js';
+import type { Config } from '../../config.js';
+import type { Db } from '../../db/open.js';
+import { ApiError, problemBody } from '../../http/problem.js';
+import { findTaskForCoupling } from '../../kernel/coupling.js';
+import type { Logger } from '../../log.js';
+import type { ActionDefinition, Catalog, Provider } from '../catalog.js';
+import { decide } from '../decision/decide.js';
+import { newReceipt, type Receipt } from '../decision/receipt.js';
+import type { GrantSource } from '../grants/types.js';
+import { GroupCommit } from './commit.js';
+import { runAction, type Outcome } from './execute.js';
+import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
+
+/**
+ * The body of `POST /v1/ext/calls`: `{action, params?, task_id?}`. Unknown members are refused
+ * (422), so a misspelt `taskId` cannot silently skip task coupling.
+ */
+export const CallRequest = z.strictObject({
+  action: z.string().min(1).max(200),
+  params: z.unknown().optional(),
+  task_id: z.string().min(1).max(128).optional(),
+});
+
+/** The header set on a replayed answer. */
+export const REPLAYED_HEADER = 'Idempotent-Replayed';
+/** `Retry-After` (seconds) on 429 `backpressure` and 409 `request_in_flight`. */
+export const RETRY_AFTER_S = 1;
+
+/** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
+export interface CallServiceDeps {
+  db: Db;
+  clock: Clock;
+  catalog: Catalog;
+  grants: GrantSource;
+  logger: Logger;
+  config: Pick<Config, 'maxPendingPerGroup' | 'groupConcurrency' | 'providerTimeoutMs'>;
+}
+
+/** One verified request: the signing group and key, its Idempotency-Key and the raw body bytes. */
+export interface CallSubmission {
+  group: string;
+  keyid: string;
+  requestId: string;
+  rawBody: Uint8Array;
+  log: Logger;
+  /** The request path, for the problem `instance`. */
+  instance?: string;
+}
+
+/** An answer ready to send: status, the exact JSON body text (what a replay sends again) and headers. */
+export interface CallAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+interface Shape {
+  action: ActionDefinition<any, unknown>;
+  provider: Provider;
+  params: unknown;
+  taskId: string | null;
+  resource: string;
+}
+
+const sha256hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const subjectOf = (group: string, requestId: string) => `call:${group}:${requestId}`;
+const STATUS_OF: Record<Outcome['kind'], CallStatus> = { succeeded: 'succeeded', failed: 'failed', timed_out: 'timed_out' };
+
+/**
+ * The per-process state of the call path: the inflight set (calls claimed here and not yet
+ * ended), each group's pending count (backpressure) and execution queue (`p-queue`), and the group
+ * commit that makes claims, outcomes and denials durable in batches.
+ */
+export class CallService {
+  readonly store: CallStore;
+  readonly commits: GroupCommit;
+  /** `group\n requestId` → fingerprint, from the claim until the outcome is stored. */
+  private readonly inflight = new Map<string, string>();
+  private readonly pending = new Map<string, number>();
+  private readonly queues = new Map<string, PQueue>();
+
+  constructor(private readonly deps: CallServiceDeps) {
+    this.store = new CallStore(deps.db);
+    this.commits = new GroupCommit(deps.db);
+  }
+
+  /** Calls of `group` claimed and not yet ended in this process (queued or running). */
+  pendingFor(group: string): number {
+    return this.pending.get(group) ?? 0;
+  }
+
+  /**
+   * Decides, claims, executes and records one call. Resolves with the answer for every decision
+   * (success, denial, conflict, replay, provider failure).
+   * @throws ApiError 503 `audit_unavailable` when a claim, an outcome or a denial's audit row
+   *   cannot be stored (fail-closed: nothing unrecorded is executed or acknowledged).
+   */
+  async submit(s: CallSubmission): Promise<CallAnswer> {
+    const now = this.deps.clock.now();
+    const receipt = newReceipt(s.group, s.requestId, s.keyid, now);
+
+    const shape = this.shape(s.rawBody, receipt);
+    if (shape instanceof ApiError) return this.refuse(s, receipt, 'rejected', shape, now);
+    receipt.steps.push({ step: 'request', result: 'pass', note: `${shape.action.id} on ${shape.resource}` });
+
+    const fingerprint = sha256hex(s.rawBody);
+    const key = `${s.group}\n${s.requestId}`;
+    const known = this.knownKey(s, key, fingerprint, receipt);
+    if (known instanceof ApiError) return this.refuse(s, receipt, 'rejected', known, now);
+    if (known) return known;
+    receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
+
+    const pending = this.pendingFor(s.group);
+    const limit = this.deps.config.maxPendingPerGroup;
+    if (pending >= limit) {
+      receipt.steps.push({ step: 'backpressure', result: 'fail', note: `${pending} pending, limit ${limit}` });
+      const err = new ApiError(
+        'backpressure',
+        `Group ${s.group} already has ${pending} calls queued or running (limit ${limit}); retry in ${RETRY_AFTER_S} s with the same Idempotency-Key.`,
+        { pending, limit },
+        { 'Retry-After': String(RETRY_AFTER_S) },
+      );
+      return this.refuse(s, receipt, 'denied', err, now);
+    }
+    receipt.steps.push({ step: 'backpressure', result: 'pass', note: `${pending} pending, limit ${limit}` });
+
+    const { action, provider } = shape;
+    const verdict = decide(
+      { group: s.group, action, resource: shape.resource, taskId: shape.taskId, now },
+      this.deps.grants.candidates(s.group, provider.name),
+      (id) => findTaskForCoupling(this.deps.db, id),
+    );
+    for (const step of verdict.steps) receipt.steps.push(step);
+    receipt.grant_id = verdict.grant?.id ?? null;
+    if (!verdict.allowed) return this.refuse(s, receipt, 'denied', new ApiError(verdict.code, verdict.detail, verdict.extensions), now);
+
+    const unavailable = provider.unavailableReason();
+    if (unavailable !== null) {
+      receipt.steps.push({ step: 'provider', result: 'fail', note: unavailable });
+      const err = new ApiError(
+        'provider_unavailable',
+        `Provider ${provider.name} cannot run on this host (${unavailable}); an operator must configure it. Nothing ran and the Idempotency-Key is not used up.`,
+        { provider: provider.name },
+      );
+      return this.refuse(s, receipt, 'denied', err, now);
+    }
+    receipt.steps.push({ step: 'provider', result: 'pass', note: provider.name });
+
+    // Step 13, the claim: reserved in memory at once (no await since step 3), durable before execution.
+    this.inflight.set(key, fingerprint);
+    this.pending.set(s.group, pending + 1);
+    receipt.steps.push({ step: 'claim', result: 'pass' });
+    const grant = verdict.grant;
+    const summary = action.summarize(shape.params);
+    try {
+      await this.commits.run(() => {
+        this.store.insertRunning({
+          group: s.group,
+          requestId: s.requestId,
+          fingerprint,
+          action: action.id,
+          level: action.level,
+          resource: shape.resource,
+          summary,
+          taskId: shape.taskId,
+          grantId: grant.id,
+          receipt: JSON.stringify(receipt),
+          createdAt: now,
+        });
+        appendActivity(
+          this.deps.db,
+          {
+            actor: s.group,
+            kind: 'call.claimed',
+            subject: subjectOf(s.group, s.requestId),
+            detail: { action: action.id, resource: shape.resource, summary, task_id: shape.taskId, grant_id: grant.id, receipt },
+          },
+          now,
+        );
+      });
+    } catch (err) {
+      this.release(key, s.group);
+      if (!isDuplicateClaim(err)) throw storeFailure(err, 'The call could not be claimed, so nothing ran.');
+      // Claimed meanwhile by another connection: answer as step 3 would have.
+      const again = this.knownKey(s, key, fingerprint, receipt);
+      if (again instanceof ApiError) return this.refuse(s, receipt, 'rejected', again, now);
+      if (again) return again;
+      throw err;
+    }
+
+    try {
+      const outcome = await this.queue(s.group).add(() =>
+        runAction(
+          action,
+          shape.params,
+          { group: s.group, requestId: s.requestId, taskId: shape.taskId, grantResources: grant.resources ? [...grant.resources] : null, log: s.log },
+          this.deps.config.providerTimeoutMs,
+        ),
+      );
+      return await this.finish(s, receipt, action.id, outcome);
+    } finally {
+      this.release(key, s.group);
+    }
+  }
+
+  /** Step 2: JSON, `CallRequest`, a known action and params valid against its schema. */
+  private shape(raw: Uint8Array, receipt: Receipt): Shape | ApiError {
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
+    } catch {
+      receipt.steps.push({ step: 'request', result: 'fail', note: 'malformed_json' });
+      return new ApiError('malformed_json', 'The request body is not valid UTF-8 JSON.');
+    }
+    const body = CallRequest.safeParse(json);
+    if (!body.success) return invalid(receipt, body.error.issues, [], 'The request body is invalid');
+    const entry = this.deps.catalog.get(body.data.action);
+    if (!entry) {
+      receipt.steps.push({ step: 'request', result: 'fail', note: 'unknown_action' });
+      return new ApiError('unknown_action', `No provider registers the action "${body.data.action}"; GET /v1/ext/capabilities lists the actions.`);
+    }
+    receipt.action = entry.action.id;
+    const params = entry.action.params.safeParse(body.data.params ?? {});
+    if (!params.success) return invalid(receipt, params.error.issues, ['params'], `The params of ${entry.action.id} are invalid`);
+    receipt.task_id = body.data.task_id ?? null;
+    return { action: entry.action, provider: entry.provider, params: params.data, taskId: body.data.task_id ?? null, resource: entry.action.resource(params.data) };
+  }
+
+  /**
+   * Step 3 for a key seen before: 422 `idempotency_key_reused` for another body, 409
+   * `request_in_flight` while it runs, otherwise the stored answer replayed. Undefined for a new key.
+   */
+  private knownKey(s: CallSubmission, key: string, fingerprint: string, receipt: Receipt): CallAnswer | ApiError | undefined {
+    const live = this.inflight.get(key);
+    let row: CallRow | undefined;
+    let stored: string | undefined = live;
+    if (live === undefined) {
+      row = this.store.find(s.group, s.requestId);
+      stored = row?.fingerprint;
+    }
+    if (stored === undefined) return undefined;
+    if (stored !== fingerprint) {
+      receipt.steps.push({ step: 'idempotency', result: 'fail', note: 'idempotency_key_reused' });
+      return new ApiError(
+        'idempotency_key_reused',
+        `The Idempotency-Key ${s.requestId} was already used with a different body; use a new key for a different call.`,
+      );
+    }
+    if (row === undefined || row.status === 'running' || row.httpStatus === null || row.response === null) {
+      receipt.steps.push({ step: 'idempotency', result: 'fail', note: 'request_in_flight' });
+      return new ApiError(
+        'request_in_flight',
+        `The call with Idempotency-Key ${s.requestId} is still running; retry after ${RETRY_AFTER_S} s with the same key to get its outcome.`,
+        {},
+        { 'Retry-After': String(RETRY_AFTER_S) },
+      );
+    }
+    s.log.info({ request_id: s.requestId, status: row.status }, 'call replayed');
+    return { status: row.httpStatus, body: row.response, headers: { ...contentType(row.httpStatus), [REPLAYED_HEADER]: 'true' } };
+  }
+
+  /** Audits a refusal (steps 2–12) and renders it; the key stays unused. */
+  private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
+    receipt.decision = decision;
+    receipt.code = err.code;
+    await this.commits.run(() =>
+      appendActivity(
+        this.deps.db,
+        { actor: s.group, kind: `call.${decision}`, subject: subjectOf(s.group, s.requestId), detail: { code: err.code, detail: err.detail, receipt } },
+        now,
+      ),
+    );
+    const body = problemBody(new ApiError(err.code, err.detail, { ...err.extensions, request_id: s.requestId, receipt }), s.instance);
+    return { status: err.status, body: JSON.stringify(body), headers: { ...contentType(err.status), ...err.headers } };
+  }
+
+  /** Step 14's end: stores the outcome with its audit row, then returns the answer. */
+  private async finish(s: CallSubmission, receipt: Receipt, actionId: string, outcome: Outcome): Promise<CallAnswer> {
+    const status = STATUS_OF[outcome.kind];
+    receipt.steps.push({
+      step: 'execute',
+      result: outcome.kind === 'succeeded' ? 'pass' : 'fail',
+      note: `${outcome.kind === 'succeeded' ? 'succeeded' : outcome.error.code}; ${outcome.attempts} attempt(s)`,
+    });
+    let httpStatus: number;
+    let body: unknown;
+    let detail: Record<string, unknown>;
+    if (outcome.kind === 'succeeded') {
+      httpStatus = 200;
+      body = { request_id: s.requestId, status, action: actionId, result: redact(outcome.result), receipt, duration_ms: outcome.durationMs };
+      detail = { action: actionId, http_status: 200, attempts: outcome.attempts, duration_ms: outcome.durationMs };
+    } else {
+      const e = outcome.error;
+      httpStatus = e.status;
+      body = problemBody(
+        new ApiError(e.code, e.detail, { ...redact(e.extensions), request_id: s.requestId, status, action: actionId, receipt, duration_ms: outcome.durationMs }),
+        s.instance,
+      );
+      detail = { action: actionId, http_status: e.status, code: e.code, detail: e.detail, ...redact(e.extensions), attempts: outcome.attempts, duration_ms: outcome.durationMs };
+    }
+    const text = JSON.stringify(body);
+    const finishedAt = this.deps.clock.now();
+    try {
+      await this.commits.run(() => {
+        this.store.end(s.group, s.requestId, {
+          status,
+          httpStatus,
+          response: text,
+          receipt: JSON.stringify(receipt),
+          attempts: outcome.attempts,
+          finishedAt,
+          durationMs: outcome.durationMs,
+        });
+        appendActivity(this.deps.db, { actor: s.group, kind: `call.${status}`, subject: subjectOf(s.group, s.requestId), detail }, finishedAt);
+      });
+    } catch (err) {
+      throw storeFailure(
+        err,
+        `${actionId} ran, but its outcome could not be recorded; the call reads running until the broker restarts and then unknown_outcome. Check the resource before retrying under a new Idempotency-Key.`,
+      );
+    }
+    return { status: httpStatus, body: text, headers: contentType(httpStatus) };
+  }
+
+  private queue(group: string): PQueue {
+    let q = this.queues.get(group);
+    if (!q) this.queues.set(group, (q = new PQueue({ concurrency: this.deps.config.groupConcurrency })));
+    return q;
+  }
+
+  private release(key: string, group: string): void {
+    this.inflight.delete(key);
+    const n = (this.pending.get(group) ?? 1) - 1;
+    if (n > 0) this.pending.set(group, n);
+    else this.pending.delete(group);
+  }
+}
+
+function contentType(status: number): Record<string, string> {
+  return { 'content-type': status < 300 ? 'application/json' : 'application/problem+json' };
+}
+
+/** A 422 `validation_failed` from zod issues, paths prefixed with `prefix`. */
+function invalid(receipt: Receipt, zodIssues: readonly z.core.$ZodIssue[], prefix: string[], what: string): ApiError {
+  receipt.steps.push({ step: 'request', result: 'fail', note: 'validation_failed' });
+  const issues = zodIssues.map((i) => ({ path: [...prefix, ...i.path.map(String)], code: i.code, message: i.message }));
+  return new ApiError('validation_failed', `${what}: ${issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, { issues });
+}
+
+/** Maps a failed write to 503 `audit_unavailable` (an `ApiError` already of that code passes through). */
+function storeFailure(err: unknown, detail: string): ApiError {
+  const cause = err instanceof ApiError ? (err.extensions['cause'] ?? err.detail) : err instanceof Error ? err.message : String(err);
+  return new ApiError('audit_unavailable', detail, { cause });
+}

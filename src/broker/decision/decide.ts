@@ -1,0 +1,247 @@
+/**
+ * Steps 5–12 of the decision order (issue 4): grant lookup, expiry, level, deny list, allow list,
+ * resource scope, task coupling and L3 approval. Pure and synchronous: grants come from a
+ * {@link GrantSource} (in memory), tasks from one prepared primary-key read, time from the caller.
+ */
+import type { ActionLevel } from '../catalog.js';
+import type { GrantView } from '../grants/types.js';
+import type { CouplingTask, TaskState } from '../../kernel/coupling.js';
+import { firstMatch } from './patterns.js';
+import type { ReceiptStep } from './receipt.js';
+
+/** The 403 codes steps 5–12 answer with, in step order. */
+export type DenialCode =
+  | 'no_capability'
+  | 'capability_expired'
+  | 'insufficient_level'
+  | 'action_denied'
+  | 'action_not_allowed'
+  | 'resource_out_of_scope'
+  | 'task_required'
+  | 'task_not_found'
+  | 'task_state'
+  | 'task_not_assigned'
+  | 'approval_pending';
+
+/** Task states an L2+ call may be coupled to. */
+export const COUPLABLE_STATES: ReadonlySet<TaskState> = new Set(['DOING', 'APPROVAL']);
+/** The coordinator group, allowed to couple calls to any task. */
+export const COORDINATOR_GROUP = 'main';
+/** Valid approvals an L3 grant needs (two-man rule). */
+export const L3_APPROVALS = 2;
+
+/** What is being decided. */
+export interface DecisionRequest {
+  group: string;
+  action: { id: string; level: ActionLevel };
+  /** The resource the call touches; null when unknown (the capabilities listing skips step 10). */
+  resource: string | null;
+  /**
+   * The task the call is coupled to. `undefined` skips step 11 (the capabilities listing);
+   * null means the request named no task.
+   */
+  taskId: string | null | undefined;
+  /** The decision instant, Unix ms (from the injected clock). */
+  now: number;
+}
+
+/** The outcome of steps 5–12: the grant that allows the call, or the first failing step's code. */
+export type Verdict =
+  | { allowed: true; grant: GrantView; steps: ReceiptStep[] }
+  | {
+      allowed: false;
+      code: DenialCode;
+      /** A sentence a human can act on. */
+      detail: string;
+      /** Extra problem members (e.g. `task_state`). */
+      extensions: Record<string, unknown>;
+      /** The grant the denial is about, when there is one. */
+      grant: GrantView | null;
+      steps: ReceiptStep[];
+    };
+
+/** Looks a task up for coupling; null when it does not exist (see `findTaskForCoupling`). */
+export type TaskLookup = (taskId: string) => CouplingTask | null;
+
+const STEP_ORDER = ['expiry', 'level', 'deny_list', 'allow_list', 'resource'] as const;
+type GrantStep = (typeof STEP_ORDER)[number];
+
+interface GrantFailure {
+  step: GrantStep;
+  code: DenialCode;
+  detail: string;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Runs steps 6–10 on one grant and returns the first failure, or null when the grant covers the
+ * call. An active grant stops working at the exact instant `expiresAt` (`now >= expiresAt`).
+ */
+function grantFailure(g: GrantView, req: DecisionRequest): GrantFailure | null {
+  const id = req.action.id;
+  if (g.expiresAt !== null && req.now >= g.expiresAt) {
+    return { step: 'expiry', code: 'capability_expired', detail: `Grant ${g.id} expired at ${iso(g.expiresAt)}; ask for a new grant to call ${id}.` };
+  }
+  if (g.level < req.action.level) {
+    return {
+      step: 'level',
+      code: 'insufficient_level',
+      detail: `${id} needs L${req.action.level} but grant ${g.id} is L${g.level}; ask for an L${req.action.level} grant.`,
+    };
+  }
+  const denied = g.deniedActions ? firstMatch(g.deniedActions, id) : null;
+  if (denied !== null) {
+    return { step: 'deny_list', code: 'action_denied', detail: `Grant ${g.id} denies ${id} (pattern "${denied}"); a deny list always wins over an allow list.` };
+  }
+  if (g.allowedActions && firstMatch(g.allowedActions, id) === null) {
+    return {
+      step: 'allow_list',
+      code: 'action_not_allowed',
+      detail: `Grant ${g.id} allows only ${g.allowedActions.join(', ') || 'no actions'}, not ${id}; ask for a grant that allows it.`,
+    };
+  }
+  if (req.resource !== null && g.resources && firstMatch(g.resources, req.resource) === null) {
+    return {
+      step: 'resource',
+      code: 'resource_out_of_scope',
+      detail: `${req.resource} is outside the resources of grant ${g.id} (${g.resources.join(', ') || 'none'}); ask for a grant that covers it.`,
+    };
+  }
+  return null;
+}
+
+/** Receipt steps 5–10 for `g`, up to and including `failed` (all of them when it passed). */
+function grantSteps(g: GrantView, req: DecisionRequest, considered: number, failed: GrantFailure | null): ReceiptStep[] {
+  const steps: ReceiptStep[] = [{ step: 'grant', result: 'pass', note: `${g.id} (L${g.level}, ${g.status}; ${considered} considered)` }];
+  const notes: Record<GrantStep, string> = {
+    expiry: g.expiresAt === null ? 'no expiry' : `until ${iso(g.expiresAt)}`,
+    level: `L${g.level} >= L${req.action.level}`,
+    deny_list: g.deniedActions?.length ? 'no pattern matches' : 'empty',
+    allow_list: g.allowedActions ? 'listed' : 'every action up to the level',
+    resource: req.resource === null ? 'not evaluated' : g.resources ? req.resource : `${req.resource} (any resource)`,
+  };
+  for (const step of STEP_ORDER) {
+    if (failed?.step === step) {
+      steps.push({ step, result: 'fail', note: failed.code });
+      return steps;
+    }
+    steps.push({ step, result: req.resource === null && step === 'resource' ? 'skip' : 'pass', note: notes[step] });
+  }
+  return steps;
+}
+
+function deny(code: DenialCode, detail: string, grant: GrantView | null, steps: ReceiptStep[], extensions: Record<string, unknown> = {}): Verdict {
+  return { allowed: false, code, detail, extensions, grant, steps };
+}
+
+/**
+ * Steps 11 (task coupling, mandatory for L2+ and checked for L1 when a task is named) on top of
+ * the grant steps. Returns a denial or null.
+ */
+function couplingFailure(req: DecisionRequest, findTask: TaskLookup): { code: DenialCode; detail: string; extensions?: Record<string, unknown> } | null {
+  const taskId = req.taskId;
+  if (taskId === undefined) return null;
+  if (taskId === null) {
+    if (req.action.level < 2) return null;
+    return {
+      code: 'task_required',
+      detail: `${req.action.id} is an L${req.action.level} action: send task_id, the id of a task in DOING or APPROVAL assigned to ${req.group}.`,
+    };
+  }
+  const task = findTask(taskId);
+  if (!task) return { code: 'task_not_found', detail: `Task ${taskId} does not exist; send the id of your task in DOING or APPROVAL.` };
+  if (!COUPLABLE_STATES.has(task.state)) {
+    return {
+      code: 'task_state',
+      detail: `Task ${taskId} is in ${task.state}; calls coupled to a task need it in DOING or APPROVAL.`,
+      extensions: { task_state: task.state },
+    };
+  }
+  if (task.assignedGroup !== req.group && req.group !== COORDINATOR_GROUP) {
+    return {
+      code: 'task_not_assigned',
+      detail: `Task ${taskId} is assigned to ${task.assignedGroup ?? 'no group'}, not ${req.group}; only its assigned group (or ${COORDINATOR_GROUP}) may couple calls to it.`,
+      extensions: { assigned_group: task.assignedGroup },
+    };
+  }
+  return null;
+}
+
+/** An L3 grant works only when active with its two approvals; lower levels only when active. */
+function usable(g: GrantView): boolean {
+  return g.status === 'active' && (g.level < 3 || g.approvals >= L3_APPROVALS);
+}
+
+/**
+ * Decides steps 5–12 for one call.
+ *
+ * With several grants for the group and provider: a grant whose deny list matches the action
+ * (and which is unexpired and of a sufficient level) denies the call whatever the others allow
+ * (deny-wins); otherwise the call is allowed by a grant that passes every step (the lowest level
+ * first). When none passes, the denial is the one of the grant that got furthest in the order,
+ * which names the most specific thing to fix.
+ * @param grants candidates for the group and the action's provider (`GrantSource.candidates`).
+ * @param findTask the kernel's task lookup (only called for step 11).
+ */
+export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup): Verdict {
+  let passing: GrantView | null = null;
+  let furthest: { g: GrantView; f: GrantFailure } | null = null;
+  let considered = 0;
+  for (const g of grants) {
+    if (g.group !== req.group || (g.status !== 'active' && g.status !== 'pending_approval')) continue;
+    considered += 1;
+    const f = grantFailure(g, req);
+    if (f === null) {
+      if (passing === null || preferable(g, passing)) passing = g;
+    } else if (f.code === 'action_denied') {
+      return deny(f.code, f.detail, g, grantSteps(g, req, considered, f));
+    } else if (furthest === null || STEP_ORDER.indexOf(f.step) > STEP_ORDER.indexOf(furthest.f.step)) {
+      furthest = { g, f };
+    }
+  }
+  if (passing === null) {
+    if (furthest === null) {
+      const provider = req.action.id.slice(0, req.action.id.indexOf('.'));
+      return deny(
+        'no_capability',
+        `Group ${req.group} holds no grant for provider ${provider}; ask an operator or main for one (POST /v1/grants).`,
+        null,
+        [{ step: 'grant', result: 'fail', note: `no grant for ${provider}` }],
+      );
+    }
+    return deny(furthest.f.code, furthest.f.detail, furthest.g, grantSteps(furthest.g, req, considered, furthest.f));
+  }
+  const steps = grantSteps(passing, req, considered, null);
+  const coupling = couplingFailure(req, findTask);
+  if (coupling) {
+    steps.push({ step: 'task', result: 'fail', note: coupling.code });
+    return deny(coupling.code, coupling.detail, passing, steps, coupling.extensions);
+  }
+  steps.push(
+    req.taskId === undefined
+      ? { step: 'task', result: 'skip', note: 'not evaluated' }
+      : req.taskId === null
+        ? { step: 'task', result: 'skip', note: 'L1 without task_id' }
+        : { step: 'task', result: 'pass', note: req.taskId },
+  );
+  if (!usable(passing)) {
+    steps.push({ step: 'approval', result: 'fail', note: `${passing.approvals}/${L3_APPROVALS} approvals` });
+    return deny(
+      'approval_pending',
+      `Grant ${passing.id} is ${passing.status === 'active' ? 'active' : 'pending approval'} with ${passing.approvals} of ${L3_APPROVALS} approvals; an L3 grant works once two approvers of two different groups approve it.`,
+      passing,
+      steps,
+      { approvals: passing.approvals, approvals_required: L3_APPROVALS },
+    );
+  }
+  steps.push(passing.level === 3 ? { step: 'approval', result: 'pass', note: `${passing.approvals} approvals` } : { step: 'approval', result: 'skip', note: `L${passing.level} grant` });
+  return { allowed: true, grant: passing, steps };
+}
+
+/** Among grants that pass: a usable one first, then the lowest level (least privilege). */
+function preferable(a: GrantView, b: GrantView): boolean {
+  const ua = usable(a);
+  if (ua !== usable(b)) return ua;
+  return a.level < b.level;
+}

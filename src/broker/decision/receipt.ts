@@ -1,0 +1,62 @@
+/**
+ * The decision receipt (issue 4, "Decision order for a call"): every step the broker took on a
+ * call, in order, with its result. It is returned in every answer to `POST /v1/ext/calls`
+ * (success and problem alike) and written to the audit trail.
+ */
+
+/** The steps of the decision order, as they appear in a receipt (README "Calls"). */
+export type StepName =
+  | 'signature'
+  | 'request'
+  | 'idempotency'
+  | 'backpressure'
+  | 'grant'
+  | 'expiry'
+  | 'level'
+  | 'deny_list'
+  | 'allow_list'
+  | 'resource'
+  | 'task'
+  | 'approval'
+  | 'provider'
+  | 'claim'
+  | 'execute';
+
+/** One step: `pass`, `fail` (the decision stopped here) or `skip` (did not apply), and a short note. */
+export interface ReceiptStep {
+  step: StepName;
+  result: 'pass' | 'fail' | 'skip';
+  note?: string;
+}
+
+/**
+ * A decision receipt. `decision` is `allowed` once the call was claimed, `denied` for steps 4–12
+ * (and an unavailable provider), `rejected` for the request shape and idempotency conflicts.
+ * `decided_at` is RFC 3339 UTC.
+ */
+export interface Receipt {
+  request_id: string;
+  group: string;
+  action: string | null;
+  decided_at: string;
+  decision: 'allowed' | 'denied' | 'rejected';
+  code: string | null;
+  grant_id: string | null;
+  task_id: string | null;
+  steps: ReceiptStep[];
+}
+
+/** Starts a receipt for a verified request (step 1 recorded as passed with the key id). */
+export function newReceipt(group: string, requestId: string, keyid: string, nowMs: number): Receipt {
+  return {
+    request_id: requestId,
+    group,
+    action: null,
+    decided_at: new Date(nowMs).toISOString(),
+    decision: 'allowed',
+    code: null,
+    grant_id: null,
+    task_id: null,
+    steps: [{ step: 'signature', result: 'pass', note: keyid }],
+  };
+}
