@@ -9,6 +9,8 @@ import type { AppEnv } from './http/env.js';
 import { metricsMiddleware } from './http/metrics.js';
 import { ApiError, problemResponse } from './http/problem.js';
 import { whoamiRoute } from './http/whoami.js';
+import { grantsRoutes } from './broker/grants/routes.js';
+import { auditRoutes } from './audit/routes.js';
 import { kernelRoutes } from './kernel/routes.js';
 import { callRoutes } from './broker/calls/routes.js';
 
@@ -60,6 +62,8 @@ export function createApp(deps: Deps): Hono<AppEnv> {
 
   app.use('/v1/*', authenticate(deps));
   app.get('/v1/whoami', whoamiRoute);
+  app.route('/v1/grants', grantsRoutes(deps));
+  app.route('/v1/audit', auditRoutes(deps));
   app.route('/', kernelRoutes(deps));
   app.route('/', callRoutes(deps));
 
