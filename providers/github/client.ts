@@ -1,0 +1,260 @@
+/**
+ * The GitHub side of the provider: host credentials (a token or a GitHub App installation),
+ * per-call Octokit clients, and the mapping of GitHub failures to {@link ProviderError}.
+ *
+ * Reads go through `@octokit/plugin-retry` and `@octokit/plugin-throttling`; writes go through a
+ * plain Octokit and are never retried, because a write whose answer was lost may have happened.
+ */
+import fs from 'node:fs';
+import { createAppAuth } from '@octokit/auth-app';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import { Octokit } from '@octokit/rest';
+import { redact, registerSecret } from '../../src/audit/redact.js';
+import { ProviderError, type ActionContext } from '../../src/broker/catalog.js';
+import { ApiError } from '../../src/http/problem.js';
+import type { Logger } from '../../src/log.js';
+import { capResult } from './results.js';
+
+/** GitHub's public API, used when `GITHUB_API_URL` is not set. */
+export const DEFAULT_API_URL = 'https://api.github.com';
+/** Default cap on one action's result, in bytes of JSON (`GITHUB_RESULT_MAX_BYTES`). */
+export const DEFAULT_RESULT_MAX_BYTES = 64 * 1024;
+const USER_AGENT = 'nanoclaw-broker';
+/** Read retries after the first attempt (5xx and network failures; never 4xx). */
+const READ_RETRIES = 2;
+/** A rate-limited read is retried once, and only when GitHub asks to wait at most this long (s). */
+const MAX_RATE_LIMIT_WAIT_S = 5;
+
+/** How the host authenticates to GitHub. Never comes from an agent. */
+export type GitHubCredential =
+  | { type: 'token'; token: string }
+  | { type: 'app'; appId: string; privateKey: string; installationId: string };
+
+/** The provider's settings, read from the host environment by {@link githubSettingsFromEnv}. */
+export interface GitHubSettings {
+  /** API root without a trailing `/`, e.g. `https://api.github.com` or `https://ghe.example/api/v3`. */
+  baseUrl: string;
+  credential: GitHubCredential | null;
+  /** Why the provider cannot run (no or broken credential, bad URL); null when it can. */
+  unavailable: string | null;
+  /** Cap on one result, in bytes of JSON. */
+  maxResultBytes: number;
+}
+
+/**
+ * Reads `GITHUB_TOKEN`, or (preferred when complete) `GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY_PATH`
+ * and `GITHUB_APP_INSTALLATION_ID`; `GITHUB_API_URL` (default {@link DEFAULT_API_URL}) and
+ * `GITHUB_RESULT_MAX_BYTES` (default 65 536). Registers the token and the private key for
+ * redaction. Never throws: problems become `unavailable`.
+ */
+export function githubSettingsFromEnv(env: Record<string, string | undefined>): GitHubSettings {
+  const rawMax = env['GITHUB_RESULT_MAX_BYTES'];
+  const maxResultBytes = rawMax && /^\d+$/.test(rawMax) && Number(rawMax) >= 1024 ? Number(rawMax) : DEFAULT_RESULT_MAX_BYTES;
+  const base = { maxResultBytes, credential: null };
+  const rawUrl = (env['GITHUB_API_URL'] || DEFAULT_API_URL).replace(/\/+$/, '');
+  if (!URL.canParse(rawUrl) || !/^https?:$/.test(new URL(rawUrl).protocol)) {
+    return { ...base, baseUrl: DEFAULT_API_URL, unavailable: 'GITHUB_API_URL is not an http(s) URL' };
+  }
+  const baseUrl = rawUrl;
+  const appVars = ['GITHUB_APP_ID', 'GITHUB_APP_PRIVATE_KEY_PATH', 'GITHUB_APP_INSTALLATION_ID'] as const;
+  const appSet = appVars.filter((v) => env[v]);
+  if (appSet.length > 0) {
+    if (appSet.length < appVars.length) {
+      const missing = appVars.filter((v) => !env[v]);
+      return { ...base, baseUrl, unavailable: `GitHub App configuration is incomplete: ${missing.join(', ')} not set` };
+    }
+    const keyPath = env['GITHUB_APP_PRIVATE_KEY_PATH']!;
+    let privateKey: string;
+    try {
+      privateKey = fs.readFileSync(keyPath, 'utf8');
+    } catch (err) {
+      return { ...base, baseUrl, unavailable: `GITHUB_APP_PRIVATE_KEY_PATH cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}` };
+    }
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+      return { ...base, baseUrl, unavailable: 'GITHUB_APP_PRIVATE_KEY_PATH is not a PEM private key' };
+    }
+    registerSecret(privateKey);
+    const credential: GitHubCredential = {
+      type: 'app',
+      appId: env['GITHUB_APP_ID']!,
+      privateKey,
+      installationId: env['GITHUB_APP_INSTALLATION_ID']!,
+    };
+    return { ...base, baseUrl, credential, unavailable: null };
+  }
+  const token = env['GITHUB_TOKEN'];
+  if (!token) {
+    return {
+      ...base,
+      baseUrl,
+      unavailable: 'no GitHub credential: set GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY_PATH and GITHUB_APP_INSTALLATION_ID',
+    };
+  }
+  registerSecret(token);
+  return { ...base, baseUrl, credential: { type: 'token', token }, unavailable: null };
+}
+
+/**
+ * GitHub App installation permissions an action needs
+ * (https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app).
+ */
+export type GitHubPermissions = Partial<
+  Record<'actions' | 'checks' | 'contents' | 'issues' | 'metadata' | 'pull_requests' | 'statuses', 'read' | 'write'>
+>;
+
+const ReadOctokit = Octokit.plugin(retry, throttling);
+
+/** The clients of one call: `read` retries and throttles (GET only); `write` never retries. */
+export interface GitHubSession {
+  read: Octokit;
+  write: Octokit;
+  owner: string;
+  repo: string;
+}
+
+/** Holds the host credential and opens per-call sessions. One per provider. */
+export class GitHubClient {
+  private readonly appAuth: ReturnType<typeof createAppAuth> | null;
+
+  constructor(readonly settings: GitHubSettings) {
+    const cred = settings.credential;
+    this.appAuth =
+      cred?.type === 'app'
+        ? createAppAuth({
+            appId: cred.appId,
+            privateKey: cred.privateKey,
+            installationId: cred.installationId,
+            request: new Octokit({ baseUrl: settings.baseUrl, userAgent: USER_AGENT }).request,
+          })
+        : null;
+  }
+
+  /**
+   * Runs `fn` with clients for `owner/repo` and returns its result redacted and capped at
+   * `maxResultBytes`. With a GitHub App, the installation token is narrowed to that one repository
+   * and `permissions`, and expires within the hour (GitHub's limit); tokens are cached until near
+   * expiry by `@octokit/auth-app`.
+   * @throws ApiError 503 `provider_unavailable` without a credential; {@link ProviderError} for
+   *   GitHub's failures; ApiError from `fn` (e.g. 412) as-is; the abort error when `ctx.signal` fires.
+   */
+  async run<T>(
+    ctx: ActionContext,
+    target: { owner: string; repo: string },
+    permissions: GitHubPermissions,
+    fn: (gh: GitHubSession) => Promise<T>,
+  ): Promise<T> {
+    if (this.settings.unavailable !== null) throw new ApiError('provider_unavailable', `GitHub is unavailable: ${this.settings.unavailable}.`);
+    try {
+      const token = await this.token(target.repo, permissions);
+      const common = {
+        baseUrl: this.settings.baseUrl,
+        auth: token,
+        userAgent: USER_AGENT,
+        request: { signal: ctx.signal },
+        log: octokitLog(ctx.log),
+      };
+      const onLimit = rateLimitHandler(ctx.log);
+      const read = new ReadOctokit({
+        ...common,
+        retry: { retries: READ_RETRIES },
+        throttle: { onRateLimit: onLimit, onSecondaryRateLimit: onLimit },
+      });
+      const write = new Octokit(common);
+      const result = await fn({ read, write, owner: target.owner, repo: target.repo });
+      return capResult(result, this.settings.maxResultBytes);
+    } catch (err) {
+      throw toProviderError(err);
+    }
+  }
+
+  private async token(repo: string, permissions: GitHubPermissions): Promise<string> {
+    const cred = this.settings.credential;
+    if (cred?.type === 'token') return cred.token;
+    const auth = await this.appAuth!({ type: 'installation', repositoryNames: [repo], permissions: { metadata: 'read', ...permissions } });
+    registerSecret(auth.token);
+    return auth.token;
+  }
+}
+
+/** Octokit's request log lines go to the call's logger at debug level; warnings stay warnings. */
+function octokitLog(log: Logger) {
+  return {
+    debug: (msg: string) => log.debug({ provider: 'github' }, msg),
+    info: (msg: string) => log.debug({ provider: 'github' }, msg),
+    warn: (msg: string) => log.warn({ provider: 'github' }, msg),
+    error: (msg: string) => log.debug({ provider: 'github' }, msg),
+  };
+}
+
+/** Retries a rate-limited read once when the wait is short; otherwise the 403/429 surfaces. */
+function rateLimitHandler(log: Logger) {
+  return (retryAfterS: number, options: { method?: string; url?: string }, _octokit: unknown, retryCount: number): boolean => {
+    const again = retryCount === 0 && retryAfterS <= MAX_RATE_LIMIT_WAIT_S;
+    log.warn({ provider: 'github', method: options.method, url: options.url, retry_after_s: retryAfterS, retrying: again }, 'GitHub rate limit');
+    return again;
+  };
+}
+
+interface OctokitRequestError extends Error {
+  status: number;
+  response?: { status: number; headers: Record<string, string | number | undefined>; data?: unknown };
+}
+
+function isRequestError(err: unknown): err is OctokitRequestError {
+  return err instanceof Error && err.name === 'HttpError' && typeof (err as { status?: unknown }).status === 'number';
+}
+
+/**
+ * Maps a failure to what the call path answers. An Octokit `HttpError` with a response becomes
+ * {@link ProviderError} (`providerStatus` GitHub's HTTP status, `providerCode` a stable slug, `details`
+ * GitHub's `message`, field `errors`, `documentation_url` and request id, redacted); one without a
+ * response (DNS, refused connection) becomes `network_error`. Everything else passes through.
+ */
+export function toProviderError(err: unknown): unknown {
+  if (!isRequestError(err)) return err;
+  const response = err.response;
+  if (!response) {
+    return new ProviderError(`GitHub could not be reached: ${err.message}`, null, 'network_error');
+  }
+  const data = (typeof response.data === 'object' && response.data !== null ? response.data : {}) as Record<string, unknown>;
+  const message = typeof data['message'] === 'string' ? data['message'] : err.message;
+  const headers = response.headers;
+  const rateLimited = err.status === 429 || (err.status === 403 && (headers['x-ratelimit-remaining'] === '0' || /rate limit/i.test(message)));
+  const details = redact({
+    message,
+    ...(data['errors'] !== undefined ? { errors: data['errors'] } : {}),
+    ...(typeof data['documentation_url'] === 'string' ? { documentation_url: data['documentation_url'] } : {}),
+    ...(headers['x-github-request-id'] !== undefined ? { github_request_id: String(headers['x-github-request-id']) } : {}),
+    ...(rateLimited && headers['retry-after'] !== undefined ? { retry_after_s: Number(headers['retry-after']) } : {}),
+  });
+  return new ProviderError(`GitHub answered ${err.status}: ${message}`, err.status, rateLimited ? 'rate_limited' : codeFor(err.status), details);
+}
+
+function codeFor(status: number): string {
+  switch (status) {
+    case 400:
+      return 'bad_request';
+    case 401:
+      return 'unauthorized';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 409:
+      return 'conflict';
+    case 410:
+      return 'gone';
+    case 422:
+      return 'validation_failed';
+    default:
+      return status >= 500 ? 'server_error' : `http_${status}`;
+  }
+}
+
+/** True when `err` is GitHub's 404 (used where a missing thing is an expected answer). */
+export function isNotFound(err: unknown): boolean {
+  return isRequestError(err) && err.status === 404;
+}
