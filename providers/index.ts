@@ -1,4 +1,5 @@
 import type { Provider } from '../src/broker/catalog.js';
+import { cloudLogsProvider } from './cloudlogs/index.js';
 import { githubProviderFromEnv } from './github/index.js';
 
 /**
@@ -6,5 +7,5 @@ import { githubProviderFromEnv } from './github/index.js';
  * agents). Each provider reports itself unavailable when its credentials are missing.
  */
 export function hostProviders(env: Record<string, string | undefined> = process.env): Provider[] {
-  return [githubProviderFromEnv(env)];
+  return [githubProviderFromEnv(env), cloudLogsProvider(env)];
 }

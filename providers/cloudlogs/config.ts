@@ -1,0 +1,119 @@
+/**
+ * The Cloud Logs provider's host configuration (issue 6). Credentials come from the host only:
+ * Application Default Credentials through `GOOGLE_APPLICATION_CREDENTIALS`, and the projects the
+ * host may read in `CLOUDLOGS_PROJECT_IDS`. Nothing here ever comes from an agent.
+ */
+import fs from 'node:fs';
+import { registerSecret } from '../../src/audit/redact.js';
+
+/**
+ * A GCP project id: 6–30 lowercase letters, digits and hyphens, starting with a letter, optionally
+ * prefixed by a legacy domain (`example.com:my-project`).
+ */
+export const PROJECT_ID_RE = /^(?:[a-z][-a-z0-9.]{0,61}[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
+
+/** Default cap on the size of one action result (the JSON of its entries), in bytes: 256 KiB. */
+export const DEFAULT_MAX_RESULT_BYTES = 256 * 1024;
+
+/** Where the Logging API is spoken to. */
+export interface Endpoint {
+  host: string;
+  port: number;
+  /**
+   * True for loopback hosts (`127.0.0.1`, `::1`, `localhost`): gRPC without TLS, for local fakes and
+   * local forwarding proxies. Every other host uses TLS.
+   */
+  plaintext: boolean;
+}
+
+/** What the provider runs on once the host configuration is valid. */
+export interface CloudLogsSettings {
+  /** The projects the host may read (`CLOUDLOGS_PROJECT_IDS`). */
+  projectIds: ReadonlySet<string>;
+  /** Path of the ADC JSON file (`GOOGLE_APPLICATION_CREDENTIALS`). */
+  credentialsFile: string;
+  /** `CLOUDLOGS_API_ENDPOINT`; null means Google's default (`logging.googleapis.com:443`, TLS). */
+  endpoint: Endpoint | null;
+  /** Cap on one result's entries, in bytes (`CLOUDLOGS_MAX_RESULT_BYTES`, default 256 KiB). */
+  maxResultBytes: number;
+}
+
+/** Either settings, or why the provider cannot run (shown by `/ready`, answered as 503). */
+export type LoadedSettings = { settings: CloudLogsSettings; reason: null } | { settings: null; reason: string };
+
+/** Fields of an ADC JSON file that are credentials, registered for redaction. */
+const SECRET_FIELDS = ['private_key', 'private_key_id', 'client_secret', 'refresh_token'] as const;
+
+/**
+ * Reads and checks the provider's variables, and registers the credential material of the ADC file
+ * (private key, key id, client secret, refresh token) with the shared redaction so it never reaches
+ * a response, a log line or an audit row.
+ *
+ * - `CLOUDLOGS_PROJECT_IDS`: comma- or space-separated project ids (required).
+ * - `GOOGLE_APPLICATION_CREDENTIALS`: path of a readable ADC JSON file with a `type` (required).
+ * - `CLOUDLOGS_API_ENDPOINT`: `host` or `host:port` (port default 443).
+ * - `CLOUDLOGS_MAX_RESULT_BYTES`: 4096 … 16 MiB.
+ *
+ * Never throws: an invalid or missing variable becomes the `reason`.
+ */
+export function loadSettings(env: Record<string, string | undefined>): LoadedSettings {
+  const fail = (reason: string): LoadedSettings => ({ settings: null, reason });
+
+  const ids = (env['CLOUDLOGS_PROJECT_IDS'] ?? '').split(/[\s,]+/).filter(Boolean);
+  if (ids.length === 0) return fail('CLOUDLOGS_PROJECT_IDS is not set');
+  const badId = ids.find((id) => !PROJECT_ID_RE.test(id));
+  if (badId !== undefined) return fail(`CLOUDLOGS_PROJECT_IDS holds "${badId}", which is not a GCP project id`);
+
+  const credentialsFile = env['GOOGLE_APPLICATION_CREDENTIALS'];
+  if (!credentialsFile) return fail('GOOGLE_APPLICATION_CREDENTIALS is not set');
+  const credentialsProblem = readCredentials(credentialsFile);
+  if (credentialsProblem) return fail(`GOOGLE_APPLICATION_CREDENTIALS: ${credentialsProblem}`);
+
+  let endpoint: Endpoint | null = null;
+  if (env['CLOUDLOGS_API_ENDPOINT']) {
+    endpoint = parseEndpoint(env['CLOUDLOGS_API_ENDPOINT']);
+    if (!endpoint) return fail('CLOUDLOGS_API_ENDPOINT must be "host" or "host:port"');
+  }
+
+  let maxResultBytes = DEFAULT_MAX_RESULT_BYTES;
+  if (env['CLOUDLOGS_MAX_RESULT_BYTES']) {
+    maxResultBytes = Number(env['CLOUDLOGS_MAX_RESULT_BYTES']);
+    if (!Number.isInteger(maxResultBytes) || maxResultBytes < 4096 || maxResultBytes > 16 * 1024 * 1024) {
+      return fail('CLOUDLOGS_MAX_RESULT_BYTES must be an integer from 4096 to 16777216');
+    }
+  }
+
+  return { settings: { projectIds: new Set(ids), credentialsFile, endpoint, maxResultBytes }, reason: null };
+}
+
+/** Checks the ADC file and registers its secrets; returns what is wrong with it, or null. */
+function readCredentials(file: string): string | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code ? `cannot read ${file} (${code})` : `${file} is not JSON`;
+  }
+  if (typeof json !== 'object' || json === null || typeof (json as { type?: unknown }).type !== 'string') {
+    return `${file} is not a credentials file (no "type")`;
+  }
+  for (const field of SECRET_FIELDS) {
+    const value = (json as Record<string, unknown>)[field];
+    if (typeof value === 'string') registerSecret(value);
+  }
+  return null;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const ENDPOINT_RE = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/;
+
+/** Parses `host`, `host:port` or `[v6]:port`; null when malformed. */
+function parseEndpoint(value: string): Endpoint | null {
+  const m = ENDPOINT_RE.exec(value.trim());
+  if (!m) return null;
+  const host = (m[1] ?? m[2] ?? '').toLowerCase();
+  const port = m[3] ? Number(m[3]) : 443;
+  if (port < 1 || port > 65535) return null;
+  return { host, port, plaintext: LOOPBACK.has(host) };
+}

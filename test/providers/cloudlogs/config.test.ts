@@ -1,0 +1,99 @@
+/** The Cloud Logs provider's host configuration: unavailability, its reasons, credential redaction. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactString } from '../../../src/audit/redact.js';
+import { Catalog } from '../../../src/broker/catalog.js';
+import { ApiError } from '../../../src/http/problem.js';
+import { createLogger } from '../../../src/log.js';
+import { cloudLogsProvider } from '../../../providers/cloudlogs/index.js';
+import { hostProviders } from '../../../providers/index.js';
+import { writeServiceAccount, type ServiceAccount } from '../../fixtures/cloudlogs/credentials.js';
+import { startBroker, tempDir } from '../../helpers/harness.js';
+
+let dir: string;
+let account: ServiceAccount;
+beforeAll(() => {
+  dir = tempDir('cloudlogs-config-');
+  account = writeServiceAccount(dir);
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const reasonFor = (env: Record<string, string>) => cloudLogsProvider(env).unavailableReason();
+
+describe('without usable host credentials the provider is unavailable, and says why', () => {
+  it.each([
+    ['no variables', {}, 'CLOUDLOGS_PROJECT_IDS is not set'],
+    ['no credentials', { CLOUDLOGS_PROJECT_IDS: 'proj-alpha' }, 'GOOGLE_APPLICATION_CREDENTIALS is not set'],
+    ['a bad project id', { CLOUDLOGS_PROJECT_IDS: 'proj-alpha,Bad_Id' }, '"Bad_Id", which is not a GCP project id'],
+    ['a missing credentials file', { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/adc.json' }, 'ENOENT'],
+  ])('%s', (_what, env, reason) => {
+    expect(reasonFor(env)).toContain(reason);
+  });
+
+  it('a credentials file that is not JSON or has no type', () => {
+    const notJson = path.join(dir, 'not-json.json');
+    const noType = path.join(dir, 'no-type.json');
+    fs.writeFileSync(notJson, 'nope');
+    fs.writeFileSync(noType, '{"client_email":"x"}');
+    expect(reasonFor({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: notJson })).toContain('is not JSON');
+    expect(reasonFor({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: noType })).toContain('no "type"');
+  });
+
+  it.each([
+    ['CLOUDLOGS_API_ENDPOINT', 'http://127.0.0.1:1/path'],
+    ['CLOUDLOGS_MAX_RESULT_BYTES', '12'],
+  ])('an invalid %s', (name, value) => {
+    const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: account.file, [name]: value };
+    expect(reasonFor(env)).toContain(name);
+  });
+
+  it('answers every call with 503 provider_unavailable and the reason', async () => {
+    const provider = cloudLogsProvider({});
+    expect(provider.actions.map((a) => a.id)).toEqual(['cloudlogs.list_logs', 'cloudlogs.query_entries', 'cloudlogs.tail_entries']);
+    const ctx = { signal: new AbortController().signal, group: 'developer', requestId: 'r', taskId: null, grantResources: null, log: createLogger('silent') };
+    for (const action of provider.actions) {
+      const range = action.id === 'cloudlogs.query_entries' ? { start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z' } : {};
+      const params = action.params.parse({ project: 'proj-alpha', ...range });
+      const err = await action.execute(params, ctx).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApiError);
+      expect([(err as ApiError).status, (err as ApiError).code]).toEqual([503, 'provider_unavailable']);
+      expect((err as ApiError).detail).toContain('CLOUDLOGS_PROJECT_IDS is not set');
+    }
+  });
+});
+
+describe('with host credentials', () => {
+  it('is available, accepts any endpoint form, and registers the key material for redaction', () => {
+    for (const endpoint of ['', 'logging.googleapis.com', 'logging.example.com:8443', '[::1]:8085']) {
+      const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha, proj-beta', GOOGLE_APPLICATION_CREDENTIALS: account.file, CLOUDLOGS_API_ENDPOINT: endpoint };
+      expect(reasonFor(env)).toBeNull();
+    }
+    expect(redactString(`id=${account.privateKeyId}`)).toBe('id=[REDACTED]');
+    expect(redactString(account.privateKeyPem)).not.toContain('PRIVATE KEY');
+  });
+
+  it('is registered among the host providers', () => {
+    const catalog = new Catalog(hostProviders({}));
+    expect(catalog.get('cloudlogs.query_entries')?.provider.unavailableReason()).toBe('CLOUDLOGS_PROJECT_IDS is not set');
+  });
+});
+
+describe('/ready', () => {
+  it('shows why the provider is unavailable', async () => {
+    const saved = { ids: process.env['CLOUDLOGS_PROJECT_IDS'], adc: process.env['GOOGLE_APPLICATION_CREDENTIALS'] };
+    process.env['CLOUDLOGS_PROJECT_IDS'] = 'proj-alpha';
+    delete process.env['GOOGLE_APPLICATION_CREDENTIALS'];
+    const broker = await startBroker();
+    try {
+      const body = (await (await fetch(`${broker.url}/ready`)).json()) as { providers: Record<string, unknown> };
+      expect(body.providers['cloudlogs']).toEqual({ available: false, reason: 'GOOGLE_APPLICATION_CREDENTIALS is not set' });
+    } finally {
+      await broker.stop();
+      for (const [k, v] of [['CLOUDLOGS_PROJECT_IDS', saved.ids], ['GOOGLE_APPLICATION_CREDENTIALS', saved.adc]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});
