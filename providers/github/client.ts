@@ -10,7 +10,7 @@ import { createAppAuth } from '@octokit/auth-app';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
-import { redact, registerSecret } from '../../src/audit/redact.js';
+import { redact, redactString, registerSecret } from '../../src/audit/redact.js';
 import { ProviderError, type ActionContext } from '../../src/broker/catalog.js';
 import { ApiError } from '../../src/http/problem.js';
 import type { Logger } from '../../src/log.js';
@@ -215,10 +215,10 @@ export function toProviderError(err: unknown): unknown {
   if (!isRequestError(err)) return err;
   const response = err.response;
   if (!response) {
-    return new ProviderError(`GitHub could not be reached: ${err.message}`, null, 'network_error');
+    return new ProviderError(redactString(`GitHub could not be reached: ${err.message}`), null, 'network_error');
   }
   const data = (typeof response.data === 'object' && response.data !== null ? response.data : {}) as Record<string, unknown>;
-  const message = typeof data['message'] === 'string' ? data['message'] : err.message;
+  const message = redactString(typeof data['message'] === 'string' ? data['message'] : err.message);
   const headers = response.headers;
   const rateLimited = err.status === 429 || (err.status === 403 && (headers['x-ratelimit-remaining'] === '0' || /rate limit/i.test(message)));
   const details = redact({
