@@ -16,7 +16,7 @@ export function unknownOutcomeBody(requestId: string, action: string, receipt: R
   const err = new ApiError(
     'unknown_outcome',
     `The broker stopped while ${action} was running, so whether it took effect is unknown. Check the resource before trying again under a new Idempotency-Key; this key will keep answering unknown_outcome.`,
-    { request_id: requestId, status: 'unknown_outcome', action, receipt },
+    { request_id: requestId, call_status: 'unknown_outcome', action, receipt },
   );
   return problemBody(err, '/v1/ext/calls');
 }

@@ -304,7 +304,7 @@ export class CallService {
       const e = outcome.error;
       httpStatus = e.status;
       body = problemBody(
-        new ApiError(e.code, e.detail, { ...redact(e.extensions), request_id: s.requestId, status, action: actionId, receipt, duration_ms: outcome.durationMs }),
+        new ApiError(e.code, e.detail, { ...redact(e.extensions), request_id: s.requestId, call_status: status, action: actionId, receipt, duration_ms: outcome.durationMs }),
         s.instance,
       );
       detail = { action: actionId, http_status: e.status, code: e.code, detail: e.detail, ...redact(e.extensions), attempts: outcome.attempts, duration_ms: outcome.durationMs };
