@@ -5,7 +5,10 @@
 import { Command, CommanderError } from 'commander';
 import { CliExit } from './cli/common.js';
 import { registerFoundationCommands } from './cli/foundation.js';
+import { registerGrantsCommands } from './broker/grants/cli.js';
+import { registerTokenCommands } from './auth/cli.js';
 import { registerKernelCommands } from './kernel/cli.js';
+import { registerCallCommands } from './broker/calls/cli.js';
 
 const program = new Command('broker')
   .description('NanoClaw OS External Access Broker')
@@ -13,7 +16,10 @@ const program = new Command('broker')
   .exitOverride();
 
 registerFoundationCommands(program);
+registerGrantsCommands(program);
+registerTokenCommands(program);
 registerKernelCommands(program);
+registerCallCommands(program);
 
 try {
   await program.parseAsync(process.argv);

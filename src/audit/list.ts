@@ -21,7 +21,7 @@ export type AuditFilter = z.infer<typeof AuditQuery>;
 /**
  * Reads audit rows in `seq` order after `since`, filtered by subject, kind (exact or `prefix.*`)
  * and actor, at most `limit`. Rows carry `prev_hash` and `hash` so a reader can check the chain.
- * @returns the page and `nextSince` (the last seq, or null when the page is not full).
+ * @returns the page and `nextSince` (its last seq when more rows follow, else null).
  */
 export function listActivities(deps: Pick<Deps, 'db'>, f: AuditFilter): { items: Activity[]; nextSince: number | null } {
   const where = ['seq > ?'];
@@ -32,21 +32,23 @@ export function listActivities(deps: Pick<Deps, 'db'>, f: AuditFilter): { items:
   else if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
   const rows = deps.db.sqlite
     .prepare(`SELECT seq, ts, actor, kind, subject, detail, prev_hash AS prevHash, hash FROM gov_activities WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
-    .all(...args, f.limit) as (Omit<Activity, 'detail'> & { detail: string })[];
-  const items = rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
-  return { items, nextSince: items.length === f.limit ? items[items.length - 1]!.seq : null };
+    .all(...args, f.limit + 1) as (Omit<Activity, 'detail'> & { detail: string })[];
+  const items = rows.slice(0, f.limit).map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+  return { items, nextSince: rows.length > f.limit ? items[items.length - 1]!.seq : null };
 }
 
 /**
  * `GET /v1/audit?subject=&kind=&actor=&since=&limit=` (operators and auditors): the audit trail
- * in seq order. 200 `{items: [{seq, ts, actor, kind, subject, detail, prev_hash, hash}], next_since}`.
+ * in seq order. 200 `{data: [{seq, ts, actor, kind, subject, detail, prev_hash, hash}], has_more, next_since}`
+ * (pass `next_since` as `since` for the next page).
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
 export function listAuditRoute(deps: Pick<Deps, 'db'>) {
   return (c: Context<AppEnv>): Response => {
     const { items, nextSince } = listActivities(deps, queryParams(c, AuditQuery));
     return c.json({
-      items: items.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, subject: a.subject, detail: a.detail, prev_hash: a.prevHash, hash: a.hash })),
+      data: items.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, subject: a.subject, detail: a.detail, prev_hash: a.prevHash, hash: a.hash })),
+      has_more: nextSince !== null,
       next_since: nextSince,
     });
   };

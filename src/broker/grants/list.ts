@@ -13,14 +13,15 @@ const ListQuery = z.strictObject({
   /** RFC 3339 instant: only grants that were active then. */
   at: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  /** The `next_cursor` of the previous page. */
-  cursor: z.string().min(1).max(64).optional(),
+  /** The previous page's `next_cursor`. */
+  starting_after: z.string().min(1).max(64).optional(),
 });
 
 /**
- * `GET /v1/grants?group=&provider=&status=&at=&limit=&cursor=` (operators, auditors, `main`):
+ * `GET /v1/grants?group=&provider=&status=&at=&limit=&starting_after=` (operators, auditors, `main`):
  * grants oldest first; `status` is effective now; `at` keeps the grants active at that instant
- * (history: activated by then, not yet expired or revoked). 200 `{items, next_cursor}`.
+ * (history: activated by then, not yet expired or revoked). 200 `{data, has_more, next_cursor}`
+ * (pass `next_cursor` as `starting_after` for the next page).
  * Errors: 422 `validation_failed`.
  */
 export function listGrantsRoute(deps: Deps) {
@@ -32,8 +33,8 @@ export function listGrantsRoute(deps: Deps) {
       status: q.status,
       at: q.at === undefined ? undefined : Date.parse(q.at),
       limit: q.limit,
-      after: q.cursor,
+      after: q.starting_after,
     });
-    return c.json({ items, next_cursor: nextCursor });
+    return c.json({ data: items, has_more: nextCursor !== null, next_cursor: nextCursor });
   };
 }
