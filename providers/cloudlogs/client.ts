@@ -87,22 +87,46 @@ export class LoggingClients {
 }
 
 /**
+ * The HTTP status Google maps each gRPC status to (google/rpc/code.proto), so the broker's retry
+ * policy (5xx, 408, 429 are transient) applies to gRPC failures as it does to HTTP ones.
+ */
+const HTTP_STATUS: Record<number, number> = {
+  [grpc.status.CANCELLED]: 499,
+  [grpc.status.UNKNOWN]: 500,
+  [grpc.status.INVALID_ARGUMENT]: 400,
+  [grpc.status.DEADLINE_EXCEEDED]: 504,
+  [grpc.status.NOT_FOUND]: 404,
+  [grpc.status.ALREADY_EXISTS]: 409,
+  [grpc.status.PERMISSION_DENIED]: 403,
+  [grpc.status.RESOURCE_EXHAUSTED]: 429,
+  [grpc.status.FAILED_PRECONDITION]: 400,
+  [grpc.status.ABORTED]: 409,
+  [grpc.status.OUT_OF_RANGE]: 400,
+  [grpc.status.UNIMPLEMENTED]: 501,
+  [grpc.status.INTERNAL]: 500,
+  [grpc.status.UNAVAILABLE]: 503,
+  [grpc.status.DATA_LOSS]: 500,
+  [grpc.status.UNAUTHENTICATED]: 401,
+};
+
+/**
  * Maps a client failure to what the broker answers:
  * - gRPC `INVALID_ARGUMENT` (a filter Cloud Logging cannot parse, a stale page token):
  *   ApiError 422 `validation_failed`, since the caller's parameters are at fault;
- * - any other gRPC status: {@link ProviderError} with the numeric status and its name
- *   (`PERMISSION_DENIED`, `UNAVAILABLE`, …) and the service's redacted message;
+ * - any other gRPC status: {@link ProviderError} with the HTTP status Google maps it to as
+ *   `providerStatus` (503 for `UNAVAILABLE`, 403 for `PERMISSION_DENIED`, …), the gRPC status name
+ *   as `providerCode`, and the service's redacted message;
  * - anything else: returned unchanged (the broker answers a generic 502).
  */
 export function mapClientError(err: unknown): unknown {
   const e = err as { code?: unknown; details?: unknown; message?: unknown };
-  if (typeof e?.code !== 'number' || grpc.status[e.code] === undefined) return err;
+  if (typeof e?.code !== 'number' || HTTP_STATUS[e.code] === undefined) return err;
   const name = grpc.status[e.code]!;
   const message = redactString(String(e.details || e.message || name));
   if (e.code === grpc.status.INVALID_ARGUMENT) {
     return new ApiError('validation_failed', `Cloud Logging rejected the request: ${message}`, { provider_code: name });
   }
-  return new ProviderError(`Cloud Logging answered ${name}: ${message}`, e.code, name);
+  return new ProviderError(`Cloud Logging answered ${name}: ${message}`, HTTP_STATUS[e.code], name);
 }
 
 /**

@@ -267,7 +267,7 @@ describe('cloudlogs.query_entries', () => {
     world.fake.failNext = { code: grpc.status.PERMISSION_DENIED, details: 'The caller does not have permission' };
     const denied = await failure(run(provider, 'cloudlogs.query_entries', range));
     expect(denied).toBeInstanceOf(ProviderError);
-    expect([denied.providerStatus, denied.providerCode]).toEqual([grpc.status.PERMISSION_DENIED, 'PERMISSION_DENIED']);
+    expect([denied.providerStatus, denied.providerCode]).toEqual([403, 'PERMISSION_DENIED']);
   });
 });
 
