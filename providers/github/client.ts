@@ -21,8 +21,13 @@ export const DEFAULT_API_URL = 'https://api.github.com';
 /** Default cap on one action's result, in bytes of JSON (`GITHUB_RESULT_MAX_BYTES`). */
 export const DEFAULT_RESULT_MAX_BYTES = 64 * 1024;
 const USER_AGENT = 'nanoclaw-broker';
-/** Read retries after the first attempt (5xx and network failures; never 4xx). */
-const READ_RETRIES = 2;
+/**
+ * Octokit's own retries of a read after the first attempt (5xx and network failures, never 4xx),
+ * 500 ms apart. The call path retries idempotent actions twice more on top (issue 4), so this
+ * stays at one.
+ */
+const READ_RETRIES = 1;
+const READ_RETRY_BASE_MS = 500;
 /** A rate-limited read is retried once, and only when GitHub asks to wait at most this long (s). */
 const MAX_RATE_LIMIT_WAIT_S = 5;
 
@@ -157,7 +162,7 @@ export class GitHubClient {
       const onLimit = rateLimitHandler(ctx.log);
       const read = new ReadOctokit({
         ...common,
-        retry: { retries: READ_RETRIES },
+        retry: { retries: READ_RETRIES, retryAfterBaseValue: READ_RETRY_BASE_MS },
         throttle: { onRateLimit: onLimit, onSecondaryRateLimit: onLimit },
       });
       const write = new Octokit(common);

@@ -62,14 +62,17 @@ export interface GitHubFixtures {
   close(): Promise<void>;
 }
 
-/** Starts the fixtures server on 127.0.0.1:0 with {@link allScenarios}. */
-export async function startGitHubFixtures(): Promise<GitHubFixtures> {
+/**
+ * Starts the fixtures server on 127.0.0.1:0 with {@link allScenarios} and `extra` (e.g. one
+ * scenario concatenating others, for a broker whose `GITHUB_API_URL` is fixed).
+ */
+export async function startGitHubFixtures(extra: Record<string, FixtureEntry[]> = {}): Promise<GitHubFixtures> {
   const app = express();
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  app.use(fixturesServer({ fixturesUrl: origin, logLevel: 'silent', ttl: 10 * 60_000, fixtures: allScenarios() }));
+  app.use(fixturesServer({ fixturesUrl: origin, logLevel: 'silent', ttl: 10 * 60_000, fixtures: { ...allScenarios(), ...extra } }));
   return {
     origin,
     async load(name) {
