@@ -34,7 +34,7 @@ export class Kernel {
   constructor(readonly broker: TestBroker) {}
 
   /** `POST /v1/tasks` as `group` (default main). */
-  create(body: Record<string, unknown> = {}, group = 'main'): Promise<BrokerResponse<TaskJson>> {
+  create(body: Record<string, unknown> = {}, group = 'main'): Promise<BrokerResponse<any>> {
     return this.broker.client(group).post('/v1/tasks', { title: 'A task', type: 'BUG', ...body });
   }
 
