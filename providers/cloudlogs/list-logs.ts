@@ -5,7 +5,7 @@ import { defineAction } from '../../src/broker/catalog.js';
 import { mapClientError, untilAborted } from './client.js';
 import { decodeCursor, encodeCursor, queryFingerprint, takePage } from './cursor.js';
 import { ResultBudget } from './entries.js';
-import { forProject, projectParam, RPC_TIMEOUT_MS, type CloudLogsRuntime } from './runtime.js';
+import { projectParam, scopedRuntime, RPC_TIMEOUT_MS, type CloudLogsRuntime } from './runtime.js';
 
 const params = z.strictObject({
   project: projectParam,
@@ -34,7 +34,7 @@ export function listLogsAction(rt: CloudLogsRuntime) {
     idempotent: true,
     summarize: (p) => `list logs of ${p.project}${p.page_token ? ' (next page)' : ''}`,
     async execute(p, ctx): Promise<ListLogsResult> {
-      const { settings, clients } = forProject(rt, p.project);
+      const { settings, clients } = scopedRuntime(rt, p.project);
       const q = queryFingerprint('list_logs', p.project, p.limit);
       const cursor = decodeCursor(p.page_token, q);
       const client = clients.forProject(p.project);

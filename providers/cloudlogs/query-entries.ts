@@ -8,7 +8,7 @@ import { mapClientError, untilAborted } from './client.js';
 import { decodeCursor, encodeCursor, queryFingerprint, takePage } from './cursor.js';
 import { ResultBudget, trimEntry, type TrimmedEntry } from './entries.js';
 import { composeFilter } from './filter.js';
-import { filterParam, forProject, projectParam, RPC_TIMEOUT_MS, shortFilter, type CloudLogsRuntime } from './runtime.js';
+import { filterParam, scopedRuntime, projectParam, RPC_TIMEOUT_MS, shortFilter, type CloudLogsRuntime } from './runtime.js';
 
 /** The longest time range a query may cover: 7 days, in ms. */
 export const MAX_RANGE_MS = 7 * 24 * 3600 * 1000;
@@ -59,7 +59,7 @@ export function queryEntriesAction(rt: CloudLogsRuntime) {
       `query ${p.project} [${new Date(p.start).toISOString()}, ${new Date(p.end).toISOString()}) ${p.order}` +
       `${p.filter.trim() ? ` filter: ${shortFilter(p.filter)}` : ''}${p.page_token ? ' (next page)' : ''}`,
     async execute(p, ctx): Promise<QueryEntriesResult> {
-      const { settings, clients } = forProject(rt, p.project);
+      const { settings, clients } = scopedRuntime(rt, p.project);
       const filter = composeFilter(p.filter, p.start, p.end);
       const q = queryFingerprint('query_entries', p.project, filter, p.order, p.limit);
       const cursor = decodeCursor(p.page_token, q);

@@ -37,7 +37,7 @@ export const filterParam = z
  * @throws ApiError 503 `provider_unavailable` when the host has no usable credentials;
  *   403 `resource_out_of_scope` when `project` is not in `CLOUDLOGS_PROJECT_IDS`.
  */
-export function forProject(rt: CloudLogsRuntime, project: string): { settings: CloudLogsSettings; clients: LoggingClients } {
+export function scopedRuntime(rt: CloudLogsRuntime, project: string): { settings: CloudLogsSettings; clients: LoggingClients } {
   if (!rt.settings || !rt.clients) {
     throw new ApiError('provider_unavailable', `The cloudlogs provider is unavailable: ${rt.reason ?? 'not configured'}.`);
   }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { defineAction } from '../../src/broker/catalog.js';
 import { mapClientError } from './client.js';
 import { ResultBudget, trimEntry, type TrimmedEntry } from './entries.js';
-import { filterParam, forProject, projectParam, shortFilter, type CloudLogsRuntime } from './runtime.js';
+import { filterParam, scopedRuntime, projectParam, shortFilter, type CloudLogsRuntime } from './runtime.js';
 
 /** Longest collection window, in ms. */
 export const MAX_WINDOW_MS = 30_000;
@@ -53,7 +53,7 @@ export function tailEntriesAction(rt: CloudLogsRuntime) {
     idempotent: true,
     summarize: (p) => `tail ${p.project} for ${p.window_ms} ms, at most ${p.limit}${p.filter.trim() ? ` filter: ${shortFilter(p.filter)}` : ''}`,
     async execute(p, ctx): Promise<TailEntriesResult> {
-      const { settings, clients } = forProject(rt, p.project);
+      const { settings, clients } = scopedRuntime(rt, p.project);
       ctx.signal.throwIfAborted();
       const client = clients.forProject(p.project);
       const gaxOptions = await clients.callOptions(client, p.window_ms + STREAM_DEADLINE_GRACE_MS);
