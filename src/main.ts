@@ -9,6 +9,7 @@ import { registerGrantsCommands } from './broker/grants/cli.js';
 import { registerTokenCommands } from './auth/cli.js';
 import { registerKernelCommands } from './kernel/cli.js';
 import { registerCallCommands } from './broker/calls/cli.js';
+import { registerMcpCommands } from './mcp/cli.js';
 
 const program = new Command('broker')
   .description('NanoClaw OS External Access Broker')
@@ -20,6 +21,7 @@ registerGrantsCommands(program);
 registerTokenCommands(program);
 registerKernelCommands(program);
 registerCallCommands(program);
+registerMcpCommands(program);
 
 try {
   await program.parseAsync(process.argv);
