@@ -49,8 +49,11 @@ export interface TestProvider {
   setUnavailable(reason: string | null): void;
 }
 
-/** Builds a fresh `test` provider with `test.read` (L1, idempotent), `test.write` (L2), `test.deploy` (L3). */
-export function testProvider(): TestProvider {
+/**
+ * Builds a fresh `test` provider with `test.read` (L1, idempotent), `test.write` (L2), `test.deploy` (L3).
+ * @param onAttempt called on every attempt (the crash fixture reports them to its parent process).
+ */
+export function testProvider(onAttempt?: (a: Attempt) => void): TestProvider {
   const attempts: Attempt[] = [];
   let waiters: (() => void)[] = [];
   let released = false;
@@ -70,7 +73,9 @@ export function testProvider(): TestProvider {
       resource: (p) => p.resource,
       summarize: (p) => `${id} on ${p.resource}`,
       async execute(p, ctx) {
-        attempts.push({ action: id, requestId: ctx.requestId, group: ctx.group, taskId: ctx.taskId });
+        const seen: Attempt = { action: id, requestId: ctx.requestId, group: ctx.group, taskId: ctx.taskId };
+        attempts.push(seen);
+        onAttempt?.(seen);
         const n = attempts.filter((a) => a.requestId === ctx.requestId && a.group === ctx.group).length;
         if (p.hang) await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
         if (p.wait && !released) {

@@ -1,0 +1,117 @@
+/**
+ * Crash recovery with real processes: a broker process is killed (SIGKILL) while a call runs; the
+ * restarted process marks it `unknown_outcome` (audited), never executes it again, replays 502
+ * `unknown_outcome` for its key, and `broker calls list --status unknown_outcome` shows it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/audit/trail.js';
+import { BrokerClient } from '../../src/client/index.js';
+import { loadConfig } from '../../src/config.js';
+import { closeDeps, createDeps, type Deps } from '../../src/deps.js';
+import { createLogger } from '../../src/log.js';
+import { REPO_ROOT, tempDir } from '../helpers/harness.js';
+import { runCli } from '../helpers/process.js';
+
+const FIXTURE = path.join(REPO_ROOT, 'test/calls/fixtures/serve.ts');
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  /** Request ids of the attempts this process reported. */
+  attempts: string[];
+  /** Resolves once `requestId` has been attempted. */
+  attempted(requestId: string): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Starts the fixture broker on `env` and waits for its listening line. */
+function serve(env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const attempts: string[] = [];
+  const waiters: { id: string; resolve: () => void }[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker did not start:\n${out}`)), 20_000);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const m of d.toString().matchAll(/"attempt":\{[^}]*"requestId":"([^"]+)"/g)) {
+        attempts.push(m[1]!);
+        for (const w of waiters.filter((w) => w.id === m[1])) w.resolve();
+      }
+      const listening = /"url":"(http:\/\/[^"]+)".*"msg":"broker listening"/.exec(out);
+      if (listening) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          url: listening[1]!,
+          attempts,
+          attempted: (id) => new Promise<void>((r) => (attempts.includes(id) ? r() : waiters.push({ id, resolve: r }))),
+          exited,
+        });
+      }
+    });
+    void exited.then((code) => reject(new Error(`broker exited with ${code}:\n${out}`)));
+  });
+}
+
+describe('a broker killed while a call runs', () => {
+  const dataDir = tempDir('broker-crash-');
+  const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_HOST: '127.0.0.1', BROKER_PORT: '0', BROKER_LOG_LEVEL: 'info' };
+  let deps: Deps | undefined;
+  const children: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    if (deps) await closeDeps(deps);
+  });
+
+  it('turns the call into unknown_outcome after restart and never executes it twice', async () => {
+    const first = await serve(env);
+    children.push(first.child);
+    // The test process reads the same data directory (keys, rows) but never serves calls.
+    deps = createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    const client = (group: string, url: string) => {
+      const key = deps!.keys.current(group);
+      return new BrokerClient({ baseUrl: url, credential: { keyid: key.keyid, secret: key.secret } });
+    };
+    const g = await client('main', first.url).post('/v1/grants', { group: 'developer', provider: 'test', level: 1, reason: 'crash test' });
+    expect(g.status, JSON.stringify(g.body)).toBe(201);
+
+    const key = randomUUID();
+    const body = { action: 'test.read', params: { wait: true } };
+    const lost = client('developer', first.url).post('/v1/ext/calls', body, { idempotencyKey: key }).catch((err: Error) => err);
+    await first.attempted(key);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(await lost).toBeInstanceOf(Error);
+    const status = () => (deps!.db.sqlite.prepare('SELECT status FROM ext_calls WHERE "group" = ? AND request_id = ?').get('developer', key) as { status: string }).status;
+    expect(status()).toBe('running');
+
+    const second = await serve(env);
+    children.push(second.child);
+    expect(status()).toBe('unknown_outcome');
+    const replay = await client('developer', second.url).post('/v1/ext/calls', body, { idempotencyKey: key });
+    expect(replay.status).toBe(502);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toMatchObject({ code: 'unknown_outcome', call_status: 'unknown_outcome', request_id: key, action: 'test.read' });
+    expect(replay.body.detail).toMatch(/new Idempotency-Key/);
+    expect([...first.attempts, ...second.attempts].filter((id) => id === key)).toHaveLength(1);
+
+    const audit = deps.db.sqlite.prepare("SELECT actor, kind FROM gov_activities WHERE subject = ? ORDER BY seq").all(`call:developer:${key}`);
+    expect(audit).toEqual([
+      { actor: 'developer', kind: 'call.claimed' },
+      { actor: 'system', kind: 'call.unknown_outcome' },
+    ]);
+    const listed = await runCli(['calls', 'list', '--status', 'unknown_outcome'], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).data).toEqual([expect.objectContaining({ request_id: key, group: 'developer', status: 'unknown_outcome', http_status: 502 })]);
+
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(verifyChain(deps.db).ok).toBe(true);
+  });
+});
