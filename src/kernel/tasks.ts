@@ -1,7 +1,8 @@
 /**
  * The kernel's task service (issue 3): create, read, list, transition, gate decisions, override and
  * definition-of-done updates. Routes and the CLI call these; each mutation runs in one
- * `BEGIN IMMEDIATE` transaction with its audit rows (fail-closed: no audit row, no change).
+ * `BEGIN IMMEDIATE` transaction with its audit rows (fail-closed: no audit row, no change), and a
+ * policy refusal (403 / 409) is itself audited as `task.refused`.
  */
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
 import type { Activity } from '../audit/trail.js';
@@ -9,7 +10,7 @@ import { activitiesFor, appendActivity } from '../audit/trail.js';
 import type { Db } from '../db/open.js';
 import { immediate } from '../db/open.js';
 import type { Deps } from '../deps.js';
-import { ApiError } from '../http/problem.js';
+import { ApiError, type ErrorCode } from '../http/problem.js';
 import type { TaskState } from './coupling.js';
 import { checkTransition, rolesOf } from './machine.js';
 import {
@@ -71,6 +72,28 @@ function updateVersioned(db: Db, row: TaskRow, patch: Partial<TaskRow>, nowMs: n
     .get();
   if (!updated) throw new ApiError('precondition_failed', `Task ${row.id} changed while this request ran; read it again and retry.`);
   return updated;
+}
+
+/** Refusals of policy that are audited: who tried what and why it was refused. */
+const AUDITED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['forbidden', 'separation_of_powers', 'illegal_transition', 'done_requirements_unmet']);
+
+/**
+ * Runs a task mutation in one `BEGIN IMMEDIATE` transaction. When policy refuses it (403
+ * `forbidden` / `separation_of_powers`, 409 `illegal_transition` / `done_requirements_unmet`), the
+ * refusal is recorded as a `task.refused` audit row (`{action, code, detail}`) in a transaction of
+ * its own, and the error is rethrown. Request errors (404, 412, 422, 428) are not audited.
+ */
+function mutation<T>(deps: KernelDeps, actor: string, subject: string, action: Record<string, unknown>, fn: () => T): T {
+  try {
+    return immediate(deps.db, fn);
+  } catch (err) {
+    if (err instanceof ApiError && AUDITED_REFUSALS.has(err.code)) {
+      immediate(deps.db, () =>
+        appendActivity(deps.db, { actor, kind: 'task.refused', subject, detail: { ...action, code: err.code, detail: err.detail } }, deps.clock.now()),
+      );
+    }
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,10 +164,10 @@ function insertTask(db: Db, actor: string, input: NewTask, nowMs: number, idem: 
  *   422 `idempotency_key_reused` (same key, different body); 503 `audit_unavailable`.
  */
 export function createTask(deps: KernelDeps, actor: string, input: NewTask, idem: Idempotency | null): { task: TaskRow; replayed: boolean } {
-  if (actor !== 'main') throw new ApiError('forbidden', 'Only main creates tasks.');
-  if (input.assigned_group !== undefined) requireKnownGroup(deps, input.assigned_group, 'assigned_group');
   const { db, clock } = deps;
-  return immediate(db, () => {
+  return mutation(deps, actor, 'tasks', { action: 'create' }, () => {
+    if (actor !== 'main') throw new ApiError('forbidden', 'Only main creates tasks.');
+    if (input.assigned_group !== undefined) requireKnownGroup(deps, input.assigned_group, 'assigned_group');
     if (idem) {
       const prior = db.orm
         .select()
@@ -317,7 +340,7 @@ export function applyTransition(
  * 428 `precondition_required`, 412 `precondition_failed`.
  */
 export function transitionTask(deps: KernelDeps, id: string, actor: string, ifMatch: string | undefined, input: TransitionInput): TaskRow {
-  return immediate(deps.db, () => {
+  return mutation(deps, actor, id, { action: 'transition', to: input.to }, () => {
     const row = requireTask(deps.db, id);
     checkIfMatch(ifMatch, row.version);
     return applyTransition(deps, row, actor, input);
@@ -373,7 +396,7 @@ export interface GateDecisionInput {
  */
 export function decideGate(deps: KernelDeps, id: string, actor: string, ifMatch: string | undefined, input: GateDecisionInput): TaskRow {
   const { db, clock } = deps;
-  return immediate(db, () => {
+  return mutation(deps, actor, id, { action: 'gate', decision: input.decision }, () => {
     const row = requireTask(db, id);
     checkIfMatch(ifMatch, row.version);
     if (row.gate === 'none') throw new ApiError('conflict', `Task ${id} has no gate to decide.`);
@@ -413,7 +436,7 @@ export interface OverrideInput {
  */
 export function overrideGate(deps: KernelDeps, id: string, actor: string, ifMatch: string | undefined, input: OverrideInput): { task: TaskRow; followUp: TaskRow } {
   const { db, clock } = deps;
-  return immediate(db, () => {
+  return mutation(deps, actor, id, { action: 'override' }, () => {
     const row = requireTask(db, id);
     checkIfMatch(ifMatch, row.version);
     if (actor !== 'main') throw new ApiError('forbidden', 'Only main overrides a gate.');
@@ -472,7 +495,7 @@ export interface DodUpdate {
  */
 export function updateDod(deps: KernelDeps, id: string, actor: string, ifMatch: string | undefined, input: DodUpdate): TaskRow {
   const { db, clock } = deps;
-  return immediate(db, () => {
+  return mutation(deps, actor, id, { action: 'dod' }, () => {
     const row = requireTask(db, id);
     checkIfMatch(ifMatch, row.version);
     const roles = rolesOf(actor, row);

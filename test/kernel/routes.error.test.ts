@@ -92,7 +92,9 @@ describe('illegal transitions', () => {
     expect(res.body).toMatchObject({ code: 'illegal_transition', state: from, allowed });
     for (const s of allowed) expect(res.body.detail).toContain(s);
     expect((await k.get(t.id)).task.version).toBe(t.task.version);
-    expect(k.audit(t.id)).toHaveLength(auditBefore);
+    expect(k.audit(t.id).slice(auditBefore)).toEqual([
+      { kind: 'task.refused', actor: 'main', detail: { action: 'transition', to, code: 'illegal_transition', detail: res.body.detail } },
+    ]);
   });
 });
 
@@ -141,6 +143,7 @@ describe('DONE requirements, one missing at a time', () => {
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ code: 'done_requirements_unmet', missing });
     expect((await k.get(t.id)).task.state).toBe('APPROVAL');
+    expect(k.audit(t.id).at(-1)).toMatchObject({ kind: 'task.refused', actor: 'main', detail: { action: 'transition', to: 'DONE', code: 'done_requirements_unmet' } });
   });
 
   it('allows DONE once everything is met', async () => {

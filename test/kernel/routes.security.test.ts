@@ -35,12 +35,20 @@ describe('separation of powers', () => {
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ code: 'separation_of_powers', executor_group: 'security' });
     expect((await gate('security', sec, 'request_changes')).body.code).toBe('separation_of_powers');
+    expect(k.audit(sec.id).slice(-2)).toEqual([
+      expect.objectContaining({ kind: 'task.refused', actor: 'security', detail: expect.objectContaining({ action: 'gate', decision: 'approve', code: 'separation_of_powers' }) }),
+      expect.objectContaining({ kind: 'task.refused', actor: 'security', detail: expect.objectContaining({ action: 'gate', decision: 'request_changes', code: 'separation_of_powers' }) }),
+    ]);
 
     const rev = await executedBy('main', { type: 'REVOPS' });
     expect((await gate('main', rev)).body.code).toBe('separation_of_powers');
     expect((await override('main', rev)).body.code).toBe('separation_of_powers');
     expect((await k.get(rev.id)).task).toMatchObject({ gate_status: 'pending', version: rev.task.version });
     expect(k.audit(rev.id).map((a) => a.kind)).not.toContain('task.gate_decision');
+    expect(k.audit(rev.id).slice(-2).map((a) => [a.kind, a.detail['action'], a.detail['code']])).toEqual([
+      ['task.refused', 'gate', 'separation_of_powers'],
+      ['task.refused', 'override', 'separation_of_powers'],
+    ]);
   });
 
   it('lets only security approve a Security gate (developer and main get 403 forbidden)', async () => {
@@ -49,6 +57,7 @@ describe('separation of powers', () => {
       const res = await gate(group, t);
       expect(res.status).toBe(403);
       expect(res.body.code).toBe(group === 'main' ? 'separation_of_powers' : 'forbidden');
+      expect(k.audit(t.id).at(-1)).toMatchObject({ kind: 'task.refused', actor: group, detail: { action: 'gate', code: res.body.code } });
     }
     const dev = await executedBy('developer', { type: 'SECURITY', title: 'dev-executed' });
     expect((await gate('main', dev)).body.code).toBe('forbidden');
@@ -69,6 +78,7 @@ describe('separation of powers', () => {
       const res = await override(group, t);
       expect(res.status).toBe(403);
       expect(res.body.code).toBe('forbidden');
+      expect(k.audit(t.id).at(-1)).toMatchObject({ kind: 'task.refused', actor: group, detail: { action: 'override', code: 'forbidden' } });
     }
     const all = await broker.client('main').get('/v1/tasks', { query: { type: 'CLAIMS', limit: 200 } });
     expect(all.body.data.filter((x: { parent_task_id: string | null }) => x.parent_task_id === t.id)).toEqual([]);
@@ -82,6 +92,7 @@ describe('who may do what', () => {
       const res = await k.create({ title: `by ${group}` }, group);
       expect(res.status).toBe(403);
       expect(res.body.code).toBe('forbidden');
+      expect(k.audit('tasks').at(-1)).toMatchObject({ kind: 'task.refused', actor: group, detail: { action: 'create', code: 'forbidden' } });
     }
     const list = await broker.client('main').get('/v1/tasks', { query: { limit: 200 } });
     expect(list.body.data.map((x: { title: string }) => x.title)).not.toContain('by developer');
@@ -106,6 +117,7 @@ describe('who may do what', () => {
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ code: 'forbidden' });
     expect((await k.get(t.id)).task.version).toBe(t.task.version);
+    expect(k.audit(t.id).at(-1)).toMatchObject({ kind: 'task.refused', actor: group, detail: { action: 'transition', to, code: 'forbidden' } });
   });
 
   it('lets only main assign, even on a move the group may make', async () => {
