@@ -1,0 +1,58 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendActivity } from '../../src/audit/trail.js';
+import { openDb, type Db } from '../../src/db/open.js';
+import type { TestBroker } from '../helpers/harness.js';
+import { createAsMain, startGrantsBroker } from './helpers.js';
+
+/** The in-memory GrantSource the decision path reads. */
+describe('GrantStore', () => {
+  let broker: TestBroker;
+  let other: Db;
+  beforeAll(async () => {
+    broker = await startGrantsBroker();
+    other = openDb({ path: path.join(broker.dataDir, 'broker.db') });
+  });
+  afterAll(async () => {
+    other.sqlite.close();
+    await broker.stop();
+  });
+
+  it('indexes by group and provider, and serves the same array until a grant changes', async () => {
+    const store = broker.deps.grants;
+    expect(store.candidates('developer', 'ops')).toEqual([]);
+    const g = await createAsMain(broker, { group: 'developer', level: 2, ttl_s: 600, denied_actions: ['ops.write'], resources: ['acme/*'] });
+    const first = store.candidates('developer', 'ops');
+    expect(first).toEqual([
+      {
+        id: g.id,
+        group: 'developer',
+        provider: 'ops',
+        level: 2,
+        allowedActions: null,
+        deniedActions: ['ops.write'],
+        resources: ['acme/*'],
+        status: 'active',
+        activatedAt: broker.clock.now(),
+        expiresAt: broker.clock.now() + 600_000,
+        approvals: 0,
+      },
+    ]);
+    expect(store.candidates('security', 'ops')).toEqual([]);
+    expect(store.candidates('developer', 'github')).toEqual([]);
+
+    appendActivity(broker.deps.db, { actor: 'system', kind: 'test.unrelated', subject: 'x' }, broker.clock.now());
+    expect(store.candidates('developer', 'ops')).toBe(first);
+
+    await createAsMain(broker, { group: 'security', level: 1 });
+    expect(store.candidates('developer', 'ops')).not.toBe(first);
+    expect(store.candidates('developer', 'ops')).toEqual(first);
+  });
+
+  it('sees a change committed by another connection on the very next lookup', async () => {
+    const g = await createAsMain(broker, { group: 'security', level: 1, reason: 'other connection' });
+    expect(broker.deps.grants.candidates('security', 'ops').map((v) => v.id)).toContain(g.id);
+    other.sqlite.prepare("UPDATE grants SET status = 'revoked', revoked_at = ? WHERE id = ?").run(broker.clock.now(), g.id);
+    expect(broker.deps.grants.candidates('security', 'ops').map((v) => v.id)).not.toContain(g.id);
+  });
+});
