@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { verifyChain } from '../../src/audit/trail.js';
 import { immediate, openDb } from '../../src/db/open.js';
 import { runDispatchOnce, startDispatchLoop } from '../../src/kernel/dispatch.js';
 import { createTask, transitionTask } from '../../src/kernel/tasks.js';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
+import { startServeProcess } from '../helpers/process.js';
 import { auditVerifyCli } from './helpers.js';
 
 const WORKER = path.join(import.meta.dirname, 'fixtures/dispatch-worker.ts');
@@ -102,6 +103,19 @@ describe('the dispatch loop', () => {
     stop();
     await new Promise((r) => setImmediate(r));
     expect((b.deps.db.sqlite.prepare('SELECT state FROM tasks WHERE id = ?').get(id) as { state: string }).state).toBe('DOING');
+  });
+
+  it('`broker serve` runs the loop at start-up and stops it on SIGTERM', async () => {
+    broker = await startBroker({ env: FAST });
+    const b = broker;
+    const [id] = readyTasks(b, 1);
+    const serve = await startServeProcess({ BROKER_DATA_DIR: b.dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_LOG_LEVEL: 'info' });
+    const state = () => (b.deps.db.sqlite.prepare('SELECT state FROM tasks WHERE id = ?').get(id) as { state: string }).state;
+    await vi.waitFor(() => expect(state()).toBe('DOING'), { timeout: 20_000, interval: 50 });
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    expect(serve.output()).toContain('"msg":"dispatch pass"');
+    expect(tally(b)).toEqual(all(1));
   });
 
   it(`two interleaved loops on two connections over ${N} READY tasks: exactly ${N} dispatches and transitions`, async () => {
