@@ -19,9 +19,13 @@ export const GATES = ['none', 'Security', 'RevOps', 'Claims', 'Product'] as cons
 /** Where a gate stands. */
 export const GATE_STATUSES = ['pending', 'approved', 'changes_requested', 'overridden'] as const;
 
+/** One of {@link TASK_TYPES}. */
 export type TaskType = (typeof TASK_TYPES)[number];
+/** One of {@link PRIORITIES}. */
 export type Priority = (typeof PRIORITIES)[number];
+/** One of {@link GATES}. */
 export type Gate = (typeof GATES)[number];
+/** One of {@link GATE_STATUSES}. */
 export type GateStatus = (typeof GATE_STATUSES)[number];
 
 /** The group that approves each gate: Security by `security`, the others by `main` (issue 3). */
