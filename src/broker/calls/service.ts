@@ -17,7 +17,7 @@ import type { Logger } from '../../log.js';
 import type { ActionDefinition, Catalog, Provider } from '../catalog.js';
 import { decide } from '../decision/decide.js';
 import { newReceipt, type Receipt } from '../decision/receipt.js';
-import type { GrantSource } from '../grants/types.js';
+import type { GrantSource, GrantView } from '../grants/types.js';
 import { GroupCommit } from './commit.js';
 import { runAction, type Outcome } from './execute.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
@@ -65,7 +65,17 @@ export interface CallAnswer {
   headers: Record<string, string>;
 }
 
-interface Shape {
+/**
+ * The outcome of {@link CallService.evaluate}: a refusal to audit and answer, a stored answer to
+ * replay, or an allowed call ready to claim.
+ */
+export type Evaluation =
+  | { kind: 'refused'; decision: 'rejected' | 'denied'; error: ApiError; receipt: Receipt }
+  | { kind: 'replay'; answer: CallAnswer }
+  | { kind: 'allowed'; receipt: Receipt; shape: Shape; grant: GrantView; fingerprint: string; key: string; pending: number };
+
+/** A well-formed call: its action, provider, validated params, task and resource. */
+export interface Shape {
   action: ActionDefinition<any, unknown>;
   provider: Provider;
   params: unknown;
@@ -101,24 +111,24 @@ export class CallService {
   }
 
   /**
-   * Decides, claims, executes and records one call. Resolves with the answer for every decision
-   * (success, denial, conflict, replay, provider failure).
-   * @throws ApiError 503 `audit_unavailable` when a claim, an outcome or a denial's audit row
-   *   cannot be stored (fail-closed: nothing unrecorded is executed or acknowledged).
+   * Steps 2–12 and the provider check for one verified request: synchronous, no writes, no await
+   * (so nothing can slip between the idempotency and backpressure checks and the claim).
+   * `submit` runs it on every call; the bench runs it alone (issue 4, "Performance" (d)).
+   * @param now the decision instant, Unix ms.
    */
-  async submit(s: CallSubmission): Promise<CallAnswer> {
-    const now = this.deps.clock.now();
+  evaluate(s: CallSubmission, now: number): Evaluation {
     const receipt = newReceipt(s.group, s.requestId, s.keyid, now);
+    const refused = (decision: 'rejected' | 'denied', error: ApiError): Evaluation => ({ kind: 'refused', decision, error, receipt });
 
     const shape = this.shape(s.rawBody, receipt);
-    if (shape instanceof ApiError) return this.refuse(s, receipt, 'rejected', shape, now);
+    if (shape instanceof ApiError) return refused('rejected', shape);
     receipt.steps.push({ step: 'request', result: 'pass', note: `${shape.action.id} on ${shape.resource}` });
 
     const fingerprint = sha256hex(s.rawBody);
     const key = `${s.group}\n${s.requestId}`;
     const known = this.knownKey(s, key, fingerprint, receipt);
-    if (known instanceof ApiError) return this.refuse(s, receipt, 'rejected', known, now);
-    if (known) return known;
+    if (known instanceof ApiError) return refused('rejected', known);
+    if (known) return { kind: 'replay', answer: known };
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
 
     const pending = this.pendingFor(s.group);
@@ -131,7 +141,7 @@ export class CallService {
         { pending, limit },
         { 'Retry-After': String(RETRY_AFTER_S) },
       );
-      return this.refuse(s, receipt, 'denied', err, now);
+      return refused('denied', err);
     }
     receipt.steps.push({ step: 'backpressure', result: 'pass', note: `${pending} pending, limit ${limit}` });
 
@@ -143,7 +153,7 @@ export class CallService {
     );
     for (const step of verdict.steps) receipt.steps.push(step);
     receipt.grant_id = verdict.grant?.id ?? null;
-    if (!verdict.allowed) return this.refuse(s, receipt, 'denied', new ApiError(verdict.code, verdict.detail, verdict.extensions), now);
+    if (!verdict.allowed) return refused('denied', new ApiError(verdict.code, verdict.detail, verdict.extensions));
 
     const unavailable = provider.unavailableReason();
     if (unavailable !== null) {
@@ -153,15 +163,30 @@ export class CallService {
         `Provider ${provider.name} cannot run on this host (${unavailable}); an operator must configure it. Nothing ran and the Idempotency-Key is not used up.`,
         { provider: provider.name },
       );
-      return this.refuse(s, receipt, 'denied', err, now);
+      return refused('denied', err);
     }
     receipt.steps.push({ step: 'provider', result: 'pass', note: provider.name });
+    return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending };
+  }
+
+  /**
+   * Decides, claims, executes and records one call. Resolves with the answer for every decision
+   * (success, denial, conflict, replay, provider failure).
+   * @throws ApiError 503 `audit_unavailable` when a claim, an outcome or a denial's audit row
+   *   cannot be stored (fail-closed: nothing unrecorded is executed or acknowledged).
+   */
+  async submit(s: CallSubmission): Promise<CallAnswer> {
+    const now = this.deps.clock.now();
+    const ev = this.evaluate(s, now);
+    if (ev.kind === 'replay') return ev.answer;
+    if (ev.kind === 'refused') return this.refuse(s, ev.receipt, ev.decision, ev.error, now);
+    const { receipt, shape, grant, fingerprint, key, pending } = ev;
+    const { action } = shape;
 
     // Step 13, the claim: reserved in memory at once (no await since step 3), durable before execution.
     this.inflight.set(key, fingerprint);
     this.pending.set(s.group, pending + 1);
     receipt.steps.push({ step: 'claim', result: 'pass' });
-    const grant = verdict.grant;
     const summary = action.summarize(shape.params);
     try {
       await this.commits.run(() => {

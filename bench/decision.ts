@@ -1,0 +1,116 @@
+/**
+ * Bench (d): the decision path in-process, no HTTP — step 1 (`verifyBrokerSignature`: parse,
+ * key lookup, digest, HMAC) and steps 2–12 (`CallService.evaluate`: shape, idempotency lookup,
+ * backpressure, grant lookup in the GrantStore, steps 6–12) — over 100 000 grants and 1 000 000
+ * audit rows, all made through the real services. Started by `bench/run.ts` with IPC; sends its
+ * figures back and exits. Timings use `performance.now()` around each decision.
+ */
+import { randomUUID } from 'node:crypto';
+import { CallService } from '../src/broker/calls/service.js';
+import { CallStore } from '../src/broker/calls/store.js';
+import type { CreateGrantInput } from '../src/broker/grants/terms.js';
+import { signRequest } from '../src/client/index.js';
+import { ManualClock } from '../src/clock.js';
+import { immediate } from '../src/db/open.js';
+import { closeDeps } from '../src/deps.js';
+import { verifyBrokerSignature } from '../src/http/verify.js';
+import { createLogger } from '../src/log.js';
+import { benchDataDir, benchDeps, createGrants, fillAudit } from './setup.js';
+
+const GROUPS = 1000;
+const GRANTS = 100_000;
+const AUDIT_ROWS = 1_000_000;
+const CALL_ROWS = 100_000;
+const REQUESTS = 10_000;
+const WARMUP = 20_000;
+const ITERATIONS = 100_000;
+
+const started = performance.now();
+const groups = Array.from({ length: GROUPS }, (_, i) => `g${String(i).padStart(4, '0')}`);
+const { env } = benchDataDir(groups);
+const clock = new ManualClock(Date.UTC(2026, 0, 1));
+const deps = benchDeps(env, { clock });
+
+/** Grant `i`: group `i mod 1000`; a third each for bench, github and cloudlogs; mixed terms. */
+function grantTerms(i: number): CreateGrantInput {
+  const group = groups[i % GROUPS]!;
+  const k = Math.floor(i / GROUPS);
+  const base = { group, reason: 'bench', allowed_actions: null, denied_actions: null, resources: null } as const;
+  switch (k % 3) {
+    case 0: {
+      const variant = Math.floor(k / 3) % 4;
+      if (variant === 0) return { ...base, provider: 'bench', level: 1, resources: ['acme/*'] };
+      if (variant === 1) return { ...base, provider: 'bench', level: 1, allowed_actions: ['bench.noop'], resources: [`team-${k}/*`] };
+      if (variant === 2) return { ...base, provider: 'bench', level: 1, allowed_actions: ['bench.*'], denied_actions: ['bench.admin_*'] };
+      return { ...base, provider: 'bench', level: 2, allowed_actions: ['bench.admin_reset'], ttl_s: 7 * 24 * 3600 };
+    }
+    case 1:
+      return { ...base, provider: 'github', level: 1, allowed_actions: ['github.get_*'], resources: [`org-${k}/*`] };
+    default:
+      return { ...base, provider: 'cloudlogs', level: 1, resources: [`project-${k}`] };
+  }
+}
+
+createGrants(deps, Array.from({ length: GRANTS }, (_, i) => grantTerms(i)));
+fillAudit(deps, AUDIT_ROWS - (deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM gov_activities').get() as { n: number }).n);
+const calls = new CallStore(deps.db);
+immediate(deps.db, () => {
+  for (let i = 0; i < CALL_ROWS; i++) {
+    const group = groups[i % GROUPS]!;
+    calls.insertRunning({
+      group, requestId: `old-${i}`, fingerprint: 'f'.repeat(64), action: 'bench.noop', level: 1, resource: 'acme/api',
+      summary: 'noop on acme/api', taskId: null, grantId: 'grt_bench', receipt: '{}', createdAt: clock.now(),
+    });
+    calls.end(group, `old-${i}`, { status: 'succeeded', httpStatus: 200, response: '{}', receipt: '{}', attempts: 1, finishedAt: clock.now(), durationMs: 0 });
+  }
+});
+const auditRows = (deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM gov_activities').get() as { n: number }).n;
+const grantsLoaded = (deps.grants.candidates(groups[0]!, 'bench'), deps.grants.size);
+const setupS = (performance.now() - started) / 1000;
+
+// Pre-signed requests (signing is the agent's cost, not the broker's).
+const body = new TextEncoder().encode(JSON.stringify({ action: 'bench.noop', params: { resource: 'acme/api' } }));
+const url = 'http://127.0.0.1:8787/v1/ext/calls';
+const requests = Array.from({ length: REQUESTS }, (_, j) => {
+  const key = deps.keys.current(groups[j % GROUPS]!);
+  const headers = signRequest(
+    { method: 'POST', url, headers: { 'content-type': 'application/json' }, body, idempotencyKey: `d-${randomUUID()}` },
+    { keyid: key.keyid, secret: key.secret },
+    Math.floor(clock.now() / 1000),
+  );
+  return { method: 'POST', url, headers: new Headers(headers) };
+});
+
+const service = new CallService(deps);
+const verifyDeps = { keys: deps.keys, clock, clockSkewS: deps.config.clockSkewS };
+const log = createLogger('silent');
+const samples = new Float64Array(ITERATIONS);
+for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+  const req = requests[i % REQUESTS]!;
+  const t0 = performance.now();
+  const v = verifyBrokerSignature(req, body, verifyDeps);
+  const ev = service.evaluate({ group: v.group, keyid: v.keyid, requestId: v.idempotencyKey!, rawBody: body, log }, clock.now());
+  const t1 = performance.now();
+  if (ev.kind !== 'allowed') throw new Error(`the bench decision was not allowed: ${JSON.stringify(ev)}`);
+  if (i >= WARMUP) samples[i - WARMUP] = (t1 - t0) * 1000;
+}
+samples.sort();
+const pct = (p: number) => samples[Math.min(ITERATIONS - 1, Math.floor((p / 100) * ITERATIONS))]!;
+const mean = samples.reduce((a, b) => a + b, 0) / ITERATIONS;
+const result = {
+  iterations: ITERATIONS,
+  grants: grantsLoaded,
+  candidates_per_decision: deps.grants.candidates(groups[0]!, 'bench').length,
+  audit_rows: auditRows,
+  call_rows: CALL_ROWS,
+  p50_us: pct(50),
+  p99_us: pct(99),
+  p999_us: pct(99.9),
+  mean_us: mean,
+  max_us: samples[ITERATIONS - 1]!,
+  decisions_per_s: 1e6 / mean,
+  setup_s: setupS,
+  max_rss_bytes: process.resourceUsage().maxRSS * 1024,
+};
+await closeDeps(deps);
+process.send!(result);

@@ -1,0 +1,167 @@
+/**
+ * `npm run bench` (issue 4, "Performance"): starts a real broker process and drives it with
+ * autocannon, then runs the in-process decision micro-benchmark:
+ * - (a) a bare Hono endpoint (same process as the broker, its own port): the baseline;
+ * - (b) signed L1 calls to `bench.noop` through `POST /v1/ext/calls`, durable audit
+ *   (`synchronous=FULL`): decision, claim and outcome rows, group commit;
+ * - (c) signed calls denied at step 8 (`action_denied`, audited);
+ * - (d) steps 1–12 in-process over 100 000 grants and 1 000 000 audit rows (`bench/decision.ts`).
+ * Writes `bench/results/<timestamp>.json` and prints a table. Targets: (b) ≥ 0.35 × (a) req/s,
+ * (d) p99 ≤ 20 µs, peak RSS ≤ 250 MB. Timings are never asserted by the tests.
+ * Environment: `BENCH_DURATION_S` (default 8) seconds per HTTP scenario, after a 2 s warm-up;
+ * `BENCH_CONNECTIONS` (default 32).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { signRequest, type GroupCredential } from '../src/client/index.js';
+import { closeDeps } from '../src/deps.js';
+import { benchDataDir, benchDeps, createGrants } from './setup.js';
+
+const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 8);
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
+const WARMUP_S = 2;
+const ROOT = path.resolve(import.meta.dirname, '..');
+const RESULTS = path.join(ROOT, 'bench/results');
+
+/** One HTTP scenario's figures. Latencies in ms, throughput in req/s. */
+interface HttpResult {
+  name: string;
+  requests_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  requests: number;
+  non_2xx: number;
+  errors: number;
+  ratio_to_a: number;
+}
+
+function child(script: string, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+}
+
+function nextMessage<T>(proc: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    proc.once('message', (m) => resolve(m as T));
+    proc.once('exit', (code) => reject(new Error(`${proc.spawnargs.join(' ')} exited with ${code}`)));
+  });
+}
+
+/** Signs each request as the next group in turn, with a fresh Idempotency-Key. */
+function signedCalls(base: string, creds: GroupCredential[], body: string): autocannon.Request['setupRequest'] {
+  const url = `${base}/v1/ext/calls`;
+  const run = Date.now().toString(36);
+  let n = 0;
+  return (req) => {
+    n += 1;
+    const cred = creds[n % creds.length]!;
+    const headers = signRequest(
+      { method: 'POST', url, headers: { 'content-type': 'application/json' }, body, idempotencyKey: `${run}-${n}` },
+      cred,
+      Math.floor(Date.now() / 1000),
+    );
+    return { ...req, method: 'POST', path: '/v1/ext/calls', headers, body };
+  };
+}
+
+async function load(name: string, opts: autocannon.Options): Promise<autocannon.Result> {
+  await autocannon({ ...opts, connections: CONNECTIONS, duration: WARMUP_S });
+  const r = await autocannon({ ...opts, connections: CONNECTIONS, duration: DURATION_S });
+  process.stderr.write(`${name}: ${Math.round(r.requests.average)} req/s\n`);
+  return r;
+}
+
+function figures(name: string, r: autocannon.Result, baseline: number | null): HttpResult {
+  return {
+    name,
+    requests_per_s: Math.round(r.requests.average),
+    p50_ms: r.latency.p50,
+    p99_ms: r.latency.p99,
+    requests: r.requests.total,
+    non_2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    ratio_to_a: baseline ? Math.round((r.requests.average / baseline) * 1000) / 1000 : 1,
+  };
+}
+
+const started = performance.now();
+// Groups: 128 that hold an L1 grant for bench.noop, 16 whose grant denies it.
+const callers = Array.from({ length: 128 }, (_, i) => `call${String(i).padStart(3, '0')}`);
+const denied = Array.from({ length: 16 }, (_, i) => `deny${String(i).padStart(2, '0')}`);
+const { dataDir, env } = benchDataDir([...callers, ...denied]);
+const setup = benchDeps(env);
+createGrants(setup, [
+  ...callers.map((group) => ({ group, provider: 'bench', level: 1 as const, reason: 'bench', allowed_actions: null, denied_actions: null, resources: null })),
+  ...denied.map((group) => ({ group, provider: 'bench', level: 1 as const, reason: 'bench', allowed_actions: null, denied_actions: ['bench.noop'], resources: null })),
+]);
+const cred = (g: string): GroupCredential => {
+  const k = setup.keys.current(g);
+  return { keyid: k.keyid, secret: k.secret };
+};
+const callerCreds = callers.map(cred);
+const deniedCreds = denied.map(cred);
+await closeDeps(setup);
+
+process.stderr.write(`bench: broker on ${dataDir} (synchronous=FULL), ${CONNECTIONS} connections, ${WARMUP_S}+${DURATION_S} s per scenario\n`);
+const server = child('bench/server.ts', { ...env, BROKER_LOG_LEVEL: 'info' });
+const urls = await nextMessage<{ broker: string; bare: string }>(server);
+const body = JSON.stringify({ action: 'bench.noop', params: {} });
+
+const a = await load('(a) bare Hono', { url: urls.bare });
+const b = await load('(b) signed L1 call', { url: urls.broker, requests: [{ setupRequest: signedCalls(urls.broker, callerCreds, body) }] });
+const c = await load('(c) denied call', { url: urls.broker, requests: [{ setupRequest: signedCalls(urls.broker, deniedCreds, body) }] });
+server.send('rss');
+const serverRss = (await nextMessage<{ maxRssBytes: number }>(server)).maxRssBytes;
+server.send('stop');
+
+process.stderr.write('(d) decision micro-benchmark: building 100 000 grants and 1 000 000 audit rows…\n');
+const micro = child('bench/decision.ts', {});
+const d = await nextMessage<Record<string, number>>(micro);
+
+const baseline = a.requests.average;
+const http = [figures('(a) bare Hono GET /', a, null), figures('(b) signed L1 call, durable audit', b, baseline), figures('(c) denied call (action_denied)', c, baseline)];
+const result = {
+  at: new Date().toISOString(),
+  host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg() },
+  settings: { connections: CONNECTIONS, duration_s: DURATION_S, warmup_s: WARMUP_S, sqlite_synchronous: 'FULL', log_level: 'info' },
+  http,
+  decision: d,
+  peak_rss_bytes: { server: serverRss, decision: d['max_rss_bytes'] },
+  targets: {
+    b_ratio_min: 0.35,
+    b_ratio: http[1]!.ratio_to_a,
+    d_p99_us_max: 20,
+    d_p99_us: d['p99_us'],
+    peak_rss_mb_max: 250,
+    peak_rss_mb: Math.round(Math.max(serverRss, d['max_rss_bytes']!) / 2 ** 20),
+  },
+  total_s: Math.round((performance.now() - started) / 100) / 10,
+};
+fs.mkdirSync(RESULTS, { recursive: true });
+const file = path.join(RESULTS, `${result.at.replace(/[:.]/g, '-')}.json`);
+fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+fs.rmSync(dataDir, { recursive: true, force: true });
+
+const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
+const ok = (pass: boolean) => (pass ? 'ok' : 'MISSED');
+console.log('');
+console.table(
+  Object.fromEntries([
+    ...http.map((h) => [h.name, { 'req/s': h.requests_per_s, 'p50 ms': h.p50_ms, 'p99 ms': h.p99_ms, 'ratio to (a)': h.ratio_to_a, 'non-2xx': h.non_2xx, errors: h.errors }]),
+    ['(d) decision steps 1–12, in-process', { 'req/s': Math.round(d['decisions_per_s']!), 'p50 ms': d['p50_us']! / 1000, 'p99 ms': d['p99_us']! / 1000, 'ratio to (a)': '', 'non-2xx': '', errors: '' }],
+  ]),
+);
+console.log(
+  [
+    `(b) / (a) = ${result.targets.b_ratio} (target >= 0.35): ${ok(result.targets.b_ratio >= 0.35)}`,
+    `(d) p50 ${d['p50_us']!.toFixed(1)} µs, p99 ${d['p99_us']!.toFixed(1)} µs (target <= 20 µs): ${ok(d['p99_us']! <= 20)} — ${d['grants']} grants, ${d['audit_rows']} audit rows, ${d['candidates_per_decision']} candidates per decision`,
+    `peak RSS: server ${mb(serverRss)}, decision ${mb(d['max_rss_bytes']!)} (target <= 250 MB): ${ok(result.targets.peak_rss_mb <= 250)}`,
+    `written to ${path.relative(ROOT, file)} in ${result.total_s} s`,
+  ].join('\n'),
+);

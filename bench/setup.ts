@@ -1,0 +1,64 @@
+/**
+ * Bench fixtures: a data directory with its own groups policy, grants made through the grants
+ * service (in one outer transaction, each grant still validated and audited), and filler audit
+ * rows through the real audit trail.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { appendActivities, type ActivityInput } from '../src/audit/trail.js';
+import { hostProviders } from '../providers/index.js';
+import { Catalog } from '../src/broker/catalog.js';
+import { createGrant } from '../src/broker/grants/service.js';
+import type { CreateGrantInput } from '../src/broker/grants/terms.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { immediate } from '../src/db/open.js';
+import { createDeps, type Deps, type DepsOverrides } from '../src/deps.js';
+import { createLogger } from '../src/log.js';
+import { benchProvider } from './provider.js';
+
+/** A temp data directory whose `policies/groups.json` lists `groups` (ceiling L2) and `main`. */
+export function benchDataDir(groups: string[]): { dataDir: string; env: Record<string, string> } {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'broker-bench-'));
+  const policies = path.join(dataDir, 'policies');
+  fs.mkdirSync(policies);
+  const list = [{ name: 'main', ceiling: 'L3' }, ...groups.map((name) => ({ name, ceiling: 'L2' }))];
+  fs.writeFileSync(path.join(policies, 'groups.json'), JSON.stringify({ groups: list }));
+  return {
+    dataDir,
+    env: { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: policies, BROKER_SQLITE_SYNCHRONOUS: 'FULL', BROKER_HOST: '127.0.0.1', BROKER_PORT: '0' },
+  };
+}
+
+/** The bench catalog: the host's providers (unavailable without credentials) and `bench`. */
+export function benchCatalog(): Catalog {
+  return new Catalog([...hostProviders({}), benchProvider()]);
+}
+
+/** Deps over a bench data directory, with the bench catalog and a silent logger. */
+export function benchDeps(env: Record<string, string>, overrides: DepsOverrides = {}): Deps {
+  const config: Config = loadConfig(env);
+  return createDeps(config, { catalog: benchCatalog(), logger: createLogger('silent'), ...overrides });
+}
+
+/** Creates grants through the grants service, all in one transaction (savepoint per grant). */
+export function createGrants(deps: Deps, grants: CreateGrantInput[]): void {
+  immediate(deps.db, () => {
+    for (const g of grants) createGrant(deps, g, 'operator:bench');
+  });
+}
+
+/** Appends `rows` filler audit rows through the audit trail, 10 000 per transaction. */
+export function fillAudit(deps: Deps, rows: number): void {
+  for (let done = 0; done < rows; ) {
+    const n = Math.min(10_000, rows - done);
+    const batch: ActivityInput[] = Array.from({ length: n }, (_, i) => ({
+      actor: 'system',
+      kind: 'bench.filler',
+      subject: `bench:${done + i}`,
+      detail: { i: done + i, note: 'filler row so the decision runs against a large audit trail' },
+    }));
+    immediate(deps.db, () => appendActivities(deps.db, batch, deps.clock.now()));
+    done += n;
+  }
+}
