@@ -64,6 +64,22 @@ describe('a call that is allowed', () => {
     expect((await broker.client('security').get('/v1/ext/calls')).body.data).toEqual([]);
   });
 
+  it('lets operator and auditor tokens read the calls of every group at /v1/calls, and no group', async () => {
+    await grant(broker, { level: 1 });
+    const key = randomUUID();
+    await call(broker, 'developer', { action: 'test.read' }, key);
+    const { token } = await broker.deps.tokens.mint('auditor', 'audrey', 3600);
+    const read = (p: string) => fetch(`${broker.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
+    const list = await read('/v1/calls?group=developer&status=succeeded');
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { data: { request_id: string }[] }).data.map((c) => c.request_id)).toEqual([key]);
+    const one = await read(`/v1/calls/developer/${key}`);
+    expect(one.status).toBe(200);
+    expect(((await one.json()) as { receipt: { decision: string } }).receipt.decision).toBe('allowed');
+    expect((await read(`/v1/calls/security/${key}`)).status).toBe(404);
+    expect((await broker.client('main').get('/v1/calls')).status).toBe(403);
+  });
+
   it('refuses the same key with another body (422 idempotency_key_reused) without executing', async () => {
     await grant(broker, { level: 1 });
     const key = randomUUID();
