@@ -45,8 +45,12 @@ describe('GrantStore', () => {
     expect(store.candidates('developer', 'ops')).toBe(first);
 
     await createAsMain(broker, { group: 'security', level: 1 });
-    expect(store.candidates('developer', 'ops')).not.toBe(first);
-    expect(store.candidates('developer', 'ops')).toEqual(first);
+    expect(store.candidates('security', 'ops')).toHaveLength(1);
+    expect(store.candidates('developer', 'ops')).toBe(first);
+
+    await broker.client('main').post(`/v1/grants/${g.id}/revoke`, {});
+    expect(store.candidates('developer', 'ops')).toEqual([]);
+    expect(first).toHaveLength(1); // arrays handed out never change
   });
 
   it('sees a change committed by another connection on the very next lookup', async () => {
@@ -54,5 +58,18 @@ describe('GrantStore', () => {
     expect(broker.deps.grants.candidates('security', 'ops').map((v) => v.id)).toContain(g.id);
     other.sqlite.prepare("UPDATE grants SET status = 'revoked', revoked_at = ? WHERE id = ?").run(broker.clock.now(), g.id);
     expect(broker.deps.grants.candidates('security', 'ops').map((v) => v.id)).not.toContain(g.id);
+  });
+
+  it('reloads everything when it fell behind the change log (more than 1000 changes elsewhere)', async () => {
+    const g = await createAsMain(broker, { group: 'developer', level: 1, reason: 'survivor' });
+    const doomed = await createAsMain(broker, { group: 'developer', level: 1, reason: 'doomed' });
+    expect(broker.deps.grants.candidates('developer', 'ops').map((v) => v.id)).toEqual([g.id, doomed.id]);
+    other.sqlite.transaction(() => {
+      const touch = other.sqlite.prepare('UPDATE grants SET updated_at = updated_at + 1 WHERE id = ?');
+      for (let i = 0; i < 1200; i++) touch.run(g.id);
+      other.sqlite.prepare("UPDATE grants SET status = 'revoked' WHERE id = ?").run(doomed.id);
+    })();
+    expect((other.sqlite.prepare('SELECT COUNT(*) AS n FROM grant_changes').get() as { n: number }).n).toBe(1000);
+    expect(broker.deps.grants.candidates('developer', 'ops').map((v) => v.id)).toEqual([g.id]);
   });
 });

@@ -7,8 +7,8 @@ import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqli
  * The stored `status` is one of `pending_approval`, `active`, `rejected`, `revoked`; `expired` is
  * derived from the clock (`expires_at` for active grants, `pending_expires_at` for pending ones),
  * so a grant stops working at its exact instant without any sweeper. Every insert, update or
- * delete bumps `grants_version` (triggers in `drizzle/*_grants_version_triggers.sql`), which the
- * in-memory {@link GrantStore} reads per lookup to notice changes made by any connection.
+ * delete is logged in `grant_changes` by triggers (`drizzle/*_grant_changes_triggers.sql`), which
+ * the in-memory {@link GrantStore} reads per lookup to notice changes made by any connection.
  */
 export const grants = sqliteTable(
   'grants',
@@ -96,8 +96,14 @@ export const approvers = sqliteTable('approvers', {
   createdAt: integer('created_at').notNull(),
 });
 
-/** `grants_version`: one row, bumped by triggers on every change to grants and approvals. */
-export const grantsVersion = sqliteTable('grants_version', {
-  id: integer('id').primaryKey(),
-  version: integer('version').notNull(),
+/**
+ * `grant_changes`: which grant changed, in commit order. Triggers on `grants` and
+ * `grant_approvals` append a row per changed grant (and keep only the last 1000), so the
+ * in-memory {@link GrantStore} reads `MAX(seq)` per lookup and reloads only the grants that
+ * changed, from any connection or process. A reader that fell more than 1000 changes behind
+ * reloads everything.
+ */
+export const grantChanges = sqliteTable('grant_changes', {
+  seq: integer('seq').primaryKey({ autoIncrement: true }),
+  grantId: text('grant_id').notNull(),
 });

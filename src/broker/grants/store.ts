@@ -10,7 +10,7 @@ import type { GrantSource, GrantStatus, GrantView } from './types.js';
 
 const EMPTY: readonly GrantView[] = Object.freeze([]);
 
-/** A `grants` row joined with its count of valid approvals, as the store loads it. */
+/** A `grants` row with its count of valid approvals, as the store loads it. */
 interface LoadedRow {
   id: string;
   group: string;
@@ -26,95 +26,143 @@ interface LoadedRow {
   approvals: number;
 }
 
-const LOAD_SQL = `
-  SELECT g.id, g."group", g.provider, g.level, g.allowed_actions AS allowedActions,
-         g.denied_actions AS deniedActions, g.resources, g.status, g.activated_at AS activatedAt,
-         g.expires_at AS expiresAt, g.pending_expires_at AS pendingExpiresAt,
-         (SELECT COUNT(*) FROM grant_approvals a
-           WHERE a.grant_id = g.id AND a.grant_digest = g.digest AND a.decision = 'approve') AS approvals
-    FROM grants g
-   WHERE g.status IN ('active', 'pending_approval')`;
+const COLUMNS = `
+  g.id, g."group", g.provider, g.level, g.allowed_actions AS allowedActions,
+  g.denied_actions AS deniedActions, g.resources, g.status, g.activated_at AS activatedAt,
+  g.expires_at AS expiresAt, g.pending_expires_at AS pendingExpiresAt,
+  (SELECT COUNT(*) FROM grant_approvals a
+    WHERE a.grant_id = g.id AND a.grant_digest = g.digest AND a.decision = 'approve') AS approvals`;
 
 /**
  * `GrantSource` over SQLite: every `active` or `pending_approval` grant, indexed in memory by
  * group then provider.
  *
- * Cost per {@link candidates} call: one prepared single-row read of `grants_version` (bumped by
- * triggers on every write to `grants`/`grant_approvals`, from any connection or process) and two
- * Map lookups. The index is rebuilt from SQL only when the version moved, so a revocation made by
- * `broker grants revoke` in another process is seen by the very next lookup. Pending grants past
- * their approval deadline are dropped from the index at that instant (in-memory rebuild, no SQL).
+ * Cost per {@link candidates} call: one prepared read of `MAX(seq)` from `grant_changes` (a log
+ * appended by triggers on every write to `grants`/`grant_approvals`, from any connection or
+ * process) and two Map lookups. When the log moved, only the grants it lists are re-read and
+ * swapped in (copy-on-write lists, so arrays already handed out never change); a reader more than
+ * the log's 1000 kept rows behind reloads everything. So a revocation made by `broker grants
+ * revoke` in another process is seen by the very next lookup. Pending grants past their approval
+ * deadline leave the index at that instant (no SQL).
  *
  * Active grants past `expiresAt` stay in the index: the decision path compares `expiresAt` with
  * its clock and answers `capability_expired` (issue 4, decision step 6).
  */
 export class GrantStore implements GrantSource {
-  private readonly versionStmt: Statement<[], number>;
-  private readonly loadStmt: Statement<[], LoadedRow>;
-  private version = -1;
-  private rows: LoadedRow[] = [];
-  private index = new Map<string, Map<string, GrantView[]>>();
-  /** The earliest pending-approval deadline still in the index (Unix ms); Infinity when none. */
+  private readonly headStmt: Statement<[], number | null>;
+  private readonly changesStmt: Statement<[number], { seq: number; grantId: string }>;
+  private readonly loadAllStmt: Statement<[], LoadedRow>;
+  private readonly loadOneStmt: Statement<[string], LoadedRow>;
+  /** The last change seq applied; -1 before the first load. */
+  private seen = -1;
+  private index = new Map<string, Map<string, readonly GrantView[]>>();
+  private readonly views = new Map<string, GrantView>();
+  /** Approval deadlines (Unix ms) of the pending grants in the index. */
+  private readonly pending = new Map<string, number>();
   private nextPendingDeadline = Infinity;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly clock: Clock,
   ) {
-    this.versionStmt = db.sqlite.prepare('SELECT version FROM grants_version WHERE id = 1').pluck() as Statement<[], number>;
-    this.loadStmt = db.sqlite.prepare(LOAD_SQL) as Statement<[], LoadedRow>;
+    this.headStmt = db.sqlite.prepare('SELECT MAX(seq) FROM grant_changes').pluck() as Statement<[], number | null>;
+    this.changesStmt = db.sqlite.prepare('SELECT seq, grant_id AS grantId FROM grant_changes WHERE seq > ? ORDER BY seq') as Statement<[number], { seq: number; grantId: string }>;
+    this.loadAllStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.status IN ('active', 'pending_approval')`) as Statement<[], LoadedRow>;
+    this.loadOneStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.id = ?`) as Statement<[string], LoadedRow>;
   }
 
   /**
    * Grants of `group` for `provider` with status `active` (expired ones included, see the class
-   * note) or `pending_approval` (before their approval deadline). O(1) plus one version read.
-   * The returned array and views are shared and must not be mutated.
+   * note) or `pending_approval` (before their approval deadline). O(1) plus one tiny read.
+   * The returned array and views are frozen and shared.
    */
   candidates(group: string, provider: string): readonly GrantView[] {
     this.refresh();
     return this.index.get(group)?.get(provider) ?? EMPTY;
   }
 
-  /** Forces the next lookup to reload (after a write this process made outside a transaction). */
-  invalidate(): void {
-    this.version = -1;
-  }
-
   /** Number of grants in the index (active and pending). */
   get size(): number {
-    let n = 0;
-    for (const byProvider of this.index.values()) for (const list of byProvider.values()) n += list.length;
-    return n;
+    return this.views.size;
   }
 
   private refresh(): void {
-    const version = this.versionStmt.get() ?? 0;
-    if (version !== this.version) {
-      this.rows = this.loadStmt.all();
-      this.version = version;
-      this.rebuild();
-    } else if (this.clock.now() >= this.nextPendingDeadline) {
-      this.rebuild();
-    }
+    const head = this.headStmt.get() ?? 0;
+    if (head !== this.seen) this.catchUp(head);
+    if (this.clock.now() >= this.nextPendingDeadline) this.dropLapsedPending();
   }
 
-  private rebuild(): void {
+  private catchUp(head: number): void {
+    if (this.seen < 0 || head < this.seen) return this.reloadAll(head);
+    const changes = this.changesStmt.all(this.seen);
+    if (changes.length === 0 || changes[0]!.seq !== this.seen + 1) return this.reloadAll(head);
+    const now = this.clock.now();
+    for (const id of new Set(changes.map((c) => c.grantId))) {
+      this.remove(id);
+      const row = this.loadOneStmt.get(id);
+      if (row && this.belongs(row, now)) this.add(row);
+    }
+    this.seen = changes[changes.length - 1]!.seq;
+  }
+
+  private reloadAll(head: number): void {
     const now = this.clock.now();
     const index = new Map<string, Map<string, GrantView[]>>();
-    let nextDeadline = Infinity;
-    for (const row of this.rows) {
-      if (row.status === 'pending_approval' && row.pendingExpiresAt !== null) {
-        if (now >= row.pendingExpiresAt) continue;
-        if (row.pendingExpiresAt < nextDeadline) nextDeadline = row.pendingExpiresAt;
-      }
+    this.views.clear();
+    this.pending.clear();
+    this.nextPendingDeadline = Infinity;
+    for (const row of this.loadAllStmt.iterate()) {
+      if (!this.belongs(row, now)) continue;
+      const view = this.track(row);
       let byProvider = index.get(row.group);
       if (!byProvider) index.set(row.group, (byProvider = new Map()));
-      let list = byProvider.get(row.provider);
-      if (!list) byProvider.set(row.provider, (list = []));
-      list.push(toView(row));
+      const list = byProvider.get(row.provider);
+      if (list) list.push(view);
+      else byProvider.set(row.provider, [view]);
     }
+    for (const byProvider of index.values()) for (const list of byProvider.values()) Object.freeze(list);
     this.index = index;
-    this.nextPendingDeadline = nextDeadline;
+    this.seen = head;
+  }
+
+  private belongs(row: LoadedRow, now: number): boolean {
+    if (row.status === 'active') return true;
+    return row.status === 'pending_approval' && (row.pendingExpiresAt === null || now < row.pendingExpiresAt);
+  }
+
+  /** Records a view and its pending deadline; returns the view. */
+  private track(row: LoadedRow): GrantView {
+    const view = toView(row);
+    this.views.set(row.id, view);
+    if (row.status === 'pending_approval' && row.pendingExpiresAt !== null) {
+      this.pending.set(row.id, row.pendingExpiresAt);
+      if (row.pendingExpiresAt < this.nextPendingDeadline) this.nextPendingDeadline = row.pendingExpiresAt;
+    }
+    return view;
+  }
+
+  private add(row: LoadedRow): void {
+    const view = this.track(row);
+    let byProvider = this.index.get(row.group);
+    if (!byProvider) this.index.set(row.group, (byProvider = new Map()));
+    byProvider.set(row.provider, Object.freeze([...(byProvider.get(row.provider) ?? []), view]));
+  }
+
+  private remove(id: string): void {
+    const view = this.views.get(id);
+    if (!view) return;
+    this.views.delete(id);
+    this.pending.delete(id);
+    const byProvider = this.index.get(view.group)!;
+    const rest = byProvider.get(view.provider)!.filter((v) => v.id !== id);
+    if (rest.length > 0) byProvider.set(view.provider, Object.freeze(rest));
+    else byProvider.delete(view.provider);
+  }
+
+  private dropLapsedPending(): void {
+    const now = this.clock.now();
+    for (const [id, deadline] of [...this.pending]) if (now >= deadline) this.remove(id);
+    this.nextPendingDeadline = Math.min(Infinity, ...this.pending.values());
   }
 }
 

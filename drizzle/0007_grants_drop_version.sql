@@ -1,0 +1,1 @@
+DROP TABLE `grants_version`;
