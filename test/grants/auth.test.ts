@@ -39,8 +39,9 @@ describe('operator and auditor bearer tokens', () => {
   });
 
   describe('auditors read grants and the audit trail, and nothing else', () => {
-    it('may list and show grants and read the audit trail', async () => {
+    it('may list and show grants, read calls and the audit trail', async () => {
       expect((await bearer(broker, auditor, 'GET', '/v1/grants')).status).toBe(200);
+      expect((await bearer(broker, auditor, 'GET', '/v1/calls')).status).toBe(200);
       expect((await bearer(broker, auditor, 'GET', `/v1/grants/${grantId}`)).status).toBe(200);
       expect((await bearer(broker, auditor, 'GET', '/v1/audit')).status).toBe(200);
     });
