@@ -60,7 +60,6 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const deps = createDeps(config);
   const running = await startServer(deps);
-  const stopDispatch = startDispatchLoop(deps);
   deps.logger.info(
     { url: running.url, data_dir: deps.paths.dataDir, db: deps.paths.dbPath, master_key: deps.paths.masterKey, policies: deps.paths.policiesDir },
     'broker listening',
@@ -78,4 +77,5 @@ async function serve(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  const stopDispatch = startDispatchLoop(deps);
 }

@@ -113,7 +113,7 @@ describe('the dispatch loop', () => {
     const state = () => (b.deps.db.sqlite.prepare('SELECT state FROM tasks WHERE id = ?').get(id) as { state: string }).state;
     await vi.waitFor(() => expect(state()).toBe('DOING'), { timeout: 20_000, interval: 50 });
     serve.child.kill('SIGTERM');
-    expect(await serve.exited).toBe(0);
+    expect(await serve.exited, serve.output()).toBe(0);
     expect(serve.output()).toContain('"msg":"dispatch pass"');
     expect(tally(b)).toEqual(all(1));
   });
