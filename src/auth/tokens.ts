@@ -9,8 +9,9 @@ import type { Clock } from '../clock.js';
 import { ApiError } from '../http/problem.js';
 import type { BrokerSigningKey } from './keys.js';
 
-/** `iss` and `aud` of every broker token. */
+/** `iss` of every broker token. */
 export const TOKEN_ISSUER = 'nanoclaw-broker';
+/** `aud` of every broker token (a token for another service is refused). */
 export const TOKEN_AUDIENCE = 'nanoclaw-broker';
 /** The longest token lifetime `mint` accepts, in seconds (30 days). */
 export const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
