@@ -61,7 +61,7 @@ async function serve(): Promise<void> {
   const deps = createDeps(config);
   const running = await startServer(deps);
   deps.logger.info(
-    { url: running.url, data_dir: deps.paths.dataDir, db: deps.paths.dbPath, master_key: deps.paths.masterKey, policies: deps.paths.policiesDir },
+    { url: running.url, data_dir: deps.paths.dataDir, db: deps.paths.dbPath, master_key: deps.paths.masterKey, token_key: deps.paths.tokenKey, policies: deps.paths.policiesDir },
     'broker listening',
   );
   let stopping = false;
