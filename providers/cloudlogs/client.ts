@@ -2,8 +2,7 @@
  * The Google Cloud Logging clients (`@google-cloud/logging`, gRPC transport) the Cloud Logs actions
  * run on, and how their failures are reported.
  */
-import { Logging } from '@google-cloud/logging';
-import * as grpc from '@grpc/grpc-js';
+import type { Logging } from '@google-cloud/logging';
 import { redactString } from '../../src/audit/redact.js';
 import { ProviderError } from '../../src/broker/catalog.js';
 import { ApiError } from '../../src/http/problem.js';
@@ -21,6 +20,14 @@ export interface CallOptions {
 }
 
 /**
+ * `@google-cloud/logging` and `@grpc/grpc-js`, imported on first use: they take over a second to
+ * load, which every CLI verb and every start-up would otherwise pay.
+ */
+let libraries: Promise<{ Logging: typeof Logging; grpc: typeof import('@grpc/grpc-js') }> | null = null;
+const loadLibraries = () =>
+  (libraries ??= Promise.all([import('@google-cloud/logging'), import('@grpc/grpc-js')]).then(([logging, grpc]) => ({ Logging: logging.Logging, grpc })));
+
+/**
  * One `Logging` client per project, created on first use. One per project because the client
  * pins `ListLogs` and `TailLogEntries` to its own `projectId`; passing it also avoids the client's
  * slow project-id discovery. All use gRPC (the REST fallback cannot stream).
@@ -31,7 +38,8 @@ export class LoggingClients {
   constructor(private readonly settings: CloudLogsSettings) {}
 
   /** The client for `projectId` (which the caller has already checked is allowed). */
-  forProject(projectId: string): Logging {
+  async forProject(projectId: string): Promise<Logging> {
+    const { Logging, grpc } = await loadLibraries();
     let client = this.clients.get(projectId);
     if (!client) {
       const ep = this.settings.endpoint;
@@ -90,24 +98,26 @@ export class LoggingClients {
  * The HTTP status Google maps each gRPC status to (google/rpc/code.proto), so the broker's retry
  * policy (5xx, 408, 429 are transient) applies to gRPC failures as it does to HTTP ones.
  */
-const HTTP_STATUS: Record<number, number> = {
-  [grpc.status.CANCELLED]: 499,
-  [grpc.status.UNKNOWN]: 500,
-  [grpc.status.INVALID_ARGUMENT]: 400,
-  [grpc.status.DEADLINE_EXCEEDED]: 504,
-  [grpc.status.NOT_FOUND]: 404,
-  [grpc.status.ALREADY_EXISTS]: 409,
-  [grpc.status.PERMISSION_DENIED]: 403,
-  [grpc.status.RESOURCE_EXHAUSTED]: 429,
-  [grpc.status.FAILED_PRECONDITION]: 400,
-  [grpc.status.ABORTED]: 409,
-  [grpc.status.OUT_OF_RANGE]: 400,
-  [grpc.status.UNIMPLEMENTED]: 501,
-  [grpc.status.INTERNAL]: 500,
-  [grpc.status.UNAVAILABLE]: 503,
-  [grpc.status.DATA_LOSS]: 500,
-  [grpc.status.UNAUTHENTICATED]: 401,
-};
+const GRPC_STATUS: ReadonlyArray<readonly [name: string, http: number]> = [
+  ['OK', 200],
+  ['CANCELLED', 499],
+  ['UNKNOWN', 500],
+  ['INVALID_ARGUMENT', 400],
+  ['DEADLINE_EXCEEDED', 504],
+  ['NOT_FOUND', 404],
+  ['ALREADY_EXISTS', 409],
+  ['PERMISSION_DENIED', 403],
+  ['RESOURCE_EXHAUSTED', 429],
+  ['FAILED_PRECONDITION', 400],
+  ['ABORTED', 409],
+  ['OUT_OF_RANGE', 400],
+  ['UNIMPLEMENTED', 501],
+  ['INTERNAL', 500],
+  ['UNAVAILABLE', 503],
+  ['DATA_LOSS', 500],
+  ['UNAUTHENTICATED', 401],
+];
+const INVALID_ARGUMENT = 3;
 
 /**
  * Maps a client failure to what the broker answers:
@@ -120,13 +130,14 @@ const HTTP_STATUS: Record<number, number> = {
  */
 export function mapClientError(err: unknown): unknown {
   const e = err as { code?: unknown; details?: unknown; message?: unknown };
-  if (typeof e?.code !== 'number' || HTTP_STATUS[e.code] === undefined) return err;
-  const name = grpc.status[e.code]!;
+  const known = typeof e?.code === 'number' && e.code > 0 ? GRPC_STATUS[e.code] : undefined;
+  if (!known) return err;
+  const [name, http] = known;
   const message = redactString(String(e.details || e.message || name));
-  if (e.code === grpc.status.INVALID_ARGUMENT) {
+  if (e.code === INVALID_ARGUMENT) {
     return new ApiError('validation_failed', `Cloud Logging rejected the request: ${message}`, { provider_code: name });
   }
-  return new ProviderError(`Cloud Logging answered ${name}: ${message}`, HTTP_STATUS[e.code], name);
+  return new ProviderError(`Cloud Logging answered ${name}: ${message}`, http, name);
 }
 
 /**

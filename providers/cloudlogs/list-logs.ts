@@ -37,7 +37,7 @@ export function listLogsAction(rt: CloudLogsRuntime) {
       const { settings, clients } = scopedRuntime(rt, p.project);
       const q = queryFingerprint('list_logs', p.project, p.limit);
       const cursor = decodeCursor(p.page_token, q);
-      const client = clients.forProject(p.project);
+      const client = await clients.forProject(p.project);
       const gaxOptions = await clients.callOptions(client, RPC_TIMEOUT_MS);
       const [, , response] = await untilAborted(ctx.signal, () =>
         client.getLogs({ pageSize: p.limit, ...(cursor.p ? { pageToken: cursor.p } : {}), gaxOptions }),

@@ -63,7 +63,7 @@ export function queryEntriesAction(rt: CloudLogsRuntime) {
       const filter = composeFilter(p.filter, p.start, p.end);
       const q = queryFingerprint('query_entries', p.project, filter, p.order, p.limit);
       const cursor = decodeCursor(p.page_token, q);
-      const client = clients.forProject(p.project);
+      const client = await clients.forProject(p.project);
       const gaxOptions = await clients.callOptions(client, RPC_TIMEOUT_MS);
       const [entries, , response] = await untilAborted(ctx.signal, () =>
         client.getEntries({

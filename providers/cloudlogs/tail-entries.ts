@@ -55,7 +55,7 @@ export function tailEntriesAction(rt: CloudLogsRuntime) {
     async execute(p, ctx): Promise<TailEntriesResult> {
       const { settings, clients } = scopedRuntime(rt, p.project);
       ctx.signal.throwIfAborted();
-      const client = clients.forProject(p.project);
+      const client = await clients.forProject(p.project);
       const gaxOptions = await clients.callOptions(client, p.window_ms + STREAM_DEADLINE_GRACE_MS);
       const filter = p.filter.trim() ? p.filter : undefined;
       const stream = client.tailEntries({ ...(filter ? { filter } : {}), gaxOptions });
