@@ -54,10 +54,10 @@ export function tailEntriesAction(rt: CloudLogsRuntime) {
     summarize: (p) => `tail ${p.project} for ${p.window_ms} ms, at most ${p.limit}${p.filter.trim() ? ` filter: ${shortFilter(p.filter)}` : ''}`,
     async execute(p, ctx): Promise<TailEntriesResult> {
       const { settings, clients } = scopedRuntime(rt, p.project);
-      ctx.signal.throwIfAborted();
       const client = await clients.forProject(p.project);
       const gaxOptions = await clients.callOptions(client, p.window_ms + STREAM_DEADLINE_GRACE_MS);
       const filter = p.filter.trim() ? p.filter : undefined;
+      ctx.signal.throwIfAborted();
       const stream = client.tailEntries({ ...(filter ? { filter } : {}), gaxOptions });
       const budget = new ResultBudget(settings.maxResultBytes);
       const entries: TrimmedEntry[] = [];
