@@ -56,7 +56,7 @@ export function fillAudit(deps: Deps, rows: number): void {
       actor: 'system',
       kind: 'bench.filler',
       subject: `bench:${done + i}`,
-      detail: { i: done + i, note: 'filler row so the decision runs against a large audit trail' },
+      detail: { i: done + i },
     }));
     immediate(deps.db, () => appendActivities(deps.db, batch, deps.clock.now()));
     done += n;

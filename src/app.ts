@@ -33,19 +33,23 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     c.set('log', log);
     const start = performance.now();
     await next();
-    c.header('X-Request-Id', requestId);
+    c.res.headers.set('X-Request-Id', requestId); // not c.header(): that rebuilds the finished response around its body stream
     const ms = Math.round((performance.now() - start) * 100) / 100;
     log.info({ method: c.req.method, path: c.req.path, status: c.res.status, duration_ms: ms }, 'request');
   });
   app.use('*', metricsMiddleware(deps.metrics));
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.config.bodyLimitBytes,
-      onError: (c) =>
-        problemResponse(new ApiError('payload_too_large', `The request body is larger than ${deps.config.bodyLimitBytes} bytes.`), c.req.path),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: deps.config.bodyLimitBytes,
+    onError: (c) =>
+      problemResponse(new ApiError('payload_too_large', `The request body is larger than ${deps.config.bodyLimitBytes} bytes.`), c.req.path),
+  });
+  // Decided from the headers when they suffice (no Transfer-Encoding: no body, or Content-Length),
+  // as bodyLimit does, without building a web Request per request; chunked bodies are counted.
+  app.use('*', (c, next) => {
+    if (c.req.header('transfer-encoding') !== undefined) return limitBody(c, next);
+    const length = c.req.header('content-length');
+    return length !== undefined && parseInt(length, 10) > deps.config.bodyLimitBytes ? limitBody(c, next) : next();
+  });
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/ready', (c) => {

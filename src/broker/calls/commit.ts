@@ -7,6 +7,7 @@
  * acknowledged before its row is durable. Each write runs in its own savepoint: one failing write
  * (a duplicate claim, say) rolls back alone and rejects alone; the rest of its batch commits.
  */
+import type { Statement } from 'better-sqlite3';
 import { immediate, type Db } from '../../db/open.js';
 import { ApiError } from '../../http/problem.js';
 
@@ -23,7 +24,22 @@ export class GroupCommit {
   /** Batches committed so far and the writes they held (for the bench and `/metrics`). */
   readonly stats = { batches: 0, writes: 0 };
 
-  constructor(private readonly db: Db) {}
+  /**
+   * @param onFlush called after each committed batch with its number of writes and its duration
+   *   in seconds (the commit's fsync included), for metrics.
+   */
+  private readonly savepoint: { begin: Statement; release: Statement; rollback: Statement };
+
+  constructor(
+    private readonly db: Db,
+    private readonly onFlush?: (writes: number, seconds: number) => void,
+  ) {
+    this.savepoint = {
+      begin: db.sqlite.prepare('SAVEPOINT call_write'),
+      release: db.sqlite.prepare('RELEASE call_write'),
+      rollback: db.sqlite.prepare('ROLLBACK TO call_write'),
+    };
+  }
 
   /**
    * Queues `fn` (synchronous SQL plus its audit row) for the next batch.
@@ -47,12 +63,18 @@ export class GroupCommit {
     const batch = this.queue;
     this.queue = [];
     const results: { ok: boolean; value: unknown }[] = [];
+    const started = performance.now();
     try {
       immediate(this.db, () => {
+        const sp = this.savepoint;
         for (const item of batch) {
+          sp.begin.run();
           try {
-            results.push({ ok: true, value: immediate(this.db, item.fn) });
+            results.push({ ok: true, value: item.fn() });
+            sp.release.run();
           } catch (err) {
+            sp.rollback.run();
+            sp.release.run();
             results.push({ ok: false, value: err });
           }
         }
@@ -66,6 +88,7 @@ export class GroupCommit {
     }
     this.stats.batches += 1;
     this.stats.writes += batch.length;
+    this.onFlush?.(batch.length, (performance.now() - started) / 1000);
     batch.forEach((item, i) => {
       const r = results[i]!;
       if (r.ok) item.resolve(r.value);

@@ -45,7 +45,6 @@ export function recoverInterruptedCalls(deps: { db: Db; clock: Clock; logger: Lo
         status: 'unknown_outcome',
         httpStatus: 502,
         response,
-        receipt: JSON.stringify(receipt),
         attempts: row.attempts,
         finishedAt: now,
         durationMs: null,

@@ -31,7 +31,7 @@ export const extCalls = sqliteTable(
     httpStatus: integer('http_status'),
     /** The exact JSON body answered (and replayed); null while running. */
     response: text('response'),
-    /** The decision receipt (JSON), completed with the execution step when the call ends. */
+    /** The decision receipt at the claim (JSON, steps 1–13); the final one, with the execution step, is `response.receipt`. */
     receipt: text('receipt').notNull(),
     /** Provider attempts made (idempotent actions are retried at most twice). */
     attempts: integer('attempts').notNull().default(0),

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import PQueue from 'p-queue';
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { appendActivity } from '../../audit/trail.js';
 import { redact } from '../../audit/redact.js';
@@ -12,13 +13,14 @@ import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/open.js';
 import { ApiError, problemBody } from '../../http/problem.js';
-import { findTaskForCoupling } from '../../kernel/coupling.js';
+import { findTaskForCoupling, type CouplingTask } from '../../kernel/coupling.js';
 import type { Logger } from '../../log.js';
 import type { ActionDefinition, Catalog, Provider } from '../catalog.js';
 import { decide } from '../decision/decide.js';
-import { newReceipt, type Receipt } from '../decision/receipt.js';
+import { newReceipt, stepsLine, type Receipt } from '../decision/receipt.js';
 import type { GrantSource, GrantView } from '../grants/types.js';
 import { GroupCommit } from './commit.js';
+import { callMetrics, type CallMetrics } from './metrics.js';
 import { runAction, type Outcome } from './execute.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
 
@@ -45,6 +47,8 @@ export interface CallServiceDeps {
   grants: GrantSource;
   logger: Logger;
   config: Pick<Config, 'maxPendingPerGroup' | 'groupConcurrency' | 'providerTimeoutMs'>;
+  /** The app's Prometheus registry (`deps.metrics`). */
+  metrics: { registry: Registry };
 }
 
 /** One verified request: the signing group and key, its Idempotency-Key and the raw body bytes. */
@@ -74,6 +78,8 @@ export type Evaluation =
   | { kind: 'replay'; answer: CallAnswer }
   | { kind: 'allowed'; receipt: Receipt; shape: Shape; grant: GrantView; fingerprint: string; key: string; pending: number };
 
+const refused = (decision: 'rejected' | 'denied', error: ApiError, receipt: Receipt): Evaluation => ({ kind: 'refused', decision, error, receipt });
+
 /** A well-formed call: its action, provider, validated params, task and resource. */
 export interface Shape {
   action: ActionDefinition<any, unknown>;
@@ -84,6 +90,7 @@ export interface Shape {
 }
 
 const sha256hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 const subjectOf = (group: string, requestId: string) => `call:${group}:${requestId}`;
 const STATUS_OF: Record<Outcome['kind'], CallStatus> = { succeeded: 'succeeded', failed: 'failed', timed_out: 'timed_out' };
 
@@ -95,14 +102,23 @@ const STATUS_OF: Record<Outcome['kind'], CallStatus> = { succeeded: 'succeeded',
 export class CallService {
   readonly store: CallStore;
   readonly commits: GroupCommit;
+  private readonly metrics: CallMetrics;
   /** `group\n requestId` → fingerprint, from the claim until the outcome is stored. */
   private readonly inflight = new Map<string, string>();
   private readonly pending = new Map<string, number>();
   private readonly queues = new Map<string, PQueue>();
 
+  /** The kernel's task lookup for step 11, bound once. */
+  private readonly findTask: (taskId: string) => CouplingTask | null;
+
   constructor(private readonly deps: CallServiceDeps) {
+    this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
     this.store = new CallStore(deps.db);
-    this.commits = new GroupCommit(deps.db);
+    this.metrics = callMetrics(deps.metrics.registry);
+    this.commits = new GroupCommit(deps.db, (writes, seconds) => {
+      this.metrics.batchWrites.observe(writes);
+      this.metrics.commitSeconds.observe(seconds);
+    });
   }
 
   /** Calls of `group` claimed and not yet ended in this process (queued or running). */
@@ -118,16 +134,15 @@ export class CallService {
    */
   evaluate(s: CallSubmission, now: number): Evaluation {
     const receipt = newReceipt(s.group, s.requestId, s.keyid, now);
-    const refused = (decision: 'rejected' | 'denied', error: ApiError): Evaluation => ({ kind: 'refused', decision, error, receipt });
 
     const shape = this.shape(s.rawBody, receipt);
-    if (shape instanceof ApiError) return refused('rejected', shape);
+    if (shape instanceof ApiError) return refused('rejected', shape, receipt);
     receipt.steps.push({ step: 'request', result: 'pass', note: `${shape.action.id} on ${shape.resource}` });
 
     const fingerprint = sha256hex(s.rawBody);
     const key = `${s.group}\n${s.requestId}`;
     const known = this.knownKey(s, key, fingerprint, receipt);
-    if (known instanceof ApiError) return refused('rejected', known);
+    if (known instanceof ApiError) return refused('rejected', known, receipt);
     if (known) return { kind: 'replay', answer: known };
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
 
@@ -141,7 +156,7 @@ export class CallService {
         { pending, limit },
         { 'Retry-After': String(RETRY_AFTER_S) },
       );
-      return refused('denied', err);
+      return refused('denied', err, receipt);
     }
     receipt.steps.push({ step: 'backpressure', result: 'pass', note: `${pending} pending, limit ${limit}` });
 
@@ -149,11 +164,11 @@ export class CallService {
     const verdict = decide(
       { group: s.group, action, resource: shape.resource, taskId: shape.taskId, now },
       this.deps.grants.candidates(s.group, provider.name),
-      (id) => findTaskForCoupling(this.deps.db, id),
+      this.findTask,
     );
     for (const step of verdict.steps) receipt.steps.push(step);
     receipt.grant_id = verdict.grant?.id ?? null;
-    if (!verdict.allowed) return refused('denied', new ApiError(verdict.code, verdict.detail, verdict.extensions));
+    if (!verdict.allowed) return refused('denied', new ApiError(verdict.code, verdict.detail, verdict.extensions), receipt);
 
     const unavailable = provider.unavailableReason();
     if (unavailable !== null) {
@@ -163,7 +178,7 @@ export class CallService {
         `Provider ${provider.name} cannot run on this host (${unavailable}); an operator must configure it. Nothing ran and the Idempotency-Key is not used up.`,
         { provider: provider.name },
       );
-      return refused('denied', err);
+      return refused('denied', err, receipt);
     }
     receipt.steps.push({ step: 'provider', result: 'pass', note: provider.name });
     return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending };
@@ -178,8 +193,14 @@ export class CallService {
   async submit(s: CallSubmission): Promise<CallAnswer> {
     const now = this.deps.clock.now();
     const ev = this.evaluate(s, now);
-    if (ev.kind === 'replay') return ev.answer;
-    if (ev.kind === 'refused') return this.refuse(s, ev.receipt, ev.decision, ev.error, now);
+    if (ev.kind === 'replay') {
+      this.metrics.calls.inc({ outcome: 'replayed' });
+      return ev.answer;
+    }
+    if (ev.kind === 'refused') {
+      this.metrics.calls.inc({ outcome: ev.error.code });
+      return this.refuse(s, ev.receipt, ev.decision, ev.error, now);
+    }
     const { receipt, shape, grant, fingerprint, key, pending } = ev;
     const { action } = shape;
 
@@ -209,7 +230,7 @@ export class CallService {
             actor: s.group,
             kind: 'call.claimed',
             subject: subjectOf(s.group, s.requestId),
-            detail: { action: action.id, resource: shape.resource, summary, task_id: shape.taskId, grant_id: grant.id, receipt },
+            detail: { action: action.id, resource: shape.resource, summary, task_id: shape.taskId, grant_id: grant.id, steps: stepsLine(receipt) },
           },
           now,
         );
@@ -243,7 +264,7 @@ export class CallService {
   private shape(raw: Uint8Array, receipt: Receipt): Shape | ApiError {
     let json: unknown;
     try {
-      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
+      json = JSON.parse(utf8.decode(raw));
     } catch {
       receipt.steps.push({ step: 'request', result: 'fail', note: 'malformed_json' });
       return new ApiError('malformed_json', 'The request body is not valid UTF-8 JSON.');
@@ -302,7 +323,12 @@ export class CallService {
     await this.commits.run(() =>
       appendActivity(
         this.deps.db,
-        { actor: s.group, kind: `call.${decision}`, subject: subjectOf(s.group, s.requestId), detail: { code: err.code, detail: err.detail, receipt } },
+        {
+          actor: s.group,
+          kind: `call.${decision}`,
+          subject: subjectOf(s.group, s.requestId),
+          detail: { code: err.code, detail: err.detail, action: receipt.action, grant_id: receipt.grant_id, task_id: receipt.task_id, steps: stepsLine(receipt) },
+        },
         now,
       ),
     );
@@ -342,7 +368,6 @@ export class CallService {
           status,
           httpStatus,
           response: text,
-          receipt: JSON.stringify(receipt),
           attempts: outcome.attempts,
           finishedAt,
           durationMs: outcome.durationMs,
@@ -355,6 +380,7 @@ export class CallService {
         `${actionId} ran, but its outcome could not be recorded; the call reads running until the broker restarts and then unknown_outcome. Check the resource before retrying under a new Idempotency-Key.`,
       );
     }
+    this.metrics.calls.inc({ outcome: outcome.kind === 'succeeded' ? 'succeeded' : outcome.error.code });
     return { status: httpStatus, body: text, headers: contentType(httpStatus) };
   }
 

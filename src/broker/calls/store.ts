@@ -37,7 +37,7 @@ export interface CallRow {
 export type NewCall = Pick<CallRow, 'group' | 'requestId' | 'fingerprint' | 'action' | 'level' | 'resource' | 'summary' | 'taskId' | 'grantId' | 'receipt' | 'createdAt'>;
 
 /** What ending a call stores. */
-export type CallEnd = Pick<CallRow, 'status' | 'httpStatus' | 'response' | 'receipt' | 'attempts' | 'finishedAt' | 'durationMs'>;
+export type CallEnd = Pick<CallRow, 'status' | 'httpStatus' | 'response' | 'attempts' | 'finishedAt' | 'durationMs'>;
 
 const COLUMNS = `"group", request_id AS requestId, fingerprint, action, level, resource, summary, task_id AS taskId,
   grant_id AS grantId, status, http_status AS httpStatus, response, receipt, attempts, created_at AS createdAt,
@@ -66,7 +66,7 @@ export class CallStore {
        VALUES (@group, @requestId, @fingerprint, @action, @level, @resource, @summary, @taskId, @grantId, 'running', @receipt, @createdAt)`,
     );
     this.endStmt = s.prepare(
-      `UPDATE ext_calls SET status = @status, http_status = @httpStatus, response = @response, receipt = @receipt,
+      `UPDATE ext_calls SET status = @status, http_status = @httpStatus, response = @response,
          attempts = @attempts, finished_at = @finishedAt, duration_ms = @durationMs
        WHERE "group" = @group AND request_id = @requestId AND status = 'running'`,
     );

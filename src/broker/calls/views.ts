@@ -5,7 +5,10 @@
 import type { Db } from '../../db/open.js';
 import { CallStore, type CallRow, type CallStatus } from './store.js';
 
-/** A call as the API shows it. `response` is the answer sent (and replayed), null while running. */
+/**
+ * A call as the API shows it. `response` is the answer sent (and replayed), null while running;
+ * `receipt` is the final receipt (the claim-time one while running).
+ */
 export interface CallView {
   request_id: string;
   group: string;
@@ -44,7 +47,8 @@ export function callView(row: CallRow, full = true): CallView | Omit<CallView, '
     duration_ms: row.durationMs,
   };
   if (!full) return view;
-  return { ...view, receipt: JSON.parse(row.receipt) as unknown, response: row.response === null ? null : (JSON.parse(row.response) as unknown) };
+  const response = row.response === null ? null : (JSON.parse(row.response) as { receipt?: unknown });
+  return { ...view, receipt: response?.receipt ?? (JSON.parse(row.receipt) as unknown), response };
 }
 
 /**

@@ -65,50 +65,57 @@ export type TaskLookup = (taskId: string) => CouplingTask | null;
 
 const STEP_ORDER = ['expiry', 'level', 'deny_list', 'allow_list', 'resource'] as const;
 type GrantStep = (typeof STEP_ORDER)[number];
+const STEP_CODE: Record<GrantStep, DenialCode> = {
+  expiry: 'capability_expired',
+  level: 'insufficient_level',
+  deny_list: 'action_denied',
+  allow_list: 'action_not_allowed',
+  resource: 'resource_out_of_scope',
+};
 
+/** A grant's first failing step (its index in {@link STEP_ORDER}) and the code it answers. */
 interface GrantFailure {
   step: GrantStep;
   code: DenialCode;
-  detail: string;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
- * Runs steps 6–10 on one grant and returns the first failure, or null when the grant covers the
- * call. An active grant stops working at the exact instant `expiresAt` (`now >= expiresAt`).
+ * Runs steps 6–10 on one grant and returns the index in {@link STEP_ORDER} of the first failing
+ * step, or -1 when the grant covers the call. Allocates nothing: it runs for every candidate.
+ * An active grant stops working at the exact instant `expiresAt` (`now >= expiresAt`).
  */
-function grantFailure(g: GrantView, req: DecisionRequest): GrantFailure | null {
+function failingStep(g: GrantView, req: DecisionRequest): number {
+  if (g.expiresAt !== null && req.now >= g.expiresAt) return 0;
+  if (g.level < req.action.level) return 1;
+  if (g.deniedActions && firstMatch(g.deniedActions, req.action.id) !== null) return 2;
+  if (g.allowedActions && firstMatch(g.allowedActions, req.action.id) === null) return 3;
+  if (req.resource !== null && g.resources && firstMatch(g.resources, req.resource) === null) return 4;
+  return -1;
+}
+
+/** The failure of `g` at step index `i`: its step and code. */
+function failureAt(i: number): GrantFailure {
+  const step = STEP_ORDER[i]!;
+  return { step, code: STEP_CODE[step] };
+}
+
+/** The sentence a human can act on for a grant that failed at `step`. */
+function failureDetail(step: GrantStep, g: GrantView, req: DecisionRequest): string {
   const id = req.action.id;
-  if (g.expiresAt !== null && req.now >= g.expiresAt) {
-    return { step: 'expiry', code: 'capability_expired', detail: `Grant ${g.id} expired at ${iso(g.expiresAt)}; ask for a new grant to call ${id}.` };
+  switch (step) {
+    case 'expiry':
+      return `Grant ${g.id} expired at ${iso(g.expiresAt!)}; ask for a new grant to call ${id}.`;
+    case 'level':
+      return `${id} needs L${req.action.level} but grant ${g.id} is L${g.level}; ask for an L${req.action.level} grant.`;
+    case 'deny_list':
+      return `Grant ${g.id} denies ${id} (pattern "${firstMatch(g.deniedActions!, id)}"); a deny list always wins over an allow list.`;
+    case 'allow_list':
+      return `Grant ${g.id} allows only ${g.allowedActions!.join(', ') || 'no actions'}, not ${id}; ask for a grant that allows it.`;
+    default:
+      return `${req.resource} is outside the resources of grant ${g.id} (${g.resources!.join(', ') || 'none'}); ask for a grant that covers it.`;
   }
-  if (g.level < req.action.level) {
-    return {
-      step: 'level',
-      code: 'insufficient_level',
-      detail: `${id} needs L${req.action.level} but grant ${g.id} is L${g.level}; ask for an L${req.action.level} grant.`,
-    };
-  }
-  const denied = g.deniedActions ? firstMatch(g.deniedActions, id) : null;
-  if (denied !== null) {
-    return { step: 'deny_list', code: 'action_denied', detail: `Grant ${g.id} denies ${id} (pattern "${denied}"); a deny list always wins over an allow list.` };
-  }
-  if (g.allowedActions && firstMatch(g.allowedActions, id) === null) {
-    return {
-      step: 'allow_list',
-      code: 'action_not_allowed',
-      detail: `Grant ${g.id} allows only ${g.allowedActions.join(', ') || 'no actions'}, not ${id}; ask for a grant that allows it.`,
-    };
-  }
-  if (req.resource !== null && g.resources && firstMatch(g.resources, req.resource) === null) {
-    return {
-      step: 'resource',
-      code: 'resource_out_of_scope',
-      detail: `${req.resource} is outside the resources of grant ${g.id} (${g.resources.join(', ') || 'none'}); ask for a grant that covers it.`,
-    };
-  }
-  return null;
 }
 
 /** Receipt steps 5–10 for `g`, up to and including `failed` (all of them when it passed). */
@@ -186,18 +193,21 @@ function usable(g: GrantView): boolean {
  */
 export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup): Verdict {
   let passing: GrantView | null = null;
-  let furthest: { g: GrantView; f: GrantFailure } | null = null;
+  let furthest: GrantView | null = null;
+  let furthestStep = -1;
   let considered = 0;
   for (const g of grants) {
     if (g.group !== req.group || (g.status !== 'active' && g.status !== 'pending_approval')) continue;
     considered += 1;
-    const f = grantFailure(g, req);
-    if (f === null) {
+    const i = failingStep(g, req);
+    if (i < 0) {
       if (passing === null || preferable(g, passing)) passing = g;
-    } else if (f.code === 'action_denied') {
-      return deny(f.code, f.detail, g, grantSteps(g, req, considered, f));
-    } else if (furthest === null || STEP_ORDER.indexOf(f.step) > STEP_ORDER.indexOf(furthest.f.step)) {
-      furthest = { g, f };
+    } else if (STEP_ORDER[i] === 'deny_list') {
+      const f = failureAt(i);
+      return deny(f.code, failureDetail(f.step, g, req), g, grantSteps(g, req, considered, f));
+    } else if (i > furthestStep) {
+      furthest = g;
+      furthestStep = i;
     }
   }
   if (passing === null) {
@@ -210,7 +220,8 @@ export function decide(req: DecisionRequest, grants: readonly GrantView[], findT
         [{ step: 'grant', result: 'fail', note: `no grant for ${provider}` }],
       );
     }
-    return deny(furthest.f.code, furthest.f.detail, furthest.g, grantSteps(furthest.g, req, considered, furthest.f));
+    const f = failureAt(furthestStep);
+    return deny(f.code, failureDetail(f.step, furthest, req), furthest, grantSteps(furthest, req, considered, f));
   }
   const steps = grantSteps(passing, req, considered, null);
   const coupling = couplingFailure(req, findTask);

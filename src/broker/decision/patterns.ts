@@ -7,8 +7,10 @@
 /** True when `value` matches `pattern` (exact, or prefix before a trailing `*`). */
 export function matchesPattern(pattern: string, value: string): boolean {
   const last = pattern.length - 1;
-  if (last >= 0 && pattern.charCodeAt(last) === 42 /* * */) return value.startsWith(pattern.slice(0, last));
-  return pattern === value;
+  if (last < 0 || pattern.charCodeAt(last) !== 42 /* * */) return pattern === value;
+  if (value.length < last) return false;
+  for (let i = 0; i < last; i++) if (pattern.charCodeAt(i) !== value.charCodeAt(i)) return false; // no substring allocated
+  return true;
 }
 
 /** The first pattern of `patterns` that matches `value`, or null. */

@@ -60,3 +60,15 @@ export function newReceipt(group: string, requestId: string, keyid: string, nowM
     steps: [{ step: 'signature', result: 'pass', note: keyid }],
   };
 }
+
+/**
+ * The receipt's steps as one line for the audit trail, e.g.
+ * `signature:pass request:pass … task:skip approval:skip provider:pass claim:pass`. The audit row
+ * carries this line with the code, grant and task; the full receipt (with each step's note) is in
+ * the answer and in the call's row. One string keeps the hashed, redacted audit row small.
+ */
+export function stepsLine(receipt: Receipt): string {
+  let line = '';
+  for (const s of receipt.steps) line += line === '' ? `${s.step}:${s.result}` : ` ${s.step}:${s.result}`;
+  return line;
+}
