@@ -5,7 +5,8 @@
  * - (b) signed L1 calls to `bench.noop` through `POST /v1/ext/calls`, durable audit
  *   (`synchronous=FULL`): decision, claim and outcome rows, group commit;
  * - (c) signed calls denied at step 8 (`action_denied`, audited);
- * - (d) steps 1–12 in-process over 100 000 grants and 1 000 000 audit rows (`bench/decision.ts`).
+ * - (d) steps 1–12 in-process over 100 000 grants and 1 000 000 audit rows (`bench/decision.ts`);
+ * - references: the broker's `GET /health` (its middleware alone) and a signed `GET /v1/whoami`.
  * Writes `bench/results/<timestamp>.json` and prints a table. Targets: (b) ≥ 0.35 × (a) req/s,
  * (d) p99 ≤ 20 µs, peak RSS ≤ 250 MB. Timings are never asserted by the tests.
  * Environment: `BENCH_DURATION_S` (default 8) seconds per HTTP scenario, after a 2 s warm-up;
@@ -76,7 +77,7 @@ function nextMessage<T>(proc: ChildProcess): Promise<T> {
   });
 }
 
-/** Signs each request as the next group in turn, with a fresh Idempotency-Key. */
+/** Signs each POST /v1/ext/calls as the next group in turn, with a fresh Idempotency-Key. */
 function signedCalls(base: string, creds: GroupCredential[], body: string): autocannon.Request['setupRequest'] {
   const url = `${base}/v1/ext/calls`;
   const run = Date.now().toString(36);
@@ -90,6 +91,16 @@ function signedCalls(base: string, creds: GroupCredential[], body: string): auto
       Math.floor(Date.now() / 1000),
     );
     return { ...req, method: 'POST', path: '/v1/ext/calls', headers, body };
+  };
+}
+
+/** Signs each GET of `path` as the next group in turn (the floor of any signed request). */
+function signedGets(base: string, creds: GroupCredential[], path: string): autocannon.Request['setupRequest'] {
+  let n = 0;
+  return (req) => {
+    n += 1;
+    const headers = signRequest({ method: 'GET', url: `${base}${path}` }, creds[n % creds.length]!, Math.floor(Date.now() / 1000));
+    return { ...req, method: 'GET', path, headers };
   };
 }
 
@@ -139,6 +150,10 @@ const body = JSON.stringify({ action: 'bench.noop', params: {} });
 const a = await load('(a) bare Hono', { url: urls.bare });
 const b = await load('(b) signed L1 call', { url: urls.broker, requests: [{ setupRequest: signedCalls(urls.broker, callerCreds, body) }] });
 const c = await load('(c) denied call', { url: urls.broker, requests: [{ setupRequest: signedCalls(urls.broker, deniedCreds, body) }] });
+// References, to see where (b)'s cost lies: the broker's middleware alone, and a signed request
+// that reads no body and writes nothing.
+const health = await load('(ref) broker GET /health', { url: `${urls.broker}/health` });
+const whoami = await load('(ref) signed GET /v1/whoami', { url: urls.broker, requests: [{ setupRequest: signedGets(urls.broker, callerCreds, '/v1/whoami') }] });
 server.send('rss');
 const serverRss = (await nextMessage<{ maxRssBytes: number }>(server)).maxRssBytes;
 server.send('stop');
@@ -150,7 +165,13 @@ const d = await nextMessage<DecisionResult>(child('bench/decision.ts', { BENCH_P
 fs.rmSync(fixture.env['BROKER_DATA_DIR']!, { recursive: true, force: true });
 
 const baseline = a.requests.average;
-const http = [figures('(a) bare Hono GET /', a, null), figures('(b) signed L1 call, durable audit', b, baseline), figures('(c) denied call (action_denied)', c, baseline)];
+const http = [
+  figures('(a) bare Hono GET /', a, null),
+  figures('(b) signed L1 call, durable audit', b, baseline),
+  figures('(c) denied call (action_denied)', c, baseline),
+  figures('(ref) broker GET /health', health, baseline),
+  figures('(ref) signed GET /v1/whoami', whoami, baseline),
+];
 const result = {
   at: new Date().toISOString(),
   host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg() },
@@ -179,7 +200,7 @@ console.log('');
 console.table(
   Object.fromEntries([
     ...http.map((h) => [h.name, { 'req/s': h.requests_per_s, 'p50 ms': h.p50_ms, 'p99 ms': h.p99_ms, 'ratio to (a)': h.ratio_to_a, 'non-2xx': h.non_2xx, errors: h.errors }]),
-    ['(d) decision steps 1–12, in-process', { 'req/s': d.decisions_per_s, 'p50 ms': d.p50_us / 1000, 'p99 ms': d.p99_us / 1000, 'ratio to (a)': '', 'non-2xx': '', errors: '' }],
+    ['(d) decision steps 1–12, in-process', { 'req/s': d.decisions_per_s, 'p50 ms': Math.round(d.p50_us) / 1000, 'p99 ms': Math.round(d.p99_us) / 1000, 'ratio to (a)': '', 'non-2xx': '', errors: '' }],
   ]),
 );
 const us = (p: Percentiles) => `p50 ${p.p50_us} µs, p99 ${p.p99_us} µs`;
