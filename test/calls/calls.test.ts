@@ -108,6 +108,16 @@ describe('request shape (step 2)', () => {
     expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
   });
 
+  it('answers a body that is not JSON with 400 malformed_json, audited, key unused', async () => {
+    await grant(broker, { level: 1 });
+    const key = randomUUID();
+    const res = await broker.client('developer').request('POST', '/v1/ext/calls', { rawBody: '{"action": ', idempotencyKey: key });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('malformed_json');
+    expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
+    expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
+  });
+
   it('names the offending param path', async () => {
     const res = await call(broker, 'developer', { action: 'test.read', params: { fail: -1 } });
     expect(res.body.issues[0].path).toEqual(['params', 'fail']);
