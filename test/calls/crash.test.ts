@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/trail.js';
@@ -67,6 +68,7 @@ describe('a broker killed while a call runs', () => {
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     if (deps) await closeDeps(deps);
+    fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('turns the call into unknown_outcome after restart and never executes it twice', async () => {
