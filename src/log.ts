@@ -7,7 +7,9 @@ export type { Logger } from 'pino';
  * Creates the JSON logger (pino). Every string in a log line, message and fields alike, passes
  * through the audit trail's secret redaction, so no credential reaches a log.
  * @param level pino level (`info`, `debug`, `silent`, …).
- * @param destination where lines go (default stdout); tests pass a stream to capture them.
+ * @param destination where lines go. Default: stdout through an asynchronous sonic-boom, which
+ *   writes at once when idle and coalesces lines into one write under load (pino flushes it on
+ *   exit). Tests pass a stream to capture lines.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -22,6 +24,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         },
       },
     },
-    destination,
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -10,6 +10,8 @@
 export const REDACTED = '[REDACTED]';
 
 const knownSecrets = new Set<string>();
+/** One alternation of every registered secret, longest first; rebuilt when one is added. */
+let knownSecretsRe: RegExp | null = null;
 
 const TOKEN_PATTERNS: RegExp[] = [
   /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
@@ -24,21 +26,28 @@ const TOKEN_PATTERNS: RegExp[] = [
   /(\b[Bb]earer\s+)[A-Za-z0-9\-._~+/]{16,}=*/g,
   /((?:token|secret|password|passwd|api[_-]?key|private[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;]{8,}/gi,
 ];
+/** Cheap pre-check: a string none of the patterns could match is returned untouched. */
+const MAYBE_TOKEN = /PRIVATE KEY|gh[pousr]_|github_pat_|v1\.|ya29\.|AIza|eyJ|xox|sk_|rk_|AKIA|bearer|token|secret|passw|api.?key|private.?key/i;
 
 /**
  * Registers an exact secret value so that every later redaction removes it. Values shorter than
  * 8 characters are ignored (they would redact ordinary words). Idempotent.
  */
 export function registerSecret(value: string | undefined | null): void {
-  if (value && value.length >= 8) knownSecrets.add(value);
+  if (!value || value.length < 8 || knownSecrets.has(value)) return;
+  knownSecrets.add(value);
+  const alternatives = [...knownSecrets].sort((a, b) => b.length - a.length).map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  knownSecretsRe = new RegExp(alternatives.join('|'), 'g');
 }
 
-/** Redacts secrets from one string. */
+/** Redacts secrets from one string: registered values first, then known credential shapes. */
 export function redactString(input: string): string {
   let out = input;
-  for (const secret of knownSecrets) {
-    if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+  if (knownSecretsRe !== null && out.length >= 8) {
+    knownSecretsRe.lastIndex = 0;
+    out = out.replace(knownSecretsRe, REDACTED);
   }
+  if (!MAYBE_TOKEN.test(out)) return out;
   for (const re of TOKEN_PATTERNS) {
     re.lastIndex = 0;
     if (!re.test(out)) continue;

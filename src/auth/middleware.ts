@@ -50,7 +50,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     if (!TOKEN_ROUTE_PREFIXES.some((p) => c.req.path === p || c.req.path.startsWith(`${p}/`))) {
       throw new ApiError('forbidden', `A ${claims.role} token cannot use ${c.req.path}; it serves grants, calls and the audit trail.`);
     }
-    c.set('rawBody', await readRawBody(c.req.raw));
+    c.set('rawBody', await readRawBody(c));
     if (BODY_METHODS.has(c.req.method.toUpperCase())) {
       const key = c.req.header('idempotency-key');
       if (key === undefined || !IDEMPOTENCY_KEY_RE.test(key)) {

@@ -75,12 +75,13 @@ export function parseSignature(signatureInput: string | null, signature: string 
 
 /**
  * Resolves one component's value (RFC 9421 §2.1 and §2.2).
+ * @param url `req.url` already parsed, when the caller has it (saves a parse per component).
  * @throws SignatureFormatError for an unsupported derived component or an absent header field.
  */
-export function componentValue(req: SignableRequest, id: string): string {
+export function componentValue(req: SignableRequest, id: string, url?: URL): string {
   if (id.startsWith('@')) {
     if (!SUPPORTED_DERIVED.has(id)) throw new SignatureFormatError(`unsupported derived component "${id}"`);
-    const url = new URL(req.url);
+    url ??= new URL(req.url);
     switch (id) {
       case '@method':
         return req.method.toUpperCase();
@@ -110,8 +111,9 @@ export function componentValue(req: SignableRequest, id: string): string {
  * @throws SignatureFormatError when a component cannot be resolved.
  */
 export function signatureBase(req: SignableRequest, components: string[], innerList: InnerList): string {
+  const url = new URL(req.url);
   const lines = components.map((id) => {
-    const value = componentValue(req, id);
+    const value = componentValue(req, id, url);
     if (/[\r\n]/.test(value)) throw new SignatureFormatError(`component "${id}" contains a line break`);
     return `"${id}": ${value}`;
   });

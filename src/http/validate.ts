@@ -13,7 +13,7 @@ import { readRawBody } from './verify.js';
 export async function jsonBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> {
   let raw = c.get('rawBody') as Uint8Array | undefined;
   if (raw === undefined) {
-    raw = await readRawBody(c.req.raw);
+    raw = await readRawBody(c);
     c.set('rawBody', raw);
   }
   let value: unknown;

@@ -5,7 +5,8 @@
  * `alg="hmac-sha256"`, `tag="nanoclaw-broker"`; covered components at least `@method`, `@path`,
  * `@query`, plus `content-digest` and `idempotency-key` when the method carries a body.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { IncomingMessage } from 'node:http';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { Clock } from '../clock.js';
 import type { KeyStore } from '../secrets/keys.js';
 import { checkContentDigest } from './digest.js';
@@ -115,7 +116,7 @@ export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, de
  */
 export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const body = await readRawBody(c.req.raw);
+    const body = await readRawBody(c);
     c.set('rawBody', body);
     const verified = verifyBrokerSignature(c.req.raw, body, deps);
     c.set('principal', { type: 'group', group: verified.group, keyVersion: verified.keyVersion, keyid: verified.keyid });
@@ -127,10 +128,21 @@ export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEn
 const EMPTY = new Uint8Array(0);
 
 /**
- * Reads a request's body bytes once (the body-limit middleware has already capped its size).
- * Returns an empty array for requests without a body.
+ * Reads a request's body bytes once. GET/HEAD have none. Under @hono/node-server a body with a
+ * Content-Length (already within the limit, checked by the app's body-limit middleware) is read
+ * straight from Node's IncomingMessage, skipping the web-stream copy; chunked bodies go through
+ * the web Request so the body-limit wrapper counts them.
  */
-export async function readRawBody(req: Request): Promise<Uint8Array> {
+export async function readRawBody(c: Context<AppEnv>): Promise<Uint8Array> {
+  const method = c.req.method;
+  if (method === 'GET' || method === 'HEAD') return EMPTY;
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (incoming && incoming.headers['transfer-encoding'] === undefined && !incoming.readableDidRead) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of incoming) chunks.push(chunk as Buffer);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  }
+  const req = c.req.raw;
   if (req.body === null || req.bodyUsed) return EMPTY;
   return new Uint8Array(await req.arrayBuffer());
 }

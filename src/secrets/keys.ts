@@ -65,6 +65,7 @@ interface KeyRow {
  */
 export class KeyStore {
   private readonly cache = new Map<string, Buffer>();
+  private readonly versionRow: { get(group: string, version: number): Pick<KeyRow, 'retiresAt'> | undefined };
 
   /**
    * @param graceMs how long a rotated-out version keeps verifying, in ms.
@@ -74,7 +75,9 @@ export class KeyStore {
     private readonly masterKey: Buffer,
     private readonly clock: Clock,
     private readonly graceMs: number,
-  ) {}
+  ) {
+    this.versionRow = db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as KeyStore['versionRow'];
+  }
 
   /**
    * Gives every listed group a version-1 key if it has none (audited as `key.created`). Idempotent.
@@ -101,9 +104,7 @@ export class KeyStore {
     if (!m) return null;
     const group = m[1]!;
     const version = Number(m[2]);
-    const row = this.db.sqlite
-      .prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?')
-      .get(group, version) as Pick<KeyRow, 'retiresAt'> | undefined;
+    const row = this.versionRow.get(group, version);
     if (!row) return null;
     if (row.retiresAt !== null && this.clock.now() >= row.retiresAt) return null;
     return { group, version, keyid, secret: this.secret(group, version) };
