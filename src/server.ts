@@ -2,7 +2,8 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
-import type { Deps } from './deps.js';
+import { closeDeps, type Deps } from './deps.js';
+import { startDispatchLoop } from './kernel/dispatch.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
 export interface RunningServer {
@@ -43,4 +44,37 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
         server.closeIdleConnections();
       }),
   };
+}
+
+/**
+ * Runs the broker as `broker serve` does: serves the app, starts the kernel's dispatch loop, logs
+ * where everything is, and on SIGTERM or SIGINT stops accepting connections, lets requests in
+ * flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the loop, closes providers and the
+ * database, and exits 0. Test fixtures that need a real broker process call it too.
+ * @returns the running server (the process stays up until a signal).
+ */
+export async function runBroker(deps: Deps): Promise<RunningServer> {
+  const running = await startServer(deps);
+  const { dataDir, dbPath, masterKey, tokenKey, policiesDir } = deps.paths;
+  deps.logger.info(
+    { url: running.url, data_dir: dataDir, db: dbPath, master_key: masterKey, token_key: tokenKey, policies: policiesDir },
+    'broker listening',
+  );
+  let stopDispatch: () => void = () => {};
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    deps.logger.info({ signal }, 'stopping: finishing requests in flight');
+    stopDispatch();
+    await running.stop();
+    await closeDeps(deps);
+    deps.logger.info('stopped');
+    deps.logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  stopDispatch = startDispatchLoop(deps);
+  return running;
 }

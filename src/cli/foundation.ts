@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { verifyChain } from '../audit/trail.js';
 import { loadConfig } from '../config.js';
-import { startDispatchLoop } from '../kernel/dispatch.js';
-import { closeDeps, createDeps } from '../deps.js';
+import { createDeps } from '../deps.js';
 import { exportSecretFile } from '../secrets/keys.js';
-import { startServer } from '../server.js';
+import { runBroker } from '../server.js';
 import { CliExit, printJson, withDeps } from './common.js';
 
 /** Registers `serve`, `secrets export|rotate` and `audit verify`. */
@@ -57,25 +56,5 @@ function requireGroup(groups: ReadonlyMap<string, unknown>, group: string): void
 }
 
 async function serve(): Promise<void> {
-  const config = loadConfig();
-  const deps = createDeps(config);
-  const running = await startServer(deps);
-  deps.logger.info(
-    { url: running.url, data_dir: deps.paths.dataDir, db: deps.paths.dbPath, master_key: deps.paths.masterKey, token_key: deps.paths.tokenKey, policies: deps.paths.policiesDir },
-    'broker listening',
-  );
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    deps.logger.info({ signal }, 'stopping: finishing requests in flight');
-    stopDispatch();
-    await running.stop();
-    await closeDeps(deps);
-    deps.logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  const stopDispatch = startDispatchLoop(deps);
+  await runBroker(createDeps(loadConfig()));
 }
