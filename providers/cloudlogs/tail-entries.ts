@@ -51,6 +51,7 @@ export function tailEntriesAction(rt: CloudLogsRuntime) {
     params,
     resource: (p) => p.project,
     idempotent: true,
+    expectedDurationMs: (p) => p.window_ms,
     summarize: (p) => `tail ${p.project} for ${p.window_ms} ms, at most ${p.limit}${p.filter.trim() ? ` filter: ${shortFilter(p.filter)}` : ''}`,
     async execute(p, ctx): Promise<TailEntriesResult> {
       const { settings, clients } = scopedRuntime(rt, p.project);

@@ -43,6 +43,12 @@ export interface ActionDefinition<P extends z.ZodType = z.ZodType, R = unknown> 
   resource(params: z.infer<P>): string;
   /** True when a retry cannot cause a second effect (reads): retried at most twice with backoff. */
   idempotent: boolean;
+  /**
+   * For actions designed to run for a while (a log tail's window): how long, in ms, for these
+   * params. The broker then waits that long plus 5 s instead of `BROKER_PROVIDER_TIMEOUT_MS` when
+   * it is longer. Omit for ordinary request/response actions.
+   */
+  expectedDurationMs?(params: z.infer<P>): number;
   /** A short human summary for the audit trail (no secrets, no large bodies). */
   summarize(params: z.infer<P>): string;
   execute(params: z.infer<P>, ctx: ActionContext): Promise<R>;

@@ -124,3 +124,16 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     );
   });
 }
+
+/** Headroom added to an action's own expected duration before the broker aborts it, in ms. */
+export const DURATION_GRACE_MS = 5_000;
+
+/**
+ * The timeout for one call, in ms: `BROKER_PROVIDER_TIMEOUT_MS`, or longer for an action that is
+ * designed to run longer (a log tail's collection window), i.e. its `expectedDurationMs(params)`
+ * plus {@link DURATION_GRACE_MS}.
+ */
+export function callTimeoutMs(action: Pick<ActionDefinition, 'expectedDurationMs'>, params: unknown, providerTimeoutMs: number): number {
+  const expected = action.expectedDurationMs?.(params);
+  return expected === undefined ? providerTimeoutMs : Math.max(providerTimeoutMs, expected + DURATION_GRACE_MS);
+}

@@ -21,7 +21,7 @@ import { newReceipt, stepsLine, type Receipt } from '../decision/receipt.js';
 import type { GrantSource, GrantView } from '../grants/types.js';
 import { GroupCommit } from './commit.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
-import { runAction, type Outcome } from './execute.js';
+import { callTimeoutMs, runAction, type Outcome } from './execute.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
 
 /**
@@ -251,7 +251,7 @@ export class CallService {
           action,
           shape.params,
           { group: s.group, requestId: s.requestId, taskId: shape.taskId, grantResources: grant.resources ? [...grant.resources] : null, log: s.log },
-          this.deps.config.providerTimeoutMs,
+          callTimeoutMs(action, shape.params, this.deps.config.providerTimeoutMs),
         ),
       );
       return await this.finish(s, receipt, action.id, outcome);

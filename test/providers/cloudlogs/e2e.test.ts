@@ -116,6 +116,21 @@ describe('through a running broker', () => {
     expect(res.body.result).toMatchObject({ stop_reason: 'window', entries: [{ insertId: 'live1', textPayload: 'live' }] });
   });
 
+  it('cloudlogs.tail_entries may collect for longer than BROKER_PROVIDER_TIMEOUT_MS: its window sets the timeout', async () => {
+    const short = await startBroker({ env: { BROKER_PROVIDER_TIMEOUT_MS: '300' } });
+    try {
+      const g = await short.client('main').post('/v1/grants', { group: 'developer', provider: 'cloudlogs', level: 1, reason: 'tail test' });
+      expect(g.status, JSON.stringify(g.body)).toBe(201);
+      world.fake.tail = { batches: [[{ timestamp: at(1), insertId: 'slow1', textPayload: 'slow' }]] };
+      const res = await short.client('developer').post('/v1/ext/calls', { action: 'cloudlogs.tail_entries', params: { project: 'proj-alpha', window_ms: 1200 } });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.result).toMatchObject({ stop_reason: 'window', entries: [{ insertId: 'slow1' }] });
+      expect(res.body.duration_ms).toBeGreaterThanOrEqual(1200);
+    } finally {
+      await short.stop();
+    }
+  });
+
   it('cloudlogs.tail_entries stops at its entry bound', async () => {
     const batch = Array.from({ length: 300 }, (_, i) => ({ timestamp: at(i), insertId: `b${i}`, textPayload: `line ${i}` }));
     world.fake.tail = { batches: [batch, batch] };
