@@ -3,8 +3,8 @@ import { CliExit, printJson, withDeps } from '../cli/common.js';
 import { ApiError } from '../http/problem.js';
 import { dispatchJson } from './dispatch.js';
 import { taskJson } from './model.js';
-import { ListTasksQuery } from './routes/list-tasks.js';
-import { dispatchesFor, listTasks, taskContext } from './tasks.js';
+import { ListTasksQuery, tasksPage } from './routes/list-tasks.js';
+import { dispatchesFor, taskContext } from './tasks.js';
 
 function cliError(err: unknown): never {
   if (err instanceof ApiError) throw new CliExit(err.detail);
@@ -29,15 +29,7 @@ export function registerKernelCommands(program: Command): void {
       withDeps((deps) => {
         const parsed = ListTasksQuery.safeParse({ state: opts.state, group: opts.group, type: opts.type, limit: opts.limit, starting_after: opts.startingAfter });
         if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `--${i.path.join('.').replace('_', '-')}: ${i.message}`).join('; ')}`);
-        const q = parsed.data;
-        const { rows, hasMore } = listTasks(deps.db, {
-          limit: q.limit,
-          ...(q.state ? { state: q.state } : {}),
-          ...(q.group ? { group: q.group } : {}),
-          ...(q.type ? { type: q.type } : {}),
-          ...(q.starting_after ? { startingAfter: q.starting_after } : {}),
-        });
-        printJson({ data: rows.map(taskJson), has_more: hasMore, next_cursor: hasMore ? rows.at(-1)!.id : null });
+        printJson(tasksPage(deps.db, parsed.data));
       }),
     );
   tasks

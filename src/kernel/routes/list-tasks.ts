@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
+import type { Db } from '../../db/open.js';
 import type { AppEnv } from '../../http/env.js';
 import { queryParams } from '../../http/validate.js';
 import { GroupName } from '../../policies/groups.js';
@@ -24,14 +25,21 @@ export const ListTasksQuery = z.strictObject({
 export function listTasksRoute(deps: KernelDeps) {
   return (c: Context<AppEnv>) => {
     actorOf(c);
-    const q = queryParams(c, ListTasksQuery);
-    const { rows, hasMore } = listTasks(deps.db, {
-      limit: q.limit,
-      ...(q.state ? { state: q.state } : {}),
-      ...(q.group ? { group: q.group } : {}),
-      ...(q.type ? { type: q.type } : {}),
-      ...(q.starting_after ? { startingAfter: q.starting_after } : {}),
-    });
-    return c.json({ data: rows.map(taskJson), has_more: hasMore, next_cursor: hasMore ? rows.at(-1)!.id : null });
+    return c.json(tasksPage(deps.db, queryParams(c, ListTasksQuery)));
   };
+}
+
+/**
+ * One page of tasks for a validated {@link ListTasksQuery}, as both the route and
+ * `broker tasks list` render it: `{data: Task[], has_more, next_cursor}`.
+ */
+export function tasksPage(db: Db, q: z.infer<typeof ListTasksQuery>) {
+  const { rows, hasMore } = listTasks(db, {
+    limit: q.limit,
+    ...(q.state ? { state: q.state } : {}),
+    ...(q.group ? { group: q.group } : {}),
+    ...(q.type ? { type: q.type } : {}),
+    ...(q.starting_after ? { startingAfter: q.starting_after } : {}),
+  });
+  return { data: rows.map(taskJson), has_more: hasMore, next_cursor: hasMore ? rows.at(-1)!.id : null };
 }
