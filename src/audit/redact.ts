@@ -10,8 +10,83 @@
 export const REDACTED = '[REDACTED]';
 
 const knownSecrets = new Set<string>();
-/** One alternation of every registered secret, longest first; rebuilt when one is added. */
-let knownSecretsRe: RegExp | null = null;
+
+/**
+ * The registered secrets as one multi-pattern scanner (Rabin–Karp): every secret is indexed by a
+ * rolling hash of its first `width` UTF-16 code units (`width` = the shortest secret's length), so
+ * a string is scanned once, in O(its length), whatever the number of secrets. A regular expression
+ * alternating 1 000 group secrets cost ~100 µs per string; this costs well under 1 µs.
+ *
+ * It finds what `new RegExp(secrets sorted longest first, escaped, joined by '|', 'g')` would
+ * replace: at each position from the left, the first secret in that order that starts there;
+ * the scan then resumes after it.
+ */
+interface SecretScanner {
+  /** Length of the hashed prefix: the shortest secret's length (at least 8). */
+  width: number;
+  /** `HASH_BASE^(width-1)` modulo 2^32, to roll the oldest unit out. */
+  baseToWidth: number;
+  /** Bloom-like pre-check: bit `h & FILTER_MASK` is set when some secret's prefix hashes to `h`. */
+  filter: Uint32Array;
+  /** Prefix hash → the secrets with that prefix hash, longest first (ties: registration order). */
+  byHash: Map<number, string[]>;
+}
+const HASH_BASE = 0x01000193;
+const FILTER_BITS = 1 << 16;
+const FILTER_MASK = FILTER_BITS - 1;
+/** Built on first use after a registration (so registering 1 000 group secrets at start-up stays linear). */
+let scanner: SecretScanner | null = null;
+let scannerStale = false;
+
+/** Hash of `s[from, from + width)` (32-bit, wrapping), the same function the scan rolls. */
+function prefixHash(s: string, from: number, width: number): number {
+  let h = 0;
+  for (let i = from; i < from + width; i++) h = (Math.imul(h, HASH_BASE) + s.charCodeAt(i)) | 0;
+  return h;
+}
+
+function buildScanner(secrets: Iterable<string>): SecretScanner {
+  const ordered = [...secrets].sort((a, b) => b.length - a.length); // stable: ties keep registration order
+  const width = ordered[ordered.length - 1]!.length;
+  let baseToWidth = 1;
+  for (let i = 1; i < width; i++) baseToWidth = Math.imul(baseToWidth, HASH_BASE);
+  const filter = new Uint32Array(FILTER_BITS / 32);
+  const byHash = new Map<number, string[]>();
+  for (const secret of ordered) {
+    const h = prefixHash(secret, 0, width);
+    filter[(h & FILTER_MASK) >>> 5]! |= 1 << (h & 31);
+    const list = byHash.get(h);
+    if (list) list.push(secret);
+    else byHash.set(h, [secret]);
+  }
+  return { width, baseToWidth, filter, byHash };
+}
+
+/** Replaces every registered secret in `input` with {@link REDACTED} (see {@link SecretScanner}). */
+function redactKnownSecrets(input: string, sc: SecretScanner): string {
+  const { width, baseToWidth, filter, byHash } = sc;
+  const n = input.length;
+  if (n < width) return input;
+  let out = '';
+  let copied = 0;
+  let i = 0;
+  let h = prefixHash(input, 0, width);
+  while (i + width <= n) {
+    if ((filter[(h & FILTER_MASK) >>> 5]! & (1 << (h & 31))) !== 0) {
+      const found = byHash.get(h)?.find((secret) => input.startsWith(secret, i));
+      if (found !== undefined) {
+        out += input.slice(copied, i) + REDACTED;
+        i += found.length;
+        copied = i;
+        if (i + width <= n) h = prefixHash(input, i, width);
+        continue;
+      }
+    }
+    if (i + width < n) h = (Math.imul((h - Math.imul(input.charCodeAt(i), baseToWidth)) | 0, HASH_BASE) + input.charCodeAt(i + width)) | 0;
+    i += 1;
+  }
+  return copied === 0 ? input : out + input.slice(copied);
+}
 
 const TOKEN_PATTERNS: RegExp[] = [
   /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
@@ -36,17 +111,17 @@ const MAYBE_TOKEN = /PRIVATE KEY|gh[pousr]_|github_pat_|v1\.|ya29\.|AIza|eyJ|xox
 export function registerSecret(value: string | undefined | null): void {
   if (!value || value.length < 8 || knownSecrets.has(value)) return;
   knownSecrets.add(value);
-  const alternatives = [...knownSecrets].sort((a, b) => b.length - a.length).map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  knownSecretsRe = new RegExp(alternatives.join('|'), 'g');
+  scannerStale = true;
 }
 
 /** Redacts secrets from one string: registered values first, then known credential shapes. */
 export function redactString(input: string): string {
   let out = input;
-  if (knownSecretsRe !== null && out.length >= 8) {
-    knownSecretsRe.lastIndex = 0;
-    out = out.replace(knownSecretsRe, REDACTED);
+  if (scannerStale) {
+    scanner = buildScanner(knownSecrets);
+    scannerStale = false;
   }
+  if (scanner !== null) out = redactKnownSecrets(out, scanner);
   if (!MAYBE_TOKEN.test(out)) return out;
   for (const re of TOKEN_PATTERNS) {
     re.lastIndex = 0;
