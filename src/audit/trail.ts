@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Db } from '../db/open.js';
 import { ApiError } from '../http/problem.js';
@@ -33,8 +33,15 @@ export interface Activity {
  */
 export function activityHash(prevHash: string, row: Omit<Activity, 'prevHash' | 'hash'>): string {
   const body = canonicalize({ seq: row.seq, ts: row.ts, actor: row.actor, kind: row.kind, subject: row.subject, detail: row.detail });
-  return createHash('sha256').update(prevHash).update(body ?? '').digest('hex');
+  return sha256hex(prevHash + (body ?? ''));
 }
+
+/**
+ * sha256 hex of a string's UTF-8 bytes: one-shot `crypto.hash` where Node has it (20.12+, no Hash
+ * object per call), `createHash` otherwise. Hashing `a + b` equals hashing `a` then `b`.
+ */
+const sha256hex: (text: string) => string =
+  typeof hash === 'function' ? (text) => hash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
 
 interface Statements {
   head: { get(): { seq: number; hash: string } | undefined };

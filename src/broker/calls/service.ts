@@ -3,7 +3,7 @@
  * after the signature middleware (step 1). Every answer carries the decision receipt; every answer
  * except a replay is audited; only a claimed call uses up its Idempotency-Key.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
@@ -89,7 +89,9 @@ export interface Shape {
   resource: string;
 }
 
-const sha256hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+/** The body fingerprint: sha256 hex, one-shot `crypto.hash` where Node has it (20.12+). */
+const sha256hex: (bytes: Uint8Array) => string =
+  typeof hash === 'function' ? (bytes) => hash('sha256', bytes, 'hex') : (bytes) => createHash('sha256').update(bytes).digest('hex');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const subjectOf = (group: string, requestId: string) => `call:${group}:${requestId}`;
 const STATUS_OF: Record<Outcome['kind'], CallStatus> = { succeeded: 'succeeded', failed: 'failed', timed_out: 'timed_out' };
