@@ -53,7 +53,7 @@ export interface TestBroker {
   logs: string[];
   /** A signing client for `group`, using its current key and the manual clock. */
   client(group: string): BrokerClient;
-  /** Stops the server (if any) and closes the database. */
+  /** Stops the server (if any), closes the database, and removes the data directory it made. */
   stop(): Promise<void>;
 }
 
@@ -101,6 +101,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
     async stop() {
       await server?.stop(1000);
       await closeDeps(deps);
+      if (opts.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
