@@ -393,3 +393,22 @@ describe('GET /v1/ext/capabilities', () => {
     expect(none.body.actions.every((a: { code: string }) => a.code === 'no_capability')).toBe(true);
   });
 });
+
+describe('fail-closed storage', () => {
+  it('answers 503 audit_unavailable and executes nothing when the claim cannot be stored', async () => {
+    await grant(broker, { level: 1 });
+    const ro = await startBroker({ dataDir: broker.dataDir, readonlyDb: true, providers: [tp.provider] });
+    try {
+      const key = randomUUID();
+      const res = await call(ro, 'developer', { action: 'test.read' }, key);
+      expect(res.status).toBe(503);
+      expect(res.body.code).toBe('audit_unavailable');
+      expect(tp.attempts).toHaveLength(0);
+      expect(auditKinds(broker, 'developer', key)).toEqual([]);
+      // Nothing was used up: the same key succeeds on a broker that can write.
+      expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
+    } finally {
+      await ro.stop();
+    }
+  });
+});

@@ -7,7 +7,6 @@ import { createHash, hash } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { appendActivity } from '../../audit/trail.js';
 import { redact } from '../../audit/redact.js';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
@@ -19,7 +18,7 @@ import type { ActionDefinition, Catalog, Provider } from '../catalog.js';
 import { decide } from '../decision/decide.js';
 import { newReceipt, stepsLine, type Receipt } from '../decision/receipt.js';
 import type { GrantSource, GrantView } from '../grants/types.js';
-import { GroupCommit } from './commit.js';
+import { GroupCommit, writerOptions } from './commit.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { callTimeoutMs, runAction, type Outcome } from './execute.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
@@ -117,7 +116,7 @@ export class CallService {
     this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
     this.store = new CallStore(deps.db);
     this.metrics = callMetrics(deps.metrics.registry);
-    this.commits = new GroupCommit(deps.db, (writes, seconds) => {
+    this.commits = new GroupCommit(writerOptions(deps.db), (writes, seconds) => {
       this.metrics.batchWrites.observe(writes);
       this.metrics.commitSeconds.observe(seconds);
     });
@@ -212,8 +211,9 @@ export class CallService {
     receipt.steps.push({ step: 'claim', result: 'pass' });
     const summary = action.summarize(shape.params);
     try {
-      await this.commits.run(() => {
-        this.store.insertRunning({
+      await this.commits.run({
+        op: 'claim',
+        call: {
           group: s.group,
           requestId: s.requestId,
           fingerprint,
@@ -225,17 +225,16 @@ export class CallService {
           grantId: grant.id,
           receipt: JSON.stringify(receipt),
           createdAt: now,
-        });
-        appendActivity(
-          this.deps.db,
-          {
+        },
+        audit: {
+          input: {
             actor: s.group,
             kind: 'call.claimed',
             subject: subjectOf(s.group, s.requestId),
             detail: { action: action.id, resource: shape.resource, summary, task_id: shape.taskId, grant_id: grant.id, steps: stepsLine(receipt) },
           },
-          now,
-        );
+          nowMs: now,
+        },
       });
     } catch (err) {
       this.release(key, s.group);
@@ -322,18 +321,18 @@ export class CallService {
   private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
     receipt.decision = decision;
     receipt.code = err.code;
-    await this.commits.run(() =>
-      appendActivity(
-        this.deps.db,
-        {
+    await this.commits.run({
+      op: 'audit',
+      audit: {
+        input: {
           actor: s.group,
           kind: `call.${decision}`,
           subject: subjectOf(s.group, s.requestId),
           detail: { code: err.code, detail: err.detail, action: receipt.action, grant_id: receipt.grant_id, task_id: receipt.task_id, steps: stepsLine(receipt) },
         },
-        now,
-      ),
-    );
+        nowMs: now,
+      },
+    });
     const body = problemBody(new ApiError(err.code, err.detail, { ...err.extensions, request_id: s.requestId, receipt }), s.instance);
     return { status: err.status, body: JSON.stringify(body), headers: { ...contentType(err.status), ...err.headers } };
   }
@@ -365,16 +364,12 @@ export class CallService {
     const text = JSON.stringify(body);
     const finishedAt = this.deps.clock.now();
     try {
-      await this.commits.run(() => {
-        this.store.end(s.group, s.requestId, {
-          status,
-          httpStatus,
-          response: text,
-          attempts: outcome.attempts,
-          finishedAt,
-          durationMs: outcome.durationMs,
-        });
-        appendActivity(this.deps.db, { actor: s.group, kind: `call.${status}`, subject: subjectOf(s.group, s.requestId), detail }, finishedAt);
+      await this.commits.run({
+        op: 'end',
+        group: s.group,
+        requestId: s.requestId,
+        end: { status, httpStatus, response: text, attempts: outcome.attempts, finishedAt, durationMs: outcome.durationMs },
+        audit: { input: { actor: s.group, kind: `call.${status}`, subject: subjectOf(s.group, s.requestId), detail }, nowMs: finishedAt },
       });
     } catch (err) {
       throw storeFailure(
