@@ -4,6 +4,7 @@ import path from 'node:path';
 import { appendActivity } from '../audit/trail.js';
 import { registerSecret } from '../audit/redact.js';
 import { immediate, type Db } from '../db/open.js';
+import { ChangeWatch, IN_TRANSACTION } from '../db/watch.js';
 import type { Clock } from '../clock.js';
 
 /** Master key length, in bytes. */
@@ -59,13 +60,41 @@ interface KeyRow {
   retiresAt: number | null;
 }
 
+/** A `keyid` the broker accepts: `<group>:<version>`. */
+const KEYID_RE = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/;
+
+/** A cached key version: its retirement instant (Unix ms, null while current) and, once looked up, its key. */
+interface CachedKey {
+  group: string;
+  version: number;
+  retiresAt: number | null;
+  key: GroupKey | null;
+}
+
 /**
  * Group key versions. The database holds which versions exist and when they retire; secrets are
  * derived on demand and cached in memory.
+ *
+ * {@link lookup} (step 1 of every signed request) answers from memory: every `group_keys` row is
+ * cached with its `retires_at`, which is compared with the clock on each lookup, so a retired
+ * version stops verifying at its exact instant. The cache is checked against the database when
+ * the connection's {@link ChangeWatch} says something may have changed (one poll per lookup): then
+ * one primary-key read of `group_keys_version`, a counter that triggers bump on every write to
+ * `group_keys` from any connection or process, and a reload of the table when it moved. So a
+ * rotation by `broker keys rotate` in another process is honoured by the very next lookup.
  */
 export class KeyStore {
   private readonly cache = new Map<string, Buffer>();
   private readonly versionRow: { get(group: string, version: number): Pick<KeyRow, 'retiresAt'> | undefined };
+  private readonly watch: ChangeWatch;
+  private readonly counterStmt: { get(): number | undefined };
+  private readonly loadStmt: { all(): Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[] };
+  /** keyid → cached version; rebuilt when {@link counter} moves. */
+  private keys = new Map<string, CachedKey>();
+  /** The watch stamp the cache was last checked at (0: never). */
+  private stamp = 0;
+  /** `group_keys_version.version` when the cache was loaded (-1: never). */
+  private counter = -1;
 
   /**
    * @param graceMs how long a rotated-out version keeps verifying, in ms.
@@ -77,6 +106,9 @@ export class KeyStore {
     private readonly graceMs: number,
   ) {
     this.versionRow = db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as KeyStore['versionRow'];
+    this.watch = ChangeWatch.of(db);
+    this.counterStmt = db.sqlite.prepare('SELECT version FROM group_keys_version WHERE id = 1').pluck() as KeyStore['counterStmt'];
+    this.loadStmt = db.sqlite.prepare('SELECT "group", version, retires_at AS retiresAt FROM group_keys') as KeyStore['loadStmt'];
   }
 
   /**
@@ -96,11 +128,24 @@ export class KeyStore {
   }
 
   /**
-   * Resolves a `keyid` (`<group>:<version>`) to its secret.
-   * @returns null when the id is malformed, unknown, or past its retirement instant.
+   * Resolves a `keyid` (`<group>:<version>`) to its secret. From memory (see the class note): one
+   * change poll, then a Map lookup; SQL only after a change, or inside a transaction.
+   * @returns null when the id is malformed, unknown, or past its retirement instant. The returned
+   *   key is frozen and shared between lookups.
    */
   lookup(keyid: string): GroupKey | null {
-    const m = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/.exec(keyid);
+    const stamp = this.watch.poll();
+    if (stamp === IN_TRANSACTION) return this.lookupInTransaction(keyid);
+    if (stamp !== this.stamp) this.sync(stamp);
+    const cached = this.keys.get(keyid);
+    if (cached === undefined) return null;
+    if (cached.retiresAt !== null && this.clock.now() >= cached.retiresAt) return null;
+    return (cached.key ??= Object.freeze({ group: cached.group, version: cached.version, keyid, secret: this.secret(cached.group, cached.version) }));
+  }
+
+  /** The lookup straight from `group_keys`, for a caller inside a transaction (nothing is cached). */
+  private lookupInTransaction(keyid: string): GroupKey | null {
+    const m = KEYID_RE.exec(keyid);
     if (!m) return null;
     const group = m[1]!;
     const version = Number(m[2]);
@@ -108,6 +153,23 @@ export class KeyStore {
     if (!row) return null;
     if (row.retiresAt !== null && this.clock.now() >= row.retiresAt) return null;
     return { group, version, keyid, secret: this.secret(group, version) };
+  }
+
+  /** Reloads the cache when `group_keys_version` moved since it was loaded; then keeps `stamp`. */
+  private sync(stamp: number): void {
+    const counter = this.counterStmt.get() ?? 0;
+    if (counter !== this.counter) {
+      const keys = new Map<string, CachedKey>();
+      for (const row of this.loadStmt.all()) {
+        const keyid = `${row.group}:${row.version}`;
+        if (!KEYID_RE.test(keyid)) continue;
+        const prev = this.keys.get(keyid);
+        keys.set(keyid, { group: row.group, version: row.version, retiresAt: row.retiresAt, key: prev?.key ?? null });
+      }
+      this.keys = keys;
+      this.counter = counter;
+    }
+    this.stamp = stamp;
   }
 
   /**

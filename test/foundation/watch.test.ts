@@ -1,0 +1,137 @@
+/**
+ * The change watch of a connection and the key cache on top of it, through real SQLite files and
+ * a second connection (as another process or the call path's writer thread would write).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { openDb, type Db } from '../../src/db/open.js';
+import { ChangeWatch, IN_TRANSACTION } from '../../src/db/watch.js';
+import { KeyStore } from '../../src/secrets/keys.js';
+import { tempDir } from '../helpers/harness.js';
+
+let dir: string;
+let db: Db;
+let other: Db;
+beforeEach(() => {
+  dir = tempDir();
+  db = openDb({ path: path.join(dir, 'broker.db') });
+  other = openDb({ path: path.join(dir, 'broker.db') });
+});
+afterEach(() => {
+  other.sqlite.close();
+  db.sqlite.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ChangeWatch', () => {
+  it('moves on a write by its own connection and on a commit by another, and only then', () => {
+    const watch = ChangeWatch.of(db);
+    expect(ChangeWatch.of(db)).toBe(watch);
+    const first = watch.poll();
+    expect(watch.poll()).toBe(first);
+    db.sqlite.prepare("INSERT INTO broker_meta (key, value) VALUES ('w', '1')").run();
+    const own = watch.poll();
+    expect(own).not.toBe(first);
+    expect(watch.poll()).toBe(own);
+    other.sqlite.prepare("UPDATE broker_meta SET value = '2' WHERE key = 'w'").run();
+    const theirs = watch.poll();
+    expect(theirs).not.toBe(own);
+    expect(watch.poll()).toBe(theirs);
+    other.sqlite.prepare('SELECT * FROM broker_meta').all();
+    expect(watch.poll()).toBe(theirs);
+  });
+
+  it('answers IN_TRANSACTION inside a transaction, and reports a change after it rolled back', () => {
+    const watch = ChangeWatch.of(db);
+    const before = watch.poll();
+    expect(() =>
+      db.sqlite.transaction(() => {
+        expect(watch.poll()).toBe(IN_TRANSACTION);
+        throw new Error('roll back');
+      })(),
+    ).toThrow('roll back');
+    expect(watch.poll()).not.toBe(before);
+  });
+
+  it('polls once for a whole hold', () => {
+    const watch = ChangeWatch.of(db);
+    const outside = watch.poll();
+    const inside = watch.hold(() => {
+      const held = watch.poll();
+      other.sqlite.prepare("INSERT INTO broker_meta (key, value) VALUES ('h', '1')").run();
+      expect(watch.poll()).toBe(held);
+      return held;
+    });
+    expect(inside).toBe(outside);
+    expect(watch.poll()).not.toBe(outside);
+  });
+});
+
+describe('KeyStore lookups from memory', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const master = Buffer.alloc(32, 7);
+
+  it('honour a rotation made on another connection at the very next lookup, and retire the old version at its exact instant', () => {
+    const clock = new ManualClock(T0);
+    const keys = new KeyStore(db, master, clock, 600_000);
+    keys.ensureGroups(['developer']);
+    expect(keys.lookup('developer:1')).toMatchObject({ group: 'developer', version: 1 });
+    expect(keys.lookup('developer:2')).toBeNull();
+
+    const elsewhere = new KeyStore(other, master, new ManualClock(T0 + 1000), 5_000);
+    const next = elsewhere.rotate('developer', 'operator:test');
+    expect(keys.lookup('developer:2')).toMatchObject({ keyid: 'developer:2', secret: next.secret });
+    expect(keys.lookup('developer:1')).not.toBeNull();
+    clock.set(T0 + 1000 + 5_000 - 1);
+    expect(keys.lookup('developer:1')).not.toBeNull();
+    clock.set(T0 + 1000 + 5_000);
+    expect(keys.lookup('developer:1')).toBeNull();
+    expect(keys.lookup('developer:2')).not.toBeNull();
+  });
+
+  it('see a retirement written directly by another connection, and a rotation with no grace at once', () => {
+    const clock = new ManualClock(T0);
+    const keys = new KeyStore(db, master, clock, 600_000);
+    keys.ensureGroups(['developer', 'security']);
+    expect(keys.lookup('security:1')).not.toBeNull();
+    other.sqlite.prepare('UPDATE group_keys SET retires_at = ? WHERE "group" = ?').run(T0 + 10, 'security');
+    expect(keys.lookup('security:1')).not.toBeNull();
+    clock.set(T0 + 10);
+    expect(keys.lookup('security:1')).toBeNull();
+
+    expect(keys.lookup('developer:1')).not.toBeNull();
+    new KeyStore(other, master, clock, 0).rotate('developer', 'operator:test');
+    expect(keys.lookup('developer:1')).toBeNull();
+    expect(keys.lookup('developer:2')).not.toBeNull();
+  });
+
+  it('refuse malformed and unknown ids, and answer the same inside a transaction', () => {
+    const clock = new ManualClock(T0);
+    const keys = new KeyStore(db, master, clock, 600_000);
+    keys.ensureGroups(['developer']);
+    for (const id of ['developer', 'developer:0', 'developer:01', 'Developer:1', 'nobody:1', 'developer:1:1']) expect(keys.lookup(id)).toBeNull();
+    const outside = keys.lookup('developer:1');
+    const inside = db.sqlite.transaction(() => keys.lookup('developer:1'))();
+    expect(inside).toEqual(outside);
+    expect(db.sqlite.transaction(() => keys.lookup('developer:9'))()).toBeNull();
+  });
+
+  it('a rotation rolled back on its own connection leaves no trace in the cache', () => {
+    const clock = new ManualClock(T0);
+    const keys = new KeyStore(db, master, clock, 0);
+    keys.ensureGroups(['developer']);
+    expect(keys.lookup('developer:1')).not.toBeNull();
+    expect(() =>
+      db.sqlite.transaction(() => {
+        keys.rotate('developer', 'operator:test');
+        expect(keys.lookup('developer:2')).not.toBeNull();
+        expect(keys.lookup('developer:1')).toBeNull();
+        throw new Error('roll back');
+      })(),
+    ).toThrow('roll back');
+    expect(keys.lookup('developer:2')).toBeNull();
+    expect(keys.lookup('developer:1')).not.toBeNull();
+  });
+});
