@@ -60,6 +60,21 @@ describe('GrantStore', () => {
     expect(broker.deps.grants.candidates('security', 'ops').map((v) => v.id)).not.toContain(g.id);
   });
 
+  it('a change rolled back on its own connection after a lookup inside the transaction leaves no trace', async () => {
+    const g = await createAsMain(broker, { group: 'security', level: 1, reason: 'rolled back revoke' });
+    const store = broker.deps.grants;
+    expect(store.candidates('security', 'ops').map((v) => v.id)).toContain(g.id);
+    const db = broker.deps.db.sqlite;
+    expect(() =>
+      db.transaction(() => {
+        db.prepare("UPDATE grants SET status = 'revoked', revoked_at = ? WHERE id = ?").run(broker.clock.now(), g.id);
+        expect(store.candidates('security', 'ops').map((v) => v.id)).not.toContain(g.id);
+        throw new Error('roll back');
+      })(),
+    ).toThrow('roll back');
+    expect(store.candidates('security', 'ops').map((v) => v.id)).toContain(g.id);
+  });
+
   it('reloads everything when it fell behind the change log (more than 1000 changes elsewhere)', async () => {
     const g = await createAsMain(broker, { group: 'developer', level: 1, reason: 'survivor' });
     const doomed = await createAsMain(broker, { group: 'developer', level: 1, reason: 'doomed' });

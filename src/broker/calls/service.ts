@@ -11,6 +11,7 @@ import { redact } from '../../audit/redact.js';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/open.js';
+import { ChangeWatch } from '../../db/watch.js';
 import { ApiError, problemBody } from '../../http/problem.js';
 import { findTaskForCoupling, type CouplingTask } from '../../kernel/coupling.js';
 import type { Logger } from '../../log.js';
@@ -21,6 +22,7 @@ import type { GrantSource, GrantView } from '../grants/types.js';
 import { GroupCommit, writerOptions } from './commit.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { callTimeoutMs, runAction, type Outcome } from './execute.js';
+import { RecentCallKeys } from './recent.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
 
 /**
@@ -111,9 +113,15 @@ export class CallService {
 
   /** The kernel's task lookup for step 11, bound once. */
   private readonly findTask: (taskId: string) => CouplingTask | null;
+  /** The connection's change watch: one poll per {@link evaluate}, shared by steps 3 and 5. */
+  private readonly watch: ChangeWatch;
+  /** Keys of recent calls, so step 3 answers "new key" from memory. */
+  private readonly recent: RecentCallKeys;
 
   constructor(private readonly deps: CallServiceDeps) {
     this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
+    this.watch = ChangeWatch.of(deps.db);
+    this.recent = new RecentCallKeys(deps.db, deps.clock);
     this.store = new CallStore(deps.db);
     this.metrics = callMetrics(deps.metrics.registry);
     this.commits = new GroupCommit(writerOptions(deps.db), (writes, seconds) => {
@@ -131,9 +139,16 @@ export class CallService {
    * Steps 2–12 and the provider check for one verified request: synchronous, no writes, no await
    * (so nothing can slip between the idempotency and backpressure checks and the claim).
    * `submit` runs it on every call; the bench runs it alone (issue 4, "Performance" (d)).
+   * The database is polled once for all of it ({@link ChangeWatch.hold}): the idempotency keys and
+   * grants are read from memory as of that instant.
    * @param now the decision instant, Unix ms.
    */
   evaluate(s: CallSubmission, now: number): Evaluation {
+    return this.watch.hold(() => this.evaluateHeld(s, now));
+  }
+
+  /** {@link evaluate}'s steps, inside the watch's hold. */
+  private evaluateHeld(s: CallSubmission, now: number): Evaluation {
     const receipt = newReceipt(s.group, s.requestId, s.keyid, now);
 
     const shape = this.shape(s.rawBody, receipt);
@@ -272,16 +287,17 @@ export class CallService {
     }
     const body = CallRequest.safeParse(json);
     if (!body.success) return invalid(receipt, body.error.issues, [], 'The request body is invalid');
-    const entry = this.deps.catalog.get(body.data.action);
+    const data = body.data;
+    const entry = this.deps.catalog.get(data.action);
     if (!entry) {
       receipt.steps.push({ step: 'request', result: 'fail', note: 'unknown_action' });
-      return new ApiError('unknown_action', `No provider registers the action "${body.data.action}"; GET /v1/ext/capabilities lists the actions.`);
+      return new ApiError('unknown_action', `No provider registers the action "${data.action}"; GET /v1/ext/capabilities lists the actions.`);
     }
     receipt.action = entry.action.id;
-    const params = entry.action.params.safeParse(body.data.params ?? {});
+    const params = entry.action.params.safeParse(data.params ?? {});
     if (!params.success) return invalid(receipt, params.error.issues, ['params'], `The params of ${entry.action.id} are invalid`);
-    receipt.task_id = body.data.task_id ?? null;
-    return { action: entry.action, provider: entry.provider, params: params.data, taskId: body.data.task_id ?? null, resource: entry.action.resource(params.data) };
+    receipt.task_id = data.task_id ?? null;
+    return { action: entry.action, provider: entry.provider, params: params.data, taskId: data.task_id ?? null, resource: entry.action.resource(params.data) };
   }
 
   /**
@@ -293,6 +309,10 @@ export class CallService {
     let row: CallRow | undefined;
     let stored: string | undefined = live;
     if (live === undefined) {
+      // A receipt that already reached the claim comes from submit's duplicate-claim path: the
+      // memory said "new" but the key was taken (by another connection meanwhile, or it is older
+      // than what the memory keeps), so only the database can answer.
+      if (!this.recent.mayExist(s.group, s.requestId) && !receipt.steps.some((st) => st.step === 'claim')) return undefined;
       row = this.store.find(s.group, s.requestId);
       stored = row?.fingerprint;
     }

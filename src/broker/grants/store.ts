@@ -6,6 +6,7 @@ import type { Statement } from 'better-sqlite3';
 import type { ActionLevel } from '../catalog.js';
 import type { Clock } from '../../clock.js';
 import type { Db } from '../../db/open.js';
+import { ChangeWatch, IN_TRANSACTION } from '../../db/watch.js';
 import type { GrantSource, GrantStatus, GrantView } from './types.js';
 
 const EMPTY: readonly GrantView[] = Object.freeze([]);
@@ -37,9 +38,11 @@ const COLUMNS = `
  * `GrantSource` over SQLite: every `active` or `pending_approval` grant, indexed in memory by
  * group then provider.
  *
- * Cost per {@link candidates} call: one prepared read of `MAX(seq)` from `grant_changes` (a log
- * appended by triggers on every write to `grants`/`grant_approvals`, from any connection or
- * process) and two Map lookups. When the log moved, only the grants it lists are re-read and
+ * Cost per {@link candidates} call: one poll of the connection's {@link ChangeWatch} (shared with
+ * the other caches of the decision path, and with nothing to do when the caller holds it) and two
+ * Map lookups. Only when the watch says the database may have changed is `MAX(seq)` read from
+ * `grant_changes` (a log appended by triggers on every write to `grants`/`grant_approvals`, from
+ * any connection or process). When the log moved, only the grants it lists are re-read and
  * swapped in (copy-on-write lists, so arrays already handed out never change); a reader more than
  * the log's 1000 kept rows behind reloads everything. So a revocation made by `broker grants
  * revoke` in another process is seen by the very next lookup. Pending grants past their approval
@@ -53,6 +56,9 @@ export class GrantStore implements GrantSource {
   private readonly changesStmt: Statement<[number], { seq: number; grantId: string }>;
   private readonly loadAllStmt: Statement<[], LoadedRow>;
   private readonly loadOneStmt: Statement<[string], LoadedRow>;
+  private readonly watch: ChangeWatch;
+  /** The watch stamp `MAX(seq)` was last read at (0: never). */
+  private stamp = 0;
   /** The last change seq applied; -1 before the first load. */
   private seen = -1;
   private index = new Map<string, Map<string, readonly GrantView[]>>();
@@ -65,6 +71,7 @@ export class GrantStore implements GrantSource {
     db: Db,
     private readonly clock: Clock,
   ) {
+    this.watch = ChangeWatch.of(db);
     this.headStmt = db.sqlite.prepare('SELECT MAX(seq) FROM grant_changes').pluck() as Statement<[], number | null>;
     this.changesStmt = db.sqlite.prepare('SELECT seq, grant_id AS grantId FROM grant_changes WHERE seq > ? ORDER BY seq') as Statement<[number], { seq: number; grantId: string }>;
     this.loadAllStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.status IN ('active', 'pending_approval')`) as Statement<[], LoadedRow>;
@@ -87,8 +94,12 @@ export class GrantStore implements GrantSource {
   }
 
   private refresh(): void {
-    const head = this.headStmt.get() ?? 0;
-    if (head !== this.seen) this.catchUp(head);
+    const stamp = this.watch.poll();
+    if (stamp !== this.stamp || stamp === IN_TRANSACTION) {
+      const head = this.headStmt.get() ?? 0;
+      if (head !== this.seen) this.catchUp(head);
+      this.stamp = stamp;
+    }
     if (this.clock.now() >= this.nextPendingDeadline) this.dropLapsedPending();
   }
 
