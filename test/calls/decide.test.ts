@@ -99,6 +99,54 @@ describe('decision steps 5–12', () => {
   });
 });
 
+describe('decisions memoized on frozen candidate lists', () => {
+  const write = { id: 'test.write', level: 2 as const };
+  const freeze = (grants: GrantView[]) => Object.freeze(grants.map((g) => Object.freeze({ ...g })));
+  const lists: readonly GrantView[][] = [
+    [],
+    [grant({ expiresAt: NOW })],
+    [grant({ id: 'allow', expiresAt: NOW + 10 }), grant({ id: 'deny', deniedActions: ['test.*'], expiresAt: NOW + 5 })],
+    [grant({ id: 'a', expiresAt: NOW }), grant({ id: 'b', level: 1, resources: ['acme/*'] }), grant({ id: 'c', level: 3, approvals: 1, expiresAt: NOW + 3 })],
+    [grant({ id: 'p', level: 3, status: 'pending_approval' }), grant({ id: 'l2', expiresAt: NOW + 1 }), grant({ id: 'l1', level: 1, resources: ['team/*'] })],
+  ];
+  const requests = [
+    req(),
+    req({ resource: 'team/x' }),
+    req({ resource: null, taskId: undefined }),
+    req({ action: write, taskId: 'doing' }),
+    req({ action: write, taskId: 'REVIEW' }),
+    req({ action: write }),
+    req({ group: 'security' }),
+    req({ action: { id: 'test.deploy', level: 3 }, taskId: 'doing' }),
+  ];
+  // Forward across every expiry instant, then back (a manual clock may move backwards).
+  const instants = [NOW - 1, NOW, NOW + 1, NOW + 2, NOW + 3, NOW + 5, NOW + 9, NOW + 10, NOW + 11, NOW + 4, NOW, NOW - 1];
+
+  it('answer exactly what a fresh evaluation answers, at every instant around every expiry', () => {
+    for (const grants of lists) {
+      const frozen = freeze(grants);
+      for (const now of instants) {
+        for (const r of requests) {
+          const memoized = decide({ ...r, now }, frozen, findTask);
+          expect(memoized).toEqual(decide({ ...r, now }, [...frozen], findTask));
+          expect(decide({ ...r, now }, frozen, findTask)).toEqual(memoized);
+        }
+      }
+    }
+  });
+
+  it('hand out a new steps array every time, with frozen steps', () => {
+    const frozen = freeze([grant()]);
+    const a = decide(req(), frozen, findTask);
+    const b = decide(req(), frozen, findTask);
+    expect(a.steps).not.toBe(b.steps);
+    expect(a.steps).toEqual(b.steps);
+    expect(Object.isFrozen(a.steps[0])).toBe(true);
+    expect(() => (a.steps as unknown[]).push({ step: 'claim', result: 'pass' })).not.toThrow();
+    expect(b.steps).toHaveLength(a.steps.length - 1);
+  });
+});
+
 describe('patterns', () => {
   it.each([
     ['github.get_repo', 'github.get_repo', true],

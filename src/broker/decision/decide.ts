@@ -181,17 +181,78 @@ function usable(g: GrantView): boolean {
 }
 
 /**
- * Decides steps 5–12 for one call.
- *
- * With several grants for the group and provider: a grant whose deny list matches the action
- * (and which is unexpired and of a sufficient level) denies the call whatever the others allow
- * (deny-wins); otherwise the call is allowed by a grant that passes every step (the lowest level
- * first). When none passes, the denial is the one of the grant that got furthest in the order,
- * which names the most specific thing to fix.
- * @param grants candidates for the group and the action's provider (`GrantSource.candidates`).
- * @param findTask the kernel's task lookup (only called for step 11).
+ * What steps 5–10 settle on a candidate list, before task coupling and approval: a denial (the
+ * whole verdict), or the grant that passes with its receipt steps and its approval outcome.
+ * Everything in it is frozen: memoized phases are shared between calls.
  */
-export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup): Verdict {
+type GrantPhase =
+  | { kind: 'denied'; verdict: Verdict & { allowed: false } }
+  | {
+      kind: 'passing';
+      grant: GrantView;
+      steps: readonly ReceiptStep[];
+      /** Step 12: the receipt step, and the denial's detail and extensions when the grant is not usable. */
+      approval: ReceiptStep;
+      pending: { detail: string; extensions: Record<string, unknown> } | null;
+    };
+
+/** One memoized phase: valid for decision instants in [lo, hi), between two expiry instants of the list. */
+interface Memo {
+  group: string;
+  lo: number;
+  hi: number;
+  phase: GrantPhase;
+}
+
+/** Memoized phases per frozen candidate list, then per action, then per resource (null: not evaluated). */
+interface ListMemo {
+  size: number;
+  byAction: Map<DecisionRequest['action'], Map<string | null, Memo>>;
+}
+
+/** Phases memoized per candidate list before the list's memo is cleared (resources come from requests). */
+const MEMO_ENTRIES_PER_LIST = 256;
+const memos = new WeakMap<readonly GrantView[], ListMemo>();
+
+const TASK_NOT_EVALUATED: ReceiptStep = Object.freeze({ step: 'task', result: 'skip', note: 'not evaluated' });
+const TASK_L1_WITHOUT: ReceiptStep = Object.freeze({ step: 'task', result: 'skip', note: 'L1 without task_id' });
+
+/**
+ * Steps 5–10 on `grants`, memoized when the list is frozen (the `GrantStore` hands out frozen,
+ * copy-on-write lists of frozen views, so a list never changes and a changed grant means a new
+ * list): the outcome depends on the list, the action, the resource and the group, and on the clock
+ * only through the grants' expiry instants, so a memo is reused while `now` stays between the same
+ * two of them.
+ */
+function grantPhase(req: DecisionRequest, grants: readonly GrantView[]): GrantPhase {
+  if (!Object.isFrozen(grants)) return computeGrantPhase(req, grants);
+  let list = memos.get(grants);
+  if (list === undefined) memos.set(grants, (list = { size: 0, byAction: new Map() }));
+  let byResource = list.byAction.get(req.action);
+  const memo = byResource?.get(req.resource);
+  if (memo !== undefined && memo.group === req.group && req.now >= memo.lo && req.now < memo.hi) return memo.phase;
+  const phase = computeGrantPhase(req, grants);
+  if (list.size >= MEMO_ENTRIES_PER_LIST) {
+    list.byAction.clear();
+    list.size = 0;
+    byResource = undefined;
+  }
+  if (byResource === undefined) list.byAction.set(req.action, (byResource = new Map()));
+  let lo = -Infinity;
+  let hi = Infinity;
+  for (const g of grants) {
+    const t = g.expiresAt;
+    if (t === null) continue;
+    if (t <= req.now) lo = Math.max(lo, t);
+    else hi = Math.min(hi, t);
+  }
+  if (!byResource.has(req.resource)) list.size += 1;
+  byResource.set(req.resource, { group: req.group, lo, hi, phase });
+  return phase;
+}
+
+/** {@link grantPhase} without the memo. */
+function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): GrantPhase {
   let passing: GrantView | null = null;
   let furthest: GrantView | null = null;
   let furthestStep = -1;
@@ -204,7 +265,7 @@ export function decide(req: DecisionRequest, grants: readonly GrantView[], findT
       if (passing === null || preferable(g, passing)) passing = g;
     } else if (STEP_ORDER[i] === 'deny_list') {
       const f = failureAt(i);
-      return deny(f.code, failureDetail(f.step, g, req), g, grantSteps(g, req, considered, f));
+      return denied(deny(f.code, failureDetail(f.step, g, req), g, grantSteps(g, req, considered, f)));
     } else if (i > furthestStep) {
       furthest = g;
       furthestStep = i;
@@ -213,40 +274,80 @@ export function decide(req: DecisionRequest, grants: readonly GrantView[], findT
   if (passing === null) {
     if (furthest === null) {
       const provider = req.action.id.slice(0, req.action.id.indexOf('.'));
-      return deny(
-        'no_capability',
-        `Group ${req.group} holds no grant for provider ${provider}; ask an operator or main for one (POST /v1/grants).`,
-        null,
-        [{ step: 'grant', result: 'fail', note: `no grant for ${provider}` }],
+      return denied(
+        deny(
+          'no_capability',
+          `Group ${req.group} holds no grant for provider ${provider}; ask an operator or main for one (POST /v1/grants).`,
+          null,
+          [{ step: 'grant', result: 'fail', note: `no grant for ${provider}` }],
+        ),
       );
     }
     const f = failureAt(furthestStep);
-    return deny(f.code, failureDetail(f.step, furthest, req), furthest, grantSteps(furthest, req, considered, f));
+    return denied(deny(f.code, failureDetail(f.step, furthest, req), furthest, grantSteps(furthest, req, considered, f)));
   }
-  const steps = grantSteps(passing, req, considered, null);
+  const steps = grantSteps(passing, req, considered, null).map((st) => Object.freeze(st));
+  if (!usable(passing)) {
+    return Object.freeze({
+      kind: 'passing',
+      grant: passing,
+      steps: Object.freeze(steps),
+      approval: Object.freeze({ step: 'approval', result: 'fail', note: `${passing.approvals}/${L3_APPROVALS} approvals` }),
+      pending: Object.freeze({
+        detail: `Grant ${passing.id} is ${passing.status === 'active' ? 'active' : 'pending approval'} with ${passing.approvals} of ${L3_APPROVALS} approvals; an L3 grant works once two approvers of two different groups approve it.`,
+        extensions: Object.freeze({ approvals: passing.approvals, approvals_required: L3_APPROVALS }),
+      }),
+    } as const);
+  }
+  return Object.freeze({
+    kind: 'passing',
+    grant: passing,
+    steps: Object.freeze(steps),
+    approval: Object.freeze(
+      passing.level === 3 ? { step: 'approval', result: 'pass', note: `${passing.approvals} approvals` } : { step: 'approval', result: 'skip', note: `L${passing.level} grant` },
+    ),
+    pending: null,
+  } as const);
+}
+
+/** Freezes a denial (its steps and extensions too) so it can be memoized. */
+function denied(v: Verdict): GrantPhase {
+  if (v.allowed) throw new Error('not a denial');
+  for (const st of v.steps) Object.freeze(st);
+  Object.freeze(v.steps);
+  Object.freeze(v.extensions);
+  return Object.freeze({ kind: 'denied', verdict: Object.freeze(v) } as const);
+}
+
+/**
+ * Decides steps 5–12 for one call.
+ *
+ * With several grants for the group and provider: a grant whose deny list matches the action
+ * (and which is unexpired and of a sufficient level) denies the call whatever the others allow
+ * (deny-wins); otherwise the call is allowed by a grant that passes every step (the lowest level
+ * first). When none passes, the denial is the one of the grant that got furthest in the order,
+ * which names the most specific thing to fix.
+ *
+ * Steps 5–10 are memoized per frozen candidate list (see {@link grantPhase}), so a decision over
+ * a group's grants costs a few Map lookups once the list, action and resource were seen; the
+ * verdict is the same as computed afresh. The returned `steps` array is new on every call; its
+ * step objects (and a denial's `extensions`) are frozen and may be shared between verdicts.
+ * @param grants candidates for the group and the action's provider (`GrantSource.candidates`).
+ * @param findTask the kernel's task lookup (only called for step 11).
+ */
+export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup): Verdict {
+  const phase = grantPhase(req, grants);
+  if (phase.kind === 'denied') return { ...phase.verdict, steps: phase.verdict.steps.slice() };
+  const passing = phase.grant;
+  const steps = phase.steps.slice();
   const coupling = couplingFailure(req, findTask);
   if (coupling) {
     steps.push({ step: 'task', result: 'fail', note: coupling.code });
     return deny(coupling.code, coupling.detail, passing, steps, coupling.extensions);
   }
-  steps.push(
-    req.taskId === undefined
-      ? { step: 'task', result: 'skip', note: 'not evaluated' }
-      : req.taskId === null
-        ? { step: 'task', result: 'skip', note: 'L1 without task_id' }
-        : { step: 'task', result: 'pass', note: req.taskId },
-  );
-  if (!usable(passing)) {
-    steps.push({ step: 'approval', result: 'fail', note: `${passing.approvals}/${L3_APPROVALS} approvals` });
-    return deny(
-      'approval_pending',
-      `Grant ${passing.id} is ${passing.status === 'active' ? 'active' : 'pending approval'} with ${passing.approvals} of ${L3_APPROVALS} approvals; an L3 grant works once two approvers of two different groups approve it.`,
-      passing,
-      steps,
-      { approvals: passing.approvals, approvals_required: L3_APPROVALS },
-    );
-  }
-  steps.push(passing.level === 3 ? { step: 'approval', result: 'pass', note: `${passing.approvals} approvals` } : { step: 'approval', result: 'skip', note: `L${passing.level} grant` });
+  steps.push(req.taskId === undefined ? TASK_NOT_EVALUATED : req.taskId === null ? TASK_L1_WITHOUT : { step: 'task', result: 'pass', note: req.taskId });
+  steps.push(phase.approval);
+  if (phase.pending !== null) return deny('approval_pending', phase.pending.detail, passing, steps, phase.pending.extensions);
   return { allowed: true, grant: passing, steps };
 }
 
