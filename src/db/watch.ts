@@ -33,7 +33,7 @@ export class ChangeWatch {
   private readonly stmt: Statement<[], [number, number]>;
   private own = -1;
   private other = -1;
-  /** Set by a poll inside a transaction: the next poll outside one reports a change. */
+  /** Set by a poll inside a transaction (and before the first poll): the next poll outside one reports a change. */
   private dirty = true;
   private stamp = 0;
   /** Depth of {@link hold}; while > 0, polls answer {@link heldStamp} without SQL. */
@@ -77,10 +77,16 @@ export class ChangeWatch {
    * Runs `fn` with one poll for all of it: polls inside `fn` answer what the poll on entry did, so
    * the consumers `fn` reads (the decision path's call keys and grants) share one snapshot instant,
    * the instant of entry. `fn` must be synchronous and must not write on this connection.
+   *
+   * With `polledSinceArrival`, the caller vouches that this watch was polled after the request it
+   * serves arrived (a signed request's key lookup in step 1 polls it): the last poll's answer is
+   * reused and no SQL runs. Every change committed before the request arrived was reported by that
+   * poll or an earlier one, so the request still sees it; what commits later is concurrent with the
+   * request. When the last poll was inside a transaction (or there was none), it polls anyway.
    * @returns what `fn` returns (its exceptions propagate).
    */
-  hold<T>(fn: () => T): T {
-    if (this.holds === 0) this.heldStamp = this.poll();
+  hold<T>(fn: () => T, polledSinceArrival = false): T {
+    if (this.holds === 0) this.heldStamp = polledSinceArrival && !this.dirty ? this.stamp : this.poll();
     this.holds += 1;
     try {
       return fn();

@@ -67,6 +67,24 @@ describe('ChangeWatch', () => {
     expect(inside).toBe(outside);
     expect(watch.poll()).not.toBe(outside);
   });
+
+  it('reuses the last poll for a hold when the caller polled since its request arrived, unless that poll was inside a transaction', () => {
+    const watch = ChangeWatch.of(db);
+    other.sqlite.prepare("INSERT INTO broker_meta (key, value) VALUES ('r', '1')").run();
+    // No poll yet: the hold polls anyway and sees the change.
+    const first = watch.hold(() => watch.poll(), true);
+    expect(watch.poll()).toBe(first);
+    other.sqlite.prepare("UPDATE broker_meta SET value = '2' WHERE key = 'r'").run();
+    const seen = watch.poll(); // step 1 of a request arriving after the commit
+    expect(seen).not.toBe(first);
+    other.sqlite.prepare("UPDATE broker_meta SET value = '3' WHERE key = 'r'").run(); // concurrent with that request
+    expect(watch.hold(() => watch.poll(), true)).toBe(seen);
+    expect(watch.hold(() => watch.poll())).not.toBe(seen);
+
+    const settled = watch.poll();
+    db.sqlite.transaction(() => expect(watch.poll()).toBe(IN_TRANSACTION))();
+    expect(watch.hold(() => watch.poll(), true)).not.toBe(settled);
+  });
 });
 
 describe('KeyStore lookups from memory', () => {

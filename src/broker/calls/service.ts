@@ -61,6 +61,13 @@ export interface CallSubmission {
   log: Logger;
   /** The request path, for the problem `instance`. */
   instance?: string;
+  /**
+   * True when this connection's change watch was polled after the request arrived: the signature
+   * check of step 1 does it (`KeyStore.lookup`), so `POST /v1/ext/calls` sets it. `evaluate` then
+   * reads keys and grants as of that poll instead of polling again (see `ChangeWatch.hold`).
+   * Leave it unset when unsure: `evaluate` polls.
+   */
+  watchPolled?: boolean;
 }
 
 /** An answer ready to send: status, the exact JSON body text (what a replay sends again) and headers. */
@@ -139,12 +146,13 @@ export class CallService {
    * Steps 2–12 and the provider check for one verified request: synchronous, no writes, no await
    * (so nothing can slip between the idempotency and backpressure checks and the claim).
    * `submit` runs it on every call; the bench runs it alone (issue 4, "Performance" (d)).
-   * The database is polled once for all of it ({@link ChangeWatch.hold}): the idempotency keys and
-   * grants are read from memory as of that instant.
+   * The database is polled once for all of it ({@link ChangeWatch.hold}), or not at all when
+   * `s.watchPolled` says step 1 did: the idempotency keys and grants are read from memory as of
+   * that poll.
    * @param now the decision instant, Unix ms.
    */
   evaluate(s: CallSubmission, now: number): Evaluation {
-    return this.watch.hold(() => this.evaluateHeld(s, now));
+    return this.watch.hold(() => this.evaluateHeld(s, now), s.watchPolled === true);
   }
 
   /** {@link evaluate}'s steps, inside the watch's hold. */

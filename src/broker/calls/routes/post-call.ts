@@ -20,6 +20,8 @@ export function postCallRoute(service: CallService) {
       rawBody: c.get('rawBody'),
       log: c.get('log'),
       instance: c.req.path,
+      // The signature middleware's key lookup polled the change watch for this request.
+      watchPolled: true,
     });
     return new Response(answer.body, { status: answer.status, headers: answer.headers });
   };
