@@ -46,13 +46,26 @@ export interface Receipt {
   steps: ReceiptStep[];
 }
 
+/** The last instant formatted by {@link decidedAt}, and its text: concurrent calls share their millisecond. */
+let lastMs = Number.NaN;
+let lastIso = '';
+
+/** `nowMs` as RFC 3339 UTC (`toISOString`), formatted once per millisecond. */
+function decidedAt(nowMs: number): string {
+  if (nowMs !== lastMs) {
+    lastIso = new Date(nowMs).toISOString();
+    lastMs = nowMs;
+  }
+  return lastIso;
+}
+
 /** Starts a receipt for a verified request (step 1 recorded as passed with the key id). */
 export function newReceipt(group: string, requestId: string, keyid: string, nowMs: number): Receipt {
   return {
     request_id: requestId,
     group,
     action: null,
-    decided_at: new Date(nowMs).toISOString(),
+    decided_at: decidedAt(nowMs),
     decision: 'allowed',
     code: null,
     grant_id: null,
