@@ -2,14 +2,16 @@
  * The change watch of a connection and the key cache on top of it, through real SQLite files and
  * a second connection (as another process or the call path's writer thread would write).
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { openDb, type Db } from '../../src/db/open.js';
 import { ChangeWatch, IN_TRANSACTION } from '../../src/db/watch.js';
 import { KeyStore } from '../../src/secrets/keys.js';
-import { tempDir } from '../helpers/harness.js';
+import { REPO_ROOT, tempDir } from '../helpers/harness.js';
 
 let dir: string;
 let db: Db;
@@ -25,9 +27,16 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** Runs `sql` (with `args`) on the database file in a child process, as the CLI would. */
+function inAnotherProcess(file: string, sql: string, ...args: unknown[]): void {
+  const script = `const D = require('better-sqlite3'); const d = new D(process.argv[1]); d.pragma('busy_timeout = 5000'); d.prepare(process.argv[2]).run(...JSON.parse(process.argv[3])); d.close();`;
+  execFileSync(process.execPath, ['-e', script, file, sql, JSON.stringify(args)], { cwd: REPO_ROOT });
+}
+
 describe('ChangeWatch', () => {
   it('moves on a write by its own connection and on a commit by another, and only then', () => {
     const watch = ChangeWatch.of(db);
+    expect(watch.method).toBe('wal-index');
     expect(ChangeWatch.of(db)).toBe(watch);
     const first = watch.poll();
     expect(watch.poll()).toBe(first);
@@ -41,6 +50,51 @@ describe('ChangeWatch', () => {
     expect(watch.poll()).toBe(theirs);
     other.sqlite.prepare('SELECT * FROM broker_meta').all();
     expect(watch.poll()).toBe(theirs);
+  });
+
+  it('reports every commit of another connection, across checkpoints that reset the WAL', () => {
+    const watch = ChangeWatch.of(db);
+    const insert = other.sqlite.prepare('INSERT OR REPLACE INTO broker_meta (key, value) VALUES (?, ?)');
+    let last = watch.poll();
+    for (let i = 0; i < 60; i++) {
+      if (i % 7 === 3) other.sqlite.pragma(i % 2 ? 'wal_checkpoint(TRUNCATE)' : 'wal_checkpoint(RESTART)');
+      if (i % 5 === 0) db.sqlite.pragma('wal_checkpoint(PASSIVE)');
+      insert.run(`c${i % 4}`, String(i));
+      const now = watch.poll();
+      expect(now, `commit ${i}`).not.toBe(last);
+      last = now;
+    }
+  });
+
+  it('sees a commit made by another process at the next poll', () => {
+    const watch = ChangeWatch.of(db);
+    const before = watch.poll();
+    inAnotherProcess(db.path, "INSERT INTO broker_meta (key, value) VALUES ('p', ?)", 'x');
+    const after = watch.poll();
+    expect(after).not.toBe(before);
+    expect(watch.poll()).toBe(after);
+  });
+
+  it('polls with SQL on a rollback-journal database, even with a stale -shm file beside it', () => {
+    const file = path.join(dir, 'journal.db');
+    fs.writeFileSync(`${file}-shm`, Buffer.alloc(32 * 1024, 1));
+    const a = new Database(file);
+    const b = new Database(file);
+    try {
+      a.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+      const watch = ChangeWatch.of({ sqlite: a, path: file } as Db);
+      expect(watch.method).toBe('sql');
+      const first = watch.poll();
+      expect(watch.poll()).toBe(first);
+      b.prepare('INSERT INTO t VALUES (2)').run();
+      const theirs = watch.poll();
+      expect(theirs).not.toBe(first);
+      a.prepare('INSERT INTO t VALUES (3)').run();
+      expect(watch.poll()).not.toBe(theirs);
+    } finally {
+      b.close();
+      a.close();
+    }
   });
 
   it('answers IN_TRANSACTION inside a transaction, and reports a change after it rolled back', () => {
@@ -123,6 +177,18 @@ describe('KeyStore lookups from memory', () => {
     new KeyStore(other, master, clock, 0).rotate('developer', 'operator:test');
     expect(keys.lookup('developer:1')).toBeNull();
     expect(keys.lookup('developer:2')).not.toBeNull();
+  });
+
+  it('honour a retirement written by another process at its exact instant', () => {
+    const clock = new ManualClock(T0);
+    const keys = new KeyStore(db, master, clock, 600_000);
+    keys.ensureGroups(['developer']);
+    expect(keys.lookup('developer:1')).not.toBeNull();
+    inAnotherProcess(db.path, 'UPDATE group_keys SET retires_at = ? WHERE "group" = ?', T0 + 250, 'developer');
+    clock.set(T0 + 249);
+    expect(keys.lookup('developer:1')).not.toBeNull();
+    clock.set(T0 + 250);
+    expect(keys.lookup('developer:1')).toBeNull();
   });
 
   it('refuse malformed and unknown ids, and answer the same inside a transaction', () => {
