@@ -135,15 +135,18 @@ describe('decisions memoized on frozen candidate lists', () => {
     }
   });
 
-  it('hand out a new steps array every time, with frozen steps', () => {
+  it('hand out frozen verdicts, shared between calls without a task and fresh with one', () => {
     const frozen = freeze([grant()]);
-    const a = decide(req(), frozen, findTask);
-    const b = decide(req(), frozen, findTask);
-    expect(a.steps).not.toBe(b.steps);
-    expect(a.steps).toEqual(b.steps);
-    expect(Object.isFrozen(a.steps[0])).toBe(true);
-    expect(() => (a.steps as unknown[]).push({ step: 'claim', result: 'pass' })).not.toThrow();
-    expect(b.steps).toHaveLength(a.steps.length - 1);
+    const r = req(); // the memo knows an action by identity, as the catalog hands out one object per action
+    const a = decide(r, frozen, findTask);
+    expect(decide({ ...r }, frozen, findTask)).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a.steps) && Object.isFrozen(a.steps[0])).toBe(true);
+    const withTask = decide({ ...r, taskId: 'doing' }, frozen, findTask);
+    expect(decide({ ...r, taskId: 'doing' }, frozen, findTask)).not.toBe(withTask);
+    expect(decide({ ...r, taskId: 'doing' }, frozen, findTask)).toEqual(withTask);
+    const denied = decide(req({ action: write }), frozen, findTask);
+    expect(denied).toMatchObject({ allowed: false, code: 'task_required' });
+    expect(Object.isFrozen(denied)).toBe(true);
   });
 });
 

@@ -183,7 +183,7 @@ function usable(g: GrantView): boolean {
 /**
  * What steps 5–10 settle on a candidate list, before task coupling and approval: a denial (the
  * whole verdict), or the grant that passes with its receipt steps and its approval outcome.
- * Everything in it is frozen: memoized phases are shared between calls.
+ * Everything in it is frozen (memoized phases are shared between calls), except `taskless`.
  */
 type GrantPhase =
   | { kind: 'denied'; verdict: Verdict & { allowed: false } }
@@ -194,6 +194,11 @@ type GrantPhase =
       /** Step 12: the receipt step, and the denial's detail and extensions when the grant is not usable. */
       approval: ReceiptStep;
       pending: { detail: string; extensions: Record<string, unknown> } | null;
+      /**
+       * The final verdicts for a request without a task (`taskId` null, then undefined), filled on
+       * first use: step 11 reads no task then, so they are as constant as the phase. Frozen.
+       */
+      taskless: [Verdict | undefined, Verdict | undefined];
     };
 
 /** One memoized phase: valid for decision instants in [lo, hi), between two expiry instants of the list. */
@@ -288,7 +293,7 @@ function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): 
   }
   const steps = grantSteps(passing, req, considered, null).map((st) => Object.freeze(st));
   if (!usable(passing)) {
-    return Object.freeze({
+    return {
       kind: 'passing',
       grant: passing,
       steps: Object.freeze(steps),
@@ -297,9 +302,10 @@ function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): 
         detail: `Grant ${passing.id} is ${passing.status === 'active' ? 'active' : 'pending approval'} with ${passing.approvals} of ${L3_APPROVALS} approvals; an L3 grant works once two approvers of two different groups approve it.`,
         extensions: Object.freeze({ approvals: passing.approvals, approvals_required: L3_APPROVALS }),
       }),
-    } as const);
+      taskless: [undefined, undefined],
+    };
   }
-  return Object.freeze({
+  return {
     kind: 'passing',
     grant: passing,
     steps: Object.freeze(steps),
@@ -307,16 +313,22 @@ function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): 
       passing.level === 3 ? { step: 'approval', result: 'pass', note: `${passing.approvals} approvals` } : { step: 'approval', result: 'skip', note: `L${passing.level} grant` },
     ),
     pending: null,
-  } as const);
+    taskless: [undefined, undefined],
+  };
 }
 
 /** Freezes a denial (its steps and extensions too) so it can be memoized. */
 function denied(v: Verdict): GrantPhase {
   if (v.allowed) throw new Error('not a denial');
+  return Object.freeze({ kind: 'denied', verdict: frozen(v) } as const);
+}
+
+/** Freezes a verdict, its steps and a denial's extensions, so it can be shared. */
+function frozen<V extends Verdict>(v: V): V {
   for (const st of v.steps) Object.freeze(st);
   Object.freeze(v.steps);
-  Object.freeze(v.extensions);
-  return Object.freeze({ kind: 'denied', verdict: Object.freeze(v) } as const);
+  if (!v.allowed) Object.freeze(v.extensions);
+  return Object.freeze(v);
 }
 
 /**
@@ -329,15 +341,23 @@ function denied(v: Verdict): GrantPhase {
  * which names the most specific thing to fix.
  *
  * Steps 5–10 are memoized per frozen candidate list (see {@link grantPhase}), so a decision over
- * a group's grants costs a few Map lookups once the list, action and resource were seen; the
- * verdict is the same as computed afresh. The returned `steps` array is new on every call; its
- * step objects (and a denial's `extensions`) are frozen and may be shared between verdicts.
+ * a group's grants costs a few Map lookups once the list, action and resource were seen, and one
+ * without a task allocates nothing; the verdict is the same as computed afresh. A returned
+ * verdict may be frozen and shared between calls (its steps and a denial's `extensions` too):
+ * read it, copy what you need to change.
  * @param grants candidates for the group and the action's provider (`GrantSource.candidates`).
  * @param findTask the kernel's task lookup (only called for step 11).
  */
 export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup): Verdict {
   const phase = grantPhase(req, grants);
-  if (phase.kind === 'denied') return { ...phase.verdict, steps: phase.verdict.steps.slice() };
+  if (phase.kind === 'denied') return phase.verdict;
+  if (req.taskId === null) return (phase.taskless[0] ??= frozen(finish(phase, req, findTask)));
+  if (req.taskId === undefined) return (phase.taskless[1] ??= frozen(finish(phase, req, findTask)));
+  return finish(phase, req, findTask);
+}
+
+/** Steps 11 and 12 on top of a passing phase. */
+function finish(phase: GrantPhase & { kind: 'passing' }, req: DecisionRequest, findTask: TaskLookup): Verdict {
   const passing = phase.grant;
   const steps = phase.steps.slice();
   const coupling = couplingFailure(req, findTask);
