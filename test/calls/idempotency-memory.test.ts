@@ -4,8 +4,12 @@
  * still replayed, refused or answered 409 exactly as the stored row says, and never run again.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RecentCallKeys, RECENT_KEYS_WINDOW_MS } from '../../src/broker/calls/recent.js';
+import { ManualClock } from '../../src/clock.js';
+import { ChangeWatch } from '../../src/db/watch.js';
 import { openDb, type Db } from '../../src/db/open.js';
 import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { auditKinds, call, grant, type CallBody } from './helpers.js';
@@ -123,5 +127,52 @@ describe('idempotency keys served from memory', () => {
     }
     expect(await committedWrites(broker)).toBe(writes); // replays: no claim attempted
     for (const k of keys) expect(tp.attemptsOf(k)).toBe(1);
+  });
+});
+
+describe('RecentCallKeys', () => {
+  it('loads the last 7 days, catches up on new rows by rowid, and keeps a key at least 7 days', () => {
+    const dir = tempDir();
+    const db = openDb({ path: path.join(dir, 'broker.db') });
+    other = openDb({ path: path.join(dir, 'broker.db') });
+    try {
+      const t0 = Date.UTC(2026, 0, 20);
+      insertCall(other, 'ancient', t0 - RECENT_KEYS_WINDOW_MS - 1);
+      insertCall(other, 'recent', t0 - 1000);
+      const clock = new ManualClock(t0);
+      const keys = new RecentCallKeys(db, clock);
+      expect(keys.mayExist('developer', 'recent')).toBe(true);
+      expect(keys.mayExist('developer', 'ancient')).toBe(false); // older than the window: forgotten
+      expect(keys.mayExist('security', 'recent')).toBe(false);
+      expect(keys.mayExist('developer', 'later')).toBe(false);
+
+      insertCall(other, 'later', t0);
+      expect(keys.mayExist('developer', 'later')).toBe(true); // caught up at the next poll
+      // Inside a hold the answer is as of the hold's poll.
+      const watch = ChangeWatch.of(db);
+      watch.hold(() => {
+        insertCall(other!, 'meanwhile', t0);
+        expect(keys.mayExist('developer', 'meanwhile')).toBe(false);
+      });
+      expect(keys.mayExist('developer', 'meanwhile')).toBe(true);
+      // Inside a transaction: always "maybe".
+      expect(db.sqlite.transaction(() => keys.mayExist('developer', 'never'))()).toBe(true);
+
+      // A key stays at least 7 days: through one generation change, gone after the second.
+      clock.set(t0 + RECENT_KEYS_WINDOW_MS);
+      insertCall(other, 'week2', clock.now());
+      expect(keys.mayExist('developer', 'week2')).toBe(true);
+      expect(keys.mayExist('developer', 'later')).toBe(true);
+      clock.set(t0 + 2 * RECENT_KEYS_WINDOW_MS);
+      insertCall(other, 'week3', clock.now());
+      expect(keys.mayExist('developer', 'week3')).toBe(true);
+      expect(keys.mayExist('developer', 'week2')).toBe(true);
+      expect(keys.mayExist('developer', 'later')).toBe(false);
+    } finally {
+      db.sqlite.close();
+      other.sqlite.close();
+      other = undefined;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,7 +9,7 @@ import { ChangeWatch, IN_TRANSACTION } from '../../db/watch.js';
 
 /** How long a claimed key is kept in memory at least, in ms: the 7 days the README promises. */
 export const RECENT_KEYS_WINDOW_MS = 7 * 24 * 3600 * 1000;
-/** At most this many keys per generation (two generations are kept): ~15 MB each when full. */
+/** At most this many keys per generation (two generations are kept): ~10 MB of heap each when full. */
 export const RECENT_KEYS_PER_GENERATION = 500_000;
 
 /** One generation of keys: 32-bit hashes (small integers, no allocation per key) and its start. */
