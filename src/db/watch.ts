@@ -45,13 +45,18 @@ const shmDescriptors = new Map<string, number>();
 
 /**
  * The descriptor of `db`'s `-shm` file, when the connection is in WAL mode and has it open (the
- * caller has just read through the connection); null otherwise.
+ * caller has just read through the connection); null otherwise (the watch then polls with SQL).
+ *
+ * The file is found as SQLite names it: beside the database's real path (SQLite resolves symbolic
+ * links). Where `/proc/self/fd` exists (Linux), it must also be open in this process (by SQLite),
+ * so a stale `-shm` file can never stand in for the live one.
  */
 function shmDescriptor(db: Db): number | null {
   if (db.sqlite.memory || db.sqlite.pragma('journal_mode', { simple: true }) !== 'wal') return null;
-  const file = `${db.path}-shm`;
+  let file: string;
   let st: fs.BigIntStats;
   try {
+    file = `${fs.realpathSync(db.path)}-shm`;
     st = fs.statSync(file, { bigint: true });
   } catch {
     return null;
@@ -59,10 +64,29 @@ function shmDescriptor(db: Db): number | null {
   const key = `${st.dev}:${st.ino}`;
   let fd = shmDescriptors.get(key);
   if (fd === undefined) {
+    if (!openInThisProcess(file)) return null;
     fd = fs.openSync(file, 'r');
     shmDescriptors.set(key, fd);
   }
   return fd;
+}
+
+/** True when a descriptor of this process refers to `file`, or when that cannot be listed (no `/proc`). */
+function openInThisProcess(file: string): boolean {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return true;
+  }
+  for (const fd of fds) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === file) return true;
+    } catch {
+      // closed meanwhile (the directory's own descriptor, say)
+    }
+  }
+  return false;
 }
 
 /**

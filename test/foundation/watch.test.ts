@@ -75,6 +75,22 @@ describe('ChangeWatch', () => {
     expect(watch.poll()).toBe(after);
   });
 
+  it('reads the -shm SQLite uses for a database opened through a symbolic link, not a stale one beside the link', () => {
+    const link = path.join(dir, 'link.db');
+    fs.symlinkSync(path.join(dir, 'broker.db'), link);
+    fs.writeFileSync(`${link}-shm`, Buffer.alloc(32 * 1024, 2));
+    const viaLink = openDb({ path: link });
+    try {
+      const watch = ChangeWatch.of(viaLink);
+      expect(watch.method).toBe('wal-index');
+      const before = watch.poll();
+      other.sqlite.prepare("INSERT INTO broker_meta (key, value) VALUES ('l', '1')").run();
+      expect(watch.poll()).not.toBe(before);
+    } finally {
+      viaLink.sqlite.close();
+    }
+  });
+
   it('polls with SQL on a rollback-journal database, even with a stale -shm file beside it', () => {
     const file = path.join(dir, 'journal.db');
     fs.writeFileSync(`${file}-shm`, Buffer.alloc(32 * 1024, 1));
