@@ -20,12 +20,72 @@ function isoTime(): string {
 }
 
 /**
+ * A pino destination that gathers the lines of one event-loop turn and hands them to `sink` as
+ * one write once the turn's I/O callbacks have run (`setImmediate`). Under load a turn answers
+ * several requests, so their lines share one `write(2)`; an idle broker still writes each line
+ * within its turn. Lines still pending when the process exits are written by an `exit` hook, and
+ * `flush`/`flushSync` write them first (pino's `logger.flush()` calls `flush`).
+ */
+export class TurnBatchedDestination {
+  private pending = '';
+  private scheduled = false;
+  private readonly drainNow = () => this.drain();
+
+  /** @param sink where batches go; a synchronous sonic-boom, so a batch is written when handed over. */
+  constructor(private readonly sink: pino.DestinationStream & { flush?(cb?: (err?: Error) => void): void; flushSync?(): void }) {}
+
+  /** Queues one line (pino passes a string ending in `\n`); always `true` (never back-pressures). */
+  write(line: string): boolean {
+    this.pending += line;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drainNow);
+    }
+    return true;
+  }
+
+  /** Hands the pending lines to the sink now. */
+  drain(): void {
+    this.scheduled = false;
+    if (this.pending === '') return;
+    const batch = this.pending;
+    this.pending = '';
+    this.sink.write(batch);
+  }
+
+  /** Writes the pending lines, then flushes the sink; `cb` after. */
+  flush(cb?: (err?: Error) => void): void {
+    this.drain();
+    if (this.sink.flush) this.sink.flush(cb);
+    else cb?.();
+  }
+
+  /** Writes the pending lines and flushes the sink synchronously. */
+  flushSync(): void {
+    this.drain();
+    this.sink.flushSync?.();
+  }
+}
+
+let stdoutDestination: TurnBatchedDestination | null = null;
+/** The process's one stdout destination: turn-batched lines over a synchronous sonic-boom on fd 1. */
+function stdout(): TurnBatchedDestination {
+  if (stdoutDestination === null) {
+    const destination = new TurnBatchedDestination(pino.destination({ dest: 1, sync: true }));
+    process.once('exit', () => destination.drain());
+    stdoutDestination = destination;
+  }
+  return stdoutDestination;
+}
+
+/**
  * Creates the JSON logger (pino). Every string in a log line, message and fields alike, passes
  * through the audit trail's secret redaction, so no credential reaches a log.
  * @param level pino level (`info`, `debug`, `silent`, …).
- * @param destination where lines go. Default: stdout through an asynchronous sonic-boom, which
- *   writes at once when idle and coalesces lines into one write under load (pino flushes it on
- *   exit). Tests pass a stream to capture lines.
+ * @param destination where lines go. Default: stdout through a {@link TurnBatchedDestination}:
+ *   the lines of one event-loop turn go out in one synchronous write (no thread-pool round trip
+ *   per line, as an asynchronous sonic-boom made), and pending lines are written on exit. Tests
+ *   pass a stream to capture lines.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -40,6 +100,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         },
       },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? stdout(),
   );
 }
