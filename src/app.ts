@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { randomUUID } from 'node:crypto';
@@ -6,7 +7,7 @@ import { authenticate } from './auth/middleware.js';
 import type { Deps } from './deps.js';
 import { pendingMigrations, writeProbe } from './db/open.js';
 import type { AppEnv } from './http/env.js';
-import { metricsMiddleware } from './http/metrics.js';
+import { requestRecorder, routeLabel } from './http/metrics.js';
 import { ApiError, problemResponse } from './http/problem.js';
 import { whoamiRoute } from './http/whoami.js';
 import { grantsRoutes } from './broker/grants/routes.js';
@@ -25,30 +26,44 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 export function createApp(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
+  // One middleware for every request (each Hono middleware layer is an async dispatch of its
+  // own): the request id, the body limit, then, once answered, X-Request-Id, the metrics and the
+  // request log line.
+  const limit = deps.config.bodyLimitBytes;
+  const limitBody = bodyLimit({
+    maxSize: limit,
+    onError: (c) => problemResponse(new ApiError('payload_too_large', `The request body is larger than ${limit} bytes.`), c.req.path),
+  });
+  const record = requestRecorder(deps.metrics);
   app.use('*', async (c, next) => {
+    const start = performance.now();
     const incoming = c.req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
+    const requestId = incoming !== undefined && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
     const log = deps.logger.child({ req_id: requestId });
     c.set('requestId', requestId);
     c.set('log', log);
-    const start = performance.now();
-    await next();
-    c.res.headers.set('X-Request-Id', requestId); // not c.header(): that rebuilds the finished response around its body stream
-    const ms = Math.round((performance.now() - start) * 100) / 100;
-    log.info({ method: c.req.method, path: c.req.path, status: c.res.status, duration_ms: ms }, 'request');
-  });
-  app.use('*', metricsMiddleware(deps.metrics));
-  const limitBody = bodyLimit({
-    maxSize: deps.config.bodyLimitBytes,
-    onError: (c) =>
-      problemResponse(new ApiError('payload_too_large', `The request body is larger than ${deps.config.bodyLimitBytes} bytes.`), c.req.path),
-  });
-  // Decided from the headers when they suffice (no Transfer-Encoding: no body, or Content-Length),
-  // as bodyLimit does, without building a web Request per request; chunked bodies are counted.
-  app.use('*', (c, next) => {
-    if (c.req.header('transfer-encoding') !== undefined) return limitBody(c, next);
-    const length = c.req.header('content-length');
-    return length !== undefined && parseInt(length, 10) > deps.config.bodyLimitBytes ? limitBody(c, next) : next();
+    // On Node, on the ServerResponse: Node merges it into the response's head, so the finished
+    // response is never rebuilt around a web Headers object (app.request has no outgoing).
+    const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+    outgoing?.setHeader('X-Request-Id', requestId);
+    try {
+      // The body limit is decided from the headers when they suffice (no Transfer-Encoding: no
+      // body, or Content-Length), as bodyLimit does, without building a web Request; chunked
+      // bodies go through bodyLimit, which counts them.
+      const length = c.req.header('content-length');
+      if (c.req.header('transfer-encoding') !== undefined || (length !== undefined && parseInt(length, 10) > limit)) {
+        const refused = await limitBody(c, next); // its 413, when it answers without calling next
+        if (refused) c.res = refused;
+      } else {
+        await next();
+      }
+    } finally {
+      if (outgoing === undefined) c.res.headers.set('X-Request-Id', requestId);
+      const status = c.res.status;
+      const ms = performance.now() - start;
+      record(c.req.method, routeLabel(c), status, ms / 1000);
+      log.info({ method: c.req.method, path: c.req.path, status, duration_ms: Math.round(ms * 100) / 100 }, 'request');
+    }
   });
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
