@@ -31,8 +31,9 @@ const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/;
 /**
  * Hono middleware: with `Authorization: Bearer <JWT>` it verifies the token and sets `principal`
  * to `{type: 'token', role, subject}`; without an `Authorization` header it falls back to the
- * RFC 9421 group signature (`{type: 'group', …}`). Either way `rawBody` is set, and body methods
- * need a valid `Idempotency-Key` (for bearer requests too: safe retries).
+ * RFC 9421 group signature (`{type: 'group', …}`). Either way `rawBody` and `bodySha256` are set
+ * (`bodySha256` is null for tokens: no `Content-Digest` is checked), and body methods need a
+ * valid `Idempotency-Key` (for bearer requests too: safe retries).
  * @throws ApiError 401 `unauthorized` (another scheme, a malformed, expired or foreign token,
  *   with `WWW-Authenticate`), 403 `forbidden` (a token outside {@link TOKEN_ROUTE_PREFIXES}),
  *   400 `idempotency_key_missing`, and the signature middleware's 401 codes.
@@ -51,6 +52,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       throw new ApiError('forbidden', `A ${claims.role} token cannot use ${c.req.path}; it serves grants, calls and the audit trail.`);
     }
     c.set('rawBody', await readRawBody(c));
+    c.set('bodySha256', null);
     if (BODY_METHODS.has(c.req.method.toUpperCase())) {
       const key = c.req.header('idempotency-key');
       if (key === undefined || !IDEMPOTENCY_KEY_RE.test(key)) {

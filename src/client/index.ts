@@ -4,9 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { serializeDictionary, serializeInnerList, type Item } from 'structured-headers';
+import { serializeDictionary, type Item } from 'structured-headers';
 import { contentDigest } from '../http/digest.js';
-import { hmacSha256, signatureBase, signatureParams } from '../http/signature.js';
+import { hmacSha256, serializeSignatureParams, signatureBase, signatureParams } from '../http/signature.js';
 import { BODY_COMPONENTS, BODY_METHODS, REQUIRED_COMPONENTS, SIGNATURE_ALG, SIGNATURE_LABEL, SIGNATURE_TAG } from '../http/verify.js';
 
 /** A group credential: `keyid` is `<group>:<version>`, `secret` the raw HMAC key. */
@@ -52,10 +52,10 @@ export function signRequest(req: RequestToSign, cred: GroupCredential, createdS 
     if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
     components.push(...BODY_COMPONENTS.filter((c) => headers[c] !== undefined));
   }
-  const innerList = signatureParams(components, { created: createdS, keyid: cred.keyid, alg: SIGNATURE_ALG, tag: SIGNATURE_TAG });
-  const base = signatureBase({ method, url: req.url, headers: { get: (n) => headers[n.toLowerCase()] ?? null } }, components, innerList);
+  const params = serializeSignatureParams(signatureParams(components, { created: createdS, keyid: cred.keyid, alg: SIGNATURE_ALG, tag: SIGNATURE_TAG }));
+  const base = signatureBase({ method, url: req.url, headers: { get: (n) => headers[n.toLowerCase()] ?? null } }, components, params);
   const signature = hmacSha256(cred.secret, base);
-  headers['signature-input'] = `${SIGNATURE_LABEL}=${serializeInnerList(innerList)}`;
+  headers['signature-input'] = `${SIGNATURE_LABEL}=${params}`;
   headers['signature'] = serializeDictionary(new Map<string, Item>([[SIGNATURE_LABEL, [signature, new Map()]]]));
   return headers;
 }

@@ -17,6 +17,11 @@ export interface AppVariables {
   rawBody: Uint8Array;
   /** The verified `Idempotency-Key` of a signed POST/PUT/PATCH. */
   idempotencyKey: string;
+  /**
+   * SHA-256 of `rawBody` (32 bytes) when the signature middleware computed it for the
+   * `Content-Digest` check (signed POST/PUT/PATCH); null otherwise (other methods, bearer tokens).
+   */
+  bodySha256: Buffer | null;
 }
 
 /** The Hono environment type shared by every route. */

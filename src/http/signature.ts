@@ -8,8 +8,11 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
+  isValidKeyStr,
   parseDictionary,
-  serializeInnerList,
+  serializeBareItem,
+  serializeKey,
+  Token,
   type BareItem,
   type InnerList,
   type Item,
@@ -30,9 +33,22 @@ export interface ParsedSignature {
   components: string[];
   /** Signature parameters in order (`created`, `keyid`, `alg`, `tag`, …). */
   params: Parameters;
-  /** The inner list exactly as parsed, serialized again for `@signature-params`. */
+  /** The inner list exactly as parsed (RFC 8941 values). */
   innerList: InnerList;
+  /** The `@signature-params` value (RFC 9421 §2.3): `innerList` serialized again (RFC 8941 §4.1.1.1). */
+  signatureParams: string;
   signature: Buffer;
+}
+
+/**
+ * The `Signature-Input` member of one label, parsed: what {@link parseSignatureInput} returns.
+ * Entries are shared between requests that send the same field value: read-only.
+ */
+export interface ParsedSignatureInput {
+  readonly components: readonly string[];
+  readonly params: Parameters;
+  /** The `@signature-params` value (RFC 9421 §2.3). */
+  readonly signatureParams: string;
 }
 
 /** Why a signature could not be parsed or a component not resolved. */
@@ -43,34 +59,179 @@ export class SignatureFormatError extends Error {
 const SUPPORTED_DERIVED = new Set(['@method', '@target-uri', '@authority', '@scheme', '@request-target', '@path', '@query']);
 
 /**
- * Parses the `Signature-Input` and `Signature` fields and returns the member with `label`.
+ * Parses the `Signature-Input` and `Signature` fields and returns the member with `label`, with
+ * its inner list (see {@link parseSignedFields}, which verification uses).
  * @returns null when either field is absent or has no member with that label.
  * @throws SignatureFormatError when a field is not a valid RFC 8941 dictionary, or the member is
- *   not an inner list of strings / a byte sequence.
+ *   not an inner list of strings without parameters / a byte sequence, or a component repeats.
  */
 export function parseSignature(signatureInput: string | null, signature: string | null, label: string): ParsedSignature | null {
+  const fields = parseSignedFields(signatureInput, signature, label);
+  if (fields === null) return null;
+  const { components, params, signatureParams: serialized } = fields.input;
+  return {
+    label,
+    components: [...components],
+    params,
+    innerList: [components.map((c): Item => [c, new Map()]), params], // components carry no parameters (checked)
+    signatureParams: serialized,
+    signature: fields.signature,
+  };
+}
+
+/**
+ * The `label` member of `Signature-Input` ({@link parseSignatureInput}: components, parameters,
+ * `@signature-params` value; shared, read-only) and of `Signature` (the signature bytes), as
+ * {@link parseSignature} reads them, without copying the components or building the inner list.
+ * @returns null when either field is absent or has no member with that label.
+ * @throws SignatureFormatError as {@link parseSignature}.
+ */
+export function parseSignedFields(signatureInput: string | null, signature: string | null, label: string): { input: ParsedSignatureInput; signature: Buffer } | null {
   if (!signatureInput || !signature) return null;
-  let inputs: ReturnType<typeof parseDictionary>;
+  const input = inputEntry(signatureInput, label);
+  if (input instanceof MalformedField) throw input.error;
   let sigs: ReturnType<typeof parseDictionary>;
   try {
-    inputs = parseDictionary(signatureInput);
     sigs = parseDictionary(signature);
   } catch (err) {
     throw new SignatureFormatError(`malformed structured field: ${(err as Error).message}`);
   }
-  const input = inputs.get(label);
   const sig = sigs.get(label);
-  if (input === undefined || sig === undefined) return null;
-  if (!Array.isArray(input[0])) throw new SignatureFormatError(`Signature-Input member "${label}" is not an inner list`);
-  const innerList = input as InnerList;
-  const components = innerList[0].map((item: Item) => {
-    if (typeof item[0] !== 'string') throw new SignatureFormatError('covered components must be strings');
-    if (item[1].size > 0) throw new SignatureFormatError(`component parameters are not supported ("${item[0]}")`);
-    return item[0];
-  });
-  if (new Set(components).size !== components.length) throw new SignatureFormatError('a component is covered twice');
+  if (input === null || sig === undefined) return null;
+  if (input instanceof SignatureFormatError) throw input;
   if (!(sig[0] instanceof ArrayBuffer)) throw new SignatureFormatError(`Signature member "${label}" is not a byte sequence`);
-  return { label, components, params: innerList[1], innerList, signature: Buffer.from(sig[0]) };
+  return { input, signature: Buffer.from(sig[0]) };
+}
+
+/**
+ * Parses a `Signature-Input` field (an RFC 8941 dictionary, with `structured-headers`) and returns
+ * the member with `label`: its covered components, parameters and `@signature-params` value.
+ * The result is a pure function of the field value, and an agent signs all its requests of one
+ * second with the same value, so a value seen a second time is kept, parsed, for the requests
+ * that follow (up to 4 096 values of at most 512 characters, the oldest dropped first). A value
+ * seen once is not kept: traffic whose values never repeat only costs a parse each, without
+ * filling the heap with entries that would never be read.
+ * @returns null when the dictionary has no member `label`. Shared between requests: read-only.
+ * @throws SignatureFormatError when the field is not a valid dictionary, or the member is not an
+ *   inner list of strings without parameters, or a component repeats.
+ */
+export function parseSignatureInput(field: string, label: string): ParsedSignatureInput | null {
+  const entry = inputEntry(field, label);
+  if (entry instanceof MalformedField) throw entry.error;
+  if (entry instanceof SignatureFormatError) throw entry;
+  return entry;
+}
+
+/** A `Signature-Input` field that is not an RFC 8941 dictionary at all. */
+class MalformedField {
+  constructor(readonly error: SignatureFormatError) {}
+}
+/** What one field value gives for one label: the member, its absence, or why it is unusable. */
+type InputEntry = ParsedSignatureInput | null | SignatureFormatError | MalformedField;
+
+/** Per label: parsed field values (oldest first), and values seen once (oldest first). */
+const inputCaches = new Map<string, { parsed: Map<string, InputEntry>; seen: Set<string> }>();
+const INPUT_CACHE_ENTRIES = 4096;
+const INPUT_CACHE_MAX_CHARS = 512;
+
+function inputEntry(field: string, label: string): InputEntry {
+  if (field.length > INPUT_CACHE_MAX_CHARS) return parseInputMember(field, label);
+  let cache = inputCaches.get(label);
+  if (cache === undefined) {
+    if (inputCaches.size >= 16) inputCaches.clear(); // labels are a handful; a backstop
+    inputCaches.set(label, (cache = { parsed: new Map(), seen: new Set() }));
+  }
+  const cached = cache.parsed.get(field);
+  if (cached !== undefined) return cached;
+  const entry = parseInputMember(field, label);
+  if (cache.seen.delete(field)) {
+    if (cache.parsed.size >= INPUT_CACHE_ENTRIES) cache.parsed.delete(cache.parsed.keys().next().value!);
+    cache.parsed.set(field, entry);
+  } else {
+    if (cache.seen.size >= INPUT_CACHE_ENTRIES) cache.seen.delete(cache.seen.values().next().value!);
+    cache.seen.add(field);
+  }
+  return entry;
+}
+
+function parseInputMember(field: string, label: string): InputEntry {
+  let inputs: ReturnType<typeof parseDictionary>;
+  try {
+    inputs = parseDictionary(field);
+  } catch (err) {
+    return new MalformedField(new SignatureFormatError(`malformed structured field: ${(err as Error).message}`));
+  }
+  const input = inputs.get(label);
+  if (input === undefined) return null;
+  if (!Array.isArray(input[0])) return new SignatureFormatError(`Signature-Input member "${label}" is not an inner list`);
+  const innerList = input as InnerList;
+  const components: string[] = [];
+  for (const item of innerList[0]) {
+    if (typeof item[0] !== 'string') return new SignatureFormatError('covered components must be strings');
+    if (item[1].size > 0) return new SignatureFormatError(`component parameters are not supported ("${item[0]}")`);
+    components.push(item[0]);
+  }
+  for (let i = 1; i < components.length; i++) {
+    if (components.lastIndexOf(components[i]!, i - 1) !== -1) return new SignatureFormatError('a component is covered twice');
+  }
+  let signatureParams: string;
+  try {
+    signatureParams = serializeSignatureParams(innerList);
+  } catch (err) {
+    return new SignatureFormatError(`Signature-Input member "${label}" cannot be serialized again: ${(err as Error).message}`);
+  }
+  // (The serializer's checks also flattened the parser's character-by-character strings, and
+  // the test below flattens the serialization, so a kept entry holds flat strings.)
+  if (LINE_BREAK.test(signatureParams)) return new SignatureFormatError('the signature parameters contain a line break');
+  return { components, params: innerList[1], signatureParams };
+}
+
+/**
+ * Serializes an inner list (RFC 8941 §4.1.1.1, with its parameters §4.1.1.2): the
+ * `@signature-params` value (RFC 9421 §2.3) and the `Signature-Input` member value. Byte for byte
+ * what `structured-headers`' `serializeInnerList` gives, without its per-call regular
+ * expressions for the common items (strings, integers, tokens, booleans); other items
+ * (decimals, byte sequences, dates, display strings) go through its `serializeBareItem`.
+ * @throws SerializeError (from `structured-headers`) for a value RFC 8941 cannot carry: a
+ *   non-ASCII or control character in a string, an integer beyond ±999 999 999 999 999, an
+ *   invalid key.
+ */
+export function serializeSignatureParams(innerList: InnerList): string {
+  const [items, params] = innerList;
+  let out = '(';
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) out += ' ';
+    out += bareItem(items[i]![0]) + parameters(items[i]![1]);
+  }
+  return `${out})${parameters(params)}`;
+}
+
+function parameters(params: Parameters): string {
+  let out = '';
+  for (const [key, value] of params) {
+    out += `;${isValidKeyStr(key) ? key : serializeKey(key)}`;
+    if (value !== true) out += `=${bareItem(value)}`;
+  }
+  return out;
+}
+
+function bareItem(value: BareItem): string {
+  if (typeof value === 'string') return sfString(value);
+  if (typeof value === 'number' && Number.isInteger(value) && value >= -999_999_999_999_999 && value <= 999_999_999_999_999) return String(value);
+  if (value instanceof Token) return value.toString();
+  if (typeof value === 'boolean') return value ? '?1' : '?0';
+  return serializeBareItem(value);
+}
+
+/** RFC 8941 §4.1.6: `"` + the string with `"` and `\` escaped + `"`; only %x20-7E. */
+function sfString(value: string): string {
+  let escapes = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return serializeBareItem(value); // throws SerializeError
+    if (c === 0x22 || c === 0x5c) escapes = true;
+  }
+  return `"${escapes ? value.replace(/["\\]/g, '\\$&') : value}"`;
 }
 
 /**
@@ -108,17 +269,56 @@ export function componentValue(req: SignableRequest, id: string, url?: URL): str
 /**
  * Builds the signature base (RFC 9421 §2.5): one line `"<id>": <value>` per covered component and
  * a last line `"@signature-params": <serialized inner list>`, joined by LF, no trailing LF.
- * @throws SignatureFormatError when a component cannot be resolved.
+ * `@path` and `@query` come from {@link requestTarget} (no URL parse for a plain target).
+ * @param params the signature's inner list, or its `@signature-params` value already serialized
+ *   (as {@link parseSignature} returns it).
+ * @throws SignatureFormatError when a component cannot be resolved or contains a line break.
  */
-export function signatureBase(req: SignableRequest, components: string[], innerList: InnerList): string {
-  const url = new URL(req.url);
-  const lines = components.map((id) => {
-    const value = componentValue(req, id, url);
-    if (/[\r\n]/.test(value)) throw new SignatureFormatError(`component "${id}" contains a line break`);
-    return `"${id}": ${value}`;
-  });
-  lines.push(`"@signature-params": ${serializeInnerList(innerList)}`);
-  return lines.join('\n');
+export function signatureBase(req: SignableRequest, components: readonly string[], params: InnerList | string): string {
+  let target: RequestTarget | undefined;
+  let base = '';
+  for (const id of components) {
+    let value: string;
+    if (id === '@method') value = req.method.toUpperCase();
+    else if (id === '@path') value = (target ??= requestTarget(req.url)).path;
+    else if (id === '@query') value = (target ??= requestTarget(req.url)).query;
+    else value = componentValue(req, id);
+    if (LINE_BREAK.test(value)) throw new SignatureFormatError(`component "${id}" contains a line break`);
+    base += `"${id}": ${value}\n`;
+  }
+  return `${base}"@signature-params": ${typeof params === 'string' ? params : serializeSignatureParams(params)}`;
+}
+const LINE_BREAK = /[\r\n]/;
+
+/** The `@path` and `@query` values of a request (RFC 9421 §2.2.6, §2.2.7). */
+export interface RequestTarget {
+  /** The absolute path, `/` when empty. */
+  path: string;
+  /** `?` and the query, or `?` alone when there is none (or it is empty). */
+  query: string;
+}
+
+/**
+ * An absolute `http(s)` URL whose path and query WHATWG URL parsing leaves as they are: only
+ * unreserved, sub-delim, `:@/%` characters (and `?` in the query), no `/.` (dot segments) and no
+ * `%2e` in the path, no fragment. Anything else is parsed with `URL`.
+ */
+const PLAIN_URL = /^https?:\/\/[^/?#\\]*(\/[A-Za-z0-9\-._~!$&()*+,;=:@/%]*)?(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@/%?]*))?$/;
+const DOT_SEGMENT = /\/\.|%2e/i;
+
+/**
+ * `@path` and `@query` of an absolute request URL, as `new URL(url)` gives them (`pathname`, and
+ * `search` or `?`), without building a URL object when the target is plain ({@link PLAIN_URL}).
+ * @throws TypeError when `url` is not a valid absolute URL (from `URL`).
+ */
+export function requestTarget(url: string): RequestTarget {
+  const m = PLAIN_URL.exec(url);
+  if (m !== null) {
+    const path = m[1] ?? '/';
+    if (!DOT_SEGMENT.test(path)) return { path, query: m[2] ? `?${m[2]}` : '?' };
+  }
+  const parsed = new URL(url);
+  return { path: parsed.pathname || '/', query: parsed.search === '' ? '?' : parsed.search };
 }
 
 /** Builds the inner list `(<components>);<params>` for `Signature-Input`, params in the given order. */

@@ -9,10 +9,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Clock } from '../clock.js';
 import type { KeyStore } from '../secrets/keys.js';
-import { checkContentDigest } from './digest.js';
+import { checkContentDigest, sha256 } from './digest.js';
 import type { AppEnv } from './env.js';
 import { ApiError } from './problem.js';
-import { hmacSha256, macEquals, parseSignature, signatureBase, SignatureFormatError, type SignableRequest } from './signature.js';
+import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from './signature.js';
 
 /** The signature label the broker reads (`Signature-Input: broker=(…)`). */
 export const SIGNATURE_LABEL = 'broker';
@@ -42,6 +42,12 @@ export interface VerifiedRequest {
   keyVersion: number;
   keyid: string;
   idempotencyKey: string | null;
+  /**
+   * SHA-256 of the raw body bytes (32 bytes), as the `Content-Digest` check computed it (RFC 9530
+   * `sha-256`), for body methods; null for the others. Callers reuse it (e.g. as the call's
+   * idempotency fingerprint) instead of hashing the body again.
+   */
+  bodySha256: Buffer | null;
 }
 
 const invalid = (detail: string) => new ApiError('signature_invalid', detail);
@@ -54,15 +60,16 @@ const invalid = (detail: string) => new ApiError('signature_invalid', detail);
  *   `digest_mismatch` | `unknown_key`, or 400 `idempotency_key_missing`.
  */
 export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, deps: VerifyDeps): VerifiedRequest {
-  let parsed;
+  let fields;
   try {
-    parsed = parseSignature(req.headers.get('signature-input'), req.headers.get('signature'), SIGNATURE_LABEL);
+    fields = parseSignedFields(req.headers.get('signature-input'), req.headers.get('signature'), SIGNATURE_LABEL);
   } catch (err) {
     throw invalid(err instanceof Error ? err.message : 'malformed signature');
   }
-  if (!parsed) {
+  if (!fields) {
     throw new ApiError('signature_missing', `Sign the request (RFC 9421) with Signature-Input and Signature under the label "${SIGNATURE_LABEL}".`);
   }
+  const parsed = fields.input;
   const { params } = parsed;
   const created = params.get('created');
   const keyid = params.get('keyid');
@@ -84,34 +91,40 @@ export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, de
 
   const hasBody = BODY_METHODS.has(req.method.toUpperCase());
   let idempotencyKey: string | null = null;
+  let bodySha256: Buffer | null = null;
   if (hasBody) {
     idempotencyKey = req.headers.get('idempotency-key');
     if (idempotencyKey === null || !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
       throw new ApiError('idempotency_key_missing', 'A request with a body needs an Idempotency-Key of 1–255 characters of [A-Za-z0-9._:-].');
     }
-    const digestProblem = checkContentDigest(req.headers.get('content-digest'), body);
+    bodySha256 = sha256(body);
+    const digestProblem = checkContentDigest(req.headers.get('content-digest'), body, bodySha256);
     if (digestProblem) throw new ApiError('digest_mismatch', `${digestProblem} (RFC 9530, sha-256 over the raw body bytes).`);
   }
-  const required = hasBody ? [...REQUIRED_COMPONENTS, ...BODY_COMPONENTS] : REQUIRED_COMPONENTS;
-  const uncovered = required.filter((c) => !parsed.components.includes(c));
-  if (uncovered.length > 0) throw invalid(`The signature must cover ${uncovered.map((c) => `"${c}"`).join(', ')}.`);
+  const required = hasBody ? REQUIRED_WITH_BODY : REQUIRED_COMPONENTS;
+  if (!required.every((c) => parsed.components.includes(c))) {
+    const uncovered = required.filter((c) => !parsed.components.includes(c));
+    throw invalid(`The signature must cover ${uncovered.map((c) => `"${c}"`).join(', ')}.`);
+  }
 
   let base: string;
   try {
-    base = signatureBase(req, parsed.components, parsed.innerList);
+    base = signatureBase(req, parsed.components, parsed.signatureParams);
   } catch (err) {
     if (err instanceof SignatureFormatError) throw invalid(err.message);
     throw err;
   }
-  if (!macEquals(hmacSha256(key.secret, base), parsed.signature)) {
+  if (!macEquals(hmacSha256(key.secret, base), fields.signature)) {
     throw invalid('The signature does not match the request.');
   }
-  return { group: key.group, keyVersion: key.version, keyid: key.keyid, idempotencyKey };
+  return { group: key.group, keyVersion: key.version, keyid: key.keyid, idempotencyKey, bodySha256 };
 }
+const REQUIRED_WITH_BODY: readonly string[] = [...REQUIRED_COMPONENTS, ...BODY_COMPONENTS];
 
 /**
  * Hono middleware: reads the raw body, verifies the broker signature, and sets `principal`
- * (`type: 'group'`), `rawBody` and, for body methods, `idempotencyKey`.
+ * (`type: 'group'`), `rawBody`, `bodySha256` (null for GET/HEAD/DELETE…) and, for body methods,
+ * `idempotencyKey`.
  * Failures throw {@link ApiError} (rendered as problem+json by the app's error handler).
  */
 export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEnv> {
@@ -120,6 +133,7 @@ export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEn
     c.set('rawBody', body);
     const verified = verifyBrokerSignature(c.req.raw, body, deps);
     c.set('principal', { type: 'group', group: verified.group, keyVersion: verified.keyVersion, keyid: verified.keyid });
+    c.set('bodySha256', verified.bodySha256);
     if (verified.idempotencyKey !== null) c.set('idempotencyKey', verified.idempotencyKey);
     await next();
   };
@@ -130,19 +144,52 @@ const EMPTY = new Uint8Array(0);
 /**
  * Reads a request's body bytes once. GET/HEAD have none. Under @hono/node-server a body with a
  * Content-Length (already within the limit, checked by the app's body-limit middleware) is read
- * straight from Node's IncomingMessage, skipping the web-stream copy; chunked bodies go through
- * the web Request so the body-limit wrapper counts them.
+ * straight from Node's IncomingMessage ({@link readIncoming}), skipping the web-stream copy;
+ * chunked bodies go through the web Request so the body-limit wrapper counts them.
+ * @throws Error when the client goes away before the body is complete.
  */
 export async function readRawBody(c: Context<AppEnv>): Promise<Uint8Array> {
   const method = c.req.method;
   if (method === 'GET' || method === 'HEAD') return EMPTY;
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (incoming && incoming.headers['transfer-encoding'] === undefined && !incoming.readableDidRead) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of incoming) chunks.push(chunk as Buffer);
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  }
+  if (incoming && incoming.headers['transfer-encoding'] === undefined && !incoming.readableDidRead) return readIncoming(incoming);
   const req = c.req.raw;
   if (req.body === null || req.bodyUsed) return EMPTY;
   return new Uint8Array(await req.arrayBuffer());
+}
+
+/**
+ * Collects an IncomingMessage's remaining bytes with `data`/`end` listeners (one Promise, not an
+ * async iterator's Promise per chunk). Settles once: with the bytes on `end`; rejected on `error`,
+ * on `close` before `end` (the client went away), or at once when the stream is already
+ * destroyed. The listeners are removed when it settles.
+ */
+function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
+  if (incoming.destroyed) return Promise.reject(incoming.errored ?? new Error('The request was closed before its body was read.'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer) => void chunks.push(chunk);
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(incoming.errored ?? new Error('The client closed the connection before the body was complete.'));
+    };
+    const cleanup = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+    };
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
+  });
 }

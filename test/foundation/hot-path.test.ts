@@ -1,0 +1,278 @@
+/**
+ * The HTTP hot path's shortcuts give exactly what the general code gives: the inner-list
+ * serializer against `structured-headers`, `@path`/`@query` without a URL parse against `URL`,
+ * the parsed `Signature-Input` kept for repeated values, the `Content-Digest` fast path, the body's
+ * SHA-256 handed on, the body read from Node's request (an aborted one neither hangs nor crashes),
+ * one request log line and X-Request-Id on every answer, and turn-batched log writes.
+ */
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import { Hono } from 'hono';
+import { DisplayString, parseDictionary, serializeInnerList, Token, type BareItem, type InnerList, type Parameters } from 'structured-headers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signRequest } from '../../src/client/index.js';
+import { checkContentDigest, contentDigest, sha256 } from '../../src/http/digest.js';
+import type { AppEnv } from '../../src/http/env.js';
+import { parseSignature, parseSignatureInput, requestTarget, serializeSignatureParams, SignatureFormatError } from '../../src/http/signature.js';
+import { requireGroupSignature, verifyBrokerSignature } from '../../src/http/verify.js';
+import { TurnBatchedDestination } from '../../src/log.js';
+import { startBroker, type TestBroker } from '../helpers/harness.js';
+
+/** A deterministic pseudo-random sequence (mulberry32), so a failure reproduces. */
+function rng(seed: number): (n: number) => number {
+  let a = seed;
+  return (n) => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+const outcome = (f: () => string) => {
+  try {
+    return f();
+  } catch (err) {
+    return `throws ${(err as Error).constructor.name}`;
+  }
+};
+
+describe('serializeSignatureParams', () => {
+  it('matches structured-headers serializeInnerList on 5 000 random inner lists', () => {
+    const r = rng(9421);
+    const ascii = () => Array.from({ length: r(10) }, () => String.fromCharCode(0x20 + r(95))).join('');
+    const item = (): BareItem => {
+      switch (r(8)) {
+        case 0: return ascii();
+        case 1: return r(2) ? r(1e9) : -r(1e15);
+        case 2: return new Token(['t', 'a:b', '*x', 'sha-256/y'][r(4)]!);
+        case 3: return r(2) === 1;
+        case 4: return r(1e6) / 1000;
+        case 5: return new Uint8Array([r(256), r(256), r(256)]).buffer;
+        case 6: return new Date(r(1e9) * 1000);
+        default: return new DisplayString(`é${ascii()}`);
+      }
+    };
+    const keys = ['a', 'created', 'keyid', 'alg', 'x-y', 'k.1', '*s', 'tag'];
+    const params = (): Parameters => new Map(Array.from({ length: r(4) }, () => [keys[r(keys.length)]!, r(4) === 0 ? true : item()]));
+    for (let i = 0; i < 5000; i++) {
+      const list: InnerList = [Array.from({ length: r(6) }, () => [item(), params()]), params()];
+      expect(serializeSignatureParams(list)).toBe(serializeInnerList(list));
+    }
+  });
+
+  it('escapes quotes and backslashes, and throws where the library throws', () => {
+    const parsed = parseDictionary('sig=("@method" "a\\"b" "c\\\\d");created=1;keyid="k\\"1";alg=hmac;x=?0;d=1.5;b=:AQID:').get('sig') as InnerList;
+    expect(serializeSignatureParams(parsed)).toBe(serializeInnerList(parsed));
+    expect(serializeSignatureParams(parsed)).toBe('("@method" "a\\"b" "c\\\\d");created=1;keyid="k\\"1";alg=hmac;x=?0;d=1.5;b=:AQID:');
+    for (const bad of ['é', 'a\nb', 1e16, -1e16]) {
+      const list: InnerList = [[[bad, new Map()]], new Map()];
+      expect(outcome(() => serializeSignatureParams(list))).toBe(outcome(() => serializeInnerList(list)));
+      expect(outcome(() => serializeSignatureParams(list))).toMatch(/^throws/);
+    }
+    expect(outcome(() => serializeSignatureParams([[], new Map([['Bad', 1]])]))).toMatch(/^throws/);
+  });
+});
+
+describe('requestTarget (@path, @query)', () => {
+  const viaUrl = (url: string) => {
+    const u = new URL(url);
+    return { path: u.pathname || '/', query: u.search === '' ? '?' : u.search };
+  };
+
+  it('gives what URL gives, for plain and unusual targets', () => {
+    const urls = [
+      'http://127.0.0.1:8787/v1/ext/calls',
+      'http://127.0.0.1:8787/v1/whoami?view=full',
+      'http://127.0.0.1:8787/v1/whoami?',
+      'http://127.0.0.1:8787',
+      'http://h?x=1',
+      'https://h.example:8443/a/b/../c?x=1',
+      'http://h/a/./b',
+      'http://h/a/%2e%2E/b',
+      'http://h/.well-known/x',
+      'http://h/a b?c d',
+      'http://h/a"b?c"d',
+      "http://h/a'b?c'd",
+      'http://h/é?é',
+      'http://h/a#frag',
+      'http://h/a?b#frag',
+      'http://h/a\\b',
+      'http://h/%zz?%zz',
+      'http://h//double//slash?q=a/b?c',
+      'http://user:pw@h:1/p?q',
+      'HTTP://H/Upper?Q',
+    ];
+    for (const url of urls) expect(requestTarget(url), url).toEqual(viaUrl(url));
+  });
+
+  it('gives what URL gives on 20 000 random targets', () => {
+    const r = rng(9530);
+    const chars = "aZ09-._~!$&'()*+,;=:@/%?#[]{}| \"<>`\\^\t\né.";
+    for (let i = 0; i < 20000; i++) {
+      let target = '/';
+      for (let j = r(14); j > 0; j--) target += chars[r(chars.length)];
+      if (r(5) === 0) target = target.replace('/', '/./');
+      if (r(7) === 0) target += '%2E%2e/';
+      const url = `http://127.0.0.1:8787${target}`;
+      expect(requestTarget(url), url).toEqual(viaUrl(url));
+    }
+  });
+});
+
+describe('parsed Signature-Input values', () => {
+  const field = 'broker=("@method" "@path" "@query");created=1795226400;keyid="developer:1";alg="hmac-sha256";tag="nanoclaw-broker"';
+
+  it('give the same member on every sighting (parsed, then kept)', () => {
+    const first = parseSignatureInput(field, 'broker');
+    const second = parseSignatureInput(field, 'broker');
+    const third = parseSignatureInput(field, 'broker');
+    expect(first).toEqual({
+      components: ['@method', '@path', '@query'],
+      params: new Map<string, BareItem>([['created', 1795226400], ['keyid', 'developer:1'], ['alg', 'hmac-sha256'], ['tag', 'nanoclaw-broker']]),
+      signatureParams: field.slice('broker='.length),
+    });
+    expect(second).toEqual(first);
+    expect(third).toBe(second);
+    expect(parseSignatureInput(field, 'other')).toBeNull();
+  });
+
+  it('keep their errors and their precedence over a missing Signature member', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(() => parseSignatureInput('broker=(', 'broker')).toThrow(SignatureFormatError);
+      expect(() => parseSignatureInput('broker="not a list"', 'broker')).toThrow(/not an inner list/);
+      expect(() => parseSignatureInput('broker=("@path" "@path")', 'broker')).toThrow(/covered twice/);
+      expect(() => parseSignatureInput('broker=("@path";x)', 'broker')).toThrow(/parameters are not supported/);
+      // A member that is not an inner list is not reached when Signature has no such member.
+      expect(parseSignature('broker="not a list"', 'other=:AAAA:', 'broker')).toBeNull();
+      expect(() => parseSignature('broker=(', 'other=:AAAA:', 'broker')).toThrow(SignatureFormatError);
+      expect(() => parseSignature('broker="not a list"', 'broker=:AAAA:', 'broker')).toThrow(/not an inner list/);
+    }
+  });
+});
+
+describe('Content-Digest and the body SHA-256', () => {
+  const body = new TextEncoder().encode('{"action":"bench.noop","params":{}}');
+  const digest = createHash('sha256').update(body).digest();
+
+  it('accepts the canonical field without parsing and checks every other form as before', () => {
+    expect(sha256(body)).toEqual(digest);
+    const canonical = contentDigest(body);
+    expect(canonical).toBe(`sha-256=:${digest.toString('base64')}:`);
+    expect(checkContentDigest(canonical, body)).toBeNull();
+    expect(checkContentDigest(canonical, body, digest)).toBeNull();
+    expect(checkContentDigest(` ${canonical}`, body)).toBeNull(); // leading space: parsed, still valid
+    expect(checkContentDigest(contentDigest(body, ['sha-256', 'sha-512']), body)).toBeNull();
+    expect(checkContentDigest(contentDigest(body, ['sha-512', 'sha-256']), body)).toBeNull();
+    expect(checkContentDigest(canonical, new TextEncoder().encode('{}'))).toMatch(/does not match/);
+    const sha512Wrong = `${canonical}, sha-512=:${Buffer.alloc(64).toString('base64')}:`;
+    expect(checkContentDigest(sha512Wrong, body)).toMatch(/sha-512 does not match/);
+    expect(checkContentDigest(`sha-256=:${Buffer.alloc(32).toString('base64')}:`, body)).toMatch(/sha-256 does not match/);
+  });
+
+  it('verifyBrokerSignature hands on the body SHA-256 for body methods, null otherwise', () => {
+    const secret = Buffer.alloc(32, 7);
+    const now = 1_795_226_400_000;
+    const deps = { keys: { lookup: (keyid: string) => (keyid === 'g:1' ? { group: 'g', version: 1, keyid, secret } : null) }, clock: { now: () => now }, clockSkewS: 300 };
+    const url = 'http://127.0.0.1:8787/v1/ext/calls';
+    const post = signRequest({ method: 'POST', url, body, idempotencyKey: 'k-1' }, { keyid: 'g:1', secret }, now / 1000);
+    const verified = verifyBrokerSignature({ method: 'POST', url, headers: new Headers(post) }, body, deps);
+    expect(verified).toMatchObject({ group: 'g', keyVersion: 1, keyid: 'g:1', idempotencyKey: 'k-1' });
+    expect(verified.bodySha256).toEqual(digest);
+    const get = signRequest({ method: 'GET', url: 'http://127.0.0.1:8787/v1/whoami?x=1' }, { keyid: 'g:1', secret }, now / 1000);
+    expect(verifyBrokerSignature({ method: 'GET', url: 'http://127.0.0.1:8787/v1/whoami?x=1', headers: new Headers(get) }, new Uint8Array(0), deps).bodySha256).toBeNull();
+  });
+
+  it('the signature middleware sets bodySha256 beside rawBody', async () => {
+    const secret = Buffer.alloc(32, 9);
+    const now = Date.now();
+    const deps = { keys: { lookup: (keyid: string) => ({ group: 'g', version: 1, keyid, secret }) }, clock: { now: () => now }, clockSkewS: 300 };
+    const app = new Hono<AppEnv>().use('*', requireGroupSignature(deps)).post('/x', (c) => c.json({ sha: c.get('bodySha256')?.toString('hex'), len: c.get('rawBody').length }));
+    const url = 'http://broker.test/x';
+    const headers = signRequest({ method: 'POST', url, body, idempotencyKey: 'k-2' }, { keyid: 'g:1', secret }, Math.floor(now / 1000));
+    const res = await app.request(url, { method: 'POST', headers, body });
+    expect(await res.json()).toEqual({ sha: digest.toString('hex'), len: body.length });
+  });
+});
+
+describe('through a served broker', () => {
+  let broker: TestBroker;
+  beforeAll(async () => {
+    broker = await startBroker();
+  });
+  afterAll(() => broker.stop());
+
+  const requestLines = () =>
+    broker.logs
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter((l) => l.includes('"msg":"request"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('logs one line per request with req_id, method, path, status and duration_ms, and echoes X-Request-Id', async () => {
+    const res = await fetch(`${broker.url}/health?probe=1`, { headers: { 'x-request-id': 'hot-path.1' } });
+    expect(res.headers.get('x-request-id')).toBe('hot-path.1');
+    const unnamed = await fetch(`${broker.url}/nothing`);
+    expect(unnamed.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const lines = requestLines();
+    const mine = lines.filter((l) => l['req_id'] === 'hot-path.1');
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ level: 30, service: 'nanoclaw-broker', method: 'GET', path: '/health', status: 200 });
+    expect(typeof mine[0]!['duration_ms']).toBe('number');
+    expect(lines.some((l) => l['req_id'] === unnamed.headers.get('x-request-id') && l['status'] === 404)).toBe(true);
+  });
+
+  it('a client that goes away in the middle of its body neither hangs nor stops the broker', async () => {
+    const { port } = new URL(broker.url);
+    const before = requestLines().length;
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => {
+        socket.write('POST /v1/whoami HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nX-Request-Id: aborted.1\r\n\r\n{"a":');
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 50);
+      });
+      socket.on('error', reject);
+    });
+    for (let i = 0; i < 100 && !requestLines().slice(before).some((l) => l['req_id'] === 'aborted.1'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(requestLines().find((l) => l['req_id'] === 'aborted.1')).toMatchObject({ method: 'POST', path: '/v1/whoami' });
+    expect((await fetch(`${broker.url}/health`)).status).toBe(200);
+  });
+});
+
+describe('in-process (app.request, no Node response)', () => {
+  it('still sets X-Request-Id', async () => {
+    const broker = await startBroker({ listen: false });
+    try {
+      const res = await broker.client('developer').get('/v1/whoami');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await broker.stop();
+    }
+  });
+});
+
+describe('TurnBatchedDestination', () => {
+  it('hands the lines of one turn to the sink as one write, and flush writes what is pending', async () => {
+    const writes: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        writes.push(chunk.toString());
+        cb();
+      },
+    });
+    const dest = new TurnBatchedDestination(sink);
+    dest.write('a\n');
+    dest.write('b\n');
+    expect(writes).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toEqual(['a\nb\n']);
+    dest.write('c\n');
+    dest.flushSync();
+    expect(writes).toEqual(['a\nb\n', 'c\n']);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toHaveLength(2); // nothing left for the scheduled drain
+  });
+});
