@@ -5,6 +5,8 @@ import { HTTPException } from 'hono/http-exception';
 import { randomUUID } from 'node:crypto';
 import { authenticate } from './auth/middleware.js';
 import type { Deps } from './deps.js';
+import { logRequest } from './log.js';
+import { redactString } from './audit/redact.js';
 import { pendingMigrations, writeProbe } from './db/open.js';
 import type { AppEnv } from './http/env.js';
 import { requestRecorder, routeLabel } from './http/metrics.js';
@@ -38,7 +40,8 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     const start = performance.now();
     const incoming = c.req.header('x-request-id');
-    const requestId = incoming !== undefined && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
+    // (An id shaped like a credential would reach the logs unredacted as the req_id binding.)
+    const requestId = incoming !== undefined && REQUEST_ID_RE.test(incoming) && redactString(incoming) === incoming ? incoming : randomUUID();
     const log = deps.logger.child({ req_id: requestId });
     c.set('requestId', requestId);
     c.set('log', log);
@@ -62,7 +65,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
       const status = c.res.status;
       const ms = performance.now() - start;
       record(c.req.method, routeLabel(c), status, ms / 1000);
-      log.info({ method: c.req.method, path: c.req.path, status, duration_ms: Math.round(ms * 100) / 100 }, 'request');
+      logRequest(log, c.req.method, c.req.path, status, ms);
     }
   });
 

@@ -16,7 +16,9 @@ import { checkContentDigest, contentDigest, sha256 } from '../../src/http/digest
 import type { AppEnv } from '../../src/http/env.js';
 import { parseSignature, parseSignatureInput, requestTarget, serializeSignatureParams, SignatureFormatError } from '../../src/http/signature.js';
 import { requireGroupSignature, verifyBrokerSignature } from '../../src/http/verify.js';
+import { createMetrics, DURATION_BUCKETS } from '../../src/http/metrics.js';
 import { TurnBatchedDestination } from '../../src/log.js';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 
 /** A deterministic pseudo-random sequence (mulberry32), so a failure reproduces. */
@@ -222,6 +224,13 @@ describe('through a served broker', () => {
     expect(lines.some((l) => l['req_id'] === unnamed.headers.get('x-request-id') && l['status'] === 404)).toBe(true);
   });
 
+  it('replaces an X-Request-Id shaped like a credential instead of logging it', async () => {
+    const token = `ghp_${'A1b2C3d4'.repeat(5)}`;
+    const res = await fetch(`${broker.url}/health`, { headers: { 'x-request-id': token } });
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(broker.logs.join('')).not.toContain(token);
+  });
+
   it('a client that goes away in the middle of its body neither hangs nor stops the broker', async () => {
     const { port } = new URL(broker.url);
     const before = requestLines().length;
@@ -251,6 +260,40 @@ describe('in-process (app.request, no Node response)', () => {
     } finally {
       await broker.stop();
     }
+  });
+});
+
+describe('HTTP metrics', () => {
+  it('render exactly what prom-client Counter and Histogram render for the same requests', async () => {
+    const ours = createMetrics();
+    const registry = new Registry();
+    const labelNames = ['method', 'route', 'status'] as const;
+    const counter = new Counter({ name: 'broker_http_requests_total', help: 'HTTP requests by route and status', labelNames, registers: [registry] });
+    const histogram = new Histogram({
+      name: 'broker_http_request_duration_seconds',
+      help: 'HTTP request latency in seconds by route and status',
+      labelNames,
+      buckets: [...DURATION_BUCKETS],
+      registers: [registry],
+    });
+    const seen: [string, string, number, number][] = [
+      ['GET', '/health', 200, 0.0004],
+      ['GET', '/health', 200, 0.0005],
+      ['POST', '/v1/ext/calls', 201, 0.04],
+      ['GET', 'unmatched', 404, 100],
+      ['GET', '/health', 200, 0.003],
+      ['GET', '/x"y\\z', 500, 0.2],
+    ];
+    for (const [method, route, status, seconds] of seen) {
+      ours.http.record(method, route, status, seconds);
+      counter.inc({ method, route, status: String(status) });
+      histogram.observe({ method, route, status: String(status) }, seconds);
+    }
+    const http = (text: string) => text.split('\n').filter((l) => l.includes('broker_http_')).join('\n');
+    expect(http(await ours.registry.metrics())).toBe(http(await registry.metrics()));
+    ours.registry.resetMetrics();
+    registry.resetMetrics();
+    expect(http(await ours.registry.metrics())).toBe(http(await registry.metrics()));
   });
 });
 
