@@ -37,24 +37,31 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     onError: (c) => problemResponse(new ApiError('payload_too_large', `The request body is larger than ${limit} bytes.`), c.req.path),
   });
   const record = requestRecorder(deps.metrics);
+  // Children of a child carry pino's own bindings formatter, so making one per request skips
+  // rebuilding the formatters (a child of the root logger rebuilds them each time).
+  const requestLogs = deps.logger.child({});
   app.use('*', async (c, next) => {
     const start = performance.now();
-    const incoming = c.req.header('x-request-id');
+    const bindings = c.env as Partial<HttpBindings> | undefined;
+    // These three plain headers are read from Node's parsed headers when there are some.
+    const headers = bindings?.incoming?.headers;
+    const header = headers ? (name: string) => headers[name] as string | undefined : (name: string) => c.req.header(name);
+    const incoming = header('x-request-id');
     // (An id shaped like a credential would reach the logs unredacted as the req_id binding.)
     const requestId = incoming !== undefined && REQUEST_ID_RE.test(incoming) && redactString(incoming) === incoming ? incoming : randomUUID();
-    const log = deps.logger.child({ req_id: requestId });
+    const log = requestLogs.child({ req_id: requestId });
     c.set('requestId', requestId);
     c.set('log', log);
     // On Node, on the ServerResponse: Node merges it into the response's head, so the finished
     // response is never rebuilt around a web Headers object (app.request has no outgoing).
-    const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+    const outgoing = bindings?.outgoing;
     outgoing?.setHeader('X-Request-Id', requestId);
     try {
       // The body limit is decided from the headers when they suffice (no Transfer-Encoding: no
       // body, or Content-Length), as bodyLimit does, without building a web Request; chunked
       // bodies go through bodyLimit, which counts them.
-      const length = c.req.header('content-length');
-      if (c.req.header('transfer-encoding') !== undefined || (length !== undefined && parseInt(length, 10) > limit)) {
+      const length = header('content-length');
+      if (header('transfer-encoding') !== undefined || (length !== undefined && parseInt(length, 10) > limit)) {
         const refused = await limitBody(c, next); // its 413, when it answers without calling next
         if (refused) c.res = refused;
       } else {

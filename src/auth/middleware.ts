@@ -3,7 +3,7 @@
  * or, without an `Authorization` header, the RFC 9421 group signature. Routes then say who may
  * call them with {@link requirePrincipal} / {@link requireRole}.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { Clock } from '../clock.js';
 import type { AppEnv, Principal } from '../http/env.js';
 import { ApiError } from '../http/problem.js';
@@ -40,9 +40,7 @@ const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/;
  */
 export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   const signed = requireGroupSignature({ keys: deps.keys, clock: deps.clock, clockSkewS: deps.config.clockSkewS });
-  return async (c, next) => {
-    const authorization = c.req.header('authorization');
-    if (authorization === undefined) return signed(c, next);
+  const bearer = async (c: Context<AppEnv>, next: Next, authorization: string) => {
     const match = BEARER_RE.exec(authorization.trim());
     if (!match) {
       throw new ApiError('unauthorized', 'Authorization must be "Bearer <token>"; agent groups sign requests (RFC 9421) instead.', {}, wwwAuthenticate('invalid_request'));
@@ -63,6 +61,12 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set('principal', { type: 'token', role: claims.role, subject: claims.subject });
     await next();
   };
+  // Not an async function: a signed request goes straight to the signature middleware, without
+  // an extra promise wrapped around its own.
+  return (c, next) => {
+    const authorization = c.req.header('authorization');
+    return authorization === undefined ? signed(c, next) : bearer(c, next, authorization);
+  };
 }
 
 /** Who may use a route: token roles and/or agent groups (by name). Nobody else. */
@@ -82,11 +86,11 @@ export function isAllowed(principal: Principal, access: Access): boolean {
  */
 export function requirePrincipal(access: Access): MiddlewareHandler<AppEnv> {
   const who = [...(access.roles ?? []).map((r) => `${r} tokens`), ...(access.groups ?? []).map((g) => `the ${g} group`)].join(', ') || 'nobody';
-  return async (c, next) => {
+  return (c, next) => {
     if (!isAllowed(c.get('principal'), access)) {
       throw new ApiError('forbidden', `${describe(c.get('principal'))} may not ${c.req.method} ${c.req.path}; allowed: ${who}.`);
     }
-    await next();
+    return next();
   };
 }
 

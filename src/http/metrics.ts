@@ -41,7 +41,10 @@ interface Series {
  * names, help, types, label order (`le` first) and cumulative buckets with `+Inf`, `_sum`, `_count`.
  */
 export class HttpRequestMetrics {
+  /** Every series, in the order first seen (the exposition's order). */
   private readonly series = new Map<string, Series>();
+  /** The same series by route → method → status: found without building a key string. */
+  private readonly byRoute = new Map<string, Map<string, Map<number, Series>>>();
 
   /** Registers `broker_http_requests_total` and `broker_http_request_duration_seconds` in `registry`. */
   constructor(registry: Registry) {
@@ -71,7 +74,12 @@ export class HttpRequestMetrics {
 
   /** Counts one request: +1 request, and one latency observation of `seconds`. */
   record(method: string, route: string, status: number, seconds: number): void {
-    const s = this.seriesFor(method, route, String(status));
+    let byMethod = this.byRoute.get(route);
+    if (byMethod === undefined) this.byRoute.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+    let s = byStatus.get(status);
+    if (s === undefined) byStatus.set(status, (s = this.seriesFor(method, route, String(status))));
     s.requests += 1;
     this.observeIn(s, seconds);
   }

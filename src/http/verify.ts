@@ -128,14 +128,25 @@ const REQUIRED_WITH_BODY: readonly string[] = [...REQUIRED_COMPONENTS, ...BODY_C
  * Failures throw {@link ApiError} (rendered as problem+json by the app's error handler).
  */
 export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const body = await readRawBody(c);
+  const accept = (c: Context<AppEnv>, body: Uint8Array) => {
     c.set('rawBody', body);
     const verified = verifyBrokerSignature(c.req.raw, body, deps);
     c.set('principal', { type: 'group', group: verified.group, keyVersion: verified.keyVersion, keyid: verified.keyid });
     c.set('bodySha256', verified.bodySha256);
     if (verified.idempotencyKey !== null) c.set('idempotencyKey', verified.idempotencyKey);
-    await next();
+  };
+  // Not an async function: a GET is verified and handed on in the same tick (no await on an
+  // empty body), and a body request waits for its bytes only.
+  return (c, next) => {
+    const method = c.req.method;
+    if (method === 'GET' || method === 'HEAD') {
+      accept(c, EMPTY);
+      return next();
+    }
+    return readRawBody(c).then((body) => {
+      accept(c, body);
+      return next();
+    });
   };
 }
 
