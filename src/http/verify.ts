@@ -173,34 +173,49 @@ export async function readRawBody(c: Context<AppEnv>): Promise<Uint8Array> {
  * Collects an IncomingMessage's remaining bytes with `data`/`end` listeners (one Promise, not an
  * async iterator's Promise per chunk). Settles once: with the bytes on `end`; rejected on `error`,
  * on `close` before `end` (the client went away), or at once when the stream is already
- * destroyed. The listeners are removed when it settles.
+ * destroyed. The listeners are removed when it settles. They are module-level functions that
+ * find the read's state on the stream (no closures made per request).
  */
 function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
   if (incoming.destroyed) return Promise.reject(incoming.errored ?? new Error('The request was closed before its body was read.'));
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer) => void chunks.push(chunk);
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = () => {
-      cleanup();
-      reject(incoming.errored ?? new Error('The client closed the connection before the body was complete.'));
-    };
-    const cleanup = () => {
-      incoming.off('data', onData);
-      incoming.off('end', onEnd);
-      incoming.off('error', onError);
-      incoming.off('close', onClose);
-    };
-    incoming.on('data', onData);
-    incoming.on('end', onEnd);
-    incoming.on('error', onError);
-    incoming.on('close', onClose);
+    (incoming as Reading)[kBodyRead] = { chunks: [], resolve, reject };
+    incoming.on('data', onBodyData);
+    incoming.on('end', onBodyEnd);
+    incoming.on('error', onBodyError);
+    incoming.on('close', onBodyClose);
   });
+}
+
+/** A body being read by {@link readIncoming}. */
+interface BodyRead {
+  chunks: Buffer[];
+  resolve(body: Buffer): void;
+  reject(err: Error): void;
+}
+const kBodyRead = Symbol('bodyRead');
+type Reading = IncomingMessage & { [kBodyRead]?: BodyRead | undefined };
+
+function onBodyData(this: Reading, chunk: Buffer): void {
+  this[kBodyRead]?.chunks.push(chunk);
+}
+function onBodyEnd(this: Reading): void {
+  const read = settle(this);
+  read?.resolve(read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks));
+}
+function onBodyError(this: Reading, err: Error): void {
+  settle(this)?.reject(err);
+}
+function onBodyClose(this: Reading): void {
+  settle(this)?.reject(this.errored ?? new Error('The client closed the connection before the body was complete.'));
+}
+/** Ends the read: removes the listeners and returns its state (undefined when already settled). */
+function settle(incoming: Reading): BodyRead | undefined {
+  const read = incoming[kBodyRead];
+  incoming[kBodyRead] = undefined;
+  incoming.off('data', onBodyData);
+  incoming.off('end', onBodyEnd);
+  incoming.off('error', onBodyError);
+  incoming.off('close', onBodyClose);
+  return read;
 }
