@@ -86,13 +86,16 @@ const { streamSym, chindingsSym } = pino.symbols;
  * and formatters: `{"level":30,"time":…,<log's bindings>,"method":…,"path":…,"status":…,
  * "duration_ms":…,"msg":"request"}`. `method` and `path` are redacted as every logged string is.
  * Nothing is written when `info` is not enabled for `log`.
- * @param log a logger from {@link createLogger} (or a child of one), e.g. bound to `req_id`.
+ * @param log a logger from {@link createLogger} (or a child of one).
  * @param durationMs rounded to 0.01 ms.
+ * @param requestId when given, written as a `req_id` binding after `log`'s own (as a child
+ *   `log.child({req_id})` would write it), without making the child.
  */
-export function logRequest(log: Logger, method: string, path: string, status: number, durationMs: number): void {
+export function logRequest(log: Logger, method: string, path: string, status: number, durationMs: number, requestId?: string): void {
   if (!log.isLevelEnabled('info')) return;
   const l = log as unknown as Record<symbol, unknown>;
-  const line = `{"level":${log.levels.values['info']}${isoTime()}${l[chindingsSym] as string},"method":${JSON.stringify(redactString(method))},"path":${JSON.stringify(redactString(path))},"status":${status},"duration_ms":${Math.round(durationMs * 100) / 100},"msg":"request"}\n`;
+  const reqId = requestId === undefined ? '' : `,"req_id":${JSON.stringify(requestId)}`;
+  const line = `{"level":${log.levels.values['info']}${isoTime()}${l[chindingsSym] as string}${reqId},"method":${JSON.stringify(redactString(method))},"path":${JSON.stringify(redactString(path))},"status":${status},"duration_ms":${Math.round(durationMs * 100) / 100},"msg":"request"}\n`;
   (l[streamSym] as pino.DestinationStream).write(line);
 }
 

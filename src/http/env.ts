@@ -26,3 +26,22 @@ export interface AppVariables {
 
 /** The Hono environment type shared by every route. */
 export type AppEnv = { Variables: AppVariables };
+
+/**
+ * What the app's fetch wrapper (`createApp`) keeps for each request, on its Request object: the
+ * request id, the body limit in bytes (`readRawBody` enforces it), and the child logger bound to
+ * the request id once something asked for it.
+ */
+export interface RequestState {
+  requestId: string;
+  bodyLimitBytes: number;
+  log: Logger | undefined;
+}
+
+/** The property of a Request that holds its {@link RequestState}. */
+export const kRequestState = Symbol('nanoclaw-broker.request-state');
+
+/** A request's {@link RequestState}; undefined for a request that did not come through `createApp`. */
+export function requestState(request: Request): RequestState | undefined {
+  return (request as unknown as Record<symbol, RequestState | undefined>)[kRequestState];
+}

@@ -10,7 +10,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { Clock } from '../clock.js';
 import type { KeyStore } from '../secrets/keys.js';
 import { checkContentDigest, sha256 } from './digest.js';
-import type { AppEnv } from './env.js';
+import { requestState, type AppEnv } from './env.js';
 import { ApiError } from './problem.js';
 import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from './signature.js';
 
@@ -153,33 +153,41 @@ export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEn
 const EMPTY = new Uint8Array(0);
 
 /**
- * Reads a request's body bytes once. GET/HEAD have none. Under @hono/node-server a body with a
- * Content-Length (already within the limit, checked by the app's body-limit middleware) is read
- * straight from Node's IncomingMessage ({@link readIncoming}), skipping the web-stream copy;
- * chunked bodies go through the web Request so the body-limit wrapper counts them.
- * @throws Error when the client goes away before the body is complete.
+ * Reads a request's body bytes once. GET/HEAD have none. Under @hono/node-server the bytes are
+ * read straight from Node's IncomingMessage ({@link readIncoming}), skipping the web-stream copy.
+ * Every body read in the broker goes through here, so it enforces the body limit for bodies whose
+ * size the headers did not tell (chunked): the app answered a `Content-Length` over the limit
+ * before routing (see `createApp`).
+ * @throws ApiError 413 `payload_too_large` when the body exceeds the request's limit
+ *   ({@link requestState}); Error when the client goes away before the body is complete.
  */
 export async function readRawBody(c: Context<AppEnv>): Promise<Uint8Array> {
   const method = c.req.method;
   if (method === 'GET' || method === 'HEAD') return EMPTY;
+  const limit = requestState(c.req.raw)?.bodyLimitBytes ?? Infinity;
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (incoming && incoming.headers['transfer-encoding'] === undefined && !incoming.readableDidRead) return readIncoming(incoming);
+  if (incoming && !incoming.readableDidRead) return readIncoming(incoming, limit);
   const req = c.req.raw;
   if (req.body === null || req.bodyUsed) return EMPTY;
-  return new Uint8Array(await req.arrayBuffer());
+  const body = new Uint8Array(await req.arrayBuffer());
+  if (body.length > limit) throw tooLarge(limit);
+  return body;
 }
+
+const tooLarge = (limit: number) => new ApiError('payload_too_large', `The request body is larger than ${limit} bytes.`);
 
 /**
  * Collects an IncomingMessage's remaining bytes with `data`/`end` listeners (one Promise, not an
- * async iterator's Promise per chunk). Settles once: with the bytes on `end`; rejected on `error`,
- * on `close` before `end` (the client went away), or at once when the stream is already
- * destroyed. The listeners are removed when it settles. They are module-level functions that
- * find the read's state on the stream (no closures made per request).
+ * async iterator's Promise per chunk). Settles once: with the bytes on `end`; rejected with 413
+ * `payload_too_large` as soon as more than `limit` bytes came (the rest is left to the server,
+ * which drains it), on `error`, on `close` before `end` (the client went away), or at once when
+ * the stream is already destroyed. The listeners are removed when it settles. They are
+ * module-level functions that find the read's state on the stream (no closures per request).
  */
-function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
+function readIncoming(incoming: IncomingMessage, limit: number): Promise<Buffer> {
   if (incoming.destroyed) return Promise.reject(incoming.errored ?? new Error('The request was closed before its body was read.'));
   return new Promise((resolve, reject) => {
-    (incoming as Reading)[kBodyRead] = { chunks: [], resolve, reject };
+    (incoming as Reading)[kBodyRead] = { chunks: [], size: 0, limit, resolve, reject };
     incoming.on('data', onBodyData);
     incoming.on('end', onBodyEnd);
     incoming.on('error', onBodyError);
@@ -190,6 +198,9 @@ function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
 /** A body being read by {@link readIncoming}. */
 interface BodyRead {
   chunks: Buffer[];
+  /** Bytes so far, and the most allowed. */
+  size: number;
+  limit: number;
   resolve(body: Buffer): void;
   reject(err: Error): void;
 }
@@ -197,7 +208,11 @@ const kBodyRead = Symbol('bodyRead');
 type Reading = IncomingMessage & { [kBodyRead]?: BodyRead | undefined };
 
 function onBodyData(this: Reading, chunk: Buffer): void {
-  this[kBodyRead]?.chunks.push(chunk);
+  const read = this[kBodyRead];
+  if (read === undefined) return;
+  read.size += chunk.length;
+  if (read.size > read.limit) settle(this)?.reject(tooLarge(read.limit));
+  else read.chunks.push(chunk);
 }
 function onBodyEnd(this: Reading): void {
   const read = settle(this);

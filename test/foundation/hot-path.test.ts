@@ -250,6 +250,51 @@ describe('through a served broker', () => {
   });
 });
 
+describe('the body limit outside the middleware chain', () => {
+  let broker: TestBroker;
+  beforeAll(async () => {
+    broker = await startBroker({ env: { BROKER_BODY_LIMIT_BYTES: '2048' } });
+  });
+  afterAll(() => broker.stop());
+
+  const chunked = (size: number) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let sent = 0; sent < size; sent += 512) controller.enqueue(new Uint8Array(Math.min(512, size - sent)).fill(0x20));
+        controller.close();
+      },
+    });
+
+  it('counts a chunked body as it is read: 413 past the limit, read in full below it', async () => {
+    const over = await fetch(`${broker.url}/v1/whoami`, { method: 'POST', body: chunked(8192), duplex: 'half' } as RequestInit);
+    expect(over.status).toBe(413);
+    expect(((await over.json()) as { code: string }).code).toBe('payload_too_large');
+    const under = await fetch(`${broker.url}/v1/whoami`, { method: 'POST', body: chunked(1024), duplex: 'half' } as RequestInit);
+    expect(under.status).toBe(401); // read, then refused for want of a signature
+    expect(((await under.json()) as { code: string }).code).toBe('signature_missing');
+  });
+
+  it('answers a Content-Length over the limit 413 on any path, logged and counted', async () => {
+    const res = await fetch(`${broker.url}/nowhere`, { method: 'POST', body: 'x'.repeat(4096), headers: { 'x-request-id': 'too-big.1' } });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('x-request-id')).toBe('too-big.1');
+    const line = broker.logs.flatMap((l) => l.split('\n')).find((l) => l.includes('"req_id":"too-big.1"'));
+    expect(JSON.parse(line!)).toMatchObject({ method: 'POST', path: '/nowhere', status: 413, msg: 'request' });
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/broker_http_requests_total\{method="POST",route="unmatched",status="413"\} \d+/);
+  });
+
+  it('HEAD is answered and logged as HEAD, counted under its GET route', async () => {
+    const res = await fetch(`${broker.url}/health`, { method: 'HEAD', headers: { 'x-request-id': 'head.1' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('head.1');
+    const line = broker.logs.flatMap((l) => l.split('\n')).find((l) => l.includes('"req_id":"head.1"'));
+    expect(JSON.parse(line!)).toMatchObject({ method: 'HEAD', path: '/health', status: 200 });
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/broker_http_requests_total\{method="HEAD",route="\/health",status="200"\} 1/);
+  });
+});
+
 describe('in-process (app.request, no Node response)', () => {
   it('still sets X-Request-Id', async () => {
     const broker = await startBroker({ listen: false });
