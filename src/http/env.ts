@@ -7,9 +7,12 @@ export type Principal =
 
 /** Hono context variables set by the broker's middleware. */
 export interface AppVariables {
-  /** Per-request id (echoes a valid `X-Request-Id`, otherwise a new one); on every log line. */
+  /**
+   * Per-request id (echoes a valid `X-Request-Id`, otherwise a new one); on every log line. Set
+   * for `/v1/*` routes (the app's fetch wrapper keeps it for every request as {@link RequestState}).
+   */
   requestId: string;
-  /** Child logger bound to the request id. */
+  /** Child logger bound to the request id; set for `/v1/*` routes. */
   log: Logger;
   /** Set by the authentication middleware. */
   principal: Principal;
