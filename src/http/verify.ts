@@ -10,7 +10,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { Clock } from '../clock.js';
 import type { KeyStore } from '../secrets/keys.js';
 import { checkContentDigest, sha256 } from './digest.js';
-import { requestState, type AppEnv } from './env.js';
+import type { AppEnv } from './env.js';
 import { ApiError } from './problem.js';
 import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from './signature.js';
 
@@ -156,15 +156,15 @@ const EMPTY = new Uint8Array(0);
  * Reads a request's body bytes once. GET/HEAD have none. Under @hono/node-server the bytes are
  * read straight from Node's IncomingMessage ({@link readIncoming}), skipping the web-stream copy.
  * Every body read in the broker goes through here, so it enforces the body limit for bodies whose
- * size the headers did not tell (chunked): the app answered a `Content-Length` over the limit
- * before routing (see `createApp`).
- * @throws ApiError 413 `payload_too_large` when the body exceeds the request's limit
- *   ({@link requestState}); Error when the client goes away before the body is complete.
+ * size the headers did not tell (chunked); the app answers a `Content-Length` over the limit
+ * before routing. The limit is the `bodyLimitBytes` context variable (none when unset).
+ * @throws ApiError 413 `payload_too_large` past the limit; Error when the client goes away before
+ *   the body is complete.
  */
 export async function readRawBody(c: Context<AppEnv>): Promise<Uint8Array> {
   const method = c.req.method;
   if (method === 'GET' || method === 'HEAD') return EMPTY;
-  const limit = requestState(c.req.raw)?.bodyLimitBytes ?? Infinity;
+  const limit = c.get('bodyLimitBytes') ?? Infinity;
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (incoming && !incoming.readableDidRead) return readIncoming(incoming, limit);
   const req = c.req.raw;
@@ -179,58 +179,42 @@ const tooLarge = (limit: number) => new ApiError('payload_too_large', `The reque
 /**
  * Collects an IncomingMessage's remaining bytes with `data`/`end` listeners (one Promise, not an
  * async iterator's Promise per chunk). Settles once: with the bytes on `end`; rejected with 413
- * `payload_too_large` as soon as more than `limit` bytes came (the rest is left to the server,
- * which drains it), on `error`, on `close` before `end` (the client went away), or at once when
- * the stream is already destroyed. The listeners are removed when it settles. They are
- * module-level functions that find the read's state on the stream (no closures per request).
+ * `payload_too_large` as soon as more than `limit` bytes came, on `error`, on `close` before
+ * `end` (the client went away), or at once when the stream is already destroyed. The listeners
+ * are removed when it settles.
  */
 function readIncoming(incoming: IncomingMessage, limit: number): Promise<Buffer> {
   if (incoming.destroyed) return Promise.reject(incoming.errored ?? new Error('The request was closed before its body was read.'));
   return new Promise((resolve, reject) => {
-    (incoming as Reading)[kBodyRead] = { chunks: [], size: 0, limit, resolve, reject };
-    incoming.on('data', onBodyData);
-    incoming.on('end', onBodyEnd);
-    incoming.on('error', onBodyError);
-    incoming.on('close', onBodyClose);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      cleanup();
+      reject(tooLarge(limit));
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(incoming.errored ?? new Error('The client closed the connection before the body was complete.'));
+    };
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
   });
-}
-
-/** A body being read by {@link readIncoming}. */
-interface BodyRead {
-  chunks: Buffer[];
-  /** Bytes so far, and the most allowed. */
-  size: number;
-  limit: number;
-  resolve(body: Buffer): void;
-  reject(err: Error): void;
-}
-const kBodyRead = Symbol('bodyRead');
-type Reading = IncomingMessage & { [kBodyRead]?: BodyRead | undefined };
-
-function onBodyData(this: Reading, chunk: Buffer): void {
-  const read = this[kBodyRead];
-  if (read === undefined) return;
-  read.size += chunk.length;
-  if (read.size > read.limit) settle(this)?.reject(tooLarge(read.limit));
-  else read.chunks.push(chunk);
-}
-function onBodyEnd(this: Reading): void {
-  const read = settle(this);
-  read?.resolve(read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks));
-}
-function onBodyError(this: Reading, err: Error): void {
-  settle(this)?.reject(err);
-}
-function onBodyClose(this: Reading): void {
-  settle(this)?.reject(this.errored ?? new Error('The client closed the connection before the body was complete.'));
-}
-/** Ends the read: removes the listeners and returns its state (undefined when already settled). */
-function settle(incoming: Reading): BodyRead | undefined {
-  const read = incoming[kBodyRead];
-  incoming[kBodyRead] = undefined;
-  incoming.off('data', onBodyData);
-  incoming.off('end', onBodyEnd);
-  incoming.off('error', onBodyError);
-  incoming.off('close', onBodyClose);
-  return read;
 }

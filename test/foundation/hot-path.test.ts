@@ -16,9 +16,6 @@ import { checkContentDigest, contentDigest, sha256 } from '../../src/http/digest
 import type { AppEnv } from '../../src/http/env.js';
 import { parseSignature, parseSignatureInput, requestTarget, serializeSignatureParams, SignatureFormatError } from '../../src/http/signature.js';
 import { requireGroupSignature, verifyBrokerSignature } from '../../src/http/verify.js';
-import { createMetrics, DURATION_BUCKETS } from '../../src/http/metrics.js';
-import { TurnBatchedDestination } from '../../src/log.js';
-import { Counter, Histogram, Registry } from 'prom-client';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 
 /** A deterministic pseudo-random sequence (mulberry32), so a failure reproduces. */
@@ -250,7 +247,7 @@ describe('through a served broker', () => {
   });
 });
 
-describe('the body limit outside the middleware chain', () => {
+describe('the body limit', () => {
   let broker: TestBroker;
   beforeAll(async () => {
     broker = await startBroker({ env: { BROKER_BODY_LIMIT_BYTES: '2048' } });
@@ -305,62 +302,5 @@ describe('in-process (app.request, no Node response)', () => {
     } finally {
       await broker.stop();
     }
-  });
-});
-
-describe('HTTP metrics', () => {
-  it('render exactly what prom-client Counter and Histogram render for the same requests', async () => {
-    const ours = createMetrics();
-    const registry = new Registry();
-    const labelNames = ['method', 'route', 'status'] as const;
-    const counter = new Counter({ name: 'broker_http_requests_total', help: 'HTTP requests by route and status', labelNames, registers: [registry] });
-    const histogram = new Histogram({
-      name: 'broker_http_request_duration_seconds',
-      help: 'HTTP request latency in seconds by route and status',
-      labelNames,
-      buckets: [...DURATION_BUCKETS],
-      registers: [registry],
-    });
-    const seen: [string, string, number, number][] = [
-      ['GET', '/health', 200, 0.0004],
-      ['GET', '/health', 200, 0.0005],
-      ['POST', '/v1/ext/calls', 201, 0.04],
-      ['GET', 'unmatched', 404, 100],
-      ['GET', '/health', 200, 0.003],
-      ['GET', '/x"y\\z', 500, 0.2],
-    ];
-    for (const [method, route, status, seconds] of seen) {
-      ours.http.record(method, route, status, seconds);
-      counter.inc({ method, route, status: String(status) });
-      histogram.observe({ method, route, status: String(status) }, seconds);
-    }
-    const http = (text: string) => text.split('\n').filter((l) => l.includes('broker_http_')).join('\n');
-    expect(http(await ours.registry.metrics())).toBe(http(await registry.metrics()));
-    ours.registry.resetMetrics();
-    registry.resetMetrics();
-    expect(http(await ours.registry.metrics())).toBe(http(await registry.metrics()));
-  });
-});
-
-describe('TurnBatchedDestination', () => {
-  it('hands the lines of one turn to the sink as one write, and flush writes what is pending', async () => {
-    const writes: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        writes.push(chunk.toString());
-        cb();
-      },
-    });
-    const dest = new TurnBatchedDestination(sink);
-    dest.write('a\n');
-    dest.write('b\n');
-    expect(writes).toEqual([]);
-    await new Promise((r) => setImmediate(r));
-    expect(writes).toEqual(['a\nb\n']);
-    dest.write('c\n');
-    dest.flushSync();
-    expect(writes).toEqual(['a\nb\n', 'c\n']);
-    await new Promise((r) => setImmediate(r));
-    expect(writes).toHaveLength(2); // nothing left for the scheduled drain
   });
 });
