@@ -27,11 +27,6 @@ export interface Deps {
   grants: GrantStore;
   /** Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`). */
   tokens: TokenService;
-  /**
-   * What {@link closeDeps} stops before it closes the database, in order: parts started on top of
-   * these deps (the call path's writer thread) register here.
-   */
-  closers: (() => Promise<void>)[];
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
@@ -66,14 +61,12 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
     tokens: new TokenService(signingKey, clock),
-    closers: [],
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
 }
 
 /** Closes what {@link createDeps} opened. Idempotent. */
 export async function closeDeps(deps: Deps): Promise<void> {
-  for (const close of deps.closers.splice(0)) await close();
   await Promise.all(deps.catalog.providers.map((p) => p.close?.()));
   if (deps.db.sqlite.open) deps.db.sqlite.close();
 }

@@ -22,7 +22,6 @@ import { CallService } from './service.js';
 export function callRoutes(deps: Deps): Hono<AppEnv> {
   recoverInterruptedCalls(deps);
   const service = new CallService(deps);
-  deps.closers.push(() => service.commits.close());
   const readers = requireRole('operator', 'auditor');
   return new Hono<AppEnv>()
     .post('/v1/ext/calls', postCallRoute(service))

@@ -19,7 +19,7 @@ import type { ActionDefinition, Catalog, Provider } from '../catalog.js';
 import { decide } from '../decision/decide.js';
 import { newReceipt, stepsLine, type Receipt } from '../decision/receipt.js';
 import type { GrantSource, GrantView } from '../grants/types.js';
-import { GroupCommit, writerOptions } from './commit.js';
+import { GroupCommit } from './commit.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { callTimeoutMs, runAction, type Outcome } from './execute.js';
 import { RecentCallKeys } from './recent.js';
@@ -148,7 +148,7 @@ export class CallService {
     this.recent = new RecentCallKeys(deps.db, deps.clock);
     this.store = new CallStore(deps.db);
     this.metrics = callMetrics(deps.metrics.registry);
-    this.commits = new GroupCommit(writerOptions(deps.db), (writes, seconds) => {
+    this.commits = new GroupCommit(deps.db, this.store, (writes, seconds) => {
       this.metrics.batchWrites.observe(writes);
       this.metrics.commitSeconds.observe(seconds);
     });
