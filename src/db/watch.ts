@@ -6,8 +6,7 @@
  * How it polls, measured on the bench (d) fixture (2-vCPU VM):
  * - A database in WAL mode (the broker's): one `pread` of the WAL-index header, the first 48 bytes
  *   of the `-shm` file (https://www.sqlite.org/walformat.html, "The WAL-Index Header"). Every
- *   commit, by this connection or any other (another process, the CLI, the call path's writer
- *   thread), publishes a new header there (its frame count, change counter and checksums), and it
+ *   commit, by this connection or any other (another process, the CLI), publishes a new header there (its frame count, change counter and checksums), and it
  *   is what every reader consults to see a commit, so an unchanged header means no commit since the
  *   last poll. ~1.5 µs, and it cut step 1 of bench (d) by ~13 µs at p50 against the SQL poll.
  * - Otherwise (rollback journal, in-memory database, no `-shm` file): one prepared statement
@@ -18,7 +17,7 @@
  *
  * The `-shm` descriptor is opened once per process and file and never closed: closing any
  * descriptor of a file releases every POSIX lock the process holds on it, and SQLite's connections
- * in this process (this one, the writer thread's) hold their shared-memory locks there. The file
+ * in this process hold their shared-memory locks there. The file
  * cannot be replaced while this connection is open (SQLite deletes or truncates it only when no
  * connection uses it), so one descriptor per file suffices; a file recreated later (a new
  * database at the same path) gets a new one.

@@ -109,7 +109,7 @@ describe('idempotency keys served from memory', () => {
     expect(tp.attemptsOf(old)).toBe(0);
   });
 
-  it('a key claimed in this process is replayed after the call ended, with the row written by the writer thread', async () => {
+  it('a key claimed in this process is replayed after the call ended, with the row the group commit wrote', async () => {
     tp = testProvider();
     broker = await startBroker({ providers: [tp.provider] });
     await grant(broker, { level: 1 });

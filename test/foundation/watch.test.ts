@@ -1,6 +1,6 @@
 /**
  * The change watch of a connection and the key cache on top of it, through real SQLite files and
- * a second connection (as another process or the call path's writer thread would write).
+ * a second connection (as another process would write).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

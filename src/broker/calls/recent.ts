@@ -38,8 +38,8 @@ interface KeyRow {
  *
  * Freshness: loaded at construction (newest rows first, by rowid); caught up by rowid (`ext_calls`
  * rows are never deleted, so a new row always has the highest rowid) whenever the connection's
- * {@link ChangeWatch} says the database may have changed, which covers claims made by the call
- * path's writer connection, another broker process, or this connection. Inside a transaction the
+ * {@link ChangeWatch} says the database may have changed, which covers claims made by this
+ * connection (the group commit) or another broker process. Inside a transaction the
  * answer is always "maybe" and nothing is cached.
  *
  * Memory: two generations; a key is added to the current one; the current generation becomes the

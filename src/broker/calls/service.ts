@@ -280,7 +280,7 @@ export class CallService {
       this.release(key, s.group);
       if (!isDuplicateClaim(err)) throw storeFailure(err, 'The call could not be claimed, so nothing ran.');
       // Claimed meanwhile by another connection: answer as step 3 would have.
-      const again = this.knownKey(s, key, fingerprint, receipt);
+      const again = this.knownKey(s, key, fingerprint, receipt, true);
       if (again instanceof ApiError) return this.refuse(s, receipt, 'rejected', again, now);
       if (again) return again;
       throw err;
@@ -332,16 +332,16 @@ export class CallService {
   /**
    * Step 3 for a key seen before: 422 `idempotency_key_reused` for another body, 409
    * `request_in_flight` while it runs, otherwise the stored answer replayed. Undefined for a new key.
+   * @param askDatabase read the row even when memory says the key is new: `submit`'s duplicate-claim
+   *   path, where the key was taken by another connection meanwhile or is older than what the
+   *   memory keeps, so only the database can answer.
    */
-  private knownKey(s: CallSubmission, key: string, fingerprint: string, receipt: Receipt): CallAnswer | ApiError | undefined {
+  private knownKey(s: CallSubmission, key: string, fingerprint: string, receipt: Receipt, askDatabase = false): CallAnswer | ApiError | undefined {
     const live = this.inflight.get(key);
     let row: CallRow | undefined;
     let stored: string | undefined = live;
     if (live === undefined) {
-      // A receipt that already reached the claim comes from submit's duplicate-claim path: the
-      // memory said "new" but the key was taken (by another connection meanwhile, or it is older
-      // than what the memory keeps), so only the database can answer.
-      if (!this.recent.mayExist(s.group, s.requestId) && !receipt.steps.some((st) => st.step === 'claim')) return undefined;
+      if (!askDatabase && !this.recent.mayExist(s.group, s.requestId)) return undefined;
       row = this.store.find(s.group, s.requestId);
       stored = row?.fingerprint;
     }
