@@ -8,11 +8,8 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
-  isValidKeyStr,
   parseDictionary,
-  serializeBareItem,
-  serializeKey,
-  Token,
+  serializeInnerList,
   type BareItem,
   type InnerList,
   type Item,
@@ -187,51 +184,14 @@ function parseInputMember(field: string, label: string): InputEntry {
 }
 
 /**
- * Serializes an inner list (RFC 8941 §4.1.1.1, with its parameters §4.1.1.2): the
- * `@signature-params` value (RFC 9421 §2.3) and the `Signature-Input` member value. Byte for byte
- * what `structured-headers`' `serializeInnerList` gives, without its per-call regular
- * expressions for the common items (strings, integers, tokens, booleans); other items
- * (decimals, byte sequences, dates, display strings) go through its `serializeBareItem`.
- * @throws SerializeError (from `structured-headers`) for a value RFC 8941 cannot carry: a
- *   non-ASCII or control character in a string, an integer beyond ±999 999 999 999 999, an
- *   invalid key.
+ * Serializes an inner list (RFC 8941 §4.1.1.1, with its parameters §4.1.1.2) with
+ * `structured-headers`: the `@signature-params` value (RFC 9421 §2.3) and the `Signature-Input`
+ * member value. The verifier serializes once per distinct `Signature-Input` value (see
+ * {@link parseSignatureInput}).
+ * @throws SerializeError (from `structured-headers`) for a value RFC 8941 cannot carry.
  */
 export function serializeSignatureParams(innerList: InnerList): string {
-  const [items, params] = innerList;
-  let out = '(';
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0) out += ' ';
-    out += bareItem(items[i]![0]) + parameters(items[i]![1]);
-  }
-  return `${out})${parameters(params)}`;
-}
-
-function parameters(params: Parameters): string {
-  let out = '';
-  for (const [key, value] of params) {
-    out += `;${isValidKeyStr(key) ? key : serializeKey(key)}`;
-    if (value !== true) out += `=${bareItem(value)}`;
-  }
-  return out;
-}
-
-function bareItem(value: BareItem): string {
-  if (typeof value === 'string') return sfString(value);
-  if (typeof value === 'number' && Number.isInteger(value) && value >= -999_999_999_999_999 && value <= 999_999_999_999_999) return String(value);
-  if (value instanceof Token) return value.toString();
-  if (typeof value === 'boolean') return value ? '?1' : '?0';
-  return serializeBareItem(value);
-}
-
-/** RFC 8941 §4.1.6: `"` + the string with `"` and `\` escaped + `"`; only %x20-7E. */
-function sfString(value: string): string {
-  let escapes = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e) return serializeBareItem(value); // throws SerializeError
-    if (c === 0x22 || c === 0x5c) escapes = true;
-  }
-  return `"${escapes ? value.replace(/["\\]/g, '\\$&') : value}"`;
+  return serializeInnerList(innerList);
 }
 
 /**
@@ -269,7 +229,7 @@ export function componentValue(req: SignableRequest, id: string, url?: URL): str
 /**
  * Builds the signature base (RFC 9421 §2.5): one line `"<id>": <value>` per covered component and
  * a last line `"@signature-params": <serialized inner list>`, joined by LF, no trailing LF.
- * `@path` and `@query` come from {@link requestTarget} (no URL parse for a plain target).
+ * `@path` and `@query` come from {@link requestTarget} (one URL parse).
  * @param params the signature's inner list, or its `@signature-params` value already serialized
  *   (as {@link parseSignature} returns it).
  * @throws SignatureFormatError when a component cannot be resolved or contains a line break.
@@ -299,24 +259,10 @@ export interface RequestTarget {
 }
 
 /**
- * An absolute `http(s)` URL whose path and query WHATWG URL parsing leaves as they are: only
- * unreserved, sub-delim, `:@/%` characters (and `?` in the query), no `/.` (dot segments) and no
- * `%2e` in the path, no fragment. Anything else is parsed with `URL`.
- */
-const PLAIN_URL = /^https?:\/\/[^/?#\\]*(\/[A-Za-z0-9\-._~!$&()*+,;=:@/%]*)?(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@/%?]*))?$/;
-const DOT_SEGMENT = /\/\.|%2e/i;
-
-/**
- * `@path` and `@query` of an absolute request URL, as `new URL(url)` gives them (`pathname`, and
- * `search` or `?`), without building a URL object when the target is plain ({@link PLAIN_URL}).
+ * `@path` and `@query` of an absolute request URL (WHATWG `URL`: `pathname`, and `search` or `?`).
  * @throws TypeError when `url` is not a valid absolute URL (from `URL`).
  */
 export function requestTarget(url: string): RequestTarget {
-  const m = PLAIN_URL.exec(url);
-  if (m !== null) {
-    const path = m[1] ?? '/';
-    if (!DOT_SEGMENT.test(path)) return { path, query: m[2] ? `?${m[2]}` : '?' };
-  }
   const parsed = new URL(url);
   return { path: parsed.pathname || '/', query: parsed.search === '' ? '?' : parsed.search };
 }

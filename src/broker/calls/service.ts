@@ -35,23 +35,6 @@ export const CallRequest = z.strictObject({
   task_id: z.string().min(1).max(128).optional(),
 });
 
-/** A parsed {@link CallRequest}. */
-type CallRequestBody = z.infer<typeof CallRequest>;
-
-/**
- * True when `json` is a body {@link CallRequest} accepts as it is (the common case, checked
- * without zod): an object with no other members than `action` (a string of 1–200), `params`
- * (anything) and `task_id` (a string of 1–128). Anything else goes through zod, which gives the
- * answer and its issues.
- */
-export function isPlainCallRequest(json: unknown): json is CallRequestBody {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return false;
-  for (const k in json) if (k !== 'action' && k !== 'params' && k !== 'task_id') return false;
-  const { action, task_id: taskId } = json as { action?: unknown; task_id?: unknown };
-  if (typeof action !== 'string' || action.length < 1 || action.length > 200) return false;
-  return taskId === undefined || (typeof taskId === 'string' && taskId.length >= 1 && taskId.length <= 128);
-}
-
 /** The header set on a replayed answer. */
 export const REPLAYED_HEADER = 'Idempotent-Replayed';
 /** `Retry-After` (seconds) on 429 `backpressure` and 409 `request_in_flight`. */
@@ -310,13 +293,9 @@ export class CallService {
       receipt.steps.push({ step: 'request', result: 'fail', note: 'malformed_json' });
       return new ApiError('malformed_json', 'The request body is not valid UTF-8 JSON.');
     }
-    let data: CallRequestBody;
-    if (isPlainCallRequest(json)) data = json;
-    else {
-      const body = CallRequest.safeParse(json);
-      if (!body.success) return invalid(receipt, body.error.issues, [], 'The request body is invalid');
-      data = body.data;
-    }
+    const body = CallRequest.safeParse(json);
+    if (!body.success) return invalid(receipt, body.error.issues, [], 'The request body is invalid');
+    const data = body.data;
     const entry = this.deps.catalog.get(data.action);
     if (!entry) {
       receipt.steps.push({ step: 'request', result: 'fail', note: 'unknown_action' });
