@@ -32,9 +32,10 @@ interface KeyRow {
  *
  * {@link mayExist} answers false only for a key that is certainly not in `ext_calls` among the
  * rows it holds: a hash absent from the memory. True means "maybe" (the key, or a 32-bit hash
- * collision: with 1 000 000 keys held, about 1 new key in 4 300): the caller reads the row. Keys older than the window (or
- * pushed out by the cap) are forgotten, so for them the answer can be a wrong "new": the claim's
- * primary key refuses the second insert, and the caller then asks the database.
+ * collision: with 1 000 000 keys held, about 1 new key in 4 300): the caller reads the row. Keys
+ * older than the window (or pushed out by the cap) are forgotten, so for them the answer can be a
+ * wrong "new": the claim's primary key refuses the second insert, and the caller then asks the
+ * database.
  *
  * Freshness: loaded at construction (newest rows first, by rowid); caught up by rowid (`ext_calls`
  * rows are never deleted, so a new row always has the highest rowid) whenever the connection's
