@@ -109,7 +109,7 @@ async function measure(env: Record<string, string>) {
     const v = verifyBrokerSignature(req, body, verifyDeps);
     const t1 = performance.now();
     // As POST /v1/ext/calls does: step 1's key lookup polled the change watch for this request.
-    const ev = service.evaluate({ group: v.group, keyid: v.keyid, requestId: v.idempotencyKey!, rawBody: body, log, watchPolled: true }, clock.now());
+    const ev = service.evaluate({ group: v.group, keyid: v.keyid, requestId: v.idempotencyKey!, rawBody: body, bodySha256: v.bodySha256, log, watchPolled: true }, clock.now());
     const t2 = performance.now();
     if (ev.kind !== 'allowed') throw new Error(`the bench decision was not allowed: ${JSON.stringify(ev)}`);
     if (i < WARMUP) continue;

@@ -19,10 +19,9 @@ export function contentDigest(body: Uint8Array | string, algorithms: DigestAlgor
   );
 }
 
-/** SHA-256 of `body` (32 bytes), one-shot (`crypto.hash`: no Hash object). */
-export function sha256(body: Uint8Array): Buffer {
-  return hash('sha256', body, 'buffer') as Buffer;
-}
+/** SHA-256 of `body` (32 bytes): one-shot `crypto.hash` where Node has it (20.12+), `createHash` otherwise. */
+export const sha256: (body: Uint8Array) => Buffer =
+  typeof hash === 'function' ? (body) => hash('sha256', body, 'buffer') as Buffer : (body) => createHash('sha256').update(body).digest();
 
 /**
  * Checks a `Content-Digest` field against the body bytes.

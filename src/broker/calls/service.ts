@@ -3,7 +3,6 @@
  * after the signature middleware (step 1). Every answer carries the decision receipt; every answer
  * except a replay is audited; only a claimed call uses up its Idempotency-Key.
  */
-import { createHash, hash } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
@@ -12,6 +11,7 @@ import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/open.js';
 import { ChangeWatch } from '../../db/watch.js';
+import { sha256 } from '../../http/digest.js';
 import { ApiError, problemBody } from '../../http/problem.js';
 import { findTaskForCoupling, type CouplingTask } from '../../kernel/coupling.js';
 import type { Logger } from '../../log.js';
@@ -68,6 +68,8 @@ export interface CallSubmission {
    * Leave it unset when unsure: `evaluate` polls.
    */
   watchPolled?: boolean;
+  /** SHA-256 of `rawBody` when step 1 already computed it (the `Content-Digest` check); else it is hashed here. */
+  bodySha256?: Buffer | null;
 }
 
 /** An answer ready to send: status, the exact JSON body text (what a replay sends again) and headers. */
@@ -97,9 +99,6 @@ export interface Shape {
   resource: string;
 }
 
-/** The body fingerprint: sha256 hex, one-shot `crypto.hash` where Node has it (20.12+). */
-const sha256hex: (bytes: Uint8Array) => string =
-  typeof hash === 'function' ? (bytes) => hash('sha256', bytes, 'hex') : (bytes) => createHash('sha256').update(bytes).digest('hex');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const subjectOf = (group: string, requestId: string) => `call:${group}:${requestId}`;
 const STATUS_OF: Record<Outcome['kind'], CallStatus> = { succeeded: 'succeeded', failed: 'failed', timed_out: 'timed_out' };
@@ -163,7 +162,7 @@ export class CallService {
     if (shape instanceof ApiError) return refused('rejected', shape, receipt);
     receipt.steps.push({ step: 'request', result: 'pass', note: `${shape.action.id} on ${shape.resource}` });
 
-    const fingerprint = sha256hex(s.rawBody);
+    const fingerprint = (s.bodySha256 ?? sha256(s.rawBody)).toString('hex');
     const key = `${s.group}\n${s.requestId}`;
     const known = this.knownKey(s, key, fingerprint, receipt);
     if (known instanceof ApiError) return refused('rejected', known, receipt);

@@ -18,6 +18,7 @@ export function postCallRoute(service: CallService) {
       keyid: p.keyid,
       requestId: c.get('idempotencyKey'),
       rawBody: c.get('rawBody'),
+      bodySha256: c.get('bodySha256'),
       log: c.get('log'),
       instance: c.req.path,
       // The signature middleware's key lookup polled the change watch for this request.
