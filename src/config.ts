@@ -1,11 +1,44 @@
 import path from 'node:path';
+import ms from 'ms';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 /**
+ * The least call retention (`BROKER_CALL_RETENTION`, `broker calls purge --older-than`), in ms:
+ * a call row is its idempotency key, and the README promises keys are kept at least 7 days.
+ */
+export const MIN_CALL_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Parses a human duration with `ms` (`90s`, `15m`, `8h`, `30d`, `2w`); a bare number is seconds.
+ * @returns milliseconds, or null when `text` is not a positive, finite duration.
+ */
+export function parseDurationMs(text: string): number | null {
+  const t = text.trim();
+  if (t === '') return null;
+  const millis = /^\d+$/.test(t) ? Number(t) * 1000 : ms(t as ms.StringValue);
+  return typeof millis === 'number' && Number.isFinite(millis) && millis > 0 ? millis : null;
+}
+
+/** A duration variable: text parsed by {@link parseDurationMs}, at least `minMs`; the value is ms. */
+const duration = (minMs: number, whyMin: string) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      const millis = parseDurationMs(text);
+      if (millis === null) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration such as 30d, 720h or 2592000 (seconds)` });
+        return z.NEVER;
+      }
+      return millis;
+    })
+    .pipe(z.number().min(minMs, whyMin));
+
+/**
  * The `BROKER_*` environment, validated with zod. Units are in the names: `_S` seconds,
- * `_MS` milliseconds, `_BYTES` bytes.
+ * `_MS` milliseconds, `_BYTES` bytes; a name without a unit (`BROKER_CALL_RETENTION`) takes a
+ * duration such as `30d` ({@link parseDurationMs}).
  */
 const EnvSchema = z.object({
   BROKER_HOST: z.string().min(1).default('127.0.0.1'),
@@ -25,6 +58,10 @@ const EnvSchema = z.object({
   BROKER_PROVIDER_TIMEOUT_MS: int(100, 600_000).default(20_000),
   BROKER_PENDING_GRANT_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
   BROKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(30_000),
+  BROKER_CALL_RETENTION: duration(
+    MIN_CALL_RETENTION_MS,
+    'at least 7d: call rows are the idempotency keys, which the broker guarantees to keep at least 7 days',
+  ).default(30 * 24 * 3600 * 1000),
 });
 
 /** Validated broker configuration. Paths are absolute. */
@@ -53,6 +90,11 @@ export interface Config {
   /** How long an L3 grant may wait for its approvals, in seconds. */
   pendingGrantTtlS: number;
   shutdownTimeoutMs: number;
+  /**
+   * How long a finished call row (its idempotency key) is kept, in ms (`BROKER_CALL_RETENTION`, a
+   * duration such as `30d`; default 30 days, at least 7): older rows are purged hourly by `serve`.
+   */
+  callRetentionMs: number;
 }
 
 /** Thrown by {@link loadConfig} when a variable is invalid; the message names the variable. */
@@ -91,5 +133,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     providerTimeoutMs: e.BROKER_PROVIDER_TIMEOUT_MS,
     pendingGrantTtlS: e.BROKER_PENDING_GRANT_TTL_S,
     shutdownTimeoutMs: e.BROKER_SHUTDOWN_TIMEOUT_MS,
+    callRetentionMs: e.BROKER_CALL_RETENTION,
   };
 }

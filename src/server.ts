@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
+import { startCallRetention } from './broker/calls/retention.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startDispatchLoop } from './kernel/dispatch.js';
 
@@ -47,9 +48,10 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
 }
 
 /**
- * Runs the broker as `broker serve` does: serves the app, starts the kernel's dispatch loop, logs
+ * Runs the broker as `broker serve` does: serves the app, starts the kernel's dispatch loop and the
+ * hourly purge of old call rows (`BROKER_CALL_RETENTION`, `startCallRetention`), logs
  * where everything is, and on SIGTERM or SIGINT stops accepting connections, lets requests in
- * flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the loop, closes providers and the
+ * flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops both loops, closes providers and the
  * database, and exits 0. Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
  */
@@ -61,12 +63,14 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     'broker listening',
   );
   let stopDispatch: () => void = () => {};
+  let stopRetention: () => void = () => {};
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     deps.logger.info({ signal }, 'stopping: finishing requests in flight');
     stopDispatch();
+    stopRetention();
     await running.stop();
     await closeDeps(deps);
     deps.logger.info('stopped');
@@ -76,5 +80,6 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   stopDispatch = startDispatchLoop(deps);
+  stopRetention = startCallRetention(deps);
   return running;
 }

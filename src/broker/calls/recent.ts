@@ -38,7 +38,8 @@ interface KeyRow {
  * database.
  *
  * Freshness: loaded at construction (newest rows first, by rowid); caught up by rowid (`ext_calls`
- * rows are never deleted, so a new row always has the highest rowid) whenever the connection's
+ * rows are deleted only by the purge, which never deletes the newest row (`retention.ts`), so a new
+ * row always has the highest rowid) whenever the connection's
  * {@link ChangeWatch} says the database may have changed, which covers claims made by this
  * connection (the group commit) or another broker process. Inside a transaction the
  * answer is always "maybe" and nothing is cached.

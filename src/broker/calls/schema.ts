@@ -5,8 +5,9 @@ import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlit
  * `ext_calls`: one row per claimed external call (issue 4, decision steps 13–14). The primary key
  * (group, request_id) is the idempotency key and the inflight lock: a second claim of the same key
  * fails, so a call executes at most once under any concurrency and across restarts.
- * Denials (steps 4–12) write no row, so they never use up a key. Rows are never deleted by the
- * broker, so keys are kept far longer than the 7 days the README promises. Times are Unix ms.
+ * Denials (steps 4–12) write no row, so they never use up a key. Finished rows older than
+ * `BROKER_CALL_RETENTION` (default 30 days, at least the 7 days the README promises) are purged
+ * (`retention.ts`); a purged key is new again. Times are Unix ms.
  */
 export const extCalls = sqliteTable(
   'ext_calls',
