@@ -14,6 +14,7 @@ import { grantsRoutes } from './broker/grants/routes.js';
 import { auditRoutes } from './audit/routes.js';
 import { kernelRoutes } from './kernel/routes.js';
 import { callRoutes } from './broker/calls/routes.js';
+import { tokenRoutes } from './auth/routes.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -80,6 +81,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.get('/v1/whoami', whoamiRoute);
   app.route('/v1/grants', grantsRoutes(deps));
   app.route('/v1/audit', auditRoutes(deps));
+  app.route('/v1/tokens', tokenRoutes(deps));
   app.route('/', kernelRoutes(deps));
   app.route('/', callRoutes(deps));
 

@@ -2,6 +2,7 @@ import { hostProviders } from '../providers/index.js';
 import { Catalog } from './broker/catalog.js';
 import { GrantStore } from './broker/grants/store.js';
 import { loadOrCreateSigningKey } from './auth/keys.js';
+import { TokenRevocations } from './auth/revocations.js';
 import { TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
@@ -25,7 +26,10 @@ export interface Deps {
   catalog: Catalog;
   /** Grants served from memory, reloaded when any connection changes them (`GrantSource`). */
   grants: GrantStore;
-  /** Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`). */
+  /**
+   * Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`);
+   * `tokens.revocations` is the `token_revocations` table every verification asks.
+   */
   tokens: TokenService;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
@@ -60,7 +64,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     metrics: createMetrics(),
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
-    tokens: new TokenService(signingKey, clock),
+    tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock)),
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
 }

@@ -14,6 +14,10 @@ import { registerMcpCommands } from './mcp/cli.js';
 const program = new Command('broker')
   .description('NanoClaw OS External Access Broker')
   .showHelpAfterError()
+  // Options belong to the command they follow: `broker token --subject a` mints, `broker token
+  // revoke --subject a` revokes (commander's positional options; no other command has options of
+  // its own besides its subcommands', so nothing else changes).
+  .enablePositionalOptions()
   .exitOverride();
 
 registerFoundationCommands(program);

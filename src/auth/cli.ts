@@ -1,9 +1,11 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import ms from 'ms';
+import { z } from 'zod';
 import { appendActivity } from '../audit/trail.js';
-import { CliExit, withDeps } from '../cli/common.js';
+import { CliExit, printJson, withDeps } from '../cli/common.js';
+import { parseDurationMs } from '../config.js';
 import { immediate } from '../db/open.js';
+import { Jti, RevokeTokensInput } from './revocations.js';
 import { MAX_TOKEN_TTL_S, ROLES, Subject, type Role } from './tokens.js';
 
 /**
@@ -15,32 +17,58 @@ export function cliOperator(): string {
 }
 
 /**
- * Parses a human duration (`90s`, `15m`, `8h`, `7d`; a bare number is seconds) with `ms`.
+ * Parses a human duration (`90s`, `15m`, `8h`, `7d`; a bare number is seconds) with
+ * {@link parseDurationMs}.
  * @returns whole seconds.
- * @throws CliExit when it is not a positive duration.
+ * @throws CliExit when it is not a duration of at least one second.
  */
 export function parseDurationS(text: string, option: string): number {
-  const millis = /^\d+$/.test(text) ? Number(text) * 1000 : ms(text as ms.StringValue);
-  if (typeof millis !== 'number' || !Number.isFinite(millis) || millis < 1000) throw new CliExit(`${option}: "${text}" is not a duration such as 90s, 15m, 8h or 7d`);
+  const millis = parseDurationMs(text);
+  if (millis === null || millis < 1000) throw new CliExit(`${option}: "${text}" is not a duration such as 90s, 15m, 8h or 7d`);
   return Math.floor(millis / 1000);
 }
 
+const ListOptions = z.strictObject({
+  jti: Jti.optional(),
+  subject: Subject.optional(),
+  limit: z.coerce.number().int().min(1).max(1000),
+});
+
+/** Turns zod issues into one CLI line naming the options (`--reason: give a reason`). */
+function optionIssues(error: z.ZodError): string {
+  return error.issues.map((i) => (i.path.length > 0 ? `--${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
 /**
- * Registers `broker token --role operator|auditor --subject NAME --ttl 8h`: prints a bearer token
- * signed with the broker's key (the data directory's `token.key`) on stdout, and audits
- * `token.issued` (role, subject, jti, expiry; never the token).
+ * Registers the `broker token` commands:
+ * - `broker token --role operator|auditor --subject NAME --ttl 8h`: prints a bearer token signed
+ *   with the broker's key (the data directory's `token.key`) on stdout, and audits `token.issued`
+ *   (role, subject, jti, expiry; never the token).
+ * - `broker token revoke --jti ID --reason TEXT` or `broker token revoke --subject NAME
+ *   [--role R] --reason TEXT`: revokes one token, or every token of that subject (of that role)
+ *   issued up to now; writes the revocation and the audit row `token.revoked` in one transaction
+ *   and prints the revocation as JSON. Revoking what is already revoked writes nothing, says so on
+ *   stderr and exits 0.
+ * - `broker token revocations [--jti ID] [--subject NAME] [--limit N]`: `{data: [...]}` on stdout.
+ * Bad or missing options exit 1 with the reason (CliExit).
+ *
+ * `token` has both its own action and subcommands, so it uses commander's positional options (the
+ * program must enable them too, see `src/main.ts`): `--subject`/`--role` after `revoke` belong to
+ * `revoke`, before it to `token`. `--role`/`--subject` of `token` are checked in its action, not
+ * with `requiredOption` (commander would demand them for the subcommands as well).
  */
 export function registerTokenCommands(program: Command): void {
-  program
+  const token = program
     .command('token')
-    .description('mint an operator or auditor bearer token (printed on stdout; treat it as a password)')
-    .requiredOption('--role <role>', ROLES.join(' | '))
-    .requiredOption('--subject <name>', 'who holds it (audited as <role>:<name>)')
+    .description('mint an operator or auditor bearer token (printed on stdout; treat it as a password); revoke tokens')
+    .enablePositionalOptions()
+    .option('--role <role>', `${ROLES.join(' | ')} (required)`)
+    .option('--subject <name>', 'who holds it, audited as <role>:<name> (required)')
     .option('--ttl <duration>', `lifetime, e.g. 8h (at most ${MAX_TOKEN_TTL_S / 86400}d)`, '8h')
-    .action((opts: { role: string; subject: string; ttl: string }) =>
+    .action((opts: { role?: string; subject?: string; ttl: string }) =>
       withDeps(async (deps) => {
-        if (!(ROLES as readonly string[]).includes(opts.role)) throw new CliExit(`--role must be one of ${ROLES.join(', ')}`);
-        if (!Subject.safeParse(opts.subject).success) throw new CliExit('--subject: 1–128 of [A-Za-z0-9._@-]');
+        if (opts.role === undefined || !(ROLES as readonly string[]).includes(opts.role)) throw new CliExit(`--role must be one of ${ROLES.join(', ')}`);
+        if (opts.subject === undefined || !Subject.safeParse(opts.subject).success) throw new CliExit('--subject: 1–128 of [A-Za-z0-9._@-]');
         const ttlS = parseDurationS(opts.ttl, '--ttl');
         if (ttlS > MAX_TOKEN_TTL_S) throw new CliExit(`--ttl: at most ${MAX_TOKEN_TTL_S / 86400}d`);
         const { token, claims } = await deps.tokens.mint(opts.role as Role, opts.subject, ttlS);
@@ -58,6 +86,41 @@ export function registerTokenCommands(program: Command): void {
         );
         process.stdout.write(`${token}\n`);
         process.stderr.write(`${claims.role} token for ${claims.subject}, expires ${new Date(claims.expiresAt).toISOString()}\n`);
+      }),
+    );
+  token
+    .command('revoke')
+    .description('revoke one token (--jti) or every token of a subject issued up to now (--subject [--role]); refused from the next request on')
+    .option('--jti <id>', 'the token id (the jti in its token.issued audit row)')
+    .option('--subject <name>', 'revoke every token of this subject issued up to now')
+    .option('--role <role>', `with --subject: only tokens of this role (${ROLES.join(' | ')})`)
+    .option('--reason <text>', 'why (required, audited)')
+    .action((opts: Record<string, string | undefined>) =>
+      withDeps((deps) => {
+        const parsed = RevokeTokensInput.safeParse(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)));
+        if (!parsed.success) throw new CliExit(`broker token revoke: ${optionIssues(parsed.error)} (use --jti ID or --subject NAME [--role R], and --reason TEXT)`);
+        const { revocation, outcome } = deps.tokens.revocations.revoke(parsed.data, cliOperator());
+        printJson(revocation);
+        const what = revocation.jti !== null ? `token ${revocation.jti}` : `tokens of ${revocation.role ?? 'every role'} ${revocation.subject} issued up to ${revocation.issued_before}`;
+        process.stderr.write(
+          outcome === 'already_revoked'
+            ? `${what}: already revoked by ${revocation.revoked_by} at ${revocation.revoked_at} (${revocation.id}); nothing written\n`
+            : `${what}: revoked (${revocation.id})\n`,
+        );
+      }),
+    );
+  token
+    .command('revocations')
+    .description('token revocations oldest first: {data: [...]}')
+    .option('--jti <id>', 'only the revocation of this token id')
+    .option('--subject <name>', 'only revocations of this subject')
+    .option('--limit <n>', 'at most this many, 1–1000', '100')
+    .action((opts: Record<string, string | undefined>) =>
+      withDeps((deps) => {
+        const parsed = ListOptions.safeParse(opts);
+        if (!parsed.success) throw new CliExit(`invalid options: ${optionIssues(parsed.error)}`);
+        const { items } = deps.tokens.revocations.list({ jti: parsed.data.jti, subject: parsed.data.subject, limit: parsed.data.limit });
+        printJson({ data: items });
       }),
     );
 }

@@ -16,7 +16,7 @@ import { wwwAuthenticate, type Role, type TokenService } from './tokens.js';
  * `forbidden` before its handler runs (default deny, so a route that forgets its guard never
  * serves operators or auditors by accident). Each route still checks the role it needs.
  */
-export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/audit', '/v1/calls'];
+export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/audit', '/v1/calls', '/v1/tokens'];
 
 /** What {@link authenticate} needs: token verification, and the group-signature inputs. */
 export interface AuthDeps {
@@ -34,7 +34,7 @@ const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/;
  * RFC 9421 group signature (`{type: 'group', …}`). Either way `rawBody` and `bodySha256` are set
  * (`bodySha256` is null for tokens: no `Content-Digest` is checked), and body methods need a
  * valid `Idempotency-Key` (for bearer requests too: safe retries).
- * @throws ApiError 401 `unauthorized` (another scheme, a malformed, expired or foreign token,
+ * @throws ApiError 401 `unauthorized` (another scheme, a malformed, expired, revoked or foreign token,
  *   with `WWW-Authenticate`), 403 `forbidden` (a token outside {@link TOKEN_ROUTE_PREFIXES}),
  *   400 `idempotency_key_missing`, and the signature middleware's 401 codes.
  */
@@ -47,7 +47,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     }
     const claims = await deps.tokens.verify(match[1]!);
     if (!TOKEN_ROUTE_PREFIXES.some((p) => c.req.path === p || c.req.path.startsWith(`${p}/`))) {
-      throw new ApiError('forbidden', `A ${claims.role} token cannot use ${c.req.path}; it serves grants, calls and the audit trail.`);
+      throw new ApiError('forbidden', `A ${claims.role} token cannot use ${c.req.path}; it serves grants, calls, token revocations and the audit trail.`);
     }
     c.set('rawBody', await readRawBody(c));
     c.set('bodySha256', null);

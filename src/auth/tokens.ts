@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { ApiError } from '../http/problem.js';
 import type { BrokerSigningKey } from './keys.js';
+import type { TokenRevocations } from './revocations.js';
 
 /** `iss` of every broker token. */
 export const TOKEN_ISSUER = 'nanoclaw-broker';
@@ -24,21 +25,26 @@ export type Role = (typeof ROLES)[number];
 /** Token subjects (who holds it): 1–128 of `[A-Za-z0-9._@-]`. */
 export const Subject = z.string().regex(/^[A-Za-z0-9._@-]{1,128}$/, 'subjects are 1–128 of [A-Za-z0-9._@-]');
 
-/** What a verified token says. `expiresAt` is Unix ms. */
+/** What a verified token says. `issuedAt` and `expiresAt` are Unix ms (whole seconds). */
 export interface TokenClaims {
   role: Role;
   subject: string;
   jti: string;
+  issuedAt: number;
   expiresAt: number;
 }
 
-const Claims = z.object({ role: z.enum(ROLES), sub: Subject, jti: z.string().min(1), exp: z.number().int() });
+const Claims = z.object({ role: z.enum(ROLES), sub: Subject, jti: z.string().min(1), iat: z.number().int(), exp: z.number().int() });
 
-/** Mints and verifies bearer tokens against the clock (`iat`/`exp` come from it, never `Date.now`). */
+/**
+ * Mints and verifies bearer tokens against the clock (`iat`/`exp` come from it, never `Date.now`).
+ * `revocations` is the database's `token_revocations`, asked on every {@link TokenService.verify}.
+ */
 export class TokenService {
   constructor(
     private readonly key: BrokerSigningKey,
     private readonly clock: Clock,
+    readonly revocations: TokenRevocations,
   ) {}
 
   /**
@@ -61,13 +67,17 @@ export class TokenService {
       .setExpirationTime(iat + ttlS)
       .setJti(jti)
       .sign(this.key.privateKey);
-    return { token, claims: { role, subject, jti, expiresAt: (iat + ttlS) * 1000 } };
+    return { token, claims: { role, subject, jti, issuedAt: iat * 1000, expiresAt: (iat + ttlS) * 1000 } };
   }
 
   /**
    * Verifies a compact JWT: EdDSA with this broker's key, `typ` JWT, `iss`/`aud`, not expired at
-   * the clock's now (no tolerance: a token stops at its exact `exp` second), and a known role.
-   * @throws ApiError 401 `unauthorized` naming what failed (never echoing the token).
+   * the clock's now (no tolerance: a token stops at its exact `exp` second), a known role, and not
+   * revoked (its `jti`, or its subject[/role] up to its `iat`, in `token_revocations`, read from
+   * the database on every call).
+   * @throws ApiError 401 `unauthorized` naming what failed (never echoing the token), with
+   *   `WWW-Authenticate: Bearer …, error="invalid_token"`; 503 `service_unavailable` when the
+   *   revocations cannot be read.
    */
   async verify(token: string): Promise<TokenClaims> {
     let payload: unknown;
@@ -85,8 +95,17 @@ export class TokenService {
     }
     const claims = Claims.safeParse(payload);
     if (!claims.success) throw new ApiError('unauthorized', 'The bearer token has no valid role (operator or auditor) or subject.', {}, wwwAuthenticate('invalid_token'));
-    const { role, sub, jti, exp } = claims.data;
-    return { role, subject: sub, jti, expiresAt: exp * 1000 };
+    const { role, sub, jti, iat, exp } = claims.data;
+    const revoked = this.revocations.find({ jti, subject: sub, role, issuedAtS: iat });
+    if (revoked) {
+      throw new ApiError(
+        'unauthorized',
+        `The bearer token has been revoked (${revoked.id}, at ${new Date(revoked.revokedAt).toISOString()}); ask an operator for a new one.`,
+        {},
+        wwwAuthenticate('invalid_token'),
+      );
+    }
+    return { role, subject: sub, jti, issuedAt: iat * 1000, expiresAt: exp * 1000 };
   }
 }
 

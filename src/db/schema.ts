@@ -8,3 +8,4 @@ export * from '../secrets/schema.js';
 export * from '../kernel/schema.js';
 export * from '../broker/grants/schema.js';
 export * from '../broker/calls/schema.js';
+export * from '../auth/schema.js';
