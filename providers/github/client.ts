@@ -1,14 +1,14 @@
 /**
  * The GitHub side of the provider: host credentials (a token or a GitHub App installation),
- * per-call Octokit clients, and the mapping of GitHub failures to {@link ProviderError}.
+ * a per-call Octokit client, and the mapping of GitHub failures to {@link ProviderError}.
  *
- * Reads go through `@octokit/plugin-retry` and `@octokit/plugin-throttling`; writes go through a
- * plain Octokit and are never retried, because a write whose answer was lost may have happened.
+ * Retries are the call path's only (issue 4: idempotent actions at most twice, with backoff; the
+ * others never), so the client has no retry or throttling plugin and one attempt sends each
+ * request once. A rate-limited answer fails the attempt; its `retry_after_s` tells the agent how
+ * long to wait.
  */
 import fs from 'node:fs';
 import { createAppAuth } from '@octokit/auth-app';
-import { retry } from '@octokit/plugin-retry';
-import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import { redact, redactString, registerSecret } from '../../src/audit/redact.js';
 import { ProviderError, type ActionContext } from '../../src/broker/catalog.js';
@@ -21,15 +21,6 @@ export const DEFAULT_API_URL = 'https://api.github.com';
 /** Default cap on one action's result, in bytes of JSON (`GITHUB_RESULT_MAX_BYTES`). */
 export const DEFAULT_RESULT_MAX_BYTES = 64 * 1024;
 const USER_AGENT = 'nanoclaw-broker';
-/**
- * Octokit's own retries of a read after the first attempt (5xx and network failures, never 4xx),
- * 500 ms apart. The call path retries idempotent actions twice more on top (issue 4), so this
- * stays at one.
- */
-const READ_RETRIES = 1;
-const READ_RETRY_BASE_MS = 500;
-/** A rate-limited read is retried once, and only when GitHub asks to wait at most this long (s). */
-const MAX_RATE_LIMIT_WAIT_S = 5;
 
 /** How the host authenticates to GitHub. Never comes from an agent. */
 export type GitHubCredential =
@@ -108,12 +99,13 @@ export type GitHubPermissions = Partial<
   Record<'actions' | 'checks' | 'contents' | 'issues' | 'metadata' | 'pull_requests' | 'statuses', 'read' | 'write'>
 >;
 
-const ReadOctokit = Octokit.plugin(retry, throttling);
-
-/** The clients of one call: `read` retries and throttles (GET only); `write` never retries. */
+/**
+ * The client of one call, for reads and writes alike. It never retries: retries are the call
+ * path's only (issue 4: idempotent actions at most twice, with backoff), so one attempt sends
+ * each request once.
+ */
 export interface GitHubSession {
-  read: Octokit;
-  write: Octokit;
+  octokit: Octokit;
   owner: string;
   repo: string;
 }
@@ -136,7 +128,7 @@ export class GitHubClient {
   }
 
   /**
-   * Runs `fn` with clients for `owner/repo` and returns its result redacted and capped at
+   * Runs `fn` with a client for `owner/repo` and returns its result redacted and capped at
    * `maxResultBytes`. With a GitHub App, the installation token is narrowed to that one repository
    * and `permissions`, and expires within the hour (GitHub's limit); tokens are cached until near
    * expiry by `@octokit/auth-app`.
@@ -152,21 +144,14 @@ export class GitHubClient {
     if (this.settings.unavailable !== null) throw new ApiError('provider_unavailable', `GitHub is unavailable: ${this.settings.unavailable}.`);
     try {
       const token = await this.token(target.repo, permissions);
-      const common = {
+      const octokit = new Octokit({
         baseUrl: this.settings.baseUrl,
         auth: token,
         userAgent: USER_AGENT,
         request: { signal: ctx.signal },
         log: octokitLog(ctx.log),
-      };
-      const onLimit = rateLimitHandler(ctx.log);
-      const read = new ReadOctokit({
-        ...common,
-        retry: { retries: READ_RETRIES, retryAfterBaseValue: READ_RETRY_BASE_MS },
-        throttle: { onRateLimit: onLimit, onSecondaryRateLimit: onLimit },
       });
-      const write = new Octokit(common);
-      const result = await fn({ read, write, owner: target.owner, repo: target.repo });
+      const result = await fn({ octokit, owner: target.owner, repo: target.repo });
       return capResult(result, this.settings.maxResultBytes);
     } catch (err) {
       throw toProviderError(err);
@@ -189,15 +174,6 @@ function octokitLog(log: Logger) {
     info: (msg: string) => log.debug({ provider: 'github' }, msg),
     warn: (msg: string) => log.warn({ provider: 'github' }, msg),
     error: (msg: string) => log.debug({ provider: 'github' }, msg),
-  };
-}
-
-/** Retries a rate-limited read once when the wait is short; otherwise the 403/429 surfaces. */
-function rateLimitHandler(log: Logger) {
-  return (retryAfterS: number, options: { method?: string; url?: string }, _octokit: unknown, retryCount: number): boolean => {
-    const again = retryCount === 0 && retryAfterS <= MAX_RATE_LIMIT_WAIT_S;
-    log.warn({ provider: 'github', method: options.method, url: options.url, retry_after_s: retryAfterS, retrying: again }, 'GitHub rate limit');
-    return again;
   };
 }
 

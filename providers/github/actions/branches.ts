@@ -56,14 +56,14 @@ const putFileParams = z.strictObject({
 });
 
 async function defaultBranch(gh: GitHubSession): Promise<string> {
-  const { data } = await gh.read.rest.repos.get({ owner: gh.owner, repo: gh.repo });
+  const { data } = await gh.octokit.rest.repos.get({ owner: gh.owner, repo: gh.repo });
   return data.default_branch;
 }
 
 /** The SHA `heads/<name>` points at, or null when there is no such branch. */
 async function branchSha(gh: GitHubSession, name: string): Promise<string | null> {
   try {
-    const { data } = await gh.read.rest.git.getRef({ owner: gh.owner, repo: gh.repo, ref: `heads/${name}` });
+    const { data } = await gh.octokit.rest.git.getRef({ owner: gh.owner, repo: gh.repo, ref: `heads/${name}` });
     return data.object.sha;
   } catch (err) {
     if (isNotFound(err)) return null;
@@ -92,7 +92,7 @@ export function branchActions(gh: GitHubClient): ActionDefinition<any, unknown>[
           const base = sha.safeParse(fromName).success ? fromName : await branchSha(s, fromName);
           if (base === null) throw refuse(`The branch ${fromName} to start from does not exist.`);
           if ((await branchSha(s, p.branch)) !== null) throw refuse(`The branch ${p.branch} already exists.`);
-          const { data } = await s.write.rest.git.createRef({ owner: p.owner, repo: p.repo, ref: `refs/heads/${p.branch}`, sha: base });
+          const { data } = await s.octokit.rest.git.createRef({ owner: p.owner, repo: p.repo, ref: `refs/heads/${p.branch}`, sha: base });
           return { ref: data.ref, sha: data.object.sha };
         }),
     }),
@@ -110,14 +110,14 @@ export function branchActions(gh: GitHubClient): ActionDefinition<any, unknown>[
           if (p.branch === defaultName) throw refuse(`${p.branch} is the default branch of ${p.owner}/${p.repo}.`, { default_branch: defaultName });
           let isProtected: boolean;
           try {
-            ({ data: { protected: isProtected } } = await s.read.rest.repos.getBranch({ owner: p.owner, repo: p.repo, branch: p.branch }));
+            ({ data: { protected: isProtected } } = await s.octokit.rest.repos.getBranch({ owner: p.owner, repo: p.repo, branch: p.branch }));
           } catch (err) {
             if (isNotFound(err)) throw refuse(`The branch ${p.branch} does not exist; create it with github.create_branch.`);
             throw err;
           }
           if (isProtected) throw refuse(`The branch ${p.branch} is protected.`);
           const content = p.encoding === 'base64' ? p.content : Buffer.from(p.content, 'utf8').toString('base64');
-          const { data } = await s.write.rest.repos.createOrUpdateFileContents({
+          const { data } = await s.octokit.rest.repos.createOrUpdateFileContents({
             owner: p.owner,
             repo: p.repo,
             path: p.path,

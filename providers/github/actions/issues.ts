@@ -133,9 +133,9 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
       resource: repoResource,
       summarize: (p) => `list issues ${p.owner}/${p.repo}${p.state ? ` state=${p.state}` : ''}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { issues: 'read' }, async ({ read }): Promise<ListResult<IssueSummary>> => {
+        gh.run(ctx, p, { issues: 'read' }, async ({ octokit }): Promise<ListResult<IssueSummary>> => {
           const { limit: max, labels, ...filters } = p;
-          const pages = read.paginate.iterator(read.rest.issues.listForRepo, { ...filters, labels: labels?.join(',') });
+          const pages = octokit.paginate.iterator(octokit.rest.issues.listForRepo, { ...filters, labels: labels?.join(',') });
           return collect(pages, max, (i) => issueSummary(i as GitHubIssueLike));
         }),
     }),
@@ -148,8 +148,8 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
       resource: repoResource,
       summarize: (p) => `get issue ${p.owner}/${p.repo}#${p.issue_number}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { issues: 'read' }, async ({ read }): Promise<IssueDetail> => {
-          const { data } = await read.rest.issues.get(p);
+        gh.run(ctx, p, { issues: 'read' }, async ({ octokit }): Promise<IssueDetail> => {
+          const { data } = await octokit.rest.issues.get(p);
           return issueDetail(data as GitHubIssueLike);
         }),
     }),
@@ -162,11 +162,11 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
       resource: repoResource,
       summarize: (p) => `search issues ${p.owner}/${p.repo}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { issues: 'read', pull_requests: 'read' }, async ({ read }): Promise<SearchResult> => {
+        gh.run(ctx, p, { issues: 'read', pull_requests: 'read' }, async ({ octokit }): Promise<SearchResult> => {
           const q = scopedQuery(p.query, p.owner, p.repo);
           let total = 0;
           let incomplete = false;
-          const pages = read.paginate.iterator(read.rest.search.issuesAndPullRequests, {
+          const pages = octokit.paginate.iterator(octokit.rest.search.issuesAndPullRequests, {
             q,
             sort: p.sort,
             order: p.order,
@@ -194,8 +194,8 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
       resource: repoResource,
       summarize: (p) => `create issue in ${p.owner}/${p.repo}: ${p.title.slice(0, 80)}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { issues: 'write' }, async ({ write }): Promise<CreatedIssue> => {
-          const { data } = await write.rest.issues.create(p);
+        gh.run(ctx, p, { issues: 'write' }, async ({ octokit }): Promise<CreatedIssue> => {
+          const { data } = await octokit.rest.issues.create(p);
           return { number: data.number, title: data.title, state: data.state, html_url: data.html_url };
         }),
     }),
@@ -208,8 +208,8 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
       resource: repoResource,
       summarize: (p) => `comment on ${p.owner}/${p.repo}#${p.issue_number} (${p.body.length} chars)`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { issues: 'write', pull_requests: 'write' }, async ({ write }): Promise<CreatedComment> => {
-          const { data } = await write.rest.issues.createComment(p);
+        gh.run(ctx, p, { issues: 'write', pull_requests: 'write' }, async ({ octokit }): Promise<CreatedComment> => {
+          const { data } = await octokit.rest.issues.createComment(p);
           return { id: data.id, html_url: data.html_url, created_at: data.created_at };
         }),
     }),
@@ -222,8 +222,8 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
       resource: repoResource,
       summarize: (p) => `add labels ${p.labels.join(', ')} to ${p.owner}/${p.repo}#${p.issue_number}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { issues: 'write', pull_requests: 'write' }, async ({ write }): Promise<{ labels: string[] }> => {
-          const { data } = await write.rest.issues.addLabels(p);
+        gh.run(ctx, p, { issues: 'write', pull_requests: 'write' }, async ({ octokit }): Promise<{ labels: string[] }> => {
+          const { data } = await octokit.rest.issues.addLabels(p);
           return { labels: labelNames(data) };
         }),
     }),

@@ -108,7 +108,7 @@ const PASSING_CONCLUSIONS = new Set(['success', 'neutral', 'skipped']);
 const MAX_CHECK_RUNS = 1000;
 
 async function combinedStatus(gh: GitHubSession, sha: string): Promise<CombinedStatus> {
-  const { data } = await gh.read.rest.repos.getCombinedStatusForRef({ owner: gh.owner, repo: gh.repo, ref: sha, per_page: 100 });
+  const { data } = await gh.octokit.rest.repos.getCombinedStatusForRef({ owner: gh.owner, repo: gh.repo, ref: sha, per_page: 100 });
   return {
     state: data.state,
     total_count: data.total_count,
@@ -138,7 +138,7 @@ export async function unmetMergePreconditions(gh: GitHubSession, pr: {
     unmet.push({ check: 'mergeable', detail: `the pull request is not mergeable (${why})` });
   }
 
-  const { data: base } = await gh.read.rest.repos.getBranch({ owner: gh.owner, repo: gh.repo, branch: pr.base.ref });
+  const { data: base } = await gh.octokit.rest.repos.getBranch({ owner: gh.owner, repo: gh.repo, branch: pr.base.ref });
   if (!base.protected) unmet.push({ check: 'base_protected', detail: `the base branch ${pr.base.ref} is not protected` });
 
   const status = await combinedStatus(gh, pr.head.sha);
@@ -147,7 +147,7 @@ export async function unmetMergePreconditions(gh: GitHubSession, pr: {
     unmet.push({ check: 'statuses', detail: `commit statuses on ${pr.head.sha} are ${status.state}: ${failing.join(', ')}` });
   }
 
-  const pages = gh.read.paginate.iterator(gh.read.rest.checks.listForRef, { owner: gh.owner, repo: gh.repo, ref: pr.head.sha, per_page: 100 });
+  const pages = gh.octokit.paginate.iterator(gh.octokit.rest.checks.listForRef, { owner: gh.owner, repo: gh.repo, ref: pr.head.sha, per_page: 100 });
   const runs = await collect(pages, MAX_CHECK_RUNS, (r) => ({ name: r.name, status: r.status, conclusion: r.conclusion }));
   if (runs.truncated) {
     unmet.push({ check: 'checks', detail: `more than ${MAX_CHECK_RUNS} check runs on ${pr.head.sha}; refusing to merge unchecked` });
@@ -173,9 +173,9 @@ export function pullActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
       resource: repoResource,
       summarize: (p) => `list pull requests ${p.owner}/${p.repo}${p.state ? ` state=${p.state}` : ''}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { pull_requests: 'read' }, async ({ read }): Promise<ListResult<PullSummary>> => {
+        gh.run(ctx, p, { pull_requests: 'read' }, async ({ octokit }): Promise<ListResult<PullSummary>> => {
           const { limit: max, ...filters } = p;
-          const pages = read.paginate.iterator(read.rest.pulls.list, filters);
+          const pages = octokit.paginate.iterator(octokit.rest.pulls.list, filters);
           return collect(pages, max, (pr) => pullSummary(pr as GitHubPullLike));
         }),
     }),
@@ -189,7 +189,7 @@ export function pullActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
       summarize: (p) => `get pull request ${p.owner}/${p.repo}#${p.pull_number}`,
       execute: (p, ctx) =>
         gh.run(ctx, p, { pull_requests: 'read', statuses: 'read' }, async (s): Promise<PullDetail> => {
-          const { data: pr } = await s.read.rest.pulls.get(p);
+          const { data: pr } = await s.octokit.rest.pulls.get(p);
           const head_status = await combinedStatus(s, pr.head.sha);
           return {
             ...pullSummary(pr as GitHubPullLike),
@@ -214,8 +214,8 @@ export function pullActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
       resource: repoResource,
       summarize: (p) => `create pull request ${p.owner}/${p.repo} ${p.head} -> ${p.base}: ${p.title.slice(0, 80)}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { pull_requests: 'write' }, async ({ write }): Promise<CreatedPull> => {
-          const { data: pr } = await write.rest.pulls.create(p);
+        gh.run(ctx, p, { pull_requests: 'write' }, async ({ octokit }): Promise<CreatedPull> => {
+          const { data: pr } = await octokit.rest.pulls.create(p);
           const summary = pullSummary(pr as GitHubPullLike);
           return { number: pr.number, state: pr.state, draft: summary.draft, head: summary.head, base: summary.base, html_url: pr.html_url };
         }),
@@ -231,7 +231,7 @@ export function pullActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
       summarize: (p) => `merge pull request ${p.owner}/${p.repo}#${p.pull_number}${p.merge_method ? ` (${p.merge_method})` : ''}`,
       execute: (p, ctx) =>
         gh.run(ctx, p, { pull_requests: 'write', contents: 'write', checks: 'read', statuses: 'read' }, async (s): Promise<MergeResult> => {
-          const { data: pr } = await s.read.rest.pulls.get({ owner: p.owner, repo: p.repo, pull_number: p.pull_number });
+          const { data: pr } = await s.octokit.rest.pulls.get({ owner: p.owner, repo: p.repo, pull_number: p.pull_number });
           const unmet = await unmetMergePreconditions(s, pr);
           if (unmet.length > 0) {
             throw new ApiError(
@@ -241,7 +241,7 @@ export function pullActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
             );
           }
           // `sha` makes GitHub refuse (409) if the head moved after the checks above.
-          const { data } = await s.write.rest.pulls.merge({ ...p, sha: pr.head.sha });
+          const { data } = await s.octokit.rest.pulls.merge({ ...p, sha: pr.head.sha });
           return { merged: data.merged, sha: data.sha, message: data.message };
         }),
     }),

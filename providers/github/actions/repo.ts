@@ -63,8 +63,8 @@ export function repoActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
       resource: repoResource,
       summarize: (p) => `get repository ${p.owner}/${p.repo}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { metadata: 'read' }, async ({ read }): Promise<RepoResult> => {
-          const { data: r } = await read.rest.repos.get({ owner: p.owner, repo: p.repo });
+        gh.run(ctx, p, { metadata: 'read' }, async ({ octokit }): Promise<RepoResult> => {
+          const { data: r } = await octokit.rest.repos.get({ owner: p.owner, repo: p.repo });
           return {
             full_name: r.full_name,
             description: r.description,
@@ -92,11 +92,11 @@ export function repoActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
       resource: repoResource,
       summarize: (p) => `get content ${p.owner}/${p.repo}:${p.path || '/'}${p.ref ? `@${p.ref}` : ''}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { contents: 'read' }, async ({ read }): Promise<ContentResult> => {
+        gh.run(ctx, p, { contents: 'read' }, async ({ octokit }): Promise<ContentResult> => {
           const at = p.ref ?? null;
           // The root is always a directory; anything else is asked for raw, and GitHub still
           // answers a directory with its JSON listing.
-          const { data } = await read.rest.repos.getContent({
+          const { data } = await octokit.rest.repos.getContent({
             owner: p.owner,
             repo: p.repo,
             path: p.path,

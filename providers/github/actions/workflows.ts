@@ -90,10 +90,10 @@ export function workflowActions(gh: GitHubClient): ActionDefinition<any, unknown
       resource: repoResource,
       summarize: (p) => `list workflow runs ${p.owner}/${p.repo}${p.branch ? ` branch=${p.branch}` : ''}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { actions: 'read' }, async ({ read }): Promise<RunList> => {
+        gh.run(ctx, p, { actions: 'read' }, async ({ octokit }): Promise<RunList> => {
           const { limit: max, ...filters } = p;
           let total = 0;
-          const pages = read.paginate.iterator(read.rest.actions.listWorkflowRunsForRepo, filters);
+          const pages = octokit.paginate.iterator(octokit.rest.actions.listWorkflowRunsForRepo, filters);
           const counted = (async function* () {
             for await (const page of pages) {
               total = (page.data as unknown as { total_count?: number }).total_count ?? total;
@@ -129,8 +129,8 @@ export function workflowActions(gh: GitHubClient): ActionDefinition<any, unknown
       resource: repoResource,
       summarize: (p) => `dispatch workflow ${p.workflow_id} in ${p.owner}/${p.repo} at ${p.ref}`,
       execute: (p, ctx) =>
-        gh.run(ctx, p, { actions: 'write' }, async ({ write }): Promise<DispatchResult> => {
-          await write.rest.actions.createWorkflowDispatch(p);
+        gh.run(ctx, p, { actions: 'write' }, async ({ octokit }): Promise<DispatchResult> => {
+          await octokit.rest.actions.createWorkflowDispatch(p);
           return { dispatched: true, workflow: p.workflow_id, ref: p.ref };
         }),
     }),
