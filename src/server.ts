@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
 import { startCallRetention } from './broker/calls/retention.js';
+import { readApproversFile } from './broker/grants/approvers.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startDispatchLoop } from './kernel/dispatch.js';
 
@@ -48,14 +49,17 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
 }
 
 /**
- * Runs the broker as `broker serve` does: serves the app, starts the kernel's dispatch loop and the
- * hourly purge of old call rows (`BROKER_CALL_RETENTION`, `startCallRetention`), logs
- * where everything is, and on SIGTERM or SIGINT stops accepting connections, lets requests in
+ * Runs the broker as `broker serve` does: checks `approvers.json` (a malformed file stops the
+ * start, as a malformed `groups.json` stops `createDeps`), serves the app, starts the kernel's
+ * dispatch loop and the hourly purge of old call rows (`BROKER_CALL_RETENTION`,
+ * `startCallRetention`), logs where everything is, and on SIGTERM or SIGINT stops accepting connections, lets requests in
  * flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops both loops, closes providers and the
  * database, and exits 0. Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
+ * @throws Error naming `approvers.json` and what is wrong with it, before anything is served.
  */
 export async function runBroker(deps: Deps): Promise<RunningServer> {
+  readApproversFile(deps.config.policiesDir);
   const running = await startServer(deps);
   const { dataDir, dbPath, masterKey, tokenKey, policiesDir } = deps.paths;
   deps.logger.info(

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, tempDir, type TestBroker } from '../helpers/harness.js';
+import { runCli } from '../helpers/process.js';
 import { bearer, createAsMain, DAY_MS, makeApprover, signDecision, startGrantsBroker, submit, tokenFor, type TestApprover } from './helpers.js';
 
 /** The two-man rule for L3 grants, with real Ed25519 keys and compact JWS from jose. */
@@ -227,5 +228,32 @@ describe('approvers from policies/approvers.json', () => {
     expect(Date.parse(g.pending_expires_at) - Date.parse(g.created_at)).toBe(3_600_000);
     expect((await submit(broker, g.id, await signDecision(broker, a, g))).body.outcome).toBe('recorded');
     expect((await submit(broker, g.id, await signDecision(broker, b, g))).body.outcome).toBe('activated');
+  });
+
+  it('a malformed approvers.json, edited after start-up, refuses approvals with 503 and records nothing', async () => {
+    const a = await makeApprover(broker, 'hal', 'security', false);
+    const file = path.join(policies, 'approvers.json');
+    fs.writeFileSync(file, JSON.stringify({ approvers: [{ id: a.id, group: a.group, public_jwk: a.publicJwk }] }));
+    const g = await createAsMain(broker, { group: 'main', level: 3 });
+    const jws = await signDecision(broker, a, g);
+    fs.writeFileSync(file, '{"approvers": [');
+    const refused = await submit(broker, g.id, jws);
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('service_unavailable');
+    expect(refused.body.detail).toContain('approvers.json');
+    expect(broker.deps.grants.candidates('main', 'ops').find((v) => v.id === g.id)).toMatchObject({ status: 'pending_approval', approvals: 0 });
+    fs.writeFileSync(file, JSON.stringify({ approvers: [{ id: a.id, group: a.group, public_jwk: a.publicJwk }] }));
+    expect((await submit(broker, g.id, jws)).body.outcome).toBe('recorded');
+  });
+});
+
+describe('broker serve with a malformed approvers.json', () => {
+  it('does not start, and says which file and field are wrong', async () => {
+    const policies = tempDir('broker-policies-');
+    fs.copyFileSync(path.join(REPO_ROOT, 'policies/groups.json'), path.join(policies, 'groups.json'));
+    fs.writeFileSync(path.join(policies, 'approvers.json'), JSON.stringify({ approvers: [{ id: 'x', group: 'security', public_jwk: { kty: 'RSA' } }] }));
+    const run = await runCli(['serve'], { BROKER_DATA_DIR: tempDir(), BROKER_POLICIES_DIR: policies, BROKER_PORT: '0' });
+    expect(run.code).not.toBe(0);
+    expect(run.stderr + run.stdout).toMatch(/approvers\.json: approvers\.0\.public_jwk/);
   });
 });

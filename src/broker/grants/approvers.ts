@@ -46,20 +46,40 @@ export interface ApproverDeps {
   config: { policiesDir: string };
 }
 
+/** One entry of `approvers.json`, validated. */
+export type ApproverEntry = z.infer<typeof ApproversFile>['approvers'][number];
+
+/**
+ * Reads and validates `<policiesDir>/approvers.json` (optional: no file is no approvers). Called at
+ * start-up by `runBroker` (`broker serve`), so a malformed file stops the broker before it serves, and again on
+ * every approval, so an edit takes effect without a restart.
+ * @returns the entries, in file order.
+ * @throws Error naming the file and the JSON syntax error or the first invalid fields.
+ */
+export function readApproversFile(policiesDir: string): ApproverEntry[] {
+  const file = path.join(policiesDir, 'approvers.json');
+  if (!fs.existsSync(file)) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = ApproversFile.safeParse(json);
+  if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data.approvers;
+}
+
 /**
  * Every approver: `<policiesDir>/approvers.json` (optional file) first, then those added with
  * `broker approvers add`. An id in both is the file's.
- * @throws Error naming the file and the first invalid field when approvers.json is malformed.
+ * @throws Error naming the file and what is wrong when approvers.json is malformed (see
+ *   {@link readApproversFile}).
  */
 export async function listApprovers(deps: ApproverDeps): Promise<Approver[]> {
-  const file = path.join(deps.config.policiesDir, 'approvers.json');
   const fromFile: Approver[] = [];
-  if (fs.existsSync(file)) {
-    const parsed = ApproversFile.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-    if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    for (const a of parsed.data.approvers) {
-      fromFile.push({ id: a.id, group: a.group, publicJwk: a.public_jwk, thumbprint: await calculateJwkThumbprint(a.public_jwk), source: 'policy' });
-    }
+  for (const a of readApproversFile(deps.config.policiesDir)) {
+    fromFile.push({ id: a.id, group: a.group, publicJwk: a.public_jwk, thumbprint: await calculateJwkThumbprint(a.public_jwk), source: 'policy' });
   }
   const taken = new Set(fromFile.map((a) => a.id));
   const rows = deps.db.sqlite.prepare('SELECT id, "group", public_jwk AS publicJwk, thumbprint FROM approvers ORDER BY id').all() as {
@@ -156,7 +176,8 @@ export interface VerifyApprovalOptions {
  * registered key, `exp` not passed, `iat` not in the future (beyond the skew), `exp - iat` at most
  * `maxLifetimeS`, and a payload of the documented shape. It does not check the grant: the caller
  * compares `grant_id` and `grant_digest`.
- * @throws ApiError 422 `approval_invalid` naming what failed.
+ * @throws ApiError 422 `approval_invalid` naming what failed; 503 `service_unavailable` when
+ *   `approvers.json` cannot be read or is malformed (nothing is recorded).
  */
 export async function verifyApproval(deps: ApproverDeps, jws: string, opts: VerifyApprovalOptions): Promise<{ approver: Approver; payload: ApprovalPayload }> {
   let kid: unknown;
@@ -169,7 +190,9 @@ export async function verifyApproval(deps: ApproverDeps, jws: string, opts: Veri
     throw approvalInvalid('The approval is not a compact JWS.');
   }
   if (typeof kid !== 'string') throw approvalInvalid('The approval header has no kid (the approver id).');
-  const approver = await findApprover(deps, kid);
+  const approver = await findApprover(deps, kid).catch((err: unknown) => {
+    throw new ApiError('service_unavailable', `The approvers policy cannot be read, so no approval is recorded: ${err instanceof Error ? err.message : String(err)}.`);
+  });
   if (!approver) throw approvalInvalid(`"${kid}" is not a registered approver.`);
   let claims: unknown;
   try {
