@@ -12,7 +12,7 @@
  * Writes `bench/results/<timestamp>.json` and prints a table. Targets: (b) ≥ 0.35 × (a) req/s,
  * (d) p99 ≤ 20 µs, peak RSS ≤ 250 MB. Timings are never asserted by the tests.
  * Environment: `BENCH_DURATION_S` (default 8) seconds per HTTP scenario, after a 2 s warm-up;
- * `BENCH_CONNECTIONS` (default 32); `BENCH_POOL_RATE` (default 6000) requests pre-signed per second of scenario.
+ * `BENCH_CONNECTIONS` (default 32); `BENCH_POOL_RATE` (default 10000) requests pre-signed per second of scenario.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -80,7 +80,7 @@ function nextMessage<T>(proc: ChildProcess): Promise<T> {
 }
 
 /** Requests signed per second of scenario ahead of the load; more are signed on the fly (`BENCH_POOL_RATE`). */
-const POOL_RATE = Number(process.env['BENCH_POOL_RATE'] ?? 6000);
+const POOL_RATE = Number(process.env['BENCH_POOL_RATE'] ?? 10000);
 
 /** One request as autocannon sends it. */
 interface SignedRequest {
