@@ -10,6 +10,7 @@ import { overrideGateRoute } from './routes/override-gate.js';
 import { taskContextRoute } from './routes/task-context.js';
 import { transitionTaskRoute } from './routes/transition-task.js';
 import { updateDodRoute } from './routes/update-dod.js';
+import { updateTaskRoute } from './routes/update-task.js';
 import type { KernelDeps } from './tasks.js';
 
 /**
@@ -21,6 +22,7 @@ export function kernelRoutes(deps: KernelDeps): Hono<AppEnv> {
     .post('/v1/tasks', createTaskRoute(deps))
     .get('/v1/tasks', listTasksRoute(deps))
     .get('/v1/tasks/:id', getTaskRoute(deps))
+    .patch('/v1/tasks/:id', updateTaskRoute(deps))
     .get('/v1/tasks/:id/context', taskContextRoute(deps))
     .post('/v1/tasks/:id/transition', transitionTaskRoute(deps))
     .post('/v1/tasks/:id/gate', gateDecisionRoute(deps))
