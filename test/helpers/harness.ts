@@ -20,9 +20,22 @@ import { startServer, type RunningServer } from '../../src/server.js';
 /** The repository root. */
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** Makes a fresh temp directory (removed by the caller or left for the OS). */
+const madeDirs = new Set<string>();
+
+/**
+ * Makes a fresh temp directory. Every one is removed after its test file by
+ * {@link removeTempDirs} (`test/setup.ts`), so none outlive the run.
+ */
 export function tempDir(prefix = 'broker-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.add(dir);
+  return dir;
+}
+
+/** Removes every directory {@link tempDir} made in this test file's process (after its tests). */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs) fs.rmSync(dir, { recursive: true, force: true });
+  madeDirs.clear();
 }
 
 /** Options for {@link startBroker}. */
