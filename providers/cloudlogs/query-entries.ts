@@ -78,7 +78,7 @@ export function queryEntriesAction(rt: CloudLogsRuntime) {
         throw mapClientError(err);
       });
       const budget = new ResultBudget(settings.maxResultBytes);
-      const page = takePage(entries.map(trimEntry), cursor, response?.nextPageToken, (e) => budget.admit(e));
+      const page = takePage(entries.map((e) => trimEntry(e, ctx.log)), cursor, response?.nextPageToken, (e) => budget.admit(e));
       return {
         project: p.project,
         filter,

@@ -84,7 +84,7 @@ export function tailEntriesAction(rt: CloudLogsRuntime) {
           for (const info of batch.suppressionInfo ?? []) suppressed += Number(info.suppressedCount ?? 0);
           for (const raw of batch.entries ?? []) {
             if (done) return;
-            const entry = trimEntry(raw);
+            const entry = trimEntry(raw, ctx.log);
             if (!budget.admit(entry)) return settle({ stop: 'size' });
             entries.push(entry);
             if (entries.length >= p.limit) return settle({ stop: 'limit' });

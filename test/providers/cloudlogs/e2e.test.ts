@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerResponse } from '../../../src/client/index.js';
 import { startBroker, type TestBroker } from '../../helpers/harness.js';
+import { AUDIT_LOG_TYPE_URL, encodeAuditLog, type FakeAuditLog } from '../../fixtures/cloudlogs/fake-logging.js';
 import { startCloudLogsWorld, type CloudLogsWorld } from '../../fixtures/cloudlogs/setup.js';
 
 let world: CloudLogsWorld;
@@ -173,5 +174,148 @@ describe('through a running broker', () => {
     expect(denied.status).toBe(502);
     expect(denied.body).toMatchObject({ code: 'provider_error', provider_status: 403, provider_code: 'PERMISSION_DENIED' });
     expect(world.fake.requests).toHaveLength(3);
+  });
+});
+
+describe('protoPayload (Cloud Audit Logs) through a running broker', () => {
+  const BEARER = 'Bearer abcdefghijklmnopqrstuvwxyz0123456789';
+  const setIamPolicy: FakeAuditLog = {
+    serviceName: 'cloudresourcemanager.googleapis.com',
+    methodName: 'SetIamPolicy',
+    resourceName: 'projects/proj-alpha',
+    authenticationInfo: { principalEmail: 'alice@example.com' },
+    authorizationInfo: [{ resource: 'projects/proj-alpha', permission: 'resourcemanager.projects.setIamPolicy', granted: true }],
+    requestMetadata: {
+      callerIp: '203.0.113.7',
+      callerSuppliedUserAgent: 'gcloud/500.0.0',
+      requestAttributes: { headers: { authorization: BEARER }, time: { seconds: String(Date.parse(at(1)) / 1000) } },
+    },
+    status: {},
+    request: {
+      '@type': 'type.googleapis.com/google.iam.v1.SetIamPolicyRequest',
+      resource: 'proj-alpha',
+      policy: { bindings: [{ role: 'roles/owner', members: ['user:bob@example.com'] }], version: 3 },
+      password: 'hunter2hunter2',
+      note: `pushed with ${GH_TOKEN}`,
+    },
+    response: { '@type': 'type.googleapis.com/google.iam.v1.Policy', etag: 'BwYz', version: 3 },
+  };
+
+  it('cloudlogs.query_entries returns a Cloud Audit Log decoded and redacted, next to unchanged text and JSON entries', async () => {
+    world.fake.entries.set('proj-alpha', [
+      { timestamp: at(1), severity: 'NOTICE', insertId: 'audit1', log: 'cloudaudit.googleapis.com/activity', protoPayload: { auditLog: setIamPolicy } },
+      { timestamp: at(2), insertId: 'text1', textPayload: 'plain' },
+      { timestamp: at(3), insertId: 'json1', jsonPayload: { msg: 'ok', n: 1 } },
+    ]);
+    const res = await call('developer', 'cloudlogs.query_entries', { project: 'proj-alpha', start: DAY, end: NEXT_DAY, order: 'asc' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [audit, text, json] = res.body.result.entries;
+    expect(audit).toEqual({
+      timestamp: at(1),
+      severity: 'NOTICE',
+      logName: 'projects/proj-alpha/logs/cloudaudit.googleapis.com%2Factivity',
+      resource: { type: 'global', labels: { project_id: 'proj-alpha' } },
+      labels: {},
+      insertId: 'audit1',
+      protoPayload: {
+        '@type': AUDIT_LOG_TYPE_URL,
+        serviceName: 'cloudresourcemanager.googleapis.com',
+        methodName: 'SetIamPolicy',
+        resourceName: 'projects/proj-alpha',
+        status: {},
+        authenticationInfo: { principalEmail: 'alice@example.com' },
+        authorizationInfo: [{ resource: 'projects/proj-alpha', permission: 'resourcemanager.projects.setIamPolicy', granted: true }],
+        requestMetadata: {
+          callerIp: '203.0.113.7',
+          callerSuppliedUserAgent: 'gcloud/500.0.0',
+          requestAttributes: { headers: { authorization: '[REDACTED]' }, time: '2026-01-01T00:00:01Z' },
+        },
+        request: {
+          '@type': 'type.googleapis.com/google.iam.v1.SetIamPolicyRequest',
+          resource: 'proj-alpha',
+          policy: { bindings: [{ role: 'roles/owner', members: ['user:bob@example.com'] }], version: 3 },
+          password: '[REDACTED]',
+          note: 'pushed with [REDACTED]',
+        },
+        response: { '@type': 'type.googleapis.com/google.iam.v1.Policy', etag: 'BwYz', version: 3 },
+      },
+    });
+    expect(text).toEqual(expect.objectContaining({ insertId: 'text1', textPayload: 'plain' }));
+    expect(json).toEqual(expect.objectContaining({ insertId: 'json1', jsonPayload: { msg: 'ok', n: 1 } }));
+    for (const e of [text, json]) for (const key of ['protoPayload', 'payloadOmitted']) expect(e).not.toHaveProperty(key);
+
+    const stored = everythingStored();
+    for (const secret of ['hunter2hunter2', GH_TOKEN, BEARER.slice('Bearer '.length)]) {
+      expect(JSON.stringify(res.body)).not.toContain(secret);
+      expect(stored).not.toContain(secret);
+    }
+  });
+
+  it('caps an oversized audit log at 8 KiB like a JSON payload, redacting before the cut', async () => {
+    const big: FakeAuditLog = {
+      serviceName: 'storage.googleapis.com',
+      methodName: 'storage.objects.create',
+      request: { password: 'hunter2hunter2', blob: 'x'.repeat(20_000) },
+    };
+    world.fake.entries.set('proj-alpha', [{ timestamp: at(1), insertId: 'big1', protoPayload: { auditLog: big } }]);
+    const res = await call('developer', 'cloudlogs.query_entries', { project: 'proj-alpha', start: DAY, end: NEXT_DAY });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [entry] = res.body.result.entries;
+    expect(entry.payloadTruncated).toBe(true);
+    expect(entry.payloadOmitted).toBeUndefined();
+    const head = `{"@type":"${AUDIT_LOG_TYPE_URL}","serviceName":"storage.googleapis.com","methodName":"storage.objects.create","request":{"password":"[REDACTED]","blob":"`;
+    expect(entry.protoPayload).toBe(head + 'x'.repeat(8192 - head.length));
+    expect(JSON.stringify(res.body)).not.toContain('hunter2hunter2');
+  });
+
+  it('returns a payload of an unknown type, or one that fails to decode, as its @type with payloadOmitted, and logs the failure without content', async () => {
+    const broken = encodeAuditLog({ serviceName: 'sentinel-service.googleapis.com', methodName: 'sentinel.method' });
+    world.fake.entries.set('proj-alpha', [
+      {
+        timestamp: at(1),
+        insertId: 'other1',
+        protoPayload: { typeUrl: 'type.googleapis.com/google.appengine.logging.v1.RequestLog', value: Buffer.from('GET /opaque-request-path') },
+      },
+      // A valid AuditLog followed by a tag with wire type 7, which does not exist.
+      { timestamp: at(2), insertId: 'broken1', protoPayload: { typeUrl: AUDIT_LOG_TYPE_URL, value: Buffer.concat([broken, Buffer.from([0x0f])]) } },
+      { timestamp: at(3), insertId: 'fine1', protoPayload: { auditLog: { serviceName: 'compute.googleapis.com' } } },
+    ]);
+    const logsBefore = broker.logs.length;
+    const res = await call('developer', 'cloudlogs.query_entries', { project: 'proj-alpha', start: DAY, end: NEXT_DAY, order: 'asc' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.result.entries.map((e: any) => [e.insertId, e.protoPayload, e.payloadOmitted])).toEqual([
+      ['other1', { '@type': 'type.googleapis.com/google.appengine.logging.v1.RequestLog' }, 'unknown type'],
+      ['broken1', { '@type': AUDIT_LOG_TYPE_URL }, 'decode failed'],
+      ['fine1', { '@type': AUDIT_LOG_TYPE_URL, serviceName: 'compute.googleapis.com' }, undefined],
+    ]);
+    expect(JSON.stringify(res.body)).not.toContain('opaque-request-path');
+
+    const lines = broker.logs.slice(logsBefore).join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warnings = lines.filter((l) => String(l['msg']).includes('protoPayload could not be decoded'));
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, typeUrl: AUDIT_LOG_TYPE_URL, insertId: 'broken1', error: expect.stringContaining('wire type') })]);
+    expect(everythingStored()).not.toContain('sentinel');
+    expect(everythingStored()).not.toContain('opaque-request-path');
+  });
+
+  it('cloudlogs.tail_entries decodes audit logs too', async () => {
+    world.fake.tail = {
+      batches: [
+        [
+          { timestamp: at(1), insertId: 'live-audit', protoPayload: { auditLog: setIamPolicy } },
+          { timestamp: at(2), insertId: 'live-other', protoPayload: { typeUrl: 'type.googleapis.com/acme.v1.Event', value: Buffer.from([8, 1]) } },
+        ],
+      ],
+    };
+    const res = await call('developer', 'cloudlogs.tail_entries', { project: 'proj-alpha', window_ms: 200 });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [audit, other] = res.body.result.entries;
+    expect(audit.protoPayload).toMatchObject({
+      '@type': AUDIT_LOG_TYPE_URL,
+      serviceName: 'cloudresourcemanager.googleapis.com',
+      methodName: 'SetIamPolicy',
+      authenticationInfo: { principalEmail: 'alice@example.com' },
+      request: { password: '[REDACTED]', policy: { bindings: [{ role: 'roles/owner', members: ['user:bob@example.com'] }] } },
+    });
+    expect(other).toMatchObject({ insertId: 'live-other', protoPayload: { '@type': 'type.googleapis.com/acme.v1.Event' }, payloadOmitted: 'unknown type' });
   });
 });
