@@ -12,6 +12,7 @@ import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
 import { redact, redactString, registerSecret } from '../../src/audit/redact.js';
 import { ProviderError, type ActionContext } from '../../src/broker/catalog.js';
+import { untilAborted } from '../../src/broker/calls/execute.js';
 import { ApiError } from '../../src/http/problem.js';
 import type { Logger } from '../../src/log.js';
 import { capResult } from './results.js';
@@ -112,6 +113,12 @@ export interface GitHubSession {
 
 /** Holds the host credential and opens per-call sessions. One per provider. */
 export class GitHubClient {
+  /**
+   * The App's auth, made once: its state holds the installation-token cache (`@octokit/auth-app`'s
+   * default, a toad-cache LRU of up to 15 000 tokens, each kept 59 minutes) that every call shares.
+   * Its own request is never sent: each call asks through an auth made from this state with the
+   * call's request (see `token`).
+   */
   private readonly appAuth: ReturnType<typeof createAppAuth> | null;
 
   constructor(readonly settings: GitHubSettings) {
@@ -131,9 +138,10 @@ export class GitHubClient {
    * Runs `fn` with a client for `owner/repo` and returns its result redacted and capped at
    * `maxResultBytes`. With a GitHub App, the installation token is narrowed to that one repository
    * and `permissions`, and expires within the hour (GitHub's limit); tokens are cached until near
-   * expiry by `@octokit/auth-app`.
+   * expiry by `@octokit/auth-app`, and a token request is aborted by `ctx.signal` like every other.
    * @throws ApiError 503 `provider_unavailable` without a credential; {@link ProviderError} for
-   *   GitHub's failures; ApiError from `fn` (e.g. 412) as-is; the abort error when `ctx.signal` fires.
+   *   GitHub's failures; ApiError from `fn` (e.g. 412) as-is; `ctx.signal.reason` once `ctx.signal`
+   *   has fired, whatever the request in flight failed with.
    */
   async run<T>(
     ctx: ActionContext,
@@ -143,7 +151,7 @@ export class GitHubClient {
   ): Promise<T> {
     if (this.settings.unavailable !== null) throw new ApiError('provider_unavailable', `GitHub is unavailable: ${this.settings.unavailable}.`);
     try {
-      const token = await this.token(target.repo, permissions);
+      const token = await this.token(target.repo, permissions, ctx);
       const octokit = new Octokit({
         baseUrl: this.settings.baseUrl,
         auth: token,
@@ -154,17 +162,50 @@ export class GitHubClient {
       const result = await fn({ octokit, owner: target.owner, repo: target.repo });
       return capResult(result, this.settings.maxResultBytes);
     } catch (err) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
       throw toProviderError(err);
     }
   }
 
-  private async token(repo: string, permissions: GitHubPermissions): Promise<string> {
+  /**
+   * The host token, or an App installation token for `repo` and `permissions` (plus metadata:read).
+   * A cached App token is used as is; otherwise the token request is sent with the call's signal
+   * and logged to the call's logger.
+   */
+  private async token(repo: string, permissions: GitHubPermissions, ctx: ActionContext): Promise<string> {
     const cred = this.settings.credential;
     if (cred?.type === 'token') return cred.token;
-    const auth = await this.appAuth!({ type: 'installation', repositoryNames: [repo], permissions: { metadata: 'read', ...permissions } });
+    const signal = ctx.signal;
+    const request = new Octokit({ baseUrl: this.settings.baseUrl, userAgent: USER_AGENT, request: { signal }, log: octokitLog(ctx.log) }).request;
+    // An auth for this call only, made by the library's factory from the shared auth's state: the
+    // same App, installation and token cache, but this call's request.
+    const callAuth = await this.appAuth!({ type: 'installation', factory: (state) => createAppAuth({ ...state, request }) });
+    // Also bounded by the signal while waiting on a request another call sent (see below).
+    const ask = () => untilAborted(callAuth({ type: 'installation', repositoryNames: [repo], permissions: { metadata: 'read', ...permissions } }), signal);
+    let auth: Awaited<ReturnType<typeof ask>>;
+    try {
+      auth = await ask();
+    } catch (err) {
+      // @octokit/auth-app shares one pending token request among concurrent asks for the same
+      // repository and permissions (process-wide), so this call may have waited on another call's
+      // request that the other call's signal aborted: then ask again, with this call's signal.
+      if (signal.aborted || !isAbortFailure(err)) throw err;
+      auth = await ask();
+    }
     registerSecret(auth.token);
     return auth.token;
   }
+}
+
+/**
+ * Whether a request failed because its signal fired: Octokit rethrows fetch's `AbortError` as is
+ * and wraps any other abort reason in an `HttpError` without a response whose `cause` is that
+ * reason (a network failure's cause is fetch's `TypeError` instead).
+ */
+function isAbortFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'AbortError' || err.name === 'TimeoutError') return true;
+  return isRequestError(err) && err.response === undefined && err.cause !== undefined && !(err.cause instanceof TypeError);
 }
 
 /** Octokit's request log lines go to the call's logger at debug level; warnings stay warnings. */

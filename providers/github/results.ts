@@ -1,6 +1,7 @@
 /**
  * Result shaping for the GitHub actions: trimmed, documented shapes instead of raw GitHub
- * payloads, passed through the audit trail's redaction and capped in size (issue 5, "Results").
+ * payloads, passed through the audit trail's redaction and capped in size (issue 5, "Results"),
+ * and the bounded reading of a raw file body (only its front is ever held in memory).
  */
 import { redact } from '../../src/audit/redact.js';
 
@@ -41,6 +42,92 @@ export function capResult<T>(value: T, maxBytes: number): T {
   }
   return out as T;
 }
+
+/** The front of a body stream, as read by {@link readPrefix}. */
+export interface StreamPrefix {
+  /** The stream's bytes: all of them when `complete`, else exactly the first `limit` bytes. */
+  bytes: Uint8Array;
+  /** True when the stream ended within `limit` bytes; false when it was cut (and cancelled). */
+  complete: boolean;
+  /** Bytes pulled from the stream before it ended or was cancelled (the last chunk may go past `limit`). */
+  bytesRead: number;
+}
+
+/**
+ * Reads `stream` until it ends or more than `limit` bytes have arrived, then cancels it (for a
+ * fetch body, that closes the connection), so at most `limit` bytes plus one chunk are ever held
+ * and no chunk is pulled after the one that crosses `limit`. Releases the stream's lock either way.
+ * @param limit bytes to keep, at least 0.
+ * @throws whatever reading the stream throws (e.g. the abort reason of the request's signal);
+ *   a failing cancel is ignored (the bytes kept are complete).
+ */
+export async function readPrefix(stream: ReadableStream<Uint8Array>, limit: number): Promise<StreamPrefix> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let held = 0;
+  let bytesRead = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { bytes: Buffer.concat(chunks, held), complete: true, bytesRead };
+      bytesRead += value.byteLength;
+      if (held + value.byteLength > limit) {
+        chunks.push(value.subarray(0, limit - held));
+        await reader.cancel().catch(() => undefined);
+        return { bytes: Buffer.concat(chunks, limit), complete: false, bytesRead };
+      }
+      chunks.push(value);
+      held += value.byteLength;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Decodes UTF-8 strictly: null when `bytes` are not valid UTF-8 (a binary file). With `cut` (the
+ * bytes are the front of something longer), a character left incomplete at the end is dropped
+ * rather than taken for invalid: a fatal `TextDecoder` in streaming mode decodes up to the last
+ * complete character and keeps the rest for a next chunk that never comes. A leading BOM is dropped.
+ */
+export function decodeUtf8(bytes: Uint8Array, cut: boolean): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: cut });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Shortens the string `value[key]` from the end until `value`'s JSON is at most `maxBytes` bytes,
+ * keeping the longest prefix that fits (binary search), and then sets `truncated: true`. Unlike
+ * {@link capResult} it appends no mark, so the string stays a clean prefix: its length stays a
+ * multiple of `step` (4 keeps base64 whole) and a surrogate pair is never split. Returns `value`
+ * itself when it already fits; the empty string when nothing fits (then the JSON may still be over).
+ * @param maxBytes cap on the JSON, in bytes.
+ */
+export function fitString<T extends { truncated: boolean }>(value: T, key: StringKey<T>, maxBytes: number, step = 1): T {
+  if (byteSize(value) <= maxBytes) return value;
+  const full = value[key] as string;
+  const prefix = (n: number): string => {
+    let end = n - (n % step);
+    const last = end > 0 ? full.charCodeAt(end - 1) : 0;
+    if (last >= 0xd800 && last <= 0xdbff) end -= 1; // a high surrogate: keep its pair together
+    return full.slice(0, end);
+  };
+  const cut = (n: number): T => ({ ...value, [key]: prefix(n), truncated: true });
+  let lo = 0;
+  let hi = full.length - 1; // something is cut, so `truncated: true` is never a lie
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (byteSize(cut(mid)) <= maxBytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return cut(lo);
+}
+
+/** The keys of `T` whose values are strings. */
+type StringKey<T> = { [K in keyof T]: T[K] extends string ? K : never }[keyof T];
 
 function longestString(v: unknown, path: (string | number)[] = []): { path: (string | number)[]; value: string } | null {
   if (typeof v === 'string') return { path, value: v };

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { githubProviderFromEnv } from '../../../providers/github/index.js';
 import { ProviderError, type Provider } from '../../../src/broker/catalog.js';
 import { ApiError } from '../../../src/http/problem.js';
+import { DEFAULT_RESULT_MAX_BYTES } from '../../../providers/github/client.js';
+import { largeBinary, largeText, leakedKeyText } from '../../fixtures/github/build.js';
 import { FIXTURE_TOKEN, ORG, runAction, startGitHubFixtures, testContext, type GitHubFixtures, type Scenario } from './fixtures.js';
 
 let fx: GitHubFixtures;
@@ -76,6 +78,37 @@ describe('L1 reads', () => {
       content: '# hello-world',
       truncated: false,
     });
+    expect(await sc.pending()).toEqual([]);
+  });
+
+  it('get_content reads only the front of a large file: cut on a character boundary, within the cap, real size', async () => {
+    const { sc, run } = await scenario('get-content-large');
+    const text = largeText();
+    const out = await run('github.get_content', { owner: ORG, repo: 'get-content-large', path: 'large.txt' });
+    expect(out).toEqual({ type: 'file', path: 'large.txt', ref: null, encoding: 'utf-8', size: Buffer.byteLength(text, 'utf8'), content: expect.any(String), truncated: true });
+    expect(Buffer.byteLength(JSON.stringify(out), 'utf8')).toBeLessThanOrEqual(DEFAULT_RESULT_MAX_BYTES);
+    // As much as fits: two more UTF-16 units (one more character, or a whole 𝄞) would not.
+    expect(Buffer.byteLength(JSON.stringify({ ...out, content: text.slice(0, out.content.length + 2) }), 'utf8')).toBeGreaterThan(DEFAULT_RESULT_MAX_BYTES);
+    // A clean prefix of the file (no mark), ending on a whole character: valid UTF-8 both ways.
+    expect(text.startsWith(out.content)).toBe(true);
+    expect(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(out.content, 'utf8'))).toBe(out.content);
+    expect(out.content).not.toContain('\uFFFD');
+
+    const bin = await run('github.get_content', { owner: ORG, repo: 'get-content-large', path: 'large.bin' });
+    expect(bin).toMatchObject({ type: 'file', encoding: 'base64', size: largeBinary().length, truncated: true });
+    expect(Buffer.byteLength(JSON.stringify(bin), 'utf8')).toBeLessThanOrEqual(DEFAULT_RESULT_MAX_BYTES);
+    expect(bin.content.length % 4).toBe(0);
+    const bytes = Buffer.from(bin.content, 'base64');
+    expect(bytes.length).toBeGreaterThan(40 * 1024);
+    expect(bytes.equals(largeBinary().subarray(0, bytes.length))).toBe(true);
+
+    // A secret across the cut is redacted whole before the cut (a cut key's armour would not match).
+    const small = githubProviderFromEnv({ GITHUB_TOKEN: FIXTURE_TOKEN, GITHUB_API_URL: sc.url, GITHUB_RESULT_MAX_BYTES: '1024' });
+    const leaked = (await runAction(small, 'github.get_content', { owner: ORG, repo: 'get-content-large', path: 'leaked.txt' })) as { content: string };
+    expect(leaked).toMatchObject({ encoding: 'utf-8', size: Buffer.byteLength(leakedKeyText(), 'utf8'), truncated: true });
+    expect(Buffer.byteLength(JSON.stringify(leaked), 'utf8')).toBeLessThanOrEqual(1024);
+    expect(leaked.content).toMatch(/^(# deployment notes\n){40}\[REDACTED\]\n# more notes\n/);
+    expect(leaked.content).not.toMatch(/PRIVATE KEY|MIIEow/);
     expect(await sc.pending()).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ import express from 'express';
 import fixturesServer from '@octokit/fixtures-server';
 import pino from 'pino';
 import type { ActionContext, Provider } from '../../../src/broker/catalog.js';
-import { recorded, type FixtureEntry } from '../../fixtures/github/build.js';
+import { generatedScenarios, recorded, type FixtureEntry } from '../../fixtures/github/build.js';
 
 /** The token every recording expects (`authorization: token …`). */
 export const FIXTURE_TOKEN = '0000000000000000000000000000000000000001';
@@ -27,7 +27,8 @@ const SCENARIO_DIR = path.resolve(import.meta.dirname, '../../fixtures/github');
  * - `get-content` patched: Octokit strips the trailing `/` of the root listing's path
  *   (`/contents/` is requested as `/contents`);
  * - `paginate-issues-two-pages`: the first two pages of paginate-issues (a `limit` that stops early);
- * - every `*.json` of test/fixtures/github/.
+ * - every `*.json` of test/fixtures/github/;
+ * - the scenarios build.ts generates instead of writing (large bodies: `get-content-large`).
  */
 export function allScenarios(): Record<string, FixtureEntry[]> {
   const out: Record<string, FixtureEntry[]> = {};
@@ -39,7 +40,7 @@ export function allScenarios(): Record<string, FixtureEntry[]> {
   for (const file of fs.readdirSync(SCENARIO_DIR).filter((f) => f.endsWith('.json'))) {
     out[path.basename(file, '.json')] = JSON.parse(fs.readFileSync(path.join(SCENARIO_DIR, file), 'utf8')) as FixtureEntry[];
   }
-  return out;
+  return { ...out, ...generatedScenarios() };
 }
 
 /** A loaded scenario. */
