@@ -1,9 +1,11 @@
 /**
  * The Cloud Logs provider's host configuration (issue 6). Credentials come from the host only:
- * Application Default Credentials through `GOOGLE_APPLICATION_CREDENTIALS`, and the projects the
- * host may read in `CLOUDLOGS_PROJECT_IDS`. Nothing here ever comes from an agent.
+ * an Application Default Credentials file, `GOOGLE_APPLICATION_CREDENTIALS` or else gcloud's
+ * (`gcloud auth application-default login`), and the projects the host may read in
+ * `CLOUDLOGS_PROJECT_IDS`. Nothing here ever comes from an agent.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { registerSecret } from '../../src/audit/redact.js';
 
 /**
@@ -30,7 +32,7 @@ export interface Endpoint {
 export interface CloudLogsSettings {
   /** The projects the host may read (`CLOUDLOGS_PROJECT_IDS`). */
   projectIds: ReadonlySet<string>;
-  /** Path of the ADC JSON file (`GOOGLE_APPLICATION_CREDENTIALS`). */
+  /** Path of the ADC JSON file (`GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's: {@link gcloudAdcFile}). */
   credentialsFile: string;
   /** `CLOUDLOGS_API_ENDPOINT`; null means Google's default (`logging.googleapis.com:443`, TLS). */
   endpoint: Endpoint | null;
@@ -50,7 +52,8 @@ const SECRET_FIELDS = ['private_key', 'private_key_id', 'client_secret', 'refres
  * a response, a log line or an audit row.
  *
  * - `CLOUDLOGS_PROJECT_IDS`: comma- or space-separated project ids (required).
- * - `GOOGLE_APPLICATION_CREDENTIALS`: path of a readable ADC JSON file with a `type` (required).
+ * - `GOOGLE_APPLICATION_CREDENTIALS`: path of a readable ADC JSON file with a `type`; when unset,
+ *   gcloud's file ({@link gcloudAdcFile}) if it exists. One of the two is required.
  * - `CLOUDLOGS_API_ENDPOINT`: `host` or `host:port` (port default 443).
  * - `CLOUDLOGS_MAX_RESULT_BYTES`: 4096 … 16 MiB.
  *
@@ -64,10 +67,14 @@ export function loadSettings(env: Record<string, string | undefined>): LoadedSet
   const badId = ids.find((id) => !PROJECT_ID_RE.test(id));
   if (badId !== undefined) return fail(`CLOUDLOGS_PROJECT_IDS holds "${badId}", which is not a GCP project id`);
 
-  const credentialsFile = env['GOOGLE_APPLICATION_CREDENTIALS'];
-  if (!credentialsFile) return fail('GOOGLE_APPLICATION_CREDENTIALS is not set');
+  const gcloudFile = gcloudAdcFile(env);
+  const fromEnv = env['GOOGLE_APPLICATION_CREDENTIALS'];
+  const credentialsFile = fromEnv || (gcloudFile !== null && fs.existsSync(gcloudFile) ? gcloudFile : null);
+  if (!credentialsFile) {
+    return fail(`GOOGLE_APPLICATION_CREDENTIALS is not set${gcloudFile ? `, and there is no gcloud credentials file ${gcloudFile}` : ''}`);
+  }
   const credentialsProblem = readCredentials(credentialsFile);
-  if (credentialsProblem) return fail(`GOOGLE_APPLICATION_CREDENTIALS: ${credentialsProblem}`);
+  if (credentialsProblem) return fail(`${fromEnv ? 'GOOGLE_APPLICATION_CREDENTIALS' : 'gcloud credentials'}: ${credentialsProblem}`);
 
   let endpoint: Endpoint | null = null;
   if (env['CLOUDLOGS_API_ENDPOINT']) {
@@ -84,6 +91,17 @@ export function loadSettings(env: Record<string, string | undefined>): LoadedSet
   }
 
   return { settings: { projectIds: new Set(ids), credentialsFile, endpoint, maxResultBytes }, reason: null };
+}
+
+/**
+ * gcloud's Application Default Credentials file, written by `gcloud auth application-default
+ * login`: `$CLOUDSDK_CONFIG/application_default_credentials.json`, else
+ * `$HOME/.config/gcloud/application_default_credentials.json` (where google-auth-library looks on
+ * Linux and macOS). Null when neither variable is set. The file may not exist.
+ */
+export function gcloudAdcFile(env: Record<string, string | undefined>): string | null {
+  const dir = env['CLOUDSDK_CONFIG'] || (env['HOME'] ? path.join(env['HOME'], '.config', 'gcloud') : null);
+  return dir ? path.join(dir, 'application_default_credentials.json') : null;
 }
 
 /** Checks the ADC file and registers its secrets; returns what is wrong with it, or null. */

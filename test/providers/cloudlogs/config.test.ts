@@ -6,6 +6,7 @@ import { redactString } from '../../../src/audit/redact.js';
 import { Catalog } from '../../../src/broker/catalog.js';
 import { ApiError } from '../../../src/http/problem.js';
 import { createLogger } from '../../../src/log.js';
+import { gcloudAdcFile, loadSettings } from '../../../providers/cloudlogs/config.js';
 import { cloudLogsProvider } from '../../../providers/cloudlogs/index.js';
 import { hostProviders } from '../../../providers/index.js';
 import { writeServiceAccount, type ServiceAccount } from '../../fixtures/cloudlogs/credentials.js';
@@ -31,6 +32,16 @@ describe('without usable host credentials the provider is unavailable, and says 
     expect(reasonFor(env)).toContain(reason);
   });
 
+  it('without GOOGLE_APPLICATION_CREDENTIALS, names the gcloud file it looked for', () => {
+    const empty = tempDir('gcloud-empty-');
+    expect(reasonFor({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDSDK_CONFIG: empty })).toBe(
+      `GOOGLE_APPLICATION_CREDENTIALS is not set, and there is no gcloud credentials file ${path.join(empty, 'application_default_credentials.json')}`,
+    );
+    expect(gcloudAdcFile({ HOME: '/home/ops' })).toBe('/home/ops/.config/gcloud/application_default_credentials.json');
+    expect(gcloudAdcFile({ HOME: '/home/ops', CLOUDSDK_CONFIG: '/etc/gcloud' })).toBe('/etc/gcloud/application_default_credentials.json');
+    expect(gcloudAdcFile({})).toBeNull();
+  });
+
   it('a credentials file that is not JSON or has no type', () => {
     const notJson = path.join(dir, 'not-json.json');
     const noType = path.join(dir, 'no-type.json');
@@ -38,6 +49,31 @@ describe('without usable host credentials the provider is unavailable, and says 
     fs.writeFileSync(noType, '{"client_email":"x"}');
     expect(reasonFor({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: notJson })).toContain('is not JSON');
     expect(reasonFor({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: noType })).toContain('no "type"');
+  });
+});
+
+describe("gcloud's application-default credentials", () => {
+  it('are used when GOOGLE_APPLICATION_CREDENTIALS is unset, and their refresh token and client secret are redacted', () => {
+    const home = tempDir('gcloud-home-');
+    const gcloud = path.join(home, '.config', 'gcloud');
+    fs.mkdirSync(gcloud, { recursive: true });
+    const refreshToken = '1//0gRefreshTokenForTheBrokerTestsOnly-abcdefghijklmnop';
+    const clientSecret = 'd-FL95Q19q7MQmFpd7hHD0Ty';
+    const file = path.join(gcloud, 'application_default_credentials.json');
+    fs.writeFileSync(file, JSON.stringify({ type: 'authorized_user', client_id: '764086051850-x.apps.googleusercontent.com', client_secret: clientSecret, refresh_token: refreshToken }));
+    expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home })).toMatchObject({ reason: null, settings: { credentialsFile: file } });
+    expect(redactString(`token ${refreshToken} secret ${clientSecret}`)).not.toMatch(/RefreshTokenForTheBroker|FL95Q19q7MQ/);
+  });
+
+  it('GOOGLE_APPLICATION_CREDENTIALS wins over them, and a broken gcloud file says so', () => {
+    const home = tempDir('gcloud-home-');
+    fs.mkdirSync(path.join(home, '.config', 'gcloud'), { recursive: true });
+    fs.writeFileSync(path.join(home, '.config', 'gcloud', 'application_default_credentials.json'), 'not json');
+    expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home, GOOGLE_APPLICATION_CREDENTIALS: account.file })).toMatchObject({
+      reason: null,
+      settings: { credentialsFile: account.file },
+    });
+    expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home }).reason).toMatch(/^gcloud credentials: .* is not JSON$/);
   });
 
   it.each([
@@ -81,16 +117,21 @@ describe('with host credentials', () => {
 
 describe('/ready', () => {
   it('shows why the provider is unavailable', async () => {
-    const saved = { ids: process.env['CLOUDLOGS_PROJECT_IDS'], adc: process.env['GOOGLE_APPLICATION_CREDENTIALS'] };
+    const saved = { ids: process.env['CLOUDLOGS_PROJECT_IDS'], adc: process.env['GOOGLE_APPLICATION_CREDENTIALS'], gcloud: process.env['CLOUDSDK_CONFIG'] };
+    const gcloud = tempDir('gcloud-empty-');
     process.env['CLOUDLOGS_PROJECT_IDS'] = 'proj-alpha';
+    process.env['CLOUDSDK_CONFIG'] = gcloud;
     delete process.env['GOOGLE_APPLICATION_CREDENTIALS'];
     const broker = await startBroker();
     try {
       const body = (await (await fetch(`${broker.url}/ready`)).json()) as { providers: Record<string, unknown> };
-      expect(body.providers['cloudlogs']).toEqual({ available: false, reason: 'GOOGLE_APPLICATION_CREDENTIALS is not set' });
+      expect(body.providers['cloudlogs']).toEqual({
+        available: false,
+        reason: `GOOGLE_APPLICATION_CREDENTIALS is not set, and there is no gcloud credentials file ${path.join(gcloud, 'application_default_credentials.json')}`,
+      });
     } finally {
       await broker.stop();
-      for (const [k, v] of [['CLOUDLOGS_PROJECT_IDS', saved.ids], ['GOOGLE_APPLICATION_CREDENTIALS', saved.adc]] as const) {
+      for (const [k, v] of [['CLOUDLOGS_PROJECT_IDS', saved.ids], ['GOOGLE_APPLICATION_CREDENTIALS', saved.adc], ['CLOUDSDK_CONFIG', saved.gcloud]] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
