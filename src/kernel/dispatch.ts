@@ -8,6 +8,11 @@
  * `UNIQUE(dispatch_key)` = `<task id>:<target state>:<task version>`, and writes the audit rows.
  * A second loop (another connection or process) either waits for that transaction and then finds
  * the task moved on, or is refused by the unique key; a crash rolls the whole transaction back.
+ *
+ * When a dispatch is due and how it is written live in `dispatch-record.ts` (re-exported here):
+ * `main` moving a gated task REVIEW → APPROVAL by hand records the same `approve` dispatch, under
+ * the same key, in its own transaction (see `transitionTask`), and the loop never looks at APPROVAL
+ * tasks, so the two never double a dispatch.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
@@ -17,18 +22,15 @@ import { immediate } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { ApiError } from '../http/problem.js';
 import type { TaskState } from './coupling.js';
-import { GATE_APPROVER, newId, type Gate, type TaskRow } from './model.js';
+import { planFor, recordDispatch, type DispatchKind, type DispatchRow } from './dispatch-record.js';
+import { newId } from './model.js';
 import { taskDispatches } from './schema.js';
 import { applyTransition, findTask } from './tasks.js';
 
+export { approvePlan, dispatchKey, executePlan, planFor, recordDispatch, type DispatchKind, type DispatchPlan, type DispatchRow } from './dispatch-record.js';
+
 /** What the loop runs on. */
 export type DispatchDeps = Pick<Deps, 'db' | 'clock' | 'groups' | 'config' | 'logger'>;
-
-/** A stored dispatch row. */
-export type DispatchRow = typeof taskDispatches.$inferSelect;
-
-/** `execute`: work the task (READY → DOING); `approve`: decide its gate (REVIEW → APPROVAL). */
-export type DispatchKind = 'execute' | 'approve';
 
 /** A dispatch as the API answers. */
 export interface DispatchJson {
@@ -60,20 +62,7 @@ export function dispatchJson(d: DispatchRow): DispatchJson {
   };
 }
 
-/** The unique key of the dispatch that moves `taskId` at `version` to `target`. */
-export function dispatchKey(taskId: string, target: TaskState, version: number): string {
-  return `${taskId}:${target}:${version}`;
-}
-
-/** What the loop would do with a task now, or null when nothing. */
-function planFor(row: TaskRow): { kind: DispatchKind; group: string; to: TaskState } | null {
-  if (row.state === 'READY' && row.assignedGroup !== null) return { kind: 'execute', group: row.assignedGroup, to: 'DOING' };
-  if (row.state === 'REVIEW' && row.gate !== 'none' && row.gateStatus === 'pending') {
-    return { kind: 'approve', group: GATE_APPROVER[row.gate as Exclude<Gate, 'none'>], to: 'APPROVAL' };
-  }
-  return null;
-}
-
+/** The tasks {@link planFor} may dispatch, as one query (keep the two in step). */
 const CANDIDATES_SQL = `SELECT id FROM tasks
   WHERE (state = 'READY' AND assigned_group IS NOT NULL)
      OR (state = 'REVIEW' AND gate <> 'none' AND gate_status = 'pending')
@@ -97,19 +86,8 @@ export function dispatchTask(deps: DispatchDeps, taskId: string): DispatchRow | 
       if (!row || !plan) return null;
       const nowMs = clock.now();
       const id = newId(nowMs);
-      const key = dispatchKey(row.id, plan.to, row.version);
       applyTransition(deps, row, 'system', { to: plan.to }, { detail: { dispatch_id: id } });
-      const dispatch = db.orm
-        .insert(taskDispatches)
-        .values({ id, dispatchKey: key, taskId: row.id, kind: plan.kind, group: plan.group, targetState: plan.to, taskVersion: row.version, createdAt: nowMs })
-        .returning()
-        .get();
-      appendActivity(
-        db,
-        { actor: 'system', kind: 'dispatch.created', subject: row.id, detail: { dispatch_id: id, dispatch_key: key, kind: plan.kind, group: plan.group, target_state: plan.to } },
-        nowMs,
-      );
-      return dispatch;
+      return recordDispatch(db, row, plan, 'system', nowMs, id);
     });
   } catch (err) {
     if (isUniqueViolation(err) || (err instanceof ApiError && err.code === 'precondition_failed')) return null;

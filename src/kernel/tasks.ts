@@ -3,7 +3,8 @@
  * definition-of-done updates and edits of a task's title, description and priority. Routes and
  * the CLI call these; each mutation runs in one `BEGIN IMMEDIATE` transaction with its audit rows
  * (fail-closed: no audit row, no change), and a policy refusal (403 / 409) is itself audited as
- * `task.refused`.
+ * `task.refused`. A hand move REVIEW → APPROVAL of a task whose gate is pending also records the
+ * gate approver's `approve` dispatch in its transaction (see {@link transitionTask}).
  */
 import { createHash } from 'node:crypto';
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
@@ -14,6 +15,7 @@ import { immediate } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { ApiError, type ErrorCode } from '../http/problem.js';
 import type { TaskState } from './coupling.js';
+import { approvePlan, recordDispatch } from './dispatch-record.js';
 import { checkTransition, rolesOf } from './machine.js';
 import {
   DEFAULT_GATE,
@@ -340,12 +342,27 @@ export function applyTransition(
  * `POST /v1/tasks/{id}/transition`: moves a task as `actor`, if `ifMatch` names its current
  * version. See {@link applyTransition} for the rules and errors; also 404 `not_found`,
  * 428 `precondition_required`, 412 `precondition_failed`.
+ *
+ * A hand move REVIEW → APPROVAL (main) of a task whose gate is pending does what the dispatch loop
+ * would have done ({@link approvePlan}): in the same transaction it records the `approve` dispatch
+ * for the gate's approver under `dispatch_key` = `<id>:APPROVAL:<version before the move>` and the
+ * `dispatch.created` audit row with `actor` ({@link recordDispatch}); the `task.transition` row
+ * carries its `dispatch_id`. The loop only dispatches REVIEW tasks, so it never adds a second one.
+ * No other hand move carries a dispatch (READY → DOING is made by the assigned group itself).
+ * A failed move (412, 409, 403, 422, …) rolls back and records none.
+ * @returns the moved task (the dispatch is read through `GET /v1/dispatches`).
  */
 export function transitionTask(deps: KernelDeps, id: string, actor: string, ifMatch: string | undefined, input: TransitionInput): TaskRow {
   return mutation(deps, actor, id, { action: 'transition', to: input.to }, () => {
     const row = requireTask(deps.db, id);
     checkIfMatch(ifMatch, row.version);
-    return applyTransition(deps, row, actor, input);
+    const plan = input.to === 'APPROVAL' ? approvePlan(row) : null;
+    if (!plan) return applyTransition(deps, row, actor, input);
+    const nowMs = deps.clock.now();
+    const dispatchId = newId(nowMs);
+    const updated = applyTransition(deps, row, actor, input, { detail: { dispatch_id: dispatchId } });
+    recordDispatch(deps.db, row, plan, actor, nowMs, dispatchId);
+    return updated;
   });
 }
 
