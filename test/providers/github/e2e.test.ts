@@ -3,47 +3,96 @@
  * (grants created through the real routes, L2+ calls coupled to a DOING task created through the
  * kernel routes, the L3 grant approved by two approvers' JWS) to @octokit/fixtures-server.
  *
- * One broker serves the whole file, as in production, so its `GITHUB_API_URL` points at one
- * scenario: the concatenation of the per-action scenarios in the order the tests below run. After
- * each test, exactly that test's interactions must have been consumed; refusals consume none.
+ * One broker serves the whole file, as in production, so its `GITHUB_API_URL` is fixed when it
+ * starts. It points at {@link startScenarioProxy}, a reverse proxy whose upstream each test switches
+ * to a scenario it loads for itself: every test replays only its own recordings, must consume all
+ * of them, and passes or fails alone, in any order. Refusals load none and must reach no upstream.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import httpProxy from 'http-proxy';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../../src/audit/trail.js';
 import { startBroker, type TestBroker } from '../../helpers/harness.js';
 import { approveTwice, call, grant, taskIn } from '../../calls/helpers.js';
-import { allScenarios, FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures, type Scenario } from './fixtures.js';
+import { FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures, type Scenario } from './fixtures.js';
 
-/** The scenarios the tests consume, in test order. */
-const ORDER = [
-  'get-repository', 'get-content', 'paginate-issues', 'get-issue', 'list-pulls', 'get-pull', 'search-issues', 'list-workflow-runs',
-  'add-labels-to-issue', 'comment-issue', 'create-branch', 'put-file', 'create-pull', 'errors-add-labels',
-  'merge-pull', 'merge-pull-not-mergeable', 'merge-pull-closed', 'merge-pull-unprotected', 'merge-pull-checks-failing', 'merge-pull-statuses-failing',
-  'dispatch-workflow',
-];
-const scenarios = allScenarios();
-const combined = ORDER.flatMap((name) => scenarios[name]!);
+/** A reverse proxy with a switchable upstream. */
+interface ScenarioProxy {
+  /** `http://127.0.0.1:<port>`: the broker's `GITHUB_API_URL`. */
+  url: string;
+  /** A loaded scenario's `url` (`<fixtures origin>/api.github.com/<id>`), or null: answer 502. */
+  upstream: string | null;
+  /** `METHOD /path` of every request received since the last reset. */
+  received: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Forwards `METHOD /path?query` to `METHOD <upstream>/path?query` with `http-proxy` (headers,
+ * `host` included, and body unchanged; the answer's status and headers unchanged): the recordings
+ * match the method, path, body and headers such as `authorization` and `content-length`. Links in
+ * answers (pagination's `link`, URLs in bodies) name the fixtures server itself with the
+ * scenario's id in their path, so Octokit follows them there directly, past the proxy.
+ */
+async function startScenarioProxy(): Promise<ScenarioProxy> {
+  const proxy: ScenarioProxy = {
+    url: '',
+    upstream: null,
+    received: [],
+    close: () =>
+      new Promise<void>((resolve) => {
+        forward.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  const forward = httpProxy.createProxyServer({});
+  const server = http.createServer((req, res) => {
+    proxy.received.push(`${req.method} ${req.url}`);
+    if (proxy.upstream === null) {
+      res.writeHead(502, { 'content-type': 'application/json' }).end('{"message":"e2e proxy: this test loaded no scenario"}');
+      return;
+    }
+    forward.web(req, res, { target: proxy.upstream }, (err) => res.destroy(err));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy;
+}
 
 let fx: GitHubFixtures;
-let sc: Scenario;
+let proxy: ScenarioProxy;
+let sc: Scenario | null;
 let broker: TestBroker;
 let devTask: string;
 let mainTask: string;
-let consumed = 0;
 
-/** Asserts that exactly the interactions of `names` were consumed since the last check. */
-async function expectConsumed(...names: string[]): Promise<void> {
-  consumed += names.reduce((n, name) => n + scenarios[name]!.length, 0);
-  expect(await sc.pending()).toHaveLength(combined.length - consumed);
+/** Loads a fresh copy of scenario `name` and makes it this test's GitHub. */
+async function replay(name: string): Promise<void> {
+  sc = await fx.load(name);
+  proxy.upstream = sc.url;
+}
+
+/** Asserts that this test consumed its whole scenario. */
+async function expectReplayed(): Promise<void> {
+  expect(sc, 'replay(scenario) first').not.toBeNull();
+  expect(await sc!.pending()).toEqual([]);
+}
+
+/** Asserts that this test sent no request to GitHub. */
+function expectNoRequest(): void {
+  expect(proxy.received).toEqual([]);
 }
 
 const saved: Record<string, string | undefined> = {};
 beforeAll(async () => {
-  fx = await startGitHubFixtures({ 'broker-e2e': combined });
-  sc = await fx.load('broker-e2e');
+  fx = await startGitHubFixtures();
+  proxy = await startScenarioProxy();
   // The host's environment, as `npm start` would see it: the broker builds its providers from it.
   for (const k of ['GITHUB_TOKEN', 'GITHUB_API_URL'] as const) saved[k] = process.env[k];
   process.env['GITHUB_TOKEN'] = FIXTURE_TOKEN;
-  process.env['GITHUB_API_URL'] = sc.url;
+  process.env['GITHUB_API_URL'] = proxy.url;
   broker = await startBroker();
 
   await grant(broker, { group: 'developer', provider: 'github', level: 2, resources: [`${ORG}/*`], ttl_s: 3600 });
@@ -59,7 +108,24 @@ afterAll(async () => {
   }
   expect(verifyChain(broker.deps.db).ok).toBe(true);
   await broker.stop();
+  await proxy.close();
   await fx.close();
+});
+
+/** Where this test's log lines and audit rows begin. */
+let mark = { logs: 0, seq: 0 };
+const auditSince = (seq: number) => broker.deps.db.sqlite.prepare('SELECT detail FROM gov_activities WHERE seq > ?').all(seq) as { detail: string }[];
+beforeEach(() => {
+  sc = null;
+  proxy.upstream = null;
+  proxy.received = [];
+  const { seq } = broker.deps.db.sqlite.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM gov_activities').get() as { seq: number };
+  mark = { logs: broker.logs.length, seq };
+});
+afterEach(() => {
+  // Every test: no token reached the log lines or audit rows it caused.
+  expect(broker.logs.slice(mark.logs).join('')).not.toContain(FIXTURE_TOKEN);
+  expect(auditSince(mark.seq).some((r) => r.detail.includes(FIXTURE_TOKEN))).toBe(false);
 });
 
 const dev = (action: string, params: Record<string, unknown>, task = false) =>
@@ -81,48 +147,56 @@ describe('readiness', () => {
 
 describe('L1 reads (developer, L2 grant on octokit-fixture-org/*)', () => {
   it('get_repo', async () => {
+    await replay('get-repository');
     const r = ok(await dev('get_repo', { owner: ORG, repo: 'hello-world' }));
     expect(r).toMatchObject({ full_name: `${ORG}/hello-world`, default_branch: 'master' });
     expect(r).not.toHaveProperty('owner');
-    await expectConsumed('get-repository');
+    await expectReplayed();
   });
 
   it('get_content (directory, then file)', async () => {
+    await replay('get-content');
     expect(ok(await dev('get_content', { owner: ORG, repo: 'hello-world' })).items).toHaveLength(1);
     expect(ok(await dev('get_content', { owner: ORG, repo: 'hello-world', path: 'README.md' })).content).toBe('# hello-world');
-    await expectConsumed('get-content');
+    await expectReplayed();
   });
 
   it('list_issues', async () => {
+    await replay('paginate-issues');
     expect(ok(await dev('list_issues', { owner: ORG, repo: 'paginate-issues', per_page: 3 })).items).toHaveLength(13);
-    await expectConsumed('paginate-issues');
+    await expectReplayed();
   });
 
   it('get_issue', async () => {
+    await replay('get-issue');
     expect(ok(await dev('get_issue', { owner: ORG, repo: 'get-issue', issue_number: 1 }))).toMatchObject({ labels: ['bug'], milestone: 'v1.0' });
-    await expectConsumed('get-issue');
+    await expectReplayed();
   });
 
   it('list_pulls', async () => {
+    await replay('list-pulls');
     expect(ok(await dev('list_pulls', { owner: ORG, repo: 'list-pulls', state: 'open', per_page: 1 })).items).toHaveLength(2);
-    await expectConsumed('list-pulls');
+    await expectReplayed();
   });
 
   it('get_pull', async () => {
+    await replay('get-pull');
     expect(ok(await dev('get_pull', { owner: ORG, repo: 'get-pull', pull_number: 1 })).head_status.state).toBe('success');
-    await expectConsumed('get-pull');
+    await expectReplayed();
   });
 
   it('search_issues (the repo: qualifier is forced)', async () => {
+    await replay('search-issues');
     const r = ok(await dev('search_issues', { owner: ORG, repo: 'search-issues', query: 'sesame repo:elsewhere/secret' }));
     expect(r.query).toBe(`sesame repo:${ORG}/search-issues`);
     expect(r.items).toHaveLength(2);
-    await expectConsumed('search-issues');
+    await expectReplayed();
   });
 
   it('list_workflow_runs', async () => {
+    await replay('list-workflow-runs');
     expect(ok(await dev('list_workflow_runs', { owner: ORG, repo: 'list-workflow-runs', branch: 'main', per_page: 2 })).total_count).toBe(3);
-    await expectConsumed('list-workflow-runs');
+    await expectReplayed();
   });
 });
 
@@ -136,65 +210,71 @@ describe('refusals before any HTTP request', () => {
     expect(res.status).toBe(422);
     expect(res.body.code).toBe('validation_failed');
     expect(res.body.issues.map((i: { path: string[] }) => i.path)).toContainEqual(issuePath);
-    await expectConsumed();
+    expectNoRequest();
   });
 
   it('a repository outside the grant answers 403 resource_out_of_scope', async () => {
     const res = await dev('get_repo', { owner: 'someone-else', repo: 'hello-world' });
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('resource_out_of_scope');
-    await expectConsumed();
+    expectNoRequest();
   });
 
   it('an L2 write without a task answers 403 task_required', async () => {
     const res = await dev('create_issue', { owner: ORG, repo: 'add-labels-to-issue', title: 'Issue without a label' });
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('task_required');
-    await expectConsumed();
+    expectNoRequest();
   });
 
   it('an L3 action on an L2 grant answers 403 insufficient_level', async () => {
     const res = await dev('merge_pull', { owner: ORG, repo: 'merge-pull', pull_number: 1 }, true);
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('insufficient_level');
-    await expectConsumed();
+    expectNoRequest();
   });
 });
 
 describe('L2 writes (developer, coupled to a DOING task)', () => {
   it('create_issue then add_labels', async () => {
+    await replay('add-labels-to-issue');
     expect(ok(await dev('create_issue', { owner: ORG, repo: 'add-labels-to-issue', title: 'Issue without a label' }, true)).number).toBe(1);
     expect(ok(await dev('add_labels', { owner: ORG, repo: 'add-labels-to-issue', issue_number: 1, labels: ['Foo', 'bAr', 'baZ'] }, true)).labels).toEqual([
       'Foo', 'bAr', 'baZ',
     ]);
-    await expectConsumed('add-labels-to-issue');
+    await expectReplayed();
   });
 
   it('comment_issue', async () => {
+    await replay('comment-issue');
     expect(ok(await dev('comment_issue', { owner: ORG, repo: 'comment-issue', issue_number: 1, body: 'Reproduced on main; fix in progress.' }, true)).id).toBe(1000);
-    await expectConsumed('comment-issue');
+    await expectReplayed();
   });
 
   it('create_branch', async () => {
+    await replay('create-branch');
     expect(ok(await dev('create_branch', { owner: ORG, repo: 'git-refs', branch: 'test' }, true)).ref).toBe('refs/heads/test');
-    await expectConsumed('create-branch');
+    await expectReplayed();
   });
 
   it('put_file', async () => {
+    await replay('put-file');
     const r = ok(await dev('put_file', { owner: ORG, repo: 'create-file', path: 'test.txt', branch: 'feature', content: 'Test content', message: 'create test.txt' }, true));
     expect(r.sha).toBe('3f3f005b29247e51a4f4d6b8ce07b67646cd6074');
-    await expectConsumed('put-file');
+    await expectReplayed();
   });
 
   it('create_pull', async () => {
+    await replay('create-pull');
     const r = ok(
       await dev('create_pull', { owner: ORG, repo: 'create-pull', title: 'Add retry to the fetcher', head: 'feature', base: 'main', body: 'Retries twice with backoff.' }, true),
     );
     expect(r.number).toBe(1);
-    await expectConsumed('create-pull');
+    await expectReplayed();
   });
 
   it('a GitHub 422 answers 502 provider_error with GitHub’s field errors', async () => {
+    await replay('errors-add-labels');
     const res = await dev('add_labels', { owner: ORG, repo: 'errors', issue_number: 1, labels: ['foo'] }, true);
     expect(res.status).toBe(502);
     expect(res.body).toMatchObject({
@@ -204,14 +284,15 @@ describe('L2 writes (developer, coupled to a DOING task)', () => {
       details: { message: 'Validation Failed', errors: [{ resource: 'Label', code: 'invalid', field: 'color' }] },
     });
     expect(JSON.stringify(res.body)).not.toContain(FIXTURE_TOKEN);
-    await expectConsumed('errors-add-labels');
+    await expectReplayed();
   });
 });
 
 describe('L3 production (main, grant approved by two approvers, coupled to a DOING task)', () => {
   it('merge_pull', async () => {
+    await replay('merge-pull');
     expect(ok(await main('merge_pull', { owner: ORG, repo: 'merge-pull', pull_number: 1, merge_method: 'squash' }))).toMatchObject({ merged: true });
-    await expectConsumed('merge-pull');
+    await expectReplayed();
   });
 
   it.each([
@@ -221,24 +302,32 @@ describe('L3 production (main, grant approved by two approvers, coupled to a DOI
     ['merge-pull-checks-failing', ['checks']],
     ['merge-pull-statuses-failing', ['statuses']],
   ])('merge_pull refused with 412 precondition_failed (%s)', async (name, unmet) => {
+    await replay(name);
     const res = await main('merge_pull', { owner: ORG, repo: 'merge-pull', pull_number: 1 });
     expect(res.status).toBe(412);
     expect(res.body.code).toBe('precondition_failed');
     expect(res.body.unmet.map((u: { check: string }) => u.check)).toEqual(unmet);
-    await expectConsumed(name);
+    await expectReplayed();
   });
 
   it('dispatch_workflow', async () => {
+    await replay('dispatch-workflow');
     const r = ok(await main('dispatch_workflow', { owner: ORG, repo: 'dispatch-workflow', workflow_id: 'deploy.yml', ref: 'main', inputs: { environment: 'production', dry_run: false } }));
     expect(r).toEqual({ dispatched: true, workflow: 'deploy.yml', ref: 'main' });
-    await expectConsumed('dispatch-workflow');
+    await expectReplayed();
   });
+});
 
-  it('the whole scenario was consumed, and no token reached a log line or an audit row', async () => {
-    expect(await sc.pending()).toEqual([]);
-    expect(broker.logs.join('')).not.toContain(FIXTURE_TOKEN);
-    const rows = broker.deps.db.sqlite.prepare('SELECT detail FROM gov_activities').all() as { detail: string }[];
+describe('secrets', () => {
+  it('a call writes log lines and audit rows, and the token reaches none of them (after each test, too)', async () => {
+    // On its own, so the token check afterEach runs is known to examine something.
+    await replay('errors-add-labels');
+    expect((await dev('add_labels', { owner: ORG, repo: 'errors', issue_number: 1, labels: ['foo'] }, true)).status).toBe(502);
+    await expectReplayed();
+    expect(broker.logs.slice(mark.logs).join('')).not.toHaveLength(0);
+    const rows = auditSince(mark.seq);
     expect(rows.length).toBeGreaterThan(0);
+    expect(broker.logs.slice(mark.logs).join('')).not.toContain(FIXTURE_TOKEN);
     expect(rows.some((r) => r.detail.includes(FIXTURE_TOKEN))).toBe(false);
   });
 });
