@@ -1,7 +1,7 @@
 /**
  * When a task move carries a dispatch, and how one is recorded (issue 3, "Dispatch"). Shared by the
- * dispatch loop (`src/kernel/dispatch.ts`, actor `system`) and by a hand move REVIEW → APPROVAL
- * (`transitionTask` in `src/kernel/tasks.ts`, actor `main`), so both decide with the same predicate
+ * dispatch loop (`src/kernel/dispatch.ts`, actor `system`) and by hand moves into APPROVAL or DOING
+ * (`transitionTask` in `src/kernel/tasks.ts`, {@link handMovePlan}), so both decide with the same predicate
  * and write the same dispatch row, under the same key, with the same `dispatch.created` audit row.
  *
  * Kept apart from `dispatch.ts` (which imports the task service) so that the task service can use
@@ -16,7 +16,7 @@ import { taskDispatches } from './schema.js';
 /** A stored dispatch row. */
 export type DispatchRow = typeof taskDispatches.$inferSelect;
 
-/** `execute`: work the task (READY → DOING); `approve`: decide its gate (REVIEW → APPROVAL). */
+/** `execute`: work the task (into DOING); `approve`: decide its gate (REVIEW → APPROVAL). */
 export type DispatchKind = 'execute' | 'approve';
 
 /**
@@ -54,6 +54,22 @@ export function approvePlan(row: TaskRow): DispatchPlan | null {
   if (row.state === 'REVIEW' && row.gate !== 'none' && row.gateStatus === 'pending') {
     return { kind: 'approve', group: GATE_APPROVER[row.gate as Exclude<Gate, 'none'>], to: 'APPROVAL' };
   }
+  return null;
+}
+
+/**
+ * The dispatch a hand move carries (`transitionTask`), so the group with work to do learns of it
+ * even when the loop did not make the move:
+ * - into APPROVAL: {@link approvePlan} (main's move REVIEW → APPROVAL of a gated task);
+ * - into DOING made by another group than the one assigned after the move (main's rework
+ *   REVIEW → DOING, main unblocking BLOCKED → DOING, possibly reassigning): an `execute`
+ *   dispatch for that group. The assigned group's own moves carry none: it made them.
+ * Null otherwise.
+ * @param assignedAfter the task's assigned group once the move is made (a move may reassign it).
+ */
+export function handMovePlan(row: TaskRow, to: TaskState, assignedAfter: string | null, actor: string): DispatchPlan | null {
+  if (to === 'APPROVAL') return approvePlan(row);
+  if (to === 'DOING' && assignedAfter !== null && actor !== assignedAfter) return { kind: 'execute', group: assignedAfter, to: 'DOING' };
   return null;
 }
 

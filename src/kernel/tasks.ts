@@ -15,7 +15,7 @@ import { immediate } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { ApiError, type ErrorCode } from '../http/problem.js';
 import type { TaskState } from './coupling.js';
-import { approvePlan, recordDispatch } from './dispatch-record.js';
+import { handMovePlan, recordDispatch } from './dispatch-record.js';
 import { checkTransition, rolesOf } from './machine.js';
 import {
   DEFAULT_GATE,
@@ -343,12 +343,14 @@ export function applyTransition(
  * version. See {@link applyTransition} for the rules and errors; also 404 `not_found`,
  * 428 `precondition_required`, 412 `precondition_failed`.
  *
- * A hand move REVIEW → APPROVAL (main) of a task whose gate is pending does what the dispatch loop
- * would have done ({@link approvePlan}): in the same transaction it records the `approve` dispatch
- * for the gate's approver under `dispatch_key` = `<id>:APPROVAL:<version before the move>` and the
- * `dispatch.created` audit row with `actor` ({@link recordDispatch}); the `task.transition` row
- * carries its `dispatch_id`. The loop only dispatches REVIEW tasks, so it never adds a second one.
- * No other hand move carries a dispatch (READY → DOING is made by the assigned group itself).
+ * A hand move tells the group that now has work, as the dispatch loop would have
+ * ({@link handMovePlan}): REVIEW → APPROVAL (main) of a task whose gate is pending records the
+ * `approve` dispatch for the gate's approver; a move into DOING by another group than the assigned
+ * one (main's rework or unblock) records an `execute` dispatch for the assigned group. Either is
+ * stored in the same transaction under `dispatch_key` = `<id>:<target>:<version before the move>`
+ * with the `dispatch.created` audit row as `actor` ({@link recordDispatch}), and the
+ * `task.transition` row carries its `dispatch_id`. The loop dispatches only READY and REVIEW
+ * tasks, so it never adds a second one.
  * A failed move (412, 409, 403, 422, …) rolls back and records none.
  * @returns the moved task (the dispatch is read through `GET /v1/dispatches`).
  */
@@ -356,7 +358,7 @@ export function transitionTask(deps: KernelDeps, id: string, actor: string, ifMa
   return mutation(deps, actor, id, { action: 'transition', to: input.to }, () => {
     const row = requireTask(deps.db, id);
     checkIfMatch(ifMatch, row.version);
-    const plan = input.to === 'APPROVAL' ? approvePlan(row) : null;
+    const plan = handMovePlan(row, input.to, input.assignedGroup ?? row.assignedGroup, actor);
     if (!plan) return applyTransition(deps, row, actor, input);
     const nowMs = deps.clock.now();
     const dispatchId = newId(nowMs);

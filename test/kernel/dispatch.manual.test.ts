@@ -189,3 +189,33 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     once(loopFirst, 'system');
   });
 });
+
+describe('a hand move into DOING by another group than the assigned one', () => {
+  it("main's rework REVIEW → DOING tells the assigned group: one execute dispatch under the move's key", async () => {
+    const review = await k.taskIn('REVIEW', { type: 'BUG' });
+    const before = review.task.version;
+    const moved = seen(await k.move('main', review, 'DOING', { reason: 'the fix misses the empty-file case' }));
+    expect(moved.task).toMatchObject({ state: 'DOING', assigned_group: 'developer' });
+    expect(await dispatchesOf('developer', review.id)).toEqual([
+      expect.objectContaining({ kind: 'execute', group: 'developer', target_state: 'DOING', task_version: before, dispatch_key: `${review.id}:DOING:${before}` }),
+    ]);
+    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([expect.objectContaining({ actor: 'main' })]);
+    expect(await loopDispatches(review.id)).toEqual([]);
+  });
+
+  it('main unblocking BLOCKED → DOING tells the assigned group, and a reassignment tells the new one', async () => {
+    const blocked = await k.taskIn('BLOCKED', { type: 'BUG' });
+    const moved = seen(await k.move('main', blocked, 'DOING', { assigned_group: 'security' }));
+    expect(moved.task).toMatchObject({ state: 'DOING', assigned_group: 'security' });
+    expect(storedDispatches(blocked.id)).toEqual([{ dispatch_key: `${blocked.id}:DOING:${blocked.task.version}`, kind: 'execute', group: 'security' }]);
+  });
+
+  it("the assigned group's own rework and unblock carry none: it made the move", async () => {
+    let t: Seen = await k.taskIn('REVIEW', { type: 'BUG' });
+    t = seen(await k.move('developer', t, 'DOING'));
+    t = seen(await k.move('developer', t, 'BLOCKED', { reason: 'waiting on a vendor' }));
+    t = seen(await k.move('developer', t, 'DOING'));
+    expect(t.task.state).toBe('DOING');
+    expect(storedDispatches(t.id)).toEqual([]);
+  });
+});
