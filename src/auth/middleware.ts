@@ -47,7 +47,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     }
     const claims = await deps.tokens.verify(match[1]!);
     if (!TOKEN_ROUTE_PREFIXES.some((p) => c.req.path === p || c.req.path.startsWith(`${p}/`))) {
-      throw new ApiError('forbidden', `A ${claims.role} token cannot use ${c.req.path}; it serves grants, calls, token revocations and the audit trail.`);
+      throw new ApiError('forbidden', `An ${claims.role} token cannot use ${c.req.path}; it serves grants, calls, token revocations and the audit trail.`);
     }
     c.set('rawBody', await readRawBody(c));
     c.set('bodySha256', null);
