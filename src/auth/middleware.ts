@@ -36,7 +36,9 @@ const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/;
  * valid `Idempotency-Key` (for bearer requests too: safe retries).
  * @throws ApiError 401 `unauthorized` (another scheme, a malformed, expired, revoked or foreign token,
  *   with `WWW-Authenticate`), 403 `forbidden` (a token outside {@link TOKEN_ROUTE_PREFIXES}),
- *   400 `idempotency_key_missing`, and the signature middleware's 401 codes.
+ *   400 `idempotency_key_missing`, and the signature middleware's 401 codes with their
+ *   `WWW-Authenticate: Signature …` challenge and `Accept-Signature`, to which a path a token may
+ *   use adds the `Bearer` challenge.
  */
 export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   const signed = requireGroupSignature({ keys: deps.keys, clock: deps.clock, clockSkewS: deps.config.clockSkewS });
@@ -46,7 +48,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       throw new ApiError('unauthorized', 'Authorization must be "Bearer <token>"; agent groups sign requests (RFC 9421) instead.', {}, wwwAuthenticate('invalid_request'));
     }
     const claims = await deps.tokens.verify(match[1]!);
-    if (!TOKEN_ROUTE_PREFIXES.some((p) => c.req.path === p || c.req.path.startsWith(`${p}/`))) {
+    if (!isTokenPath(c.req.path)) {
       throw new ApiError('forbidden', `An ${claims.role} token cannot use ${c.req.path}; it serves grants, calls, token revocations and the audit trail.`);
     }
     c.set('rawBody', await readRawBody(c));
@@ -61,12 +63,28 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set('principal', { type: 'token', role: claims.role, subject: claims.subject });
     await next();
   };
-  // Not an async function: a signed request goes straight to the signature middleware, without
-  // an extra promise wrapped around its own.
+  // On a path a token may use, a signature 401 also offers the Bearer challenge (RFC 6750 §3).
+  const signedOrBearer: MiddlewareHandler<AppEnv> = async (c, next) => {
+    try {
+      await signed(c, next);
+    } catch (err) {
+      throw err instanceof ApiError && err.headers['WWW-Authenticate']?.startsWith('Signature ')
+        ? new ApiError(err.code, err.detail, err.extensions, { ...err.headers, 'WWW-Authenticate': `${err.headers['WWW-Authenticate']}, ${wwwAuthenticate()['WWW-Authenticate']}` })
+        : err;
+    }
+  };
+  // Not an async function: a signed request to an agent route goes straight to the signature
+  // middleware, without an extra promise wrapped around its own.
   return (c, next) => {
     const authorization = c.req.header('authorization');
-    return authorization === undefined ? signed(c, next) : bearer(c, next, authorization);
+    if (authorization !== undefined) return bearer(c, next, authorization);
+    return isTokenPath(c.req.path) ? signedOrBearer(c, next) : signed(c, next);
   };
+}
+
+/** True for a path under {@link TOKEN_ROUTE_PREFIXES}. */
+function isTokenPath(path: string): boolean {
+  return TOKEN_ROUTE_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`));
 }
 
 /** Who may use a route: token roles and/or agent groups (by name). Nobody else. */

@@ -13,6 +13,7 @@ import { checkContentDigest, sha256 } from './digest.js';
 import type { AppEnv } from './env.js';
 import { ApiError } from './problem.js';
 import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from './signature.js';
+import { serializeDictionary, type BareItem, type InnerList, type Item, type Parameters } from 'structured-headers';
 
 /** The signature label the broker reads (`Signature-Input: broker=(…)`). */
 export const SIGNATURE_LABEL = 'broker';
@@ -140,14 +141,49 @@ export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEn
   return (c, next) => {
     const method = c.req.method;
     if (method === 'GET' || method === 'HEAD') {
-      accept(c, EMPTY);
+      challenged(method, () => accept(c, EMPTY));
       return next();
     }
     return readRawBody(c).then((body) => {
-      accept(c, body);
+      challenged(method, () => accept(c, body));
       return next();
     });
   };
+}
+
+/**
+ * The challenge of a signature 401 (RFC 9110 §11.6.1 requires one on every 401):
+ * `WWW-Authenticate: Signature realm="nanoclaw-broker"`, and what to sign as RFC 9421 §5.1's
+ * `Accept-Signature`: the broker label with the components `method` must cover, `created`, `alg`
+ * and `tag` (no `keyid`: it is the group's). `Signature` is not a registered authentication scheme;
+ * RFC 9421 defines none, so the challenge names the field profile the README documents.
+ */
+export function signatureChallenge(method: string): Record<string, string> {
+  return BODY_METHODS.has(method.toUpperCase()) ? BODY_CHALLENGE : PLAIN_CHALLENGE;
+}
+
+function challenge(components: readonly string[]): Record<string, string> {
+  const params: Parameters = new Map<string, BareItem>([
+    ['created', true],
+    ['alg', SIGNATURE_ALG],
+    ['tag', SIGNATURE_TAG],
+  ]);
+  const wanted: InnerList = [components.map((c): Item => [c, new Map()]), params];
+  return { 'WWW-Authenticate': `Signature realm="${SIGNATURE_TAG}"`, 'Accept-Signature': serializeDictionary(new Map([[SIGNATURE_LABEL, wanted]])) };
+}
+const PLAIN_CHALLENGE = challenge(REQUIRED_COMPONENTS);
+const BODY_CHALLENGE = challenge([...REQUIRED_COMPONENTS, ...BODY_COMPONENTS]);
+
+/** Runs `verify`; a 401 it throws leaves with {@link signatureChallenge}'s headers. */
+function challenged(method: string, verify: () => void): void {
+  try {
+    verify();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      throw new ApiError(err.code, err.detail, err.extensions, { ...signatureChallenge(method), ...err.headers });
+    }
+    throw err;
+  }
 }
 
 const EMPTY = new Uint8Array(0);

@@ -192,6 +192,8 @@ const GUARDED_ROUTES = APP_ROUTES.filter((r) => r.access !== 'public');
 // ---------------------------------------------------------------------------------------------
 
 interface Answer {
+  /** The request's method. */
+  method: string;
   status: number;
   headers: Headers;
   text: string;
@@ -212,7 +214,7 @@ async function send(method: string, path: string, init: { headers?: Record<strin
   } catch {
     body = text;
   }
-  return { status: res.status, headers: res.headers, text, body };
+  return { method, status: res.status, headers: res.headers, text, body };
 }
 
 const isBodyMethod = (method: string) => BODY_METHODS.has(method.toUpperCase());
@@ -315,6 +317,12 @@ function expectProblem(res: Answer, status: number, codes: readonly ErrorCode[],
   expect(body['detail']).toEqual(expect.any(String));
   expect((body['detail'] as string).length).toBeGreaterThan(0);
   for (const re of STACK_OR_FILE) expect(res.text, `stack trace or file path in ${where}`).not.toMatch(re);
+  if (SIGNATURE_401.includes(code)) {
+    // RFC 9110 §11.6.1: a challenge on every 401; RFC 9421 §5.1: what to sign.
+    expect(res.headers.get('www-authenticate'), 'WWW-Authenticate').toMatch(/^Signature realm="nanoclaw-broker"/);
+    const wanted = isBodyMethod(res.method) ? '"@method" "@path" "@query" "content-digest" "idempotency-key"' : '"@method" "@path" "@query"';
+    expect(res.headers.get('accept-signature'), 'Accept-Signature').toBe(`broker=(${wanted});created;alg="hmac-sha256";tag="nanoclaw-broker"`);
+  }
   expect(res.text).not.toContain(REPO_ROOT);
 }
 
@@ -380,8 +388,13 @@ function casesFor(route: Route): Case[] {
   const add = (name: string, run: () => Promise<void>) => cases.push({ name, run });
 
   // --- credentials: missing, tampered, stale, unknown, garbage (any route, classified or not) ---
-  add('no credentials → 401 signature_missing', () =>
-    refusedWithoutWrites(async () => expectProblem(await send(method, path, { headers: jsonHeaders, ...bodyInit }), 401, ['signature_missing'], path)),
+  add('no credentials → 401 signature_missing with its challenges (Signature, and Bearer where a token may go)', () =>
+    refusedWithoutWrites(async () => {
+      const res = await send(method, path, { headers: jsonHeaders, ...bodyInit });
+      expectProblem(res, 401, ['signature_missing'], path);
+      const tokenPath = TOKEN_ROUTE_PREFIXES.some((p) => route.concrete === p || route.concrete.startsWith(`${p}/`));
+      expect(res.headers.get('www-authenticate')).toBe(`Signature realm="nanoclaw-broker"${tokenPath ? ', Bearer realm="nanoclaw-broker"' : ''}`);
+    }),
   );
   if (method === 'GET') {
     add('HEAD without credentials → 401', () => refusedWithoutWrites(async () => expectHeadProblem(await send('HEAD', path), 401)));
