@@ -126,12 +126,18 @@ const REQUIRED_WITH_BODY: readonly string[] = [...REQUIRED_COMPONENTS, ...BODY_C
  * Hono middleware: reads the raw body, verifies the broker signature, and sets `principal`
  * (`type: 'group'`), `rawBody`, `bodySha256` (null for GET/HEAD/DELETE…) and, for body methods,
  * `idempotencyKey`.
- * Failures throw {@link ApiError} (rendered as problem+json by the app's error handler).
+ * Failures throw {@link ApiError} (rendered as problem+json by the app's error handler); a 401
+ * carries {@link signatureChallenge}'s headers.
  */
 export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEnv> {
   const accept = (c: Context<AppEnv>, body: Uint8Array) => {
     c.set('rawBody', body);
-    const verified = verifyBrokerSignature(c.req.raw, body, deps);
+    let verified: VerifiedRequest;
+    try {
+      verified = verifyBrokerSignature(c.req.raw, body, deps);
+    } catch (err) {
+      throw withChallenge(err, c.req.method);
+    }
     c.set('principal', { type: 'group', group: verified.group, keyVersion: verified.keyVersion, keyid: verified.keyid });
     c.set('bodySha256', verified.bodySha256);
     if (verified.idempotencyKey !== null) c.set('idempotencyKey', verified.idempotencyKey);
@@ -141,11 +147,11 @@ export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEn
   return (c, next) => {
     const method = c.req.method;
     if (method === 'GET' || method === 'HEAD') {
-      challenged(method, () => accept(c, EMPTY));
+      accept(c, EMPTY);
       return next();
     }
     return readRawBody(c).then((body) => {
-      challenged(method, () => accept(c, body));
+      accept(c, body);
       return next();
     });
   };
@@ -174,16 +180,9 @@ function challenge(components: readonly string[]): Record<string, string> {
 const PLAIN_CHALLENGE = challenge(REQUIRED_COMPONENTS);
 const BODY_CHALLENGE = challenge([...REQUIRED_COMPONENTS, ...BODY_COMPONENTS]);
 
-/** Runs `verify`; a 401 it throws leaves with {@link signatureChallenge}'s headers. */
-function challenged(method: string, verify: () => void): void {
-  try {
-    verify();
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      throw new ApiError(err.code, err.detail, err.extensions, { ...signatureChallenge(method), ...err.headers });
-    }
-    throw err;
-  }
+/** A 401 of the verification with {@link signatureChallenge}'s headers; any other error as is. */
+function withChallenge(err: unknown, method: string): unknown {
+  return err instanceof ApiError && err.status === 401 ? new ApiError(err.code, err.detail, err.extensions, { ...signatureChallenge(method), ...err.headers }) : err;
 }
 
 const EMPTY = new Uint8Array(0);
