@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import type { Deps } from '../deps.js';
 import type { AppEnv } from '../http/env.js';
-import { jsonBody } from '../http/validate.js';
+import { bodyHash, jsonBody } from '../http/validate.js';
 import { principalName } from './middleware.js';
 import { RevokeTokensInput } from './revocations.js';
 
@@ -18,7 +17,7 @@ import { RevokeTokensInput } from './revocations.js';
 export function revokeTokensRoute(deps: Pick<Deps, 'tokens'>) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const input = await jsonBody(c, RevokeTokensInput);
-    const requestHash = createHash('sha256').update(c.get('rawBody')).digest('hex');
+    const requestHash = bodyHash(c);
     const { revocation, outcome } = deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
     if (outcome === 'replayed') c.header('Idempotent-Replayed', 'true');
     return c.json(revocation, outcome === 'already_revoked' ? 200 : 201);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import type { AppEnv } from './env.js';
@@ -23,6 +24,14 @@ export async function jsonBody<S extends z.ZodType>(c: Context<AppEnv>, schema: 
     throw new ApiError('malformed_json', 'The request body is not valid UTF-8 JSON.');
   }
   return validate(schema, value, 'body');
+}
+
+/**
+ * sha-256 hex of the raw request body, as the authentication middleware read it: the request hash
+ * an Idempotency-Key is bound to, to tell a retry (same body) from a reused key (another body).
+ */
+export function bodyHash(c: Context<AppEnv>): string {
+  return createHash('sha256').update(c.get('rawBody') ?? new Uint8Array(0)).digest('hex');
 }
 
 /**

@@ -1,5 +1,4 @@
 /** Small helpers the kernel's route handlers share. */
-import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../http/env.js';
@@ -20,11 +19,6 @@ export function actorOf(c: Context<AppEnv>): string {
 export function sendTask(c: Context<AppEnv>, row: TaskRow, status: 200 | 201 = 200): Response {
   c.header('ETag', etagOf(row.version));
   return c.json(taskJson(row), status);
-}
-
-/** sha-256 hex of the raw request body (to tell an idempotent retry from a reused key). */
-export function bodyHash(c: Context<AppEnv>): string {
-  return createHash('sha256').update(c.get('rawBody') ?? new Uint8Array(0)).digest('hex');
 }
 
 /** Task ids are ULIDs (26 Crockford base32 characters); anything else is a 404, not a lookup. */

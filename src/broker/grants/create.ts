@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import { principalName } from '../../auth/middleware.js';
 import type { Deps } from '../../deps.js';
 import type { AppEnv } from '../../http/env.js';
-import { jsonBody } from '../../http/validate.js';
+import { bodyHash, jsonBody } from '../../http/validate.js';
 import { createGrant } from './service.js';
 import { CreateGrantBody } from './terms.js';
 
@@ -17,7 +16,7 @@ import { CreateGrantBody } from './terms.js';
 export function createGrantRoute(deps: Deps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const input = await jsonBody(c, CreateGrantBody);
-    const requestHash = createHash('sha256').update(c.get('rawBody')).digest('hex');
+    const requestHash = bodyHash(c);
     const { grant, replayed } = createGrant(deps, input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
     if (replayed) c.header('Idempotent-Replayed', 'true');
     c.header('Location', `/v1/grants/${grant.id}`);

@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../../http/env.js';
-import { jsonBody } from '../../http/validate.js';
+import { bodyHash, jsonBody } from '../../http/validate.js';
 import { GroupName } from '../../policies/groups.js';
-import { actorOf, bodyHash, sendTask, TaskId } from '../http.js';
+import { actorOf, sendTask, TaskId } from '../http.js';
 import { GATES, PRIORITIES, TASK_TYPES } from '../model.js';
 import { createTask, type KernelDeps } from '../tasks.js';
 
