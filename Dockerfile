@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # nanoclaw-broker: multi-stage build on node:20-slim. The build stage compiles better-sqlite3's
-# native addon; the runtime stage carries only production dependencies and runs as non-root.
+# native addon and compiles the TypeScript to dist/; the runtime stage carries the compiled
+# JavaScript, the migrations, the policies and only production dependencies, and runs as non-root.
 
 FROM node:20-slim AS build
 WORKDIR /app
@@ -8,13 +9,18 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev
-COPY tsconfig.json drizzle.config.ts ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY src ./src
 COPY providers ./providers
 COPY drizzle ./drizzle
 COPY policies ./policies
+# Compile to dist/ (what bin/broker.js runs), then drop the TypeScript sources and dev dependencies.
+RUN npm run build \
+ && npm prune --omit=dev \
+ && find src providers -name '*.ts' -delete \
+ && rm -rf tsconfig.json tsconfig.build.json dist/.tsbuildinfo
 
 FROM node:20-slim AS runtime
 ENV NODE_ENV=production \

@@ -1,6 +1,7 @@
 /**
- * `npm run bench` (issue 4, "Performance"): starts a real broker process and drives it with
- * autocannon, then runs the in-process decision micro-benchmark:
+ * `npm run bench` (issue 4, "Performance"): builds `dist/`, starts a real broker process (the same
+ * compiled JavaScript `npm start` runs) and drives it with autocannon, then runs the in-process
+ * decision micro-benchmark:
  * - (a) a bare Hono endpoint (same process as the broker, its own port): the baseline;
  * - (b) signed L1 calls to `bench.noop` through `POST /v1/ext/calls`, durable audit
  *   (`synchronous=FULL`): decision, claim and outcome rows, group commit;
@@ -21,12 +22,13 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { signRequest, type GroupCredential } from '../src/client/index.js';
 import { closeDeps } from '../src/deps.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
 import { benchDataDir, benchDeps, createGrants } from './setup.js';
 
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 8);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const WARMUP_S = 2;
-const ROOT = path.resolve(import.meta.dirname, '..');
+const ROOT = PACKAGE_ROOT;
 const RESULTS = path.join(ROOT, 'bench/results');
 
 /** Percentiles of one timed part of (d), in µs. */
@@ -64,8 +66,16 @@ interface HttpResult {
   ratio_to_a: number;
 }
 
-function child(script: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], {
+/**
+ * Starts a sibling bench script as a child process with IPC. `npm run bench` runs the compiled
+ * build (`dist/bench/`), so the children run the same JavaScript as `npm start`; under tsx the
+ * `.ts` sources are loaded through tsx instead.
+ * @param name the script's base name, e.g. `'server'`.
+ */
+function child(name: string, env: Record<string, string>): ChildProcess {
+  const compiled = import.meta.filename.endsWith('.js');
+  const script = path.join(import.meta.dirname, `${name}.${compiled ? 'js' : 'ts'}`);
+  return spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -174,7 +184,7 @@ const deniedCreds = denied.map(cred);
 await closeDeps(setup);
 
 process.stderr.write(`bench: broker on ${dataDir} (synchronous=FULL), ${CONNECTIONS} connections, ${WARMUP_S}+${DURATION_S} s per scenario\n`);
-const server = child('bench/server.ts', { ...env, BROKER_LOG_LEVEL: 'info' });
+const server = child('server', { ...env, BROKER_LOG_LEVEL: 'info' });
 const urls = await nextMessage<{ broker: string; bare: string }>(server);
 const body = JSON.stringify({ action: 'bench.noop', params: {} });
 
@@ -190,9 +200,9 @@ const serverRss = (await nextMessage<{ maxRssBytes: number }>(server)).maxRssByt
 server.send('stop');
 
 process.stderr.write('(d) decision micro-benchmark: building 100 000 grants and 1 000 000 audit rows…\n');
-const fixture = await nextMessage<{ env: Record<string, string>; setup_s: number }>(child('bench/decision.ts', { BENCH_PHASE: 'setup' }));
+const fixture = await nextMessage<{ env: Record<string, string>; setup_s: number }>(child('decision', { BENCH_PHASE: 'setup' }));
 process.stderr.write(`(d) built in ${fixture.setup_s} s; timing decisions…\n`);
-const d = await nextMessage<DecisionResult>(child('bench/decision.ts', { BENCH_PHASE: 'measure', BENCH_ENV: JSON.stringify(fixture.env) }));
+const d = await nextMessage<DecisionResult>(child('decision', { BENCH_PHASE: 'measure', BENCH_ENV: JSON.stringify(fixture.env) }));
 fs.rmSync(fixture.env['BROKER_DATA_DIR']!, { recursive: true, force: true });
 
 const baseline = a.requests.average;

@@ -16,6 +16,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as Protobuf from 'protobufjs';
+import { packagePath } from '../../src/paths.js';
 
 const require = createRequire(import.meta.url);
 
@@ -27,7 +28,7 @@ export const DECODED_TYPES: ReadonlySet<string> = new Set(['google.cloud.audit.A
  * `google-proto-files` 5.0.3; Apache-2.0, `LICENSE` beside them): AuditLog and what it imports, and
  * the standard error details. `google/protobuf/*` comes from protobufjs itself.
  */
-export const PROTOS_DIR = path.join(import.meta.dirname, 'protos');
+export const PROTOS_DIR = packagePath('providers', 'cloudlogs', 'protos');
 
 /**
  * The .proto files loaded, relative to {@link PROTOS_DIR}: AuditLog (with what it imports:

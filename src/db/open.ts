@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { packagePath } from '../paths.js';
 import * as schema from './schema.js';
 
-/** The committed drizzle-kit migrations (`drizzle/` at the repository root). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
+/** The committed drizzle-kit migrations (`drizzle/` at the package root, from source or `dist/`). */
+export const MIGRATIONS_DIR = packagePath('drizzle');
 
 /** The drizzle handle over every capability's tables. */
 export type Orm = BetterSQLite3Database<typeof schema>;

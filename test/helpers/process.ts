@@ -1,12 +1,13 @@
 /**
- * Runs the real `broker` CLI (bin/broker.js through tsx) as a child process, for tests that need
+ * Runs the real `broker` CLI (bin/broker.js, over the `dist/` build `test/global-setup.ts` makes) as a child process, for tests that need
  * a real process: start-up, SIGTERM, crash and restart, CLI verbs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from './harness.js';
 
-const BIN = path.join(REPO_ROOT, 'bin/broker.js');
+/** The `broker` CLI entry point (`bin/broker.js`), run with `process.execPath`. */
+export const BIN = path.join(REPO_ROOT, 'bin/broker.js');
 
 /** The outcome of a finished CLI run. */
 export interface CliResult {

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
+import { BIN } from '../helpers/process.js';
 import { Kernel, type Seen } from './helpers.js';
 
 const run = promisify(execFile);
@@ -16,9 +17,9 @@ beforeAll(async () => {
 });
 afterAll(() => broker.stop());
 
-/** Runs `npx tsx src/main.ts tasks <args>` on the test broker's data directory. */
+/** Runs `bin/broker.js tasks <args>` on the test broker's data directory. */
 function tasksCli(...args: string[]) {
-  return run('npx', ['tsx', 'src/main.ts', 'tasks', ...args], {
+  return run(process.execPath, [BIN, 'tasks', ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, BROKER_DATA_DIR: broker.dataDir, BROKER_POLICIES_DIR: `${REPO_ROOT}/policies`, BROKER_LOG_LEVEL: 'error' },
   });

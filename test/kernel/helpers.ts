@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { BrokerResponse } from '../../src/client/index.js';
 import type { TaskJson, TaskState } from '../../src/kernel/model.js';
 import { REPO_ROOT, type TestBroker } from '../helpers/harness.js';
+import { BIN } from '../helpers/process.js';
 
 /** A task as the test last saw it: its JSON and ETag. */
 export interface Seen {
@@ -84,9 +85,9 @@ export class Kernel {
 
 const execFileAsync = promisify(execFile);
 
-/** Runs the real `broker audit verify` (`npx tsx src/main.ts audit verify`) on a data directory. */
+/** Runs the real `broker audit verify` (`bin/broker.js audit verify`) on a data directory. */
 export async function auditVerifyCli(dataDir: string): Promise<string> {
-  const { stdout } = await execFileAsync('npx', ['tsx', 'src/main.ts', 'audit', 'verify'], {
+  const { stdout } = await execFileAsync(process.execPath, [BIN, 'audit', 'verify'], {
     cwd: REPO_ROOT,
     env: { ...process.env, BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: `${REPO_ROOT}/policies`, BROKER_LOG_LEVEL: 'error' },
   });

@@ -2,7 +2,6 @@
  * The agents' MCP server as an agent runs it: a real `broker mcp` process on stdio, driven by the
  * MCP SDK's client, signing with an exported `.ipc_secret` against a real broker.
  */
-import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { z } from 'zod';
 import { defineAction, type Provider } from '../../src/broker/catalog.js';
 import { exportSecretFile } from '../../src/secrets/keys.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
+import { BIN } from '../helpers/process.js';
 
 const echo: Provider = {
   name: 'echo',
@@ -41,7 +41,7 @@ beforeAll(async () => {
   await mcp.connect(
     new StdioClientTransport({
       command: process.execPath,
-      args: [path.join(REPO_ROOT, 'bin/broker.js'), 'mcp', '--secret', secretFile, '--url', broker.url],
+      args: [BIN, 'mcp', '--secret', secretFile, '--url', broker.url],
       cwd: REPO_ROOT,
       stderr: 'pipe',
     }),

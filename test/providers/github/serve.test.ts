@@ -1,5 +1,5 @@
 /**
- * The README walk-through, against the real process `npm start` runs (`tsx src/main.ts serve`)
+ * The README walk-through, against the real process `npm start` runs (`broker serve` from the `dist/` build)
  * with `GITHUB_API_URL` and `GITHUB_TOKEN` set: the developer group with L1 granted reads a
  * repository; with L2 granted, a write without a DOING task is refused, then allowed with one.
  */
@@ -12,6 +12,7 @@ import { loadConfig } from '../../../src/config.js';
 import { closeDeps, createDeps } from '../../../src/deps.js';
 import { createLogger } from '../../../src/log.js';
 import { REPO_ROOT, tempDir } from '../../helpers/harness.js';
+import { BIN } from '../../helpers/process.js';
 import { allScenarios, FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures, type Scenario } from './fixtures.js';
 
 let fx: GitHubFixtures;
@@ -35,7 +36,7 @@ beforeAll(async () => {
     GITHUB_TOKEN: FIXTURE_TOKEN,
     GITHUB_API_URL: sc.url,
   });
-  child = spawn(path.join(REPO_ROOT, 'node_modules/.bin/tsx'), ['src/main.ts', 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [BIN, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
   url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`broker exited with ${code}: ${output.join('')}`)));
