@@ -7,6 +7,8 @@
  *   (`synchronous=FULL`): decision, claim and outcome rows, group commit;
  * - (c) signed calls denied at step 8 (`action_denied`, audited);
  * - (d) steps 1–12 in-process over 100 000 grants and 1 000 000 audit rows (`bench/decision.ts`);
+ * - (e) the calls of (b) in-process (`bench/calls.ts`: steps 2–14, no HTTP, no step 1), an upper
+ *   bound for (b) on this machine;
  * - references: the broker's `GET /health` (its middleware alone) and a signed `GET /v1/whoami`.
  * Signed requests are signed before each scenario starts (see `presigned`), so the generator's
  * crypto does not compete with the server for the cores during the measurement.
@@ -23,6 +25,7 @@ import autocannon from 'autocannon';
 import { signRequest, type GroupCredential } from '../src/client/index.js';
 import { closeDeps } from '../src/deps.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import type { CallsResult } from './calls.js';
 import { benchDataDir, benchDeps, createGrants } from './setup.js';
 
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 8);
@@ -198,6 +201,12 @@ const whoami = await load('(ref) signed GET /v1/whoami', { url: urls.broker, req
 server.send('rss');
 const serverRss = (await nextMessage<{ maxRssBytes: number }>(server)).maxRssBytes;
 server.send('stop');
+await new Promise((resolve) => server.once('exit', resolve));
+
+process.stderr.write('(e) the same calls in-process, without HTTP or step 1…\n');
+const e = await nextMessage<CallsResult>(
+  child('calls', { ...env, BENCH_ENV: JSON.stringify(env), BENCH_CALLERS: JSON.stringify(callers), BENCH_DURATION_S: String(DURATION_S), BENCH_CONNECTIONS: String(CONNECTIONS) }),
+);
 
 process.stderr.write('(d) decision micro-benchmark: building 100 000 grants and 1 000 000 audit rows…\n');
 const fixture = await nextMessage<{ env: Record<string, string>; setup_s: number }>(child('decision', { BENCH_PHASE: 'setup' }));
@@ -213,16 +222,19 @@ const http = [
   figures('(ref) broker GET /health', health, baseline),
   figures('(ref) signed GET /v1/whoami', whoami, baseline),
 ];
+const eRatio = Math.round((e.calls_per_s / baseline) * 1000) / 1000;
 const result = {
   at: new Date().toISOString(),
   host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg() },
   settings: { connections: CONNECTIONS, duration_s: DURATION_S, warmup_s: WARMUP_S, sqlite_synchronous: 'FULL', log_level: 'info' },
   http,
   decision: { ...d, fixture_setup_s: fixture.setup_s },
+  calls_in_process: { ...e, ratio_to_a: eRatio },
   peak_rss_bytes: { server: serverRss, decision: d.max_rss_bytes },
   targets: {
     b_ratio_min: 0.35,
     b_ratio: http[1]!.ratio_to_a,
+    b_ratio_bound: eRatio,
     d_p99_us_max: 20,
     d_p99_us: d.p99_us,
     peak_rss_mb_max: 250,
@@ -241,6 +253,7 @@ console.log('');
 console.table(
   Object.fromEntries([
     ...http.map((h) => [h.name, { 'req/s': h.requests_per_s, 'p50 ms': h.p50_ms, 'p99 ms': h.p99_ms, 'ratio to (a)': h.ratio_to_a, 'non-2xx': h.non_2xx, errors: h.errors }]),
+    ['(e) steps 2–14 in-process, no HTTP', { 'req/s': e.calls_per_s, 'p50 ms': '', 'p99 ms': '', 'ratio to (a)': eRatio, 'non-2xx': 0, errors: 0 }],
     ['(d) decision steps 1–12, in-process', { 'req/s': d.decisions_per_s, 'p50 ms': Math.round(d.p50_us) / 1000, 'p99 ms': Math.round(d.p99_us) / 1000, 'ratio to (a)': '', 'non-2xx': '', errors: '' }],
   ]),
 );
@@ -248,6 +261,7 @@ const us = (p: Percentiles) => `p50 ${p.p50_us} µs, p99 ${p.p99_us} µs`;
 console.log(
   [
     `(b) / (a) = ${result.targets.b_ratio} (target >= 0.35): ${ok(result.targets.b_ratio >= 0.35)}`,
+    `(e) the same calls without HTTP or step 1: ${e.calls_per_s} calls/s = ${eRatio} of (a), ${e.cpu_us_per_call} µs of CPU per call; group commit ${e.writes_per_batch} writes per batch, ${e.batch_ms} ms per batch — (b) cannot exceed (e) on this machine`,
     `(d) steps 1–12 ${us(d)} (target p99 <= 20 µs): ${ok(d.p99_us <= 20)} — step 1 (signature) ${us(d.step1_signature)}; steps 2–12 ${us(d.steps2_12)}; ${d.grants} grants, ${d.audit_rows} audit rows, ${d.candidates_per_decision} candidate grants per decision`,
     `peak RSS: server ${mb(serverRss)}, decision ${mb(d.max_rss_bytes)} (target <= 250 MB): ${ok(result.targets.peak_rss_mb <= 250)}`,
     `written to ${path.relative(ROOT, file)} in ${result.total_s} s`,

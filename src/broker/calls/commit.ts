@@ -55,8 +55,8 @@ export class GroupCommit {
   private queue: Pending[] = [];
   private scheduled = false;
   private readonly savepoint: { begin: Statement; release: Statement; rollback: Statement };
-  /** Batches committed so far and the writes they held (for the bench and `/metrics`). */
-  readonly stats = { batches: 0, writes: 0 };
+  /** Batches committed so far, the writes they held and the seconds their commits took (for the bench). */
+  readonly stats = { batches: 0, writes: 0, seconds: 0 };
 
   /**
    * @param store the call statements of `db`'s connection.
@@ -120,9 +120,11 @@ export class GroupCommit {
       for (const p of batch) p.reject(failure);
       return;
     }
+    const seconds = (performance.now() - started) / 1000;
     this.stats.batches += 1;
     this.stats.writes += batch.length;
-    this.onFlush?.(batch.length, (performance.now() - started) / 1000);
+    this.stats.seconds += seconds;
+    this.onFlush?.(batch.length, seconds);
     batch.forEach((p, i) => (i in failures ? p.reject(failures[i]) : p.resolve()));
   }
 }
