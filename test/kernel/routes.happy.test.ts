@@ -58,8 +58,10 @@ describe('POST /v1/tasks', () => {
     const first = await main.post('/v1/tasks', body, { idempotencyKey: 'create-once-1' });
     const again = await main.post('/v1/tasks', body, { idempotencyKey: 'create-once-1' });
     expect(first.status).toBe(201);
-    expect(again.status).toBe(200);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(again.status).toBe(201);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('location')).toBe(first.headers.get('location'));
     expect(again.body.id).toBe(first.body.id);
     expect(k.audit(first.body.id).filter((a) => a.kind === 'task.created')).toHaveLength(1);
   });

@@ -21,8 +21,9 @@ export const CreateTaskBody = z.strictObject({
 
 /**
  * `POST /v1/tasks` (main only): creates a task in INBOX.
- * 201 task + `ETag` + `Location`; a retry with the same Idempotency-Key and body answers 200 with
- * the same task and `Idempotent-Replayed: true`.
+ * 201 task + `ETag` + `Location`; a retry with the same Idempotency-Key and body answers 201 again
+ * (a replay keeps the original status, as grant and token-revocation replays do) with the same task,
+ * as it is now, and `Idempotent-Replayed: true`.
  * Errors: 400 `malformed_json`, 422 `validation_failed`, 422 `idempotency_key_reused`, 403 `forbidden`.
  */
 export function createTaskRoute(deps: KernelDeps) {
@@ -32,6 +33,6 @@ export function createTaskRoute(deps: KernelDeps) {
     const { task, replayed } = createTask(deps, actor, body, { key: c.get('idempotencyKey'), requestHash: bodyHash(c) });
     c.header('Location', `/v1/tasks/${task.id}`);
     if (replayed) c.header('Idempotent-Replayed', 'true');
-    return sendTask(c, task, replayed ? 200 : 201);
+    return sendTask(c, task, 201);
   };
 }
