@@ -10,5 +10,10 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 
 /** Runs `tsc -p tsconfig.build.json`; throws with tsc's output when the build fails. */
 export function setup(): void {
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
+  try {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe', encoding: 'utf8' });
+  } catch (err) {
+    const { stdout, stderr } = err as { stdout?: string; stderr?: string };
+    throw new Error(`npm run build failed, so no test ran:\n${stdout ?? ''}${stderr ?? ''}`);
+  }
 }
