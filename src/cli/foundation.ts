@@ -1,12 +1,16 @@
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { verifyChain } from '../audit/trail.js';
+import { ChainChecker, parseAnchor, verifyChain, type ChainPoint } from '../audit/chain.js';
+import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../audit/export.js';
 import { loadConfig } from '../config.js';
 import { createDeps } from '../deps.js';
 import { exportSecretFile } from '../secrets/keys.js';
 import { runBroker } from '../server.js';
 import { CliExit, printJson, withDeps } from './common.js';
 
-/** Registers `serve`, `secrets export|rotate` and `audit verify`. */
+/** Registers `serve`, `secrets export|rotate` and `audit verify|head|export`. */
 export function registerFoundationCommands(program: Command): void {
   program
     .command('serve')
@@ -41,14 +45,73 @@ export function registerFoundationCommands(program: Command): void {
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
-    .description('recompute the hash chain; exits 1 at the first broken seq')
+    .description('recompute the hash chain; exits 1 at the first broken seq. --file checks a JSON Lines export instead, without the database')
+    .option('--file <path>', 'a `broker audit export` file to check, on any machine')
+    .option('--anchor <seq:hash>', 'a head recorded earlier (`broker audit head`): that row must still carry that hash')
+    .action((opts: { file?: string; anchor?: string }) => {
+      const anchor = opts.anchor === undefined ? undefined : anchorOption(opts.anchor);
+      return opts.file === undefined ? verifyDatabase(anchor) : verifyFile(opts.file, anchor);
+    });
+  audit
+    .command('head')
+    .description('print the newest row\'s seq and hash, as an anchor to record off the host: {seq, hash, ts, anchor}')
     .action(() =>
       withDeps((deps) => {
-        const verdict = verifyChain(deps.db);
-        if (!verdict.ok) throw new CliExit(`audit chain broken at seq ${verdict.brokenSeq}: ${verdict.reason} (${verdict.rows} rows verified before it)`);
-        process.stdout.write(`audit chain ok: ${verdict.rows} rows verified\n`);
+        const head = chainHead(deps.db);
+        printJson(head ? { ...head, anchor: `${head.seq}:${head.hash}` } : { seq: 0, hash: null, ts: null, anchor: null });
       }),
     );
+  audit
+    .command('export')
+    .description('write the trail as JSON Lines, {seq, ts, actor, kind, subject, detail, prev_hash, hash} per line (stdout, or --out with mode 0600)')
+    .option('--since <seq>', 'only rows after this seq', '0')
+    .option('--out <file>', 'write to this file instead of stdout')
+    .action((opts: { since: string; out?: string }) => {
+      if (!/^[0-9]{1,15}$/.test(opts.since)) throw new CliExit('--since must be a seq (a non-negative integer)');
+      return withDeps(async (deps) => {
+        const out = opts.out === undefined ? process.stdout : fs.createWriteStream(opts.out, { mode: 0o600 });
+        let rows = 0;
+        const counted = function* () {
+          for (const line of exportLines(deps.db, Number(opts.since))) (rows += 1, yield line);
+        };
+        await pipeline(Readable.from(counted()), out, { end: opts.out !== undefined });
+        process.stderr.write(`exported ${rows} audit rows${opts.out ? ` to ${opts.out}` : ''}\n`);
+      });
+    });
+}
+
+function anchorOption(text: string): ChainPoint {
+  const anchor = parseAnchor(text);
+  if (!anchor) throw new CliExit('--anchor must be <seq>:<sha256 hex>, as `broker audit head` prints it');
+  return anchor;
+}
+
+function verifyDatabase(anchor?: ChainPoint): Promise<void> {
+  return withDeps((deps) => {
+    const checker = new ChainChecker(anchor);
+    const verdict = verifyChain(deps.db, checker);
+    if (!verdict.ok) throw new CliExit(`audit chain broken at seq ${verdict.brokenSeq}: ${verdict.reason} (${verdict.rows} rows verified before it)`);
+    const head = checker.head ? `; head ${checker.head.seq}:${checker.head.hash}` : '';
+    process.stdout.write(`audit chain ok: ${verdict.rows} rows verified${anchor ? `, anchor ${anchor.seq} matched` : ''}${head}\n`);
+  });
+}
+
+async function verifyFile(file: string, anchor?: ChainPoint): Promise<void> {
+  let verdict: ExportVerdict;
+  try {
+    verdict = await verifyExport(file, anchor);
+  } catch (err) {
+    throw new CliExit(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (!verdict.ok) {
+    const at = verdict.seq === null ? `line ${verdict.line}` : `line ${verdict.line} (seq ${verdict.seq})`;
+    throw new CliExit(`audit export broken at ${at}: ${verdict.reason} (${verdict.rows} rows verified before it)`);
+  }
+  if (!verdict.start || !verdict.head) throw new CliExit(`${file} holds no audit rows`);
+  const from = verdict.start.seq === 1 ? 'the genesis hash' : `prev_hash ${verdict.start.prevHash} (seq ${verdict.start.seq - 1}'s hash)`;
+  process.stdout.write(
+    `audit export ok: ${verdict.rows} rows verified, seq ${verdict.start.seq}–${verdict.head.seq}, starting from ${from}${anchor ? `, anchor ${anchor.seq} matched` : ''}; head ${verdict.head.seq}:${verdict.head.hash}\n`,
+  );
 }
 
 function requireGroup(groups: ReadonlyMap<string, unknown>, group: string): void {

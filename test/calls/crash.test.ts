@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/trail.js';
+import { verifyChain } from '../../src/audit/chain.js';
 import { BrokerClient } from '../../src/client/index.js';
 import { loadConfig } from '../../src/config.js';
 import { closeDeps, createDeps, type Deps } from '../../src/deps.js';

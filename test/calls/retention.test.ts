@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/trail.js';
+import { verifyChain } from '../../src/audit/chain.js';
 import { purgeCommand } from '../../src/broker/calls/cli.js';
 import { RecentCallKeys } from '../../src/broker/calls/recent.js';
 import { countPurgeable, PURGE_SELECT_SQL, purgeCalls, startCallRetention } from '../../src/broker/calls/retention.js';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { verifyChain } from '../../src/audit/trail.js';
+import { verifyChain } from '../../src/audit/chain.js';
 import { immediate, openDb } from '../../src/db/open.js';
 import { runDispatchOnce, startDispatchLoop } from '../../src/kernel/dispatch.js';
 import { createTask, transitionTask } from '../../src/kernel/tasks.js';

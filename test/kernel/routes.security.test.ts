@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/trail.js';
+import { verifyChain } from '../../src/audit/chain.js';
 import { runDispatchOnce } from '../../src/kernel/dispatch.js';
 import type { TaskState } from '../../src/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
