@@ -1,9 +1,11 @@
 /**
  * The Google Cloud Logging clients (`@google-cloud/logging`, gRPC transport) the Cloud Logs actions
- * run on, and how their failures are reported.
+ * run on, the host credentials they carry (an ADC file, or the metadata server), and how their
+ * failures are reported.
  */
-import type { Logging } from '@google-cloud/logging';
-import { redactString } from '../../src/audit/redact.js';
+import type { Logging, LoggingOptions } from '@google-cloud/logging';
+import type { GoogleAuth } from 'google-auth-library';
+import { redactString, registerSecret } from '../../src/audit/redact.js';
 import { ProviderError } from '../../src/broker/catalog.js';
 import { ApiError } from '../../src/http/problem.js';
 import type { CloudLogsSettings } from './config.js';
@@ -28,24 +30,44 @@ const loadLibraries = () =>
   (libraries ??= Promise.all([import('@google-cloud/logging'), import('@grpc/grpc-js')]).then(([logging, grpc]) => ({ Logging: logging.Logging, grpc })));
 
 /**
+ * A `GoogleAuth` (google-auth-library) whose only client is `Compute`: access tokens of the
+ * metadata server's `default` service account, fetched on first use and cached until shortly
+ * before they expire (`GCE_METADATA_HOST` says where the server is). Every token it fetches is
+ * registered for redaction. Never reads `GOOGLE_APPLICATION_CREDENTIALS` or any file, and sends
+ * nothing until a token is asked for.
+ */
+async function metadataServerAuth(): Promise<GoogleAuth> {
+  const { Compute, GoogleAuth } = await import('google-auth-library');
+  const compute = new Compute();
+  compute.on('tokens', (tokens) => registerSecret(tokens.access_token));
+  return new GoogleAuth({ authClient: compute });
+}
+
+/** The `Logging` options that carry the host's credentials. */
+type CredentialOptions = Pick<LoggingOptions, 'keyFilename' | 'auth'>;
+
+/**
  * One `Logging` client per project, created on first use. One per project because the client
  * pins `ListLogs` and `TailLogEntries` to its own `projectId`; passing it also avoids the client's
- * slow project-id discovery. All use gRPC (the REST fallback cannot stream).
+ * slow project-id discovery. All use gRPC (the REST fallback cannot stream). With the metadata
+ * server, all share one `GoogleAuth`, hence one cached token.
  */
 export class LoggingClients {
   private readonly clients = new Map<string, Logging>();
+  private metadataAuth: Promise<GoogleAuth> | null = null;
 
   constructor(private readonly settings: CloudLogsSettings) {}
 
   /** The client for `projectId` (which the caller has already checked is allowed). */
   async forProject(projectId: string): Promise<Logging> {
     const { Logging, grpc } = await loadLibraries();
+    const credentials = await this.credentialOptions();
     let client = this.clients.get(projectId);
     if (!client) {
       const ep = this.settings.endpoint;
       client = new Logging({
         projectId,
-        keyFilename: this.settings.credentialsFile,
+        ...credentials,
         ...(ep
           ? {
               apiEndpoint: ep.host.includes(':') ? `[${ep.host}]` : ep.host,
@@ -60,22 +82,32 @@ export class LoggingClients {
   }
 
   /**
+   * The file for the client to read (`keyFilename`), or the shared metadata-server `GoogleAuth`
+   * (`auth`: google-gax takes it instead of building its own, so `GOOGLE_APPLICATION_CREDENTIALS`
+   * is never looked at). Its declared type is the older google-gax's; the gax that
+   * `@google-cloud/logging-api`'s clients run on only calls `GoogleAuth` methods on it.
+   */
+  private async credentialOptions(): Promise<CredentialOptions> {
+    const source = this.settings.credentials;
+    if (source.kind === 'file') return { keyFilename: source.file };
+    const auth = await (this.metadataAuth ??= metadataServerAuth());
+    return { auth: auth as unknown as LoggingOptions['auth'] };
+  }
+
+  /**
    * Call options for one RPC with a deadline of `timeoutMs`. On a TLS endpoint the client attaches
    * the host's credentials itself. A plaintext (loopback) channel cannot carry gRPC call
-   * credentials, so there the host's `authorization` header is attached as call metadata.
+   * credentials, so there the host's `authorization` header is attached as call metadata. With the
+   * metadata server the token is taken first on every endpoint (from its cache when still fresh),
+   * so that a server that cannot give one fails the call here rather than inside the channel.
    * @throws ProviderError when the credentials cannot produce a token.
    */
   async callOptions(client: Logging, timeoutMs: number): Promise<CallOptions> {
     const headers: Record<string, string> = {};
-    if (this.settings.endpoint?.plaintext) {
-      try {
-        const auth = (client as unknown as { loggingService: { auth: { getRequestHeaders(): Promise<unknown> } } }).loggingService.auth;
-        const got = await auth.getRequestHeaders();
-        const value = got instanceof Headers ? got.get('authorization') : (got as Record<string, string>)['Authorization'];
-        if (value) headers['authorization'] = value;
-      } catch (err) {
-        throw new ProviderError(`The host's Google credentials could not produce a token: ${redactString((err as Error).message)}`);
-      }
+    const plaintext = this.settings.endpoint?.plaintext ?? false;
+    if (plaintext || this.settings.credentials.kind === 'metadata-server') {
+      const authorization = await authorizationOf(client);
+      if (plaintext && authorization) headers['authorization'] = authorization;
     }
     return { timeout: timeoutMs, retry: null, autoPaginate: false, otherArgs: { headers } };
   }
@@ -91,6 +123,22 @@ export class LoggingClients {
         await services.configService?.close();
       }),
     );
+  }
+}
+
+/**
+ * The `authorization` header value (`Bearer <token>`) of the client's credentials, or null when
+ * they give none.
+ * @throws ProviderError (no status: retried as transient) when they cannot produce a token; its
+ *   message is redacted.
+ */
+async function authorizationOf(client: Logging): Promise<string | null> {
+  try {
+    const auth = (client as unknown as { loggingService: { auth: { getRequestHeaders(): Promise<unknown> } } }).loggingService.auth;
+    const got = await auth.getRequestHeaders();
+    return got instanceof Headers ? got.get('authorization') : ((got as Record<string, string>)['Authorization'] ?? null);
+  } catch (err) {
+    throw new ProviderError(`The host's Google credentials could not produce a token: ${redactString((err as Error).message)}`);
   }
 }
 

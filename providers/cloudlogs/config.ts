@@ -1,8 +1,10 @@
 /**
- * The Cloud Logs provider's host configuration (issue 6). Credentials come from the host only:
- * an Application Default Credentials file, `GOOGLE_APPLICATION_CREDENTIALS` or else gcloud's
- * (`gcloud auth application-default login`), and the projects the host may read in
- * `CLOUDLOGS_PROJECT_IDS`. Nothing here ever comes from an agent.
+ * The Cloud Logs provider's host configuration (issue 6). Credentials come from the host only,
+ * chosen by `CLOUDLOGS_CREDENTIALS`: an Application Default Credentials file
+ * (`GOOGLE_APPLICATION_CREDENTIALS` or else gcloud's, `gcloud auth application-default login`), or
+ * the service account attached to the GCE VM, Cloud Run service or GKE workload, through the
+ * metadata server. The projects the host may read are in `CLOUDLOGS_PROJECT_IDS`. Nothing here
+ * ever comes from an agent.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,12 +30,25 @@ export interface Endpoint {
   plaintext: boolean;
 }
 
+/** The values `CLOUDLOGS_CREDENTIALS` accepts; unset or blank means `file`. */
+const CREDENTIALS_SOURCES = ['file', 'metadata-server'] as const;
+
+/**
+ * Where the provider's Google credentials come from (`CLOUDLOGS_CREDENTIALS`):
+ * - `file`: the ADC JSON file at `file` (`GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's:
+ *   {@link gcloudAdcFile}), read by the client;
+ * - `metadata-server`: access tokens of the metadata server's `default` service account
+ *   (google-auth-library's `Compute`; `GCE_METADATA_HOST` says where the server is, default
+ *   `169.254.169.254`). No file is read.
+ */
+export type CredentialsSource = { kind: 'file'; file: string } | { kind: 'metadata-server' };
+
 /** What the provider runs on once the host configuration is valid. */
 export interface CloudLogsSettings {
   /** The projects the host may read (`CLOUDLOGS_PROJECT_IDS`). */
   projectIds: ReadonlySet<string>;
-  /** Path of the ADC JSON file (`GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's: {@link gcloudAdcFile}). */
-  credentialsFile: string;
+  /** Where the Google credentials come from (`CLOUDLOGS_CREDENTIALS`). */
+  credentials: CredentialsSource;
   /** `CLOUDLOGS_API_ENDPOINT`; null means Google's default (`logging.googleapis.com:443`, TLS). */
   endpoint: Endpoint | null;
   /** Cap on one result's entries, in bytes (`CLOUDLOGS_MAX_RESULT_BYTES`, default 256 KiB). */
@@ -52,8 +67,11 @@ const SECRET_FIELDS = ['private_key', 'private_key_id', 'client_secret', 'refres
  * a response, a log line or an audit row.
  *
  * - `CLOUDLOGS_PROJECT_IDS`: comma- or space-separated project ids (required).
- * - `GOOGLE_APPLICATION_CREDENTIALS`: path of a readable ADC JSON file with a `type`; when unset,
- *   gcloud's file ({@link gcloudAdcFile}) if it exists. One of the two is required.
+ * - `CLOUDLOGS_CREDENTIALS`: `file` (default) or `metadata-server` ({@link CredentialsSource}).
+ * - `GOOGLE_APPLICATION_CREDENTIALS` (only with `file`): path of a readable ADC JSON file with a
+ *   `type`; when unset, gcloud's file ({@link gcloudAdcFile}) if it exists. One of the two is
+ *   required. With `metadata-server` neither is looked at, and nothing is sent over the network
+ *   here: the first token is fetched by the first call.
  * - `CLOUDLOGS_API_ENDPOINT`: `host` or `host:port` (port default 443).
  * - `CLOUDLOGS_MAX_RESULT_BYTES`: 4096 … 16 MiB.
  *
@@ -67,14 +85,8 @@ export function loadSettings(env: Record<string, string | undefined>): LoadedSet
   const badId = ids.find((id) => !PROJECT_ID_RE.test(id));
   if (badId !== undefined) return fail(`CLOUDLOGS_PROJECT_IDS holds "${badId}", which is not a GCP project id`);
 
-  const gcloudFile = gcloudAdcFile(env);
-  const fromEnv = env['GOOGLE_APPLICATION_CREDENTIALS'];
-  const credentialsFile = fromEnv || (gcloudFile !== null && fs.existsSync(gcloudFile) ? gcloudFile : null);
-  if (!credentialsFile) {
-    return fail(`GOOGLE_APPLICATION_CREDENTIALS is not set${gcloudFile ? `, and there is no gcloud credentials file ${gcloudFile}` : ''}`);
-  }
-  const credentialsProblem = readCredentials(credentialsFile);
-  if (credentialsProblem) return fail(`${fromEnv ? 'GOOGLE_APPLICATION_CREDENTIALS' : 'gcloud credentials'}: ${credentialsProblem}`);
+  const credentials = loadCredentialsSource(env);
+  if (typeof credentials === 'string') return fail(credentials);
 
   let endpoint: Endpoint | null = null;
   if (env['CLOUDLOGS_API_ENDPOINT']) {
@@ -90,7 +102,29 @@ export function loadSettings(env: Record<string, string | undefined>): LoadedSet
     }
   }
 
-  return { settings: { projectIds: new Set(ids), credentialsFile, endpoint, maxResultBytes }, reason: null };
+  return { settings: { projectIds: new Set(ids), credentials, endpoint, maxResultBytes }, reason: null };
+}
+
+/** The credentials `CLOUDLOGS_CREDENTIALS` selects, or why they cannot be used. */
+function loadCredentialsSource(env: Record<string, string | undefined>): CredentialsSource | string {
+  const source = env['CLOUDLOGS_CREDENTIALS']?.trim() || 'file';
+  if (source === 'metadata-server') return { kind: 'metadata-server' };
+  if (source === 'file') return loadCredentialsFile(env);
+  // The value itself is not echoed: /ready is unauthenticated, and a misplaced secret must not leak there.
+  return `CLOUDLOGS_CREDENTIALS must be ${CREDENTIALS_SOURCES.map((s) => `"${s}"`).join(' or ')}`;
+}
+
+/** The ADC file (`GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's), checked, or what is wrong. */
+function loadCredentialsFile(env: Record<string, string | undefined>): CredentialsSource | string {
+  const gcloudFile = gcloudAdcFile(env);
+  const fromEnv = env['GOOGLE_APPLICATION_CREDENTIALS'];
+  const file = fromEnv || (gcloudFile !== null && fs.existsSync(gcloudFile) ? gcloudFile : null);
+  if (!file) {
+    return `GOOGLE_APPLICATION_CREDENTIALS is not set${gcloudFile ? `, and there is no gcloud credentials file ${gcloudFile}` : ''}`;
+  }
+  const problem = readCredentials(file);
+  if (problem) return `${fromEnv ? 'GOOGLE_APPLICATION_CREDENTIALS' : 'gcloud credentials'}: ${problem}`;
+  return { kind: 'file', file };
 }
 
 /**

@@ -61,7 +61,7 @@ describe("gcloud's application-default credentials", () => {
     const clientSecret = 'd-FL95Q19q7MQmFpd7hHD0Ty';
     const file = path.join(gcloud, 'application_default_credentials.json');
     fs.writeFileSync(file, JSON.stringify({ type: 'authorized_user', client_id: '764086051850-x.apps.googleusercontent.com', client_secret: clientSecret, refresh_token: refreshToken }));
-    expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home })).toMatchObject({ reason: null, settings: { credentialsFile: file } });
+    expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home })).toMatchObject({ reason: null, settings: { credentials: { kind: 'file', file } } });
     expect(redactString(`token ${refreshToken} secret ${clientSecret}`)).not.toMatch(/RefreshTokenForTheBroker|FL95Q19q7MQ/);
   });
 
@@ -71,7 +71,7 @@ describe("gcloud's application-default credentials", () => {
     fs.writeFileSync(path.join(home, '.config', 'gcloud', 'application_default_credentials.json'), 'not json');
     expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home, GOOGLE_APPLICATION_CREDENTIALS: account.file })).toMatchObject({
       reason: null,
-      settings: { credentialsFile: account.file },
+      settings: { credentials: { kind: 'file', file: account.file } },
     });
     expect(loadSettings({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', HOME: home }).reason).toMatch(/^gcloud credentials: .* is not JSON$/);
   });
@@ -112,6 +112,41 @@ describe('with host credentials', () => {
   it('is registered among the host providers', () => {
     const catalog = new Catalog(hostProviders({}));
     expect(catalog.get('cloudlogs.query_entries')?.provider.unavailableReason()).toBe('CLOUDLOGS_PROJECT_IDS is not set');
+  });
+});
+
+describe('CLOUDLOGS_CREDENTIALS', () => {
+  const ctx = () => ({ signal: new AbortController().signal, group: 'developer', requestId: 'r', taskId: null, grantResources: null, log: createLogger('silent') });
+
+  it('"file", like unset, reads GOOGLE_APPLICATION_CREDENTIALS', () => {
+    for (const source of ['file', ' file ', '']) {
+      const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDLOGS_CREDENTIALS: source, GOOGLE_APPLICATION_CREDENTIALS: account.file };
+      expect(loadSettings(env)).toMatchObject({ reason: null, settings: { credentials: { kind: 'file', file: account.file } } });
+    }
+    expect(reasonFor({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDLOGS_CREDENTIALS: 'file', GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/adc.json' })).toContain('ENOENT');
+  });
+
+  it('"metadata-server" needs no credentials file and ignores GOOGLE_APPLICATION_CREDENTIALS, even one pointing at no file', () => {
+    const home = tempDir('gcloud-home-');
+    for (const adc of [{}, { GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/adc.json' }]) {
+      const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDLOGS_CREDENTIALS: 'metadata-server', HOME: home, ...adc };
+      expect(loadSettings(env)).toEqual({
+        reason: null,
+        settings: { projectIds: new Set(['proj-alpha']), credentials: { kind: 'metadata-server' }, endpoint: null, maxResultBytes: 262144 },
+      });
+    }
+  });
+
+  it('any other value makes the provider unavailable, naming the variable, and calls answer 503 with it', async () => {
+    const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDLOGS_CREDENTIALS: 'bogus', GOOGLE_APPLICATION_CREDENTIALS: account.file };
+    const reason = 'CLOUDLOGS_CREDENTIALS must be "file" or "metadata-server"';
+    expect(reasonFor(env)).toBe(reason);
+    expect(reasonFor({ ...env, CLOUDLOGS_CREDENTIALS: 'Metadata-Server' })).toContain('CLOUDLOGS_CREDENTIALS must be');
+    const list = cloudLogsProvider(env).actions.find((a) => a.id === 'cloudlogs.list_logs')!;
+    const err = await list.execute(list.params.parse({ project: 'proj-alpha' }), ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect([(err as ApiError).status, (err as ApiError).code]).toEqual([503, 'provider_unavailable']);
+    expect((err as ApiError).detail).toContain(reason);
   });
 });
 
