@@ -43,3 +43,22 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
+
+/**
+ * Environment variables that make a dependency print request or response data on stderr itself,
+ * outside this logger and its redaction. `GOOGLE_SDK_NODE_LOGGING` (google-logging-utils, read by
+ * google-auth-library, gcp-metadata, gaxios and google-gax) prints, among others, the metadata
+ * server's token response with the access token in clear.
+ */
+export const UNREDACTED_DEBUG_VARIABLES = ['GOOGLE_SDK_NODE_LOGGING'] as const;
+
+/**
+ * Removes {@link UNREDACTED_DEBUG_VARIABLES} from `env`, so credentials never reach a log (the
+ * Google libraries are imported on a provider's first call, after this runs at start-up).
+ * @returns the names removed (empty when none was set), for a warning.
+ */
+export function dropUnredactedDebug(env: NodeJS.ProcessEnv = process.env): string[] {
+  const removed = UNREDACTED_DEBUG_VARIABLES.filter((name) => env[name] !== undefined);
+  for (const name of removed) delete env[name];
+  return removed;
+}

@@ -6,6 +6,7 @@ import { startCallRetention } from './broker/calls/retention.js';
 import { readApproversFile } from './broker/grants/approvers.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startDispatchLoop } from './kernel/dispatch.js';
+import { dropUnredactedDebug } from './log.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
 export interface RunningServer {
@@ -49,7 +50,8 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
 }
 
 /**
- * Runs the broker as `broker serve` does: checks `approvers.json` (a malformed file stops the
+ * Runs the broker as `broker serve` does: drops the debug variables that would make dependencies
+ * log credentials unredacted (`dropUnredactedDebug`, with a warning), checks `approvers.json` (a malformed file stops the
  * start, as a malformed `groups.json` stops `createDeps`), serves the app, starts the kernel's
  * dispatch loop and the hourly purge of old call rows (`BROKER_CALL_RETENTION`,
  * `startCallRetention`), logs where everything is, and on SIGTERM or SIGINT stops accepting connections, lets requests in
@@ -59,6 +61,8 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * @throws Error naming `approvers.json` and what is wrong with it, before anything is served.
  */
 export async function runBroker(deps: Deps): Promise<RunningServer> {
+  const dropped = dropUnredactedDebug();
+  if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
   const running = await startServer(deps);
   const { dataDir, dbPath, masterKey, tokenKey, policiesDir } = deps.paths;
