@@ -1,21 +1,34 @@
 /**
  * The agents' MCP server: exposes the broker to an AI agent as Model Context Protocol tools over
  * stdio. It holds only the group's HMAC secret (the mounted `.ipc_secret`), never a provider
- * credential: every tool is one signed request to the broker, which decides and executes.
+ * credential: every tool is one signed request to the broker, which decides and executes (a task
+ * mutation sent without `version` first reads the task for its ETag: one read, then the write).
+ * Tools: reads (`whoami`, `list_capabilities`, `get_call`, `task_context`, `list_dispatches`),
+ * provider actions (`call_action`), and the kernel work of a dispatched agent (`ack_dispatch`,
+ * `transition_task`, `update_dod`, `decide_gate`).
  */
 import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { BrokerClient, BrokerResponse } from '../client/index.js';
+import { ReasonText, TaskId } from '../kernel/http.js';
+import { etagOf, TASK_STATES } from '../kernel/model.js';
 
 const RequestId = z.string().regex(/^[A-Za-z0-9._:-]{1,255}$/);
+/** The version an agent last read; absent → the tool reads the current one first. */
+const Version = z.number().int().min(1).optional().describe('The task version you last read (ETag "v<version>"); omit to act on the current version');
+/** Mirrors the items of the kernel's `UpdateDodBody` (src/kernel/routes/update-dod.ts). */
+const DodItems = z.array(z.strictObject({ id: z.number().int().min(1), done: z.boolean() })).min(1).max(50);
 
 /**
  * Builds the MCP server over a signing client. Tools: `whoami`, `list_capabilities`,
- * `call_action`, `get_call`, `task_context`, `list_dispatches`. A broker error comes back as a
- * tool result with `isError: true` and the problem details (code, detail, receipt) as JSON text,
- * so the agent can act on the code; the process never throws on an HTTP error.
+ * `call_action`, `get_call`, `task_context`, `list_dispatches`, and the kernel tools
+ * `ack_dispatch`, `transition_task`, `update_dod`, `decide_gate` (see {@link registerKernelTools}).
+ * Bad tool input is refused by the tool's schema (an MCP error result; nothing is sent). A broker
+ * error comes back as a tool result with `isError: true` and the problem details (code, detail,
+ * receipt) as JSON text, so the agent can act on the code; the process never throws on an HTTP
+ * error.
  */
 export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpServer {
   const server = new McpServer({ name: 'nanoclaw-broker', version });
@@ -62,7 +75,78 @@ export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpSer
     { description: 'Pending dispatches for this group (tasks to execute or gates to approve).', annotations: read },
     async () => toResult(await client.get('/v1/dispatches', { query: { status: 'pending' } })),
   );
+  registerKernelTools(server, client);
   return server;
+}
+
+/**
+ * The kernel tools of a dispatched agent: `ack_dispatch`, `transition_task`, `update_dod`,
+ * `decide_gate`. Each mutation carries a fresh Idempotency-Key; the task ones send If-Match (see
+ * {@link mutateTask}). Input is checked against the kernel's own limits; every business rule
+ * (who may move what, gates, DoD) stays the kernel's, and its refusals come back as error results.
+ */
+function registerKernelTools(server: McpServer, client: BrokerClient): void {
+  const write = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false } as const;
+  const task_id = TaskId.describe('The task id (a ULID)');
+  server.registerTool(
+    'ack_dispatch',
+    {
+      description: 'Acknowledge one of this group’s dispatches (from list_dispatches): you have taken up the work. Idempotent: acking again answers the same acked dispatch.',
+      inputSchema: { dispatch_id: z.string().min(1).describe('The dispatch id') },
+      annotations: { ...write, idempotentHint: true },
+    },
+    async ({ dispatch_id }) => toResult(await client.post(`/v1/dispatches/${encodeURIComponent(dispatch_id)}/ack`, {}, { idempotencyKey: randomUUID() })),
+  );
+  server.registerTool(
+    'transition_task',
+    {
+      description:
+        'Move a task along the state machine, e.g. DOING → REVIEW when your work is done, or to BLOCKED (reason required) and back. A refused move returns the kernel’s code (illegal_transition with `allowed`, forbidden, precondition_failed when the task changed since `version`).',
+      inputSchema: { task_id, to: z.enum(TASK_STATES).describe('The target state'), reason: ReasonText.optional().describe('Why (required for BLOCKED)'), version: Version },
+      annotations: write,
+    },
+    async ({ task_id, to, reason, version }) => toResult(await mutateTask(client, 'POST', task_id, 'transition', { to, reason }, version)),
+  );
+  server.registerTool(
+    'update_dod',
+    {
+      description: 'Tick (or untick) definition-of-done items by id, and/or set docs_updated, on a task assigned to or executed by this group.',
+      inputSchema: { task_id, items: DodItems.optional().describe('Items to set: [{id, done}]'), docs_updated: z.boolean().optional().describe('Whether the docs were updated'), version: Version },
+      annotations: write,
+    },
+    async ({ task_id, items, docs_updated, version }) => toResult(await mutateTask(client, 'PATCH', task_id, 'dod', { items, docs_updated }, version)),
+  );
+  server.registerTool(
+    'decide_gate',
+    {
+      description:
+        'As the gate’s approver, approve a task in APPROVAL or request changes (which sends it back to REVIEW). The group that executed the task may not decide its gate (separation_of_powers).',
+      inputSchema: { task_id, decision: z.enum(['approve', 'request_changes']).describe('request_changes sends the task back to REVIEW'), reason: ReasonText.optional().describe('Why; say what to change'), version: Version },
+      annotations: write,
+    },
+    async ({ task_id, decision, reason, version }) => toResult(await mutateTask(client, 'POST', task_id, 'gate', { decision, reason }, version)),
+  );
+}
+
+/**
+ * One versioned task mutation: `method /v1/tasks/{taskId}/{sub}` with the JSON body (members
+ * that are `undefined` are not sent), `If-Match: "v<version>"` and a fresh Idempotency-Key.
+ * Without `version` it first GETs the task and sends the `ETag` it answered: one read, then the
+ * write, no retry, so a change in between still gets the kernel's 412 `precondition_failed`.
+ * @returns the write's response, or the read's when the read failed (e.g. 404 `not_found`).
+ *   Never throws on an HTTP error status; throws only when the network fails.
+ */
+async function mutateTask(client: BrokerClient, method: 'POST' | 'PATCH', taskId: string, sub: 'transition' | 'dod' | 'gate', json: Record<string, unknown>, version: number | undefined): Promise<BrokerResponse> {
+  const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
+  let ifMatch: string;
+  if (version !== undefined) ifMatch = etagOf(version);
+  else {
+    const current = await client.get(path);
+    if (current.status >= 400) return current;
+    // Every task answer carries an ETag; an empty If-Match would get the kernel's 428.
+    ifMatch = current.headers.get('etag') ?? '';
+  }
+  return client.request(method, `${path}/${sub}`, { json, headers: { 'if-match': ifMatch }, idempotencyKey: randomUUID() });
 }
 
 function toResult(res: BrokerResponse): CallToolResult {

@@ -57,7 +57,18 @@ const text = (r: Awaited<ReturnType<Client['callTool']>>) => JSON.parse((r.conte
 describe('broker mcp', () => {
   it('lists the broker tools', async () => {
     const { tools } = await mcp.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['call_action', 'get_call', 'list_capabilities', 'list_dispatches', 'task_context', 'whoami']);
+    expect(tools.map((t) => t.name).sort()).toEqual([
+      'ack_dispatch',
+      'call_action',
+      'decide_gate',
+      'get_call',
+      'list_capabilities',
+      'list_dispatches',
+      'task_context',
+      'transition_task',
+      'update_dod',
+      'whoami',
+    ]);
   });
 
   it('signs as the group of the secret file', async () => {
