@@ -13,7 +13,7 @@ import { appendActivity } from '../../src/audit/trail.js';
 import { loadConfig } from '../../src/config.js';
 import { closeDeps, createDeps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
-import { REPO_ROOT, tempDir } from '../helpers/harness.js';
+import { REPO_ROOT, startBroker, tempDir } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
 
 interface Line {
@@ -152,5 +152,31 @@ describe('broker audit verify --anchor on the database', () => {
     const caught = await runCli(['audit', 'verify', '--anchor', head.anchor], env);
     expect(caught.code).toBe(1);
     expect(caught.stderr).toContain(`broken at seq ${head.seq}: hash differs from the anchor ${head.anchor}`);
+  });
+});
+
+describe('an auditor\'s own export through GET /v1/audit', () => {
+  it('pages of the unfiltered trail, one row per line, verify with broker audit verify --file', async () => {
+    const broker = await startBroker();
+    try {
+      for (let i = 0; i < 12; i++) appendActivity(broker.deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i } }, Date.UTC(2026, 0, 1, 0, 0, i));
+      const { token } = await broker.deps.tokens.mint('auditor', 'audrey', 600);
+      const rows: unknown[] = [];
+      for (let since = 0, more = true; more; ) {
+        const res = await fetch(`${broker.url}/v1/audit?limit=5&since=${since}`, { headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(200);
+        const page = (await res.json()) as { data: { seq: number }[]; has_more: boolean; next_since: number | null };
+        rows.push(...page.data);
+        (more = page.has_more), (since = page.next_since ?? since);
+      }
+      const file = path.join(tempDir(), 'api.jsonl');
+      writeLines(file, rows);
+      const last = rows.at(-1) as { seq: number; hash: string };
+      const res = await runCli(['audit', 'verify', '--file', file, '--anchor', `${last.seq}:${last.hash}`], { BROKER_DATA_DIR: path.join(tempDir(), 'none') });
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toContain(`audit export ok: ${rows.length} rows verified, seq 1–${last.seq}, starting from the genesis hash, anchor ${last.seq} matched`);
+    } finally {
+      await broker.stop();
+    }
   });
 });
