@@ -3,7 +3,7 @@
  * stdio. It holds only the group's HMAC secret (the mounted `.ipc_secret`), never a provider
  * credential: every tool is one signed request to the broker, which decides and executes (a task
  * mutation sent without `version` first reads the task for its ETag: one read, then the write).
- * Tools: reads (`whoami`, `list_capabilities`, `get_call`, `task_context`, `list_dispatches`),
+ * Tools: reads (`whoami`, `list_capabilities`, `get_call`, `list_calls`, `task_context`, `list_dispatches`),
  * provider actions (`call_action`), and the kernel work of a dispatched agent (`ack_dispatch`,
  * `transition_task`, `update_dod`, `decide_gate`).
  */
@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { CALL_STATUSES } from '../broker/calls/store.js';
 import type { BrokerClient, BrokerResponse } from '../client/index.js';
 import { ReasonText, TaskId } from '../kernel/http.js';
 import { etagOf, TASK_STATES } from '../kernel/model.js';
@@ -23,7 +24,7 @@ const DodItems = z.array(z.strictObject({ id: z.number().int().min(1), done: z.b
 
 /**
  * Builds the MCP server over a signing client. Tools: `whoami`, `list_capabilities`,
- * `call_action`, `get_call`, `task_context`, `list_dispatches`, and the kernel tools
+ * `call_action`, `get_call`, `list_calls`, `task_context`, `list_dispatches`, and the kernel tools
  * `ack_dispatch`, `transition_task`, `update_dod`, `decide_gate` (see {@link registerKernelTools}).
  * Bad tool input is refused by the tool's schema (an MCP error result; nothing is sent). A broker
  * error comes back as a tool result with `isError: true` and the problem details (code, detail,
@@ -64,6 +65,21 @@ export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpSer
     'get_call',
     { description: 'The stored outcome of one of this group’s calls, by request id.', inputSchema: { request_id: RequestId }, annotations: read },
     async ({ request_id }) => toResult(await client.get(`/v1/ext/calls/${encodeURIComponent(request_id)}`)),
+  );
+  server.registerTool(
+    'list_calls',
+    {
+      description:
+        'This group’s own calls, newest first, without receipts or results: find a call whose request_id you lost, or the ones that ended unknown_outcome after a broker restart (check the resource before retrying those under a new request_id). Page with `before` = the last created_at seen.',
+      inputSchema: {
+        status: z.enum(CALL_STATUSES).optional().describe('Only calls in this status'),
+        task_id: z.string().min(1).max(128).optional().describe('Only calls coupled to this task'),
+        before: z.iso.datetime({ offset: true }).optional().describe('RFC 3339: only calls created before this instant'),
+        limit: z.number().int().min(1).max(1000).optional().describe('At most this many (default 100)'),
+      },
+      annotations: read,
+    },
+    async (query) => toResult(await client.get('/v1/ext/calls', { query })),
   );
   server.registerTool(
     'task_context',

@@ -62,6 +62,7 @@ describe('broker mcp', () => {
       'call_action',
       'decide_gate',
       'get_call',
+      'list_calls',
       'list_capabilities',
       'list_dispatches',
       'task_context',
@@ -81,6 +82,22 @@ describe('broker mcp', () => {
     expect(text(res)).toMatchObject({ request_id: 'mcp-1', status: 'succeeded', result: { said: 'hi' } });
     const again = await mcp.callTool({ name: 'get_call', arguments: { request_id: 'mcp-1' } });
     expect(text(again)).toMatchObject({ request_id: 'mcp-1' });
+  });
+
+  it('lists the group\'s own calls with filters, and refuses a bad filter before sending it', async () => {
+    await mcp.callTool({ name: 'call_action', arguments: { action: 'echo.say', params: { text: 'listed' }, request_id: 'mcp-list-1' } });
+    const all = text(await mcp.callTool({ name: 'list_calls', arguments: { limit: 50 } })) as { data: { request_id: string; status: string; group: string }[] };
+    expect(all.data.map((c) => c.request_id)).toContain('mcp-list-1');
+    expect(new Set(all.data.map((c) => c.group))).toEqual(new Set(['developer']));
+    const lost = text(await mcp.callTool({ name: 'list_calls', arguments: { status: 'unknown_outcome' } })) as { data: unknown[] };
+    expect(lost.data).toEqual([]);
+    const one = text(await mcp.callTool({ name: 'list_calls', arguments: { limit: 1 } })) as { data: unknown[] };
+    expect(one.data).toHaveLength(1);
+    for (const bad of [{ limit: 0 }, { status: 'lost' }, { before: 'yesterday' }]) {
+      const res = await mcp.callTool({ name: 'list_calls', arguments: bad });
+      expect(res.isError, JSON.stringify(bad)).toBe(true);
+      expect(JSON.stringify(res.content)).toContain('Input validation error');
+    }
   });
 
   it('returns a denial as an error result carrying the problem code', async () => {
