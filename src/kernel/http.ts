@@ -36,3 +36,6 @@ export function taskIdParam(c: Context<AppEnv>): string {
 
 /** A free-text reason: 1–2000 characters after trimming. */
 export const ReasonText = z.string().trim().min(1).max(2000);
+
+/** Definition-of-done items to set, `[{id, done}]` (1–50; ids start at 1), as `PATCH /v1/tasks/{id}/dod` takes them. */
+export const DodItemUpdates = z.array(z.strictObject({ id: z.number().int().min(1), done: z.boolean() })).min(1).max(50);

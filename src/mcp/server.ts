@@ -11,16 +11,14 @@ import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { CALL_STATUSES } from '../broker/calls/store.js';
+import { ListCallsQuery } from '../broker/calls/routes/list-calls.js';
 import type { BrokerClient, BrokerResponse } from '../client/index.js';
-import { ReasonText, TaskId } from '../kernel/http.js';
+import { DodItemUpdates, ReasonText, TaskId } from '../kernel/http.js';
 import { etagOf, TASK_STATES } from '../kernel/model.js';
 
 const RequestId = z.string().regex(/^[A-Za-z0-9._:-]{1,255}$/);
 /** The version an agent last read; absent → the tool reads the current one first. */
 const Version = z.number().int().min(1).optional().describe('The task version you last read (ETag "v<version>"); omit to act on the current version');
-/** Mirrors the items of the kernel's `UpdateDodBody` (src/kernel/routes/update-dod.ts). */
-const DodItems = z.array(z.strictObject({ id: z.number().int().min(1), done: z.boolean() })).min(1).max(50);
 
 /**
  * Builds the MCP server over a signing client. Tools: `whoami`, `list_capabilities`,
@@ -70,13 +68,8 @@ export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpSer
     'list_calls',
     {
       description:
-        'This group’s own calls, newest first, without receipts or results: find a call whose request_id you lost, or the ones that ended unknown_outcome after a broker restart (check the resource before retrying those under a new request_id). Page with `before` = the last created_at seen.',
-      inputSchema: {
-        status: z.enum(CALL_STATUSES).optional().describe('Only calls in this status'),
-        task_id: z.string().min(1).max(128).optional().describe('Only calls coupled to this task'),
-        before: z.iso.datetime({ offset: true }).optional().describe('RFC 3339: only calls created before this instant'),
-        limit: z.number().int().min(1).max(1000).optional().describe('At most this many (default 100)'),
-      },
+        'This group’s own calls, newest first, without receipts or results: find a call whose request_id you lost, or the ones that ended unknown_outcome after a broker restart (check the resource before retrying those under a new request_id). Filters: status, task_id, before (RFC 3339; page with the last created_at seen), limit (1–1000, default 100).',
+      inputSchema: ListCallsQuery.omit({ group: true }).shape,
       annotations: read,
     },
     async (query) => toResult(await client.get('/v1/ext/calls', { query })),
@@ -127,7 +120,7 @@ function registerKernelTools(server: McpServer, client: BrokerClient): void {
     'update_dod',
     {
       description: 'Tick (or untick) definition-of-done items by id, and/or set docs_updated, on a task assigned to or executed by this group.',
-      inputSchema: { task_id, items: DodItems.optional().describe('Items to set: [{id, done}]'), docs_updated: z.boolean().optional().describe('Whether the docs were updated'), version: Version },
+      inputSchema: { task_id, items: DodItemUpdates.optional().describe('Items to set: [{id, done}]'), docs_updated: z.boolean().optional().describe('Whether the docs were updated'), version: Version },
       annotations: write,
     },
     async ({ task_id, items, docs_updated, version }) => toResult(await mutateTask(client, 'PATCH', task_id, 'dod', { items, docs_updated }, version)),

@@ -2,13 +2,13 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../../http/env.js';
 import { jsonBody } from '../../http/validate.js';
-import { actorOf, sendTask, taskIdParam } from '../http.js';
+import { actorOf, DodItemUpdates, sendTask, taskIdParam } from '../http.js';
 import { updateDod, type KernelDeps } from '../tasks.js';
 
 /** The body of `PATCH /v1/tasks/{id}/dod`: at least one of `items`, `docs_updated`. */
 export const UpdateDodBody = z
   .strictObject({
-    items: z.array(z.strictObject({ id: z.number().int().min(1), done: z.boolean() })).min(1).max(50).optional(),
+    items: DodItemUpdates.optional(),
     docs_updated: z.boolean().optional(),
   })
   .refine((b) => b.items !== undefined || b.docs_updated !== undefined, 'send items, docs_updated, or both');

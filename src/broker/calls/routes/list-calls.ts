@@ -6,7 +6,12 @@ import { queryParams } from '../../../http/validate.js';
 import { CALL_STATUSES, type CallStore } from '../store.js';
 import { callView } from '../views.js';
 
-const Query = z.object({
+/**
+ * The query of both list routes (strings coerced): `group` (token routes only), `status`,
+ * `task_id`, `before` (RFC 3339, exclusive: page with the last `created_at` seen), `limit`
+ * (1–1000, default 100). The MCP server's `list_calls` takes the same filters.
+ */
+export const ListCallsQuery = z.object({
   /** Token routes only: one group's calls. */
   group: z.string().min(1).max(63).optional(),
   status: z.enum(CALL_STATUSES).optional(),
@@ -28,7 +33,7 @@ export function listCallsRoute(store: CallStore, scope: 'own' | 'all') {
   return (c: Context<AppEnv>): Response => {
     const p = c.get('principal');
     if (scope === 'own' && p.type !== 'group') throw new ApiError('forbidden', 'Agent groups list their own calls here; tokens use GET /v1/calls.');
-    const q = queryParams(c, Query);
+    const q = queryParams(c, ListCallsQuery);
     const rows = store.list({
       group: p.type === 'group' ? p.group : q.group,
       status: q.status,
