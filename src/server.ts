@@ -51,12 +51,13 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
 
 /**
  * Runs the broker as `broker serve` does: drops the debug variables that would make dependencies
- * log credentials unredacted (`dropUnredactedDebug`, with a warning), checks `approvers.json` (a malformed file stops the
- * start, as a malformed `groups.json` stops `createDeps`), serves the app, starts the kernel's
- * dispatch loop and the hourly purge of old call rows (`BROKER_CALL_RETENTION`,
- * `startCallRetention`), logs where everything is, and on SIGTERM or SIGINT stops accepting connections, lets requests in
- * flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops both loops, closes providers and the
- * database, and exits 0. Test fixtures that need a real broker process call it too.
+ * log credentials unredacted (`dropUnredactedDebug`, with a warning), checks `approvers.json` (a
+ * malformed file stops the start, as a malformed `groups.json` stops `createDeps`), serves the app,
+ * starts the kernel's dispatch loop and the hourly purge of old call rows
+ * (`BROKER_CALL_RETENTION`, `startCallRetention`), logs where everything is, and on SIGTERM or
+ * SIGINT stops accepting connections, lets requests in flight finish (up to
+ * `BROKER_SHUTDOWN_TIMEOUT_MS`), stops both loops, closes providers and the database, and exits 0.
+ * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
  * @throws Error naming `approvers.json` and what is wrong with it, before anything is served.
  */
