@@ -3,6 +3,7 @@ import { Catalog } from './broker/catalog.js';
 import { GrantStore } from './broker/grants/store.js';
 import { loadOrCreateSigningKey } from './auth/keys.js';
 import { TokenRevocations } from './auth/revocations.js';
+import { TokenKeys } from './auth/token-keys.js';
 import { TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
@@ -28,7 +29,8 @@ export interface Deps {
   grants: GrantStore;
   /**
    * Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`);
-   * `tokens.revocations` is the `token_revocations` table every verification asks.
+   * `tokens.revocations` and `tokens.keys` are the `token_revocations` and `token_keys` tables
+   * every verification asks.
    */
   tokens: TokenService;
   /** Paths created or used at start-up, for the start-up log line. */
@@ -40,7 +42,10 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
 
 /**
  * Opens the database (creating the data directory and applying migrations), loads or creates the
- * master key (mode 0600), loads the groups policy and gives each group a key.
+ * master key (mode 0600) and the token-signing key (registering its public key in `token_keys`
+ * when missing, e.g. on the first start after an upgrade; a key replaced by hand retires every
+ * earlier one at once, `TokenKeys.retireReplaced`), loads the groups policy and gives each group a
+ * key.
  * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
  */
 export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
@@ -54,6 +59,14 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const groups = loadGroups(config.policiesDir);
   const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000);
   keys.ensureGroups(groups.keys());
+  const tokenKeys = new TokenKeys(db, clock);
+  const registered = tokenKeys.register(signingKey);
+  if (registered === 'retired') {
+    logger.warn({ kid: signingKey.kid, token_key: signingKey.path }, 'token.key holds a retired signing key: tokens it signs stop verifying after its grace; run `broker token rotate-key`');
+  } else if (registered === 'registered') {
+    const replaced = tokenKeys.retireReplaced(signingKey);
+    if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
+  }
   return {
     config,
     db,
@@ -64,7 +77,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     metrics: createMetrics(),
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
-    tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock)),
+    tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock), tokenKeys),
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
 }

@@ -28,6 +28,26 @@ export function parseDurationS(text: string, option: string): number {
   return Math.floor(millis / 1000);
 }
 
+/**
+ * Parses `--grace` of `rotate-key`: `0` (or `0s`, `0m`, …: no grace, old tokens stop at once) or
+ * a duration {@link parseDurationMs} reads, at most {@link MAX_TOKEN_TTL_S} (a longer grace
+ * would outlive every token the old key signed).
+ * @returns milliseconds.
+ * @throws CliExit when it is not such a duration.
+ */
+export function parseGraceMs(text: string): number {
+  if (/^0+(ms|s|m|h|d)?$/.test(text.trim())) return 0;
+  const millis = parseDurationMs(text);
+  if (millis === null) throw new CliExit(`--grace: "${text}" is not a duration such as 0, 90s, 15m, 8h or 30d`);
+  if (millis > MAX_TOKEN_TTL_S * 1000) throw new CliExit(`--grace: at most ${MAX_TOKEN_TTL_S / 86400}d (the longest token lifetime)`);
+  return Math.floor(millis);
+}
+
+const RotateOptions = z.strictObject({
+  reason: z.string({ error: 'a reason is required' }).trim().min(1, 'a reason is required').max(1000),
+  grace: z.string(),
+});
+
 const ListOptions = z.strictObject({
   jti: Jti.optional(),
   subject: Subject.optional(),
@@ -50,7 +70,13 @@ function optionIssues(error: z.ZodError): string {
  *   and prints the revocation as JSON. Revoking what is already revoked writes nothing, says so on
  *   stderr and exits 0.
  * - `broker token revocations [--jti ID] [--subject NAME] [--limit N]`: `{data: [...]}` on stdout.
- * Bad or missing options exit 1 with the reason (CliExit).
+ * - `broker token rotate-key --reason TEXT [--grace DURATION]`: replaces `token.key` with a new
+ *   key; tokens signed by the old one keep verifying for the grace (default
+ *   {@link MAX_TOKEN_TTL_S}, i.e. until they expire; `0` stops them at once), on every server
+ *   from its next request. Audits `token.key_rotated` and prints `{old_kid, new_kid,
+ *   old_verifies_until}` (see `TokenService.rotateSigningKey` for the crash-safe order).
+ * - `broker token keys`: `{data: [TokenKeyView]}`, the registered public keys (never a private key).
+ * Bad or missing options exit 1 with the reason (CliExit), before anything is read or written.
  *
  * `token` has both its own action and subcommands, so it uses commander's positional options (the
  * program must enable them too, see `src/main.ts`): `--subject`/`--role` after `revoke` belong to
@@ -60,7 +86,7 @@ function optionIssues(error: z.ZodError): string {
 export function registerTokenCommands(program: Command): void {
   const token = program
     .command('token')
-    .description('mint an operator or auditor bearer token (printed on stdout; treat it as a password); revoke tokens')
+    .description('mint an operator or auditor bearer token (printed on stdout; treat it as a password); revoke tokens; rotate the signing key')
     .enablePositionalOptions()
     .option('--role <role>', `${ROLES.join(' | ')} (required)`)
     .option('--subject <name>', 'who holds it, audited as <role>:<name> (required)')
@@ -107,6 +133,29 @@ export function registerTokenCommands(program: Command): void {
             ? `${what}: already revoked by ${revocation.revoked_by} at ${revocation.revoked_at} (${revocation.id}); nothing written\n`
             : `${what}: revoked (${revocation.id})\n`,
         );
+      }),
+    );
+  token
+    .command('rotate-key')
+    .description('replace the token-signing key; tokens signed by the old key keep verifying for --grace')
+    .option('--reason <text>', 'why (required, audited)')
+    .option('--grace <duration>', `how long tokens signed by the old key still verify, 0 … ${MAX_TOKEN_TTL_S / 86400}d (0: refused at once)`, `${MAX_TOKEN_TTL_S / 86400}d`)
+    .action(async (opts: Record<string, string | undefined>) => {
+      const parsed = RotateOptions.safeParse(opts);
+      if (!parsed.success) throw new CliExit(`broker token rotate-key: ${optionIssues(parsed.error)}`);
+      const graceMs = parseGraceMs(parsed.data.grace);
+      await withDeps((deps) => {
+        const rotation = deps.tokens.rotateSigningKey(graceMs, parsed.data.reason, cliOperator());
+        printJson(rotation);
+        process.stderr.write(`token.key now holds ${rotation.new_kid}; tokens signed by ${rotation.old_kid} verify until ${rotation.old_verifies_until}\n`);
+      });
+    });
+  token
+    .command('keys')
+    .description('the token-signing public keys, oldest first: {data: [{kid, created_at, retired_at, verify_until, current}]}')
+    .action(() =>
+      withDeps((deps) => {
+        printJson({ data: deps.tokens.keys.list(deps.tokens.kid) });
       }),
     );
   token

@@ -12,6 +12,13 @@ export interface BrokerSigningKey {
   path: string;
 }
 
+/** The public half of a signing key as a JWK: `{crv: 'Ed25519', kty: 'OKP', x}` (never `d`). */
+export interface SigningPublicJwk {
+  crv: string;
+  kty: string;
+  x: string;
+}
+
 /**
  * Reads the broker's token-signing key from `<dataDir>/token.key` (an Ed25519 private JWK as
  * JSON), creating it with mode 0600 at first start, like the master key. The private part is
@@ -27,13 +34,78 @@ export function loadOrCreateSigningKey(dataDir: string): BrokerSigningKey {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
+  return readSigningKey(file);
+}
+
+/**
+ * Reads a signing key file (an Ed25519 private JWK as JSON) and registers its private part for
+ * redaction.
+ * @throws Error when the file cannot be read or is not an Ed25519 private JWK.
+ */
+export function readSigningKey(file: string): BrokerSigningKey {
   const jwk = JSON.parse(fs.readFileSync(file, 'utf8')) as JsonWebKey;
   if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string' || typeof jwk.x !== 'string') {
     throw new Error(`${file}: expected an Ed25519 private JWK`);
   }
+  return fromPrivateJwk(jwk, file);
+}
+
+/**
+ * Makes a new Ed25519 signing key in memory, meant for `file` (nothing is written: see
+ * {@link writeSigningKeyFile}). Its private part is registered for redaction.
+ */
+export function generateSigningKey(file: string): BrokerSigningKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return fromPrivateJwk(privateKey.export({ format: 'jwk' }), file);
+}
+
+/**
+ * Replaces `key.path` with `key` atomically: writes a temp file (mode 0600) in the same directory,
+ * fsyncs it, renames it over the key file and fsyncs the directory, so a crash leaves either the
+ * old or the new key file, never a partial one.
+ * @throws the fs error; the temp file is removed and the old key file is untouched.
+ */
+export function writeSigningKeyFile(key: BrokerSigningKey): void {
+  const tmp = path.join(path.dirname(key.path), `.${path.basename(key.path)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o600);
+    try {
+      fs.writeSync(fd, `${JSON.stringify(key.privateKey.export({ format: 'jwk' }))}\n`);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, key.path);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  syncDir(path.dirname(key.path));
+}
+
+/** The public JWK of a signing key: `{crv, kty, x}`, the members its `kid` is computed over. */
+export function publicJwk(key: BrokerSigningKey): SigningPublicJwk {
+  const jwk = key.publicKey.export({ format: 'jwk' });
+  return { crv: jwk.crv!, kty: jwk.kty!, x: jwk.x! };
+}
+
+function fromPrivateJwk(jwk: JsonWebKey, file: string): BrokerSigningKey {
   registerSecret(jwk.d);
   const privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
   return { privateKey, publicKey: createPublicKey(privateKey), kid: thumbprintSync(jwk), path: file };
+}
+
+/** Makes a rename in `dir` durable (best effort where directories cannot be opened). */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // e.g. Windows: directories cannot be fsynced; the rename itself is still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 /** RFC 7638 thumbprint of an OKP key: sha256 over `{"crv","kty","x"}` (lexicographic members), base64url. */

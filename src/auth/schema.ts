@@ -43,3 +43,32 @@ export const tokenRevocations = sqliteTable(
     uniqueIndex('token_revocations_idempotency_idx').on(t.revokedBy, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
+
+/**
+ * `token_keys`: the public halves of every Ed25519 key that has signed bearer tokens, by `kid`
+ * (RFC 7638 thumbprint). A row is current while `retired_at` is null; `broker token rotate-key`
+ * retires it (`retired_at`, and `verify_until` = retired_at + grace) and tokens it signed verify
+ * only before `verify_until`. Rows are never deleted, and a retired row can be neither un-retired
+ * nor extended (triggers, see `drizzle/*_token_keys_triggers.sql`). The private key lives only in
+ * `<dataDir>/token.key`, never here. `TokenService.verify` reads the token's row on every bearer
+ * request (see `TokenKeys`).
+ */
+export const tokenKeys = sqliteTable(
+  'token_keys',
+  {
+    /** RFC 7638 thumbprint of the public key (the JWT header `kid`). */
+    kid: text('kid').primaryKey(),
+    /** The Ed25519 public JWK `{crv, kty, x}` as JSON (never `d`). */
+    publicJwk: text('public_jwk').notNull(),
+    /** Unix ms, when the key was first registered. */
+    createdAt: integer('created_at').notNull(),
+    /** Unix ms, when it was retired; null while current. */
+    retiredAt: integer('retired_at'),
+    /** Unix ms: tokens signed with it verify while now < this; null while current. */
+    verifyUntil: integer('verify_until'),
+  },
+  () => [
+    check('token_keys_retired_pair', sql`(retired_at IS NULL) = (verify_until IS NULL)`),
+    check('token_keys_grace', sql`verify_until IS NULL OR verify_until >= retired_at`),
+  ],
+);

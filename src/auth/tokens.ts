@@ -1,14 +1,16 @@
 /**
  * Operator and auditor bearer tokens (issue 4, "Routes and people"): JWTs signed with EdDSA by the
- * broker's own Ed25519 key, checked with jose (`iss`, `aud`, `exp`, `sub`, `role`).
+ * broker's own Ed25519 key, checked with jose (`iss`, `aud`, `exp`, `sub`, `role`) against the
+ * public key their header `kid` names in `token_keys` (current, or retired and still in its grace).
  */
 import { randomUUID } from 'node:crypto';
-import { errors, jwtVerify, SignJWT } from 'jose';
+import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { ApiError } from '../http/problem.js';
-import type { BrokerSigningKey } from './keys.js';
+import { generateSigningKey, writeSigningKeyFile, type BrokerSigningKey } from './keys.js';
 import type { TokenRevocations } from './revocations.js';
+import type { KnownTokenKey, TokenKeys } from './token-keys.js';
 
 /** `iss` of every broker token. */
 export const TOKEN_ISSUER = 'nanoclaw-broker';
@@ -34,18 +36,36 @@ export interface TokenClaims {
   expiresAt: number;
 }
 
+/**
+ * What {@link TokenService.rotateSigningKey} did: the key it replaced, the new key, and until when
+ * (RFC 3339 UTC, exclusive) tokens signed by the old key still verify.
+ */
+export interface KeyRotation {
+  old_kid: string;
+  new_kid: string;
+  old_verifies_until: string;
+}
+
 const Claims = z.object({ role: z.enum(ROLES), sub: Subject, jti: z.string().min(1), iat: z.number().int(), exp: z.number().int() });
 
 /**
  * Mints and verifies bearer tokens against the clock (`iat`/`exp` come from it, never `Date.now`).
- * `revocations` is the database's `token_revocations`, asked on every {@link TokenService.verify}.
+ * `revocations` is the database's `token_revocations` and `keys` its `token_keys`, both asked on
+ * every {@link TokenService.verify}. Minting uses the private key this process loaded from
+ * `token.key` (or the one its own {@link TokenService.rotateSigningKey} made).
  */
 export class TokenService {
   constructor(
-    private readonly key: BrokerSigningKey,
+    private key: BrokerSigningKey,
     private readonly clock: Clock,
     readonly revocations: TokenRevocations,
+    readonly keys: TokenKeys,
   ) {}
+
+  /** The `kid` new tokens are signed with (the key in `token.key` as this process knows it). */
+  get kid(): string {
+    return this.key.kid;
+  }
 
   /**
    * Signs a token: header `{alg: EdDSA, typ: JWT, kid}`, claims `{role, sub, iss, aud, iat, exp, jti}`.
@@ -71,18 +91,21 @@ export class TokenService {
   }
 
   /**
-   * Verifies a compact JWT: EdDSA with this broker's key, `typ` JWT, `iss`/`aud`, not expired at
-   * the clock's now (no tolerance: a token stops at its exact `exp` second), a known role, and not
+   * Verifies a compact JWT: EdDSA with the key its header `kid` names in `token_keys` (a token
+   * without `kid` names this process's signing key), which must be current or retired with clock
+   * now < its `verify_until` (read from the database on every call), `typ` JWT, `iss`/`aud`, not
+   * expired at the clock's now (no tolerance: a token stops at its exact `exp` second), a known role, and not
    * revoked (its `jti`, or its subject[/role] up to its `iat`, in `token_revocations`, read from
    * the database on every call).
    * @throws ApiError 401 `unauthorized` naming what failed (never echoing the token), with
    *   `WWW-Authenticate: Bearer …, error="invalid_token"`; 503 `service_unavailable` when the
-   *   revocations cannot be read.
+   *   signing keys or the revocations cannot be read.
    */
   async verify(token: string): Promise<TokenClaims> {
+    const key = this.signingKeyOf(token);
     let payload: unknown;
     try {
-      ({ payload } = await jwtVerify(token, this.key.publicKey, {
+      ({ payload } = await jwtVerify(token, key.publicKey, {
         algorithms: ['EdDSA'],
         typ: 'JWT',
         issuer: TOKEN_ISSUER,
@@ -106,6 +129,51 @@ export class TokenService {
       );
     }
     return { role, subject: sub, jti, issuedAt: iat * 1000, expiresAt: exp * 1000 };
+  }
+
+  /**
+   * The registered key a token's header `kid` names, valid at the clock's now.
+   * @throws ApiError 401 (malformed header, unknown kid, retired past `verify_until`); 503.
+   */
+  private signingKeyOf(token: string): KnownTokenKey {
+    let kid: unknown;
+    try {
+      kid = decodeProtectedHeader(token).kid ?? this.key.kid;
+    } catch (err) {
+      throw new ApiError('unauthorized', tokenProblem(err), {}, wwwAuthenticate('invalid_token'));
+    }
+    const key = typeof kid === 'string' ? this.keys.lookup(kid) : null;
+    if (!key || (key.verifyUntil !== null && this.clock.now() >= key.verifyUntil)) {
+      throw new ApiError('unauthorized', 'The bearer token\'s signing key is unknown or retired; mint a new one with `broker token`.', {}, wwwAuthenticate('invalid_token'));
+    }
+    return key;
+  }
+
+  /**
+   * Replaces the signing key with a new Ed25519 key, keeping the old one verifiable for `graceMs`.
+   * The order makes a crash at any point safe:
+   * 1. the new public key is registered in `token_keys` (harmless while nothing signs with it);
+   * 2. `token.key` is replaced atomically (temp file 0600, fsync, rename): from here on every
+   *    process that loads it mints with the new key, which every verifier already knows;
+   * 3. in one transaction, every other current key is retired (`retired_at` = now,
+   *    `verify_until` = now + `graceMs`) and `token.key_rotated` is audited (no key material).
+   * A crash before 3 leaves the old key current as well (still verifiable, no grace clock), and the
+   * next rotation retires it. Afterwards this process mints with the new key.
+   * @param graceMs ms tokens signed by the old key keep verifying; 0 stops them at once.
+   * @param actor who rotates, `operator:<name>`.
+   * @throws RangeError when `graceMs` is not a whole number >= 0; the fs or SQLite error of a
+   *   failed step (the key file is untouched before step 2);
+   *   Error when another rotation replaced `token.key` meanwhile; ApiError 503 `audit_unavailable`.
+   */
+  rotateSigningKey(graceMs: number, reason: string, actor: string): KeyRotation {
+    if (!Number.isInteger(graceMs) || graceMs < 0) throw new RangeError('grace must be a whole number of ms, at least 0');
+    const old = this.key;
+    const next = generateSigningKey(old.path);
+    this.keys.register(next);
+    writeSigningKeyFile(next);
+    this.key = next;
+    const { verifyUntil } = this.keys.retireAllBut(next, old.kid, graceMs, reason, actor);
+    return { old_kid: old.kid, new_kid: next.kid, old_verifies_until: new Date(verifyUntil).toISOString() };
   }
 }
 
