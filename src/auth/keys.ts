@@ -1,6 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { registerSecret } from '../audit/redact.js';
 
 /** The broker's own Ed25519 signing key for bearer tokens. `kid` is its RFC 7638 thumbprint. */
@@ -60,26 +61,13 @@ export function generateSigningKey(file: string): BrokerSigningKey {
 }
 
 /**
- * Replaces `key.path` with `key` atomically: writes a temp file (mode 0600) in the same directory,
- * fsyncs it, renames it over the key file and fsyncs the directory, so a crash leaves either the
- * old or the new key file, never a partial one.
+ * Replaces `key.path` with `key` atomically (write-file-atomic: a temp file in the same
+ * directory, mode 0600, fsynced, renamed over the key file), then fsyncs the directory so the
+ * rename survives a crash: a crash leaves either the old or the new key file, never a partial one.
  * @throws the fs error; the temp file is removed and the old key file is untouched.
  */
 export function writeSigningKeyFile(key: BrokerSigningKey): void {
-  const tmp = path.join(path.dirname(key.path), `.${path.basename(key.path)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'wx', 0o600);
-    try {
-      fs.writeSync(fd, `${JSON.stringify(key.privateKey.export({ format: 'jwk' }))}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, key.path);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic.sync(key.path, `${JSON.stringify(key.privateKey.export({ format: 'jwk' }))}\n`, { mode: 0o600, fsync: true });
   syncDir(path.dirname(key.path));
 }
 
