@@ -110,19 +110,12 @@ export class TokenKeys {
    * @throws Error when `keep.path` no longer holds `keep`; ApiError 503 `audit_unavailable`.
    */
   retireAllBut(keep: BrokerSigningKey, oldKid: string, graceMs: number, reason: string, actor: string): Retirement {
-    const t = tokenKeys;
     return immediate(this.db, () => {
       const onDisk = readSigningKey(keep.path).kid;
       if (onDisk !== keep.kid) throw new Error(`${keep.path} now holds key ${onDisk}, not ${keep.kid}: another rotation ran at the same time; see \`broker token keys\``);
       const now = this.clock.now();
       const verifyUntil = now + graceMs;
-      const retired = this.db.orm
-        .update(t)
-        .set({ retiredAt: now, verifyUntil })
-        .where(and(isNull(t.retiredAt), ne(t.kid, keep.kid)))
-        .returning({ kid: t.kid })
-        .all()
-        .map((r) => r.kid);
+      const retired = this.retireCurrentExcept(keep.kid, now, verifyUntil);
       const detail = { old_kid: oldKid, new_kid: keep.kid, verify_until: new Date(verifyUntil).toISOString(), reason };
       appendActivity(this.db, { actor, kind: 'token.key_rotated', subject: keep.kid, detail }, now);
       return { retired, verifyUntil };
@@ -140,22 +133,30 @@ export class TokenKeys {
    * @throws ApiError 503 `audit_unavailable`, or the SQLite error; start-up stops.
    */
   retireReplaced(key: BrokerSigningKey): string[] {
-    const t = tokenKeys;
     return immediate(this.db, () => {
       const now = this.clock.now();
-      const retired = this.db.orm
-        .update(t)
-        .set({ retiredAt: now, verifyUntil: now })
-        .where(and(isNull(t.retiredAt), ne(t.kid, key.kid)))
-        .returning({ kid: t.kid })
-        .all()
-        .map((r) => r.kid);
+      const retired = this.retireCurrentExcept(key.kid, now, now);
       const reason = 'token.key was replaced outside `broker token rotate-key`; the keys before it stop verifying at once';
       for (const oldKid of retired) {
         appendActivity(this.db, { actor: 'system', kind: 'token.key_rotated', subject: key.kid, detail: { old_kid: oldKid, new_kid: key.kid, verify_until: new Date(now).toISOString(), reason } }, now);
       }
       return retired;
     });
+  }
+
+  /**
+   * Retires every current key but `kid`: `retired_at` = `now`, `verify_until` (both Unix ms).
+   * Runs in the caller's transaction. @returns the retired kids.
+   */
+  private retireCurrentExcept(kid: string, now: number, verifyUntil: number): string[] {
+    const t = tokenKeys;
+    return this.db.orm
+      .update(t)
+      .set({ retiredAt: now, verifyUntil })
+      .where(and(isNull(t.retiredAt), ne(t.kid, kid)))
+      .returning({ kid: t.kid })
+      .all()
+      .map((r) => r.kid);
   }
 
   /** Every registered key, oldest first; `current` marks `currentKid` (the key in `token.key`). */
