@@ -91,8 +91,8 @@ export class TokenService {
   }
 
   /**
-   * Verifies a compact JWT: EdDSA with the key its header `kid` names in `token_keys` (a token
-   * without `kid` names this process's signing key), which must be current or retired with clock
+   * Verifies a compact JWT: EdDSA with the key its header `kid` names in `token_keys` (every
+   * token `mint` has ever signed carries one; a token without is refused), which must be current or retired with clock
    * now < its `verify_until` (read from the database on every call), `typ` JWT, `iss`/`aud`, not
    * expired at the clock's now (no tolerance: a token stops at its exact `exp` second), a known role, and not
    * revoked (its `jti`, or its subject[/role] up to its `iat`, in `token_revocations`, read from
@@ -133,16 +133,17 @@ export class TokenService {
 
   /**
    * The registered key a token's header `kid` names, valid at the clock's now.
-   * @throws ApiError 401 (malformed header, unknown kid, retired past `verify_until`); 503.
+   * @throws ApiError 401 (malformed header, no `kid`, unknown kid, retired past `verify_until`); 503.
    */
   private signingKeyOf(token: string): KnownTokenKey {
     let kid: unknown;
     try {
-      kid = decodeProtectedHeader(token).kid ?? this.key.kid;
+      kid = decodeProtectedHeader(token).kid;
     } catch (err) {
       throw new ApiError('unauthorized', tokenProblem(err), {}, wwwAuthenticate('invalid_token'));
     }
-    const key = typeof kid === 'string' ? this.keys.lookup(kid) : null;
+    if (typeof kid !== 'string') throw new ApiError('unauthorized', 'The bearer token names no signing key (`kid`); mint a new one with `broker token`.', {}, wwwAuthenticate('invalid_token'));
+    const key = this.keys.lookup(kid);
     if (!key || (key.verifyUntil !== null && this.clock.now() >= key.verifyUntil)) {
       throw new ApiError('unauthorized', 'The bearer token\'s signing key is unknown or retired; mint a new one with `broker token`.', {}, wwwAuthenticate('invalid_token'));
     }

@@ -19,12 +19,15 @@ describe('operator and auditor bearer tokens', () => {
   });
   afterAll(() => broker.stop());
 
-  /** Signs a token with the broker's own key file, with any claims (what a key thief could do). */
+  /**
+   * Signs a token with the broker's own key file, with any claims and its `kid` unless `header`
+   * says otherwise (what a key thief could do).
+   */
   async function forge(claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
     const jwk = JSON.parse(fs.readFileSync(path.join(broker.dataDir, 'token.key'), 'utf8')) as JWK;
     const now = Math.floor(broker.clock.now() / 1000);
     return new SignJWT({ role: 'auditor', jti: 'x', ...claims })
-      .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', ...header })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: broker.deps.tokens.kid, ...header })
       .setIssuer((claims.iss as string) ?? 'nanoclaw-broker')
       .setAudience((claims.aud as string) ?? 'nanoclaw-broker')
       .setSubject('mallory')
@@ -135,11 +138,13 @@ describe('operator and auditor bearer tokens', () => {
       await expect401('Bearer');
     });
 
-    it('wrong audience, issuer, role or typ, even with the broker key', async () => {
+    it('wrong audience, issuer, role, typ or kid, even with the broker key', async () => {
       await expect401(`Bearer ${await forge({ aud: 'someone-else' })}`);
       await expect401(`Bearer ${await forge({ iss: 'someone-else' })}`);
       await expect401(`Bearer ${await forge({ role: 'admin' })}`);
       await expect401(`Bearer ${await forge({}, { typ: 'at+jwt' })}`);
+      await expect401(`Bearer ${await forge({}, { kid: undefined })}`);
+      await expect401(`Bearer ${await forge({}, { kid: 42 })}`);
       expect((await fetch(`${broker.url}/v1/grants`, { headers: { authorization: `Bearer ${await forge({})}` } })).status).toBe(200);
     });
   });
