@@ -74,7 +74,13 @@ export function registerFoundationCommands(program: Command): void {
         const counted = function* () {
           for (const line of exportLines(deps.db, Number(opts.since))) (rows += 1, yield line);
         };
-        await pipeline(Readable.from(counted()), out, { end: opts.out !== undefined });
+        try {
+          await pipeline(Readable.from(counted()), out, { end: opts.out !== undefined });
+        } catch (err) {
+          // `broker audit export | head`: the reader had enough. Stop quietly, like any Unix filter.
+          if (opts.out === undefined && (err as NodeJS.ErrnoException).code === 'EPIPE') return;
+          throw err;
+        }
         process.stderr.write(`exported ${rows} audit rows${opts.out ? ` to ${opts.out}` : ''}\n`);
       });
     });

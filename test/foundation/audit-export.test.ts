@@ -4,6 +4,7 @@
  * database), and `--anchor` on both verifications. The trail is a real SQLite file written by the
  * real audit code.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,7 +15,7 @@ import { loadConfig } from '../../src/config.js';
 import { closeDeps, createDeps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
 import { REPO_ROOT, startBroker, tempDir } from '../helpers/harness.js';
-import { runCli } from '../helpers/process.js';
+import { BIN, runCli } from '../helpers/process.js';
 
 interface Line {
   seq: number;
@@ -31,6 +32,16 @@ async function trail(extra: number): Promise<{ env: Record<string, string>; data
   for (let i = 0; i < extra; i++) appendActivity(deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i, note: 'é ✓ "quoted"' } }, Date.UTC(2026, 0, 1, 0, 0, i));
   await closeDeps(deps);
   return { env, dataDir };
+}
+
+/** Runs a bash command line (with the given environment over process.env) to completion. */
+function runShell(command: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('bash', ['-c', command], { env: { ...process.env, ...env }, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
 }
 
 const readLines = (file: string): Line[] =>
@@ -112,6 +123,16 @@ describe('broker audit export and verify --file', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot read .*nope\.jsonl/);
     expect(`${notJson.stderr}${notRow.stderr}${missing.stderr}`).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('broker audit export into a pipe whose reader stops early', () => {
+  it('`| head -n 1` gets the first row and the export exits 0 without an EPIPE error', async () => {
+    const { env } = await trail(3000); // ~1 MB of lines: far more than a pipe buffer holds
+    const res = await runShell(`set -o pipefail; "${process.execPath}" "${BIN}" audit export | head -n 1`, env);
+    expect(res.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(res.code).toBe(0);
+    expect((JSON.parse(res.stdout) as Line).seq).toBe(1);
   });
 });
 
