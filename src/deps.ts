@@ -4,7 +4,7 @@ import { GrantStore } from './broker/grants/store.js';
 import { loadOrCreateSigningKey } from './auth/keys.js';
 import { TokenRevocations } from './auth/revocations.js';
 import { TokenKeys } from './auth/token-keys.js';
-import { TokenService } from './auth/tokens.js';
+import { MAX_TOKEN_TTL_S, TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config.js';
@@ -44,7 +44,8 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
  * Opens the database (creating the data directory and applying migrations), loads or creates the
  * master key (mode 0600) and the token-signing key (registering its public key in `token_keys`
  * when missing, e.g. on the first start after an upgrade; a key replaced by hand retires every
- * earlier one at once, `TokenKeys.retireReplaced`), loads the groups policy and gives each group a
+ * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
+ * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each group a
  * key.
  * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
  */
@@ -63,7 +64,10 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const registered = tokenKeys.register(signingKey);
   if (registered === 'retired') {
     logger.warn({ kid: signingKey.kid, token_key: signingKey.path }, 'token.key holds a retired signing key: tokens it signs stop verifying after its grace; run `broker token rotate-key`');
-  } else if (registered === 'registered') {
+  } else if (registered === 'current') {
+    const finished = tokenKeys.finishInterruptedRotation(signingKey, MAX_TOKEN_TTL_S * 1000);
+    if (finished) logger.warn({ kid: signingKey.kid, retired: finished.retired, verify_until: new Date(finished.verifyUntil).toISOString() }, 'finished an interrupted `broker token rotate-key`: the keys before token.key are retired with the grace it asked');
+  } else {
     const replaced = tokenKeys.retireReplaced(signingKey);
     if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
   }

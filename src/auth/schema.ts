@@ -49,7 +49,7 @@ export const tokenRevocations = sqliteTable(
  * (RFC 7638 thumbprint). A row is current while `retired_at` is null; `broker token rotate-key`
  * retires it (`retired_at`, and `verify_until` = retired_at + grace) and tokens it signed verify
  * only before `verify_until`. Rows are never deleted, and a retired row can be neither un-retired
- * nor extended (triggers, see `drizzle/*_token_keys_triggers.sql`). The private key lives only in
+ * nor extended, and `rotation` never changes (triggers, see `drizzle/*_token_keys_*trigger*.sql`). The private key lives only in
  * `<dataDir>/token.key`, never here. `TokenService.verify` reads the token's row on every bearer
  * request (see `TokenKeys`).
  */
@@ -66,6 +66,12 @@ export const tokenKeys = sqliteTable(
     retiredAt: integer('retired_at'),
     /** Unix ms: tokens signed with it verify while now < this; null while current. */
     verifyUntil: integer('verify_until'),
+    /**
+     * For a key made by `broker token rotate-key`, the rotation it belongs to, written before
+     * `token.key` is replaced, as JSON `{old_kid, grace_ms, reason, actor}` (`RotationIntent`), so
+     * a start-up can finish a rotation that stopped after the rename; null for keys found at start.
+     */
+    rotation: text('rotation'),
   },
   () => [
     check('token_keys_retired_pair', sql`(retired_at IS NULL) = (verify_until IS NULL)`),

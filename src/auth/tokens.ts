@@ -153,13 +153,17 @@ export class TokenService {
   /**
    * Replaces the signing key with a new Ed25519 key, keeping the old one verifiable for `graceMs`.
    * The order makes a crash at any point safe:
-   * 1. the new public key is registered in `token_keys` (harmless while nothing signs with it);
+   * 1. the new public key is registered in `token_keys` with this rotation's intent (old kid,
+   *    grace, reason, actor) and audited `token.key_registered` (harmless while nothing signs
+   *    with it);
    * 2. `token.key` is replaced atomically (temp file 0600, fsync, rename): from here on every
    *    process that loads it mints with the new key, which every verifier already knows;
    * 3. in one transaction, every other current key is retired (`retired_at` = now,
    *    `verify_until` = now + `graceMs`) and `token.key_rotated` is audited (no key material).
-   * A crash before 3 leaves the old key current as well (still verifiable, no grace clock), and the
-   * next rotation retires it. Afterwards this process mints with the new key.
+   * A crash before 2 leaves an unused current key, which the next rotation retires. A crash
+   * between 2 and 3 leaves the old key current until the next start of any broker process, which
+   * finishes step 3 from the stored intent (`TokenKeys.finishInterruptedRotation`). Afterwards
+   * this process mints with the new key.
    * @param graceMs ms tokens signed by the old key keep verifying; 0 stops them at once.
    * @param actor who rotates, `operator:<name>`.
    * @throws RangeError when `graceMs` is not a whole number >= 0; the fs or SQLite error of a
@@ -170,10 +174,10 @@ export class TokenService {
     if (!Number.isInteger(graceMs) || graceMs < 0) throw new RangeError('grace must be a whole number of ms, at least 0');
     const old = this.key;
     const next = generateSigningKey(old.path);
-    this.keys.register(next);
+    this.keys.register(next, { old_kid: old.kid, grace_ms: graceMs, reason, actor });
     writeSigningKeyFile(next);
     this.key = next;
-    const { verifyUntil } = this.keys.retireAllBut(next, old.kid, graceMs, reason, actor);
+    const { verifyUntil } = this.keys.retireAllBut(next, graceMs, reason, actor);
     return { old_kid: old.kid, new_kid: next.kid, old_verifies_until: new Date(verifyUntil).toISOString() };
   }
 }

@@ -85,9 +85,9 @@ describe('broker audit verify', () => {
     const env = { BROKER_DATA_DIR: dataDir };
     const fresh = await runCli(['audit', 'verify'], env);
     expect(fresh.code).toBe(0);
-    expect(fresh.stdout).toMatch(/audit chain ok: 3 rows verified/);
+    expect(fresh.stdout).toMatch(/audit chain ok: 4 rows verified/);
     await runCli(['secrets', 'rotate', '--group', 'security'], env);
-    expect((await runCli(['audit', 'verify'], env)).stdout).toMatch(/4 rows verified/);
+    expect((await runCli(['audit', 'verify'], env)).stdout).toMatch(/5 rows verified/);
 
     const db = new Database(path.join(dataDir, 'broker.db'));
     expect(() => db.prepare("UPDATE gov_activities SET actor = 'mallory' WHERE seq = 2").run()).toThrow(/append-only/);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSigningKey, writeSigningKeyFile } from '../../src/auth/keys.js';
 import { openDb } from '../../src/db/open.js';
 import { bearer, type Answer } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
@@ -174,6 +175,7 @@ describe('token key rotation in-process (manual clock)', () => {
     expect(() => sqlite.prepare("UPDATE token_keys SET public_jwk = '{}' WHERE kid = ?").run(current)).toThrow(/retired once/);
     expect(() => sqlite.prepare("UPDATE token_keys SET kid = 'other' WHERE kid = ?").run(current)).toThrow(/retired once/);
     expect(() => sqlite.prepare('UPDATE token_keys SET retired_at = 5 WHERE kid = ?').run(current)).toThrow(/CHECK/);
+    expect(() => sqlite.prepare("UPDATE token_keys SET rotation = '{}' WHERE kid = ?").run(current)).toThrow(/retired once/);
     expect(keyRows().find((r) => r.kid === 'fake')).toMatchObject({ retired_at: 10, verify_until: 20 });
     expect(keyRows().find((r) => r.kid === current)).toMatchObject({ retired_at: null, verify_until: null });
   });
@@ -220,6 +222,91 @@ describe('token key rotation in-process (manual clock)', () => {
     expect(fs.readFileSync(file).equals(bytes)).toBe(true);
     expect(keyRows()).toEqual(rows);
     expect(audits()).toEqual(auditsBefore);
+  });
+});
+
+describe('token.key_registered: every new signing key is audited', () => {
+  it('at first start by system with {kid}; by the rotating operator with the rotation it belongs to', async () => {
+    const broker = await startBroker();
+    try {
+      const registered = () =>
+        (broker.deps.db.sqlite.prepare("SELECT actor, subject, detail FROM gov_activities WHERE kind = 'token.key_registered' ORDER BY seq").all() as { actor: string; subject: string; detail: string }[]).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
+      const first = broker.deps.tokens.kid;
+      expect(registered()).toEqual([{ actor: 'system', subject: first, detail: { kid: first } }]);
+      const rotation = broker.deps.tokens.rotateSigningKey(60_000, 'yearly', 'operator:olga');
+      expect(registered()[1]).toEqual({ actor: 'operator:olga', subject: rotation.new_kid, detail: { kid: rotation.new_kid, old_kid: first, grace_ms: 60_000, reason: 'yearly', actor: 'operator:olga' } });
+      expect(JSON.stringify(registered())).not.toContain(privateD(broker.dataDir));
+    } finally {
+      await broker.stop();
+    }
+  });
+});
+
+describe('a rotation interrupted after token.key was replaced', () => {
+  const T0 = Date.UTC(2026, 10, 1);
+  const GRACE = 2 * 3600_000;
+  const rows = (b: TestBroker) => b.deps.db.sqlite.prepare('SELECT kid, created_at, retired_at, verify_until FROM token_keys ORDER BY created_at, kid').all() as { kid: string; created_at: number; retired_at: number | null; verify_until: number | null }[];
+  const rotatedAudit = (b: TestBroker) => b.deps.db.sqlite.prepare("SELECT actor, subject, detail FROM gov_activities WHERE kind = 'token.key_rotated'").all() as { actor: string; subject: string; detail: string }[];
+
+  it('is finished by the next start with the grace it asked, counted from the rotation; audited once', async () => {
+    const dataDir = tempDir();
+    const first = await startBroker({ dataDir, startMs: T0 });
+    const old = (await first.deps.tokens.mint('operator', 'ivy', 3 * 3600)).token;
+    const oldKid = first.deps.tokens.kid;
+    // rotateSigningKey's steps 1 and 2 a second later, then the process dies before step 3 retires the old key.
+    first.clock.set(T0 + 1000);
+    const next = generateSigningKey(path.join(dataDir, 'token.key'));
+    first.deps.tokens.keys.register(next, { old_kid: oldKid, grace_ms: GRACE, reason: 'yearly', actor: 'operator:olga' });
+    writeSigningKeyFile(next);
+    await first.stop();
+
+    const again = await startBroker({ dataDir, startMs: T0 + 60_000 });
+    try {
+      expect(again.deps.tokens.kid).toBe(next.kid);
+      expect(rows(again).find((r) => r.kid === oldKid)).toEqual({ kid: oldKid, created_at: T0, retired_at: T0 + 60_000, verify_until: T0 + 1000 + GRACE });
+      expect(rows(again).find((r) => r.kid === next.kid)).toMatchObject({ retired_at: null, verify_until: null });
+      const audit = rotatedAudit(again);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]).toMatchObject({ actor: 'system', subject: next.kid });
+      expect(JSON.parse(audit[0]!.detail)).toEqual({ old_kid: oldKid, new_kid: next.kid, verify_until: new Date(T0 + 1000 + GRACE).toISOString(), reason: expect.stringMatching(/^yearly \(finished at start-up/), rotated_by: 'operator:olga' });
+      expect(again.logs.join('')).toContain('finished an interrupted');
+      again.clock.set(T0 + 1000 + GRACE - 1);
+      expect((await bearer(again, old, 'GET', '/v1/grants')).status).toBe(200);
+      again.clock.set(T0 + 1000 + GRACE);
+      expectInvalid(await bearer(again, old, 'GET', '/v1/grants'), old, UNKNOWN_KEY);
+    } finally {
+      await again.stop();
+    }
+
+    const third = await startBroker({ dataDir, startMs: T0 + 120_000 });
+    try {
+      expect(rotatedAudit(third)).toHaveLength(1);
+    } finally {
+      await third.stop();
+    }
+  });
+
+  it('leaves a rotation still in progress alone: a key registered after token.key\'s stays current', async () => {
+    const dataDir = tempDir();
+    const first = await startBroker({ dataDir, startMs: T0 });
+    const current = first.deps.tokens.kid;
+    // Another process's rotation at step 1: its key is registered, token.key not yet replaced.
+    const pending = generateSigningKey(path.join(dataDir, 'token.key'));
+    first.clock.set(T0 + 1000);
+    first.deps.tokens.keys.register(pending, { old_kid: current, grace_ms: GRACE, reason: 'in progress', actor: 'operator:olga' });
+    await first.stop();
+
+    const again = await startBroker({ dataDir, startMs: T0 + 2000 });
+    try {
+      expect(again.deps.tokens.kid).toBe(current);
+      expect(rows(again).map((r) => [r.kid, r.retired_at])).toEqual([
+        [current, null],
+        [pending.kid, null],
+      ]);
+      expect(rotatedAudit(again)).toEqual([]);
+    } finally {
+      await again.stop();
+    }
   });
 });
 

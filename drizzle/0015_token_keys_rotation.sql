@@ -1,0 +1,1 @@
+ALTER TABLE `token_keys` ADD `rotation` text;
