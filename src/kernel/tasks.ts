@@ -22,6 +22,7 @@ import {
   DOCS_REQUIRED,
   dodItems,
   FOLLOW_UP_TYPE,
+  GATE_APPROVER,
   newId,
   type DodItem,
   type Gate,
@@ -113,6 +114,7 @@ export interface NewTask {
   gate?: Gate;
   /** The checklist texts; items get ids 1, 2, … */
   definition_of_done?: string[];
+  /** A known group; never the approver of the task's gate ({@link checkAssignable}). */
   assigned_group?: string;
   parent_task_id?: string;
 }
@@ -123,8 +125,13 @@ export interface Idempotency {
   requestHash: string;
 }
 
+/** The gate a new task gets: the one asked for, else the gate of its type, else none. */
+function gateOf(input: Pick<NewTask, 'gate' | 'type'>): Gate {
+  return input.gate ?? DEFAULT_GATE[input.type] ?? 'none';
+}
+
 function insertTask(db: Db, actor: string, input: NewTask, nowMs: number, idem: Idempotency | null): TaskRow {
-  const gate = input.gate ?? DEFAULT_GATE[input.type] ?? 'none';
+  const gate = gateOf(input);
   const dod: DodItem[] = (input.definition_of_done ?? []).map((text, i) => ({ id: i + 1, text, done: false }));
   const row = db.orm
     .insert(tasks)
@@ -163,9 +170,14 @@ function insertTask(db: Db, actor: string, input: NewTask, nowMs: number, idem: 
 
 /**
  * Creates a task in INBOX. Only `main` creates tasks. With `idem`, a retry with the same key and
- * body returns the task it created (`replayed: true`) instead of a second one.
+ * body returns the task it created (`replayed: true`) instead of a second one, as it is now (even
+ * one stored before the assignment rule below existed).
+ * A gated task (its `gate`, or the gate of its type) is never created assigned to its gate's
+ * approver ({@link checkAssignable}); such a refusal is audited as `task.refused` (subject `tasks`)
+ * and stores nothing.
  * @throws ApiError 403 `forbidden` (not main); 422 `validation_failed` (unknown group or parent);
- *   422 `idempotency_key_reused` (same key, different body); 503 `audit_unavailable`.
+ *   422 `idempotency_key_reused` (same key, different body); 403 `separation_of_powers` (assigned
+ *   to the gate's approver, with `gate`, `approver_group`, `assigned_group`); 503 `audit_unavailable`.
  */
 export function createTask(deps: KernelDeps, actor: string, input: NewTask, idem: Idempotency | null): { task: TaskRow; replayed: boolean } {
   const { db, clock } = deps;
@@ -185,6 +197,7 @@ export function createTask(deps: KernelDeps, actor: string, input: NewTask, idem
         return { task: prior, replayed: true };
       }
     }
+    if (input.assigned_group !== undefined) checkAssignable(null, gateOf(input), input.assigned_group);
     if (input.parent_task_id !== undefined && !findTask(db, input.parent_task_id)) {
       throw fieldError('parent_task_id', `no task ${input.parent_task_id}`);
     }
@@ -258,7 +271,10 @@ function describeMissing(m: DoneRequirement): string {
   }
 }
 
-/** A transition request. `reason` is required for BLOCKED; `assignedGroup` only from main. */
+/**
+ * A transition request. `reason` is required for BLOCKED; `assignedGroup` only from main, and never
+ * the approver of the task's gate ({@link checkAssignable}).
+ */
 export interface TransitionInput {
   to: TaskState;
   reason?: string;
@@ -269,10 +285,13 @@ export interface TransitionInput {
  * Moves `row` to `input.to` as `actor` inside the caller's transaction: checks the table and the
  * actor's role, the transition's own requirements, writes the versioned update and the
  * `task.transition` audit row. Also used by the dispatch loop (actor `system`) and by gate
- * decisions (`extra` carries their gate change).
+ * decisions (`extra` carries their gate change). Any move may carry `assignedGroup` (main only),
+ * which must not be the approver of the task's gate ({@link checkAssignable}).
  * @throws ApiError 409 `illegal_transition`, 403 `forbidden`, 422 `validation_failed` (READY with no
- *   assigned group, BLOCKED with no reason, unknown group), 409 `done_requirements_unmet` (with
- *   `missing`), 412 `precondition_failed`, 503 `audit_unavailable`.
+ *   assigned group, BLOCKED with no reason, unknown group), 403 `separation_of_powers` (assigning a
+ *   gated task to its gate's approver, with `gate`, `approver_group`, `assigned_group`),
+ *   409 `done_requirements_unmet` (with `missing`), 412 `precondition_failed`,
+ *   503 `audit_unavailable`.
  */
 export function applyTransition(
   deps: KernelDeps,
@@ -288,6 +307,7 @@ export function applyTransition(
   if (input.assignedGroup !== undefined) {
     if (!rolesOf(actor, row).has('main')) throw new ApiError('forbidden', 'Only main assigns tasks.');
     requireKnownGroup(deps, input.assignedGroup, 'assigned_group');
+    checkAssignable(row.id, row.gate as Gate, input.assignedGroup);
     patch.assignedGroup = input.assignedGroup;
   }
   const assigned = patch.assignedGroup ?? row.assignedGroup;
@@ -382,6 +402,26 @@ function checkNotExecutor(row: TaskRow, actor: string, what: string): void {
       executor_group: row.executorGroup,
     });
   }
+}
+
+/**
+ * The separation-of-powers rule at assignment: a gated task is never assigned to the approver of
+ * its gate ({@link GATE_APPROVER}: Security → security, RevOps/Claims/Product → main). The
+ * assigned group is the one that executes the task, and the executor may neither approve nor
+ * override its gate ({@link checkNotExecutor}), so such a task could never leave APPROVAL.
+ * @param taskId the task, or null for one being created.
+ * @throws ApiError 403 `separation_of_powers` with `gate`, `approver_group`, `assigned_group`.
+ */
+function checkAssignable(taskId: string | null, gate: Gate, group: string): void {
+  if (gate === 'none') return;
+  const approver = GATE_APPROVER[gate];
+  if (group !== approver) return;
+  const whose = taskId === null ? "The new task's" : `Task ${taskId}'s`;
+  throw new ApiError(
+    'separation_of_powers',
+    `${whose} ${gate} gate is approved by ${approver}, so ${group} may not be assigned it (it would approve its own work); assign another group.`,
+    { gate, approver_group: approver, assigned_group: group },
+  );
 }
 
 function recordDecision(db: Db, row: TaskRow, actor: string, decision: GateStatus, nowMs: number, extra: { reason?: string; riskAcceptance?: string; followUpTaskId?: string } = {}): string {

@@ -4,7 +4,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { BrokerResponse } from '../../src/client/index.js';
-import type { TaskJson, TaskState } from '../../src/kernel/model.js';
+import { DEFAULT_GATE, newId, type TaskJson, type TaskRow, type TaskState, type TaskType } from '../../src/kernel/model.js';
+import { tasks } from '../../src/kernel/schema.js';
 import { REPO_ROOT, type TestBroker } from '../helpers/harness.js';
 import { BIN } from '../helpers/process.js';
 
@@ -69,6 +70,32 @@ export class Kernel {
     if (state === 'BLOCKED') t = seen(await this.move('main', t, 'BLOCKED', { reason: 'waiting on a vendor' }));
     if (state === 'DONE') t = seen(await this.move('main', t, 'DONE'));
     return t;
+  }
+
+  /**
+   * Writes a task row straight into the database, past every route: for state the routes can no
+   * longer make, such as a task stored before a rule existed. `fields` go over a BUG in INBOX,
+   * created by main, with no gate; the id is a fresh ULID.
+   * @returns the task as `GET /v1/tasks/{id}` answers it.
+   */
+  async insertRow(fields: Partial<TaskRow> = {}): Promise<Seen> {
+    const now = this.broker.clock.now();
+    const row = this.broker.deps.db.orm
+      .insert(tasks)
+      .values({ id: newId(now), title: 'A stored task', type: 'BUG', priority: 'P2', state: 'INBOX', gate: 'none', createdBy: 'main', createdAt: now, updatedAt: now, ...fields })
+      .returning()
+      .get();
+    return this.get(row.id);
+  }
+
+  /**
+   * A task stored before a gated task could no longer be assigned to its gate's approver: of
+   * `type` (with the gate of its type), assigned to and executed by `group`, in APPROVAL with the
+   * gate pending and at version 6, as the happy path would have left it. Written with
+   * {@link insertRow}, because no route makes this state any more.
+   */
+  stuckInApproval(type: TaskType, group: string, fields: Partial<TaskRow> = {}): Promise<Seen> {
+    return this.insertRow({ title: `stuck ${type} executed by ${group}`, type, gate: DEFAULT_GATE[type]!, gateStatus: 'pending', state: 'APPROVAL', assignedGroup: group, executorGroup: group, version: 6, ...fields });
   }
 
   /** The audit rows about one subject, oldest first: `[kind, actor, detail]`. */

@@ -24,7 +24,9 @@ export const CreateTaskBody = z.strictObject({
  * 201 task + `ETag` + `Location`; a retry with the same Idempotency-Key and body answers 201 again
  * (a replay keeps the original status, as grant and token-revocation replays do) with the same task,
  * as it is now, and `Idempotent-Replayed: true`.
- * Errors: 400 `malformed_json`, 422 `validation_failed`, 422 `idempotency_key_reused`, 403 `forbidden`.
+ * Errors: 400 `malformed_json`, 422 `validation_failed`, 422 `idempotency_key_reused`, 403 `forbidden`,
+ * 403 `separation_of_powers` (`assigned_group` is the approver of the task's gate; with `gate`,
+ * `approver_group`, `assigned_group`).
  */
 export function createTaskRoute(deps: KernelDeps) {
   return async (c: Context<AppEnv>) => {

@@ -12,7 +12,10 @@ export const TransitionBody = z.strictObject({
   to: z.enum(TASK_STATES),
   /** Required when `to` is BLOCKED. */
   reason: ReasonText.optional(),
-  /** main only: (re)assigns the task; required to reach READY when it has no group yet. */
+  /**
+   * main only: (re)assigns the task; required to reach READY when it has no group yet. Never the
+   * approver of the task's gate (403 `separation_of_powers`).
+   */
   assigned_group: GroupName.optional(),
 });
 
@@ -20,7 +23,9 @@ export const TransitionBody = z.strictObject({
  * `POST /v1/tasks/{id}/transition` with `If-Match: "v<version>"`: moves the task along the state
  * machine (src/kernel/machine.ts). 200 task + new `ETag`.
  * Errors: 404, 428 `precondition_required`, 412 `precondition_failed`, 409 `illegal_transition`
- * (with `allowed`), 403 `forbidden`, 409 `done_requirements_unmet` (with `missing`), 422.
+ * (with `allowed`), 403 `forbidden`, 403 `separation_of_powers` (`assigned_group` is the approver
+ * of the task's gate; with `gate`, `approver_group`, `assigned_group`), 409
+ * `done_requirements_unmet` (with `missing`), 422.
  */
 export function transitionTaskRoute(deps: KernelDeps) {
   return async (c: Context<AppEnv>) => {
