@@ -4,11 +4,11 @@
  * failures are reported.
  */
 import type { Logging, LoggingOptions } from '@google-cloud/logging';
-import type { GoogleAuth } from 'google-auth-library';
+import type { Compute, ComputeOptions, GoogleAuth } from 'google-auth-library';
 import { redactString, registerSecret } from '../../src/audit/redact.js';
 import { ProviderError } from '../../src/broker/catalog.js';
 import { ApiError } from '../../src/http/problem.js';
-import type { CloudLogsSettings } from './config.js';
+import { LOGGING_READ_SCOPE, type CloudLogsSettings, type CredentialsSource } from './config.js';
 
 /** The gax call options the actions pass (`gaxOptions`). */
 export interface CallOptions {
@@ -29,18 +29,58 @@ let libraries: Promise<{ Logging: typeof Logging; grpc: typeof import('@grpc/grp
 const loadLibraries = () =>
   (libraries ??= Promise.all([import('@google-cloud/logging'), import('@grpc/grpc-js')]).then(([logging, grpc]) => ({ Logging: logging.Logging, grpc })));
 
+/** The metadata-server credentials of the settings. */
+type MetadataServerSource = Extract<CredentialsSource, { kind: 'metadata-server' }>;
+
 /**
  * A `GoogleAuth` (google-auth-library) whose only client is `Compute`: access tokens of the
- * metadata server's `default` service account, fetched on first use and cached until shortly
- * before they expire (`GCE_METADATA_HOST` says where the server is). Every token it fetches is
- * registered for redaction. Never reads `GOOGLE_APPLICATION_CREDENTIALS` or any file, and sends
- * nothing until a token is asked for.
+ * metadata server's service account `source.serviceAccount` (`default` or an email, the `Compute`
+ * option `serviceAccountEmail`), scoped to {@link LOGGING_READ_SCOPE} only (the option `scopes`,
+ * sent as the token request's `scopes` query parameter), fetched on first use and cached until
+ * shortly before they expire (`GCE_METADATA_HOST` says where the server is). Every token it
+ * fetches is registered for redaction. Never reads `GOOGLE_APPLICATION_CREDENTIALS` or any file,
+ * and sends nothing until a token is asked for.
+ *
+ * Each token fetch fails after `source.timeoutMs` with "the metadata server gave no token within
+ * … ms" ({@link boundedCompute}).
  */
-async function metadataServerAuth(): Promise<GoogleAuth> {
+async function metadataServerAuth(source: MetadataServerSource): Promise<GoogleAuth> {
   const { Compute, GoogleAuth } = await import('google-auth-library');
-  const compute = new Compute();
+  const compute = boundedCompute(Compute, source.timeoutMs, { serviceAccountEmail: source.serviceAccount, scopes: [LOGGING_READ_SCOPE] });
   compute.on('tokens', (tokens) => registerSecret(tokens.access_token));
   return new GoogleAuth({ authClient: compute });
+}
+
+/**
+ * A `Compute` whose token fetch (`refreshTokenNoCache`, which every path to a token goes through:
+ * `getRequestHeaders`, `getAccessToken`, and gax's own calls inside the channel) rejects once
+ * `timeoutMs` have passed without an answer (`AbortSignal.timeout`), so a metadata server that
+ * accepts the connection and never answers, or an address that drops packets, fails the call
+ * within that bound.
+ *
+ * Why a race and not a library option: `Compute` fetches through gcp-metadata's `instance()`,
+ * which accepts only `property`, `params` and `headers` (it throws on any other option) and sets
+ * gaxios' `timeout` itself: 3 s where it finds it is not on Google Cloud, and none at all where it
+ * finds it is (GCE BIOS, Cloud Run, Cloud Functions), with up to 3 retries of a request that got
+ * no response. `Compute` takes no signal and does not use its `transporter` for the token. So the
+ * fetch is raced; the request left behind is not cancelled (nothing reaches it) and ends on
+ * gcp-metadata's own terms (on Google Cloud: when the server answers or the connection drops): its
+ * result is dropped, though a token it still brings is registered for redaction like any other.
+ * The next call starts a new fetch.
+ */
+function boundedCompute(Base: typeof Compute, timeoutMs: number, options: ComputeOptions): Compute {
+  class BoundedCompute extends Base {
+    protected override async refreshTokenNoCache() {
+      const deadline = AbortSignal.timeout(timeoutMs);
+      try {
+        return await untilAborted(deadline, () => super.refreshTokenNoCache());
+      } catch (err) {
+        if (deadline.aborted && err === deadline.reason) throw new Error(`the metadata server gave no token within ${timeoutMs} ms`);
+        throw err;
+      }
+    }
+  }
+  return new BoundedCompute(options);
 }
 
 /** The `Logging` options that carry the host's credentials. */
@@ -90,7 +130,7 @@ export class LoggingClients {
   private async credentialOptions(): Promise<CredentialOptions> {
     const source = this.settings.credentials;
     if (source.kind === 'file') return { keyFilename: source.file };
-    const auth = await (this.metadataAuth ??= metadataServerAuth());
+    const auth = await (this.metadataAuth ??= metadataServerAuth(source));
     return { auth: auth as unknown as LoggingOptions['auth'] };
   }
 
@@ -99,7 +139,8 @@ export class LoggingClients {
    * the host's credentials itself. A plaintext (loopback) channel cannot carry gRPC call
    * credentials, so there the host's `authorization` header is attached as call metadata. With the
    * metadata server the token is taken first on every endpoint (from its cache when still fresh),
-   * so that a server that cannot give one fails the call here rather than inside the channel.
+   * so that a server that cannot give one, or gives none within `CLOUDLOGS_METADATA_TIMEOUT_MS`,
+   * fails the call here rather than inside the channel.
    * @throws ProviderError when the credentials cannot produce a token.
    */
   async callOptions(client: Logging, timeoutMs: number): Promise<CallOptions> {

@@ -2,12 +2,14 @@
  * The Cloud Logs provider's host configuration (issue 6). Credentials come from the host only,
  * chosen by `CLOUDLOGS_CREDENTIALS`: an Application Default Credentials file
  * (`GOOGLE_APPLICATION_CREDENTIALS` or else gcloud's, `gcloud auth application-default login`), or
- * the service account attached to the GCE VM, Cloud Run service or GKE workload, through the
- * metadata server. The projects the host may read are in `CLOUDLOGS_PROJECT_IDS`. Nothing here
- * ever comes from an agent.
+ * a service account attached to the GCE VM, Cloud Run service or GKE workload
+ * (`CLOUDLOGS_SERVICE_ACCOUNT`), through the metadata server, with read-only (`logging.read`)
+ * tokens fetched within `CLOUDLOGS_METADATA_TIMEOUT_MS`. The projects the host may read are in
+ * `CLOUDLOGS_PROJECT_IDS`. Nothing here ever comes from an agent.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import { registerSecret } from '../../src/audit/redact.js';
 
 /**
@@ -34,14 +36,49 @@ export interface Endpoint {
 const CREDENTIALS_SOURCES = ['file', 'metadata-server'] as const;
 
 /**
+ * The only OAuth scope asked of the metadata server: the provider only reads logs. Sent as the
+ * token request's `scopes` query parameter (google-auth-library's `Compute` option `scopes`).
+ */
+export const LOGGING_READ_SCOPE = 'https://www.googleapis.com/auth/logging.read';
+
+/** Default `CLOUDLOGS_SERVICE_ACCOUNT`: the metadata server's name for the workload's own account. */
+export const DEFAULT_SERVICE_ACCOUNT = 'default';
+
+/** Default bound on one metadata-server token fetch (`CLOUDLOGS_METADATA_TIMEOUT_MS`), in ms: 3 s. */
+export const DEFAULT_METADATA_TIMEOUT_MS = 3000;
+
+/** Largest `CLOUDLOGS_METADATA_TIMEOUT_MS` accepted, in ms: 60 s. */
+export const MAX_METADATA_TIMEOUT_MS = 60_000;
+
+/**
+ * `CLOUDLOGS_SERVICE_ACCOUNT`: `default` or a service account email. It becomes a path segment of
+ * the token request (`…/service-accounts/<account>/token`), so anything else (a `/`, `?`, `%`,
+ * `..`) is refused.
+ */
+const serviceAccountSchema = z.union([z.literal(DEFAULT_SERVICE_ACCOUNT), z.email()]);
+
+/** `CLOUDLOGS_METADATA_TIMEOUT_MS`: decimal digits, 1 … {@link MAX_METADATA_TIMEOUT_MS}. */
+const metadataTimeoutSchema = z
+  .string()
+  .regex(/^\d{1,6}$/)
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(MAX_METADATA_TIMEOUT_MS));
+
+/**
  * Where the provider's Google credentials come from (`CLOUDLOGS_CREDENTIALS`):
  * - `file`: the ADC JSON file at `file` (`GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's:
  *   {@link gcloudAdcFile}), read by the client;
- * - `metadata-server`: access tokens of the metadata server's `default` service account
- *   (google-auth-library's `Compute`; `GCE_METADATA_HOST` says where the server is, default
- *   `169.254.169.254`). No file is read.
+ * - `metadata-server`: access tokens from the metadata server (google-auth-library's `Compute`;
+ *   `GCE_METADATA_HOST` says where the server is, default `169.254.169.254`), scoped to
+ *   {@link LOGGING_READ_SCOPE} only. No file is read.
+ *   - `serviceAccount`: which attached service account's tokens (`CLOUDLOGS_SERVICE_ACCOUNT`):
+ *     `default` or an email;
+ *   - `timeoutMs`: bound on one token fetch, in ms (`CLOUDLOGS_METADATA_TIMEOUT_MS`, default
+ *     3000): a server that does not answer within it fails the call instead of holding it.
  */
-export type CredentialsSource = { kind: 'file'; file: string } | { kind: 'metadata-server' };
+export type CredentialsSource =
+  | { kind: 'file'; file: string }
+  | { kind: 'metadata-server'; serviceAccount: string; timeoutMs: number };
 
 /** What the provider runs on once the host configuration is valid. */
 export interface CloudLogsSettings {
@@ -72,10 +109,16 @@ const SECRET_FIELDS = ['private_key', 'private_key_id', 'client_secret', 'refres
  *   `type`; when unset, gcloud's file ({@link gcloudAdcFile}) if it exists. One of the two is
  *   required. With `metadata-server` neither is looked at, and nothing is sent over the network
  *   here: the first token is fetched by the first call.
+ * - `CLOUDLOGS_SERVICE_ACCOUNT` (only with `metadata-server`): `default` (the default, also when
+ *   blank) or a service account email.
+ * - `CLOUDLOGS_METADATA_TIMEOUT_MS` (only with `metadata-server`): integer ms, 1 … 60000, default
+ *   3000.
  * - `CLOUDLOGS_API_ENDPOINT`: `host` or `host:port` (port default 443).
  * - `CLOUDLOGS_MAX_RESULT_BYTES`: 4096 … 16 MiB.
  *
- * Never throws: an invalid or missing variable becomes the `reason`.
+ * Never throws: an invalid or missing variable becomes the `reason`. A reason names the variable
+ * but never echoes the value of `CLOUDLOGS_CREDENTIALS`, `CLOUDLOGS_SERVICE_ACCOUNT` or
+ * `CLOUDLOGS_METADATA_TIMEOUT_MS` (`/ready`, which shows it, is unauthenticated).
  */
 export function loadSettings(env: Record<string, string | undefined>): LoadedSettings {
   const fail = (reason: string): LoadedSettings => ({ settings: null, reason });
@@ -108,10 +151,23 @@ export function loadSettings(env: Record<string, string | undefined>): LoadedSet
 /** The credentials `CLOUDLOGS_CREDENTIALS` selects, or why they cannot be used. */
 function loadCredentialsSource(env: Record<string, string | undefined>): CredentialsSource | string {
   const source = env['CLOUDLOGS_CREDENTIALS']?.trim() || 'file';
-  if (source === 'metadata-server') return { kind: 'metadata-server' };
+  if (source === 'metadata-server') return loadMetadataServerSource(env);
   if (source === 'file') return loadCredentialsFile(env);
   // The value itself is not echoed: /ready is unauthenticated, and a misplaced secret must not leak there.
   return `CLOUDLOGS_CREDENTIALS must be ${CREDENTIALS_SOURCES.map((s) => `"${s}"`).join(' or ')}`;
+}
+
+/**
+ * The metadata-server options (`CLOUDLOGS_SERVICE_ACCOUNT`, `CLOUDLOGS_METADATA_TIMEOUT_MS`), or
+ * what is wrong with them. As for `CLOUDLOGS_CREDENTIALS`, the values are never echoed.
+ */
+function loadMetadataServerSource(env: Record<string, string | undefined>): CredentialsSource | string {
+  const account = serviceAccountSchema.safeParse(env['CLOUDLOGS_SERVICE_ACCOUNT']?.trim() || DEFAULT_SERVICE_ACCOUNT);
+  if (!account.success) return 'CLOUDLOGS_SERVICE_ACCOUNT must be "default" or a service account email';
+  const rawTimeout = env['CLOUDLOGS_METADATA_TIMEOUT_MS']?.trim();
+  const timeout = rawTimeout ? metadataTimeoutSchema.safeParse(rawTimeout) : { success: true as const, data: DEFAULT_METADATA_TIMEOUT_MS };
+  if (!timeout.success) return `CLOUDLOGS_METADATA_TIMEOUT_MS must be an integer from 1 to ${MAX_METADATA_TIMEOUT_MS} (ms)`;
+  return { kind: 'metadata-server', serviceAccount: account.data, timeoutMs: timeout.data };
 }
 
 /** The ADC file (`GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's), checked, or what is wrong. */

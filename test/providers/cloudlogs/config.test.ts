@@ -132,7 +132,12 @@ describe('CLOUDLOGS_CREDENTIALS', () => {
       const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDLOGS_CREDENTIALS: 'metadata-server', HOME: home, ...adc };
       expect(loadSettings(env)).toEqual({
         reason: null,
-        settings: { projectIds: new Set(['proj-alpha']), credentials: { kind: 'metadata-server' }, endpoint: null, maxResultBytes: 262144 },
+        settings: {
+          projectIds: new Set(['proj-alpha']),
+          credentials: { kind: 'metadata-server', serviceAccount: 'default', timeoutMs: 3000 },
+          endpoint: null,
+          maxResultBytes: 262144,
+        },
       });
     }
   });
@@ -147,6 +152,59 @@ describe('CLOUDLOGS_CREDENTIALS', () => {
     expect(err).toBeInstanceOf(ApiError);
     expect([(err as ApiError).status, (err as ApiError).code]).toEqual([503, 'provider_unavailable']);
     expect((err as ApiError).detail).toContain(reason);
+  });
+});
+
+describe('CLOUDLOGS_SERVICE_ACCOUNT and CLOUDLOGS_METADATA_TIMEOUT_MS', () => {
+  const metadataEnv = (extra: Record<string, string>) => ({ CLOUDLOGS_PROJECT_IDS: 'proj-alpha', CLOUDLOGS_CREDENTIALS: 'metadata-server', ...extra });
+  const ACCOUNT_REASON = 'CLOUDLOGS_SERVICE_ACCOUNT must be "default" or a service account email';
+  const TIMEOUT_REASON = 'CLOUDLOGS_METADATA_TIMEOUT_MS must be an integer from 1 to 60000 (ms)';
+
+  it('take "default" (also when unset or blank) or a service account email, and a timeout in ms (default 3000)', () => {
+    const cases: Array<[Record<string, string>, { serviceAccount: string; timeoutMs: number }]> = [
+      [{}, { serviceAccount: 'default', timeoutMs: 3000 }],
+      [{ CLOUDLOGS_SERVICE_ACCOUNT: ' ', CLOUDLOGS_METADATA_TIMEOUT_MS: '' }, { serviceAccount: 'default', timeoutMs: 3000 }],
+      [{ CLOUDLOGS_SERVICE_ACCOUNT: 'default', CLOUDLOGS_METADATA_TIMEOUT_MS: '300' }, { serviceAccount: 'default', timeoutMs: 300 }],
+      [{ CLOUDLOGS_SERVICE_ACCOUNT: 'log-reader@proj-alpha.iam.gserviceaccount.com' }, { serviceAccount: 'log-reader@proj-alpha.iam.gserviceaccount.com', timeoutMs: 3000 }],
+      [{ CLOUDLOGS_SERVICE_ACCOUNT: ' 123456789-compute@developer.gserviceaccount.com ', CLOUDLOGS_METADATA_TIMEOUT_MS: ' 60000 ' }, { serviceAccount: '123456789-compute@developer.gserviceaccount.com', timeoutMs: 60000 }],
+    ];
+    for (const [extra, expected] of cases) {
+      expect(loadSettings(metadataEnv(extra))).toMatchObject({ reason: null, settings: { credentials: { kind: 'metadata-server', ...expected } } });
+    }
+  });
+
+  it.each([
+    'reader/../../attributes@proj-alpha.iam.gserviceaccount.com',
+    'reader@proj-alpha.iam.gserviceaccount.com?recursive=true',
+    'reader@proj-alpha..iam.gserviceaccount.com',
+    '../../../project/attributes',
+    'default/../..',
+    'reader%2F@proj-alpha.iam.gserviceaccount.com',
+    'ya29.a0AfH6SMBsecret-looking-value',
+    'reader',
+  ])('refuse the service account %j, without echoing it', (value) => {
+    const reason = reasonFor(metadataEnv({ CLOUDLOGS_SERVICE_ACCOUNT: value }));
+    expect(reason).toBe(ACCOUNT_REASON);
+    expect(reason).not.toContain(value);
+  });
+
+  it.each(['0', '-1', '1.5', '3e3', '60001', '9999999', 'abc', '0x10'])('refuse the timeout %j, without echoing it', (value) => {
+    const reason = reasonFor(metadataEnv({ CLOUDLOGS_METADATA_TIMEOUT_MS: value }));
+    expect(reason).toBe(TIMEOUT_REASON);
+  });
+
+  it('make calls answer 503 provider_unavailable when invalid', async () => {
+    const ctx = { signal: new AbortController().signal, group: 'developer', requestId: 'r', taskId: null, grantResources: null, log: createLogger('silent') };
+    const list = cloudLogsProvider(metadataEnv({ CLOUDLOGS_SERVICE_ACCOUNT: 'a/b' })).actions.find((a) => a.id === 'cloudlogs.list_logs')!;
+    const err = await list.execute(list.params.parse({ project: 'proj-alpha' }), ctx).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect([(err as ApiError).status, (err as ApiError).code, (err as ApiError).detail]).toEqual([503, 'provider_unavailable', expect.stringContaining(ACCOUNT_REASON)]);
+    expect((err as ApiError).detail).not.toContain('a/b');
+  });
+
+  it('are not read with CLOUDLOGS_CREDENTIALS=file', () => {
+    const env = { CLOUDLOGS_PROJECT_IDS: 'proj-alpha', GOOGLE_APPLICATION_CREDENTIALS: account.file, CLOUDLOGS_SERVICE_ACCOUNT: 'a/b', CLOUDLOGS_METADATA_TIMEOUT_MS: '0' };
+    expect(loadSettings(env)).toMatchObject({ reason: null, settings: { credentials: { kind: 'file', file: account.file } } });
   });
 });
 

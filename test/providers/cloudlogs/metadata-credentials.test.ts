@@ -11,8 +11,16 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProviderError, type ActionContext, type Provider } from '../../../src/broker/catalog.js';
 import { createLogger } from '../../../src/log.js';
+import { LOGGING_READ_SCOPE } from '../../../providers/cloudlogs/config.js';
 import { cloudLogsProvider } from '../../../providers/cloudlogs/index.js';
-import { startFakeMetadataServer, TOKEN_PATH, unreachableHost, type FakeMetadataServer } from '../../fixtures/cloudlogs/fake-metadata.js';
+import {
+  startFakeMetadataServer,
+  TOKEN_PATH,
+  tokenPath,
+  unreachableHost,
+  type FakeMetadataServer,
+  type MetadataRequest,
+} from '../../fixtures/cloudlogs/fake-metadata.js';
 import { startCloudLogsWorld, type CloudLogsWorld } from '../../fixtures/cloudlogs/setup.js';
 import { startBroker, type TestBroker } from '../../helpers/harness.js';
 
@@ -23,6 +31,7 @@ const NO_FILE = '/nonexistent/application_default_credentials.json';
 const TOKEN_FAILURE = "The host's Google credentials could not produce a token";
 const DAY = '2026-01-01T00:00:00.000Z';
 const NEXT_DAY = '2026-01-02T00:00:00.000Z';
+const ACCOUNT = 'log-reader@proj-alpha.iam.gserviceaccount.com';
 
 /** The variables this file sets in its own process, restored afterwards. */
 const TOUCHED = [
@@ -32,6 +41,8 @@ const TOUCHED = [
   'CLOUDLOGS_CREDENTIALS',
   'CLOUDLOGS_API_ENDPOINT',
   'GOOGLE_APPLICATION_CREDENTIALS',
+  'CLOUDLOGS_SERVICE_ACCOUNT',
+  'CLOUDLOGS_METADATA_TIMEOUT_MS',
 ] as const;
 const savedEnv = Object.fromEntries(TOUCHED.map((k) => [k, process.env[k]]));
 
@@ -72,6 +83,12 @@ async function run(p: Provider, id: string, raw: unknown): Promise<any> {
   return action.execute(action.params.parse(raw), context());
 }
 
+/** A recorded metadata request as method, path, query parameters (in order) and `Metadata-Flavor`. */
+function parsed(r: MetadataRequest) {
+  const url = new URL(r.url, 'http://metadata.invalid');
+  return { method: r.method, path: url.pathname, query: [...url.searchParams], flavor: r.flavor };
+}
+
 /** The error a promise rejects with. */
 async function failure(promise: Promise<unknown>): Promise<any> {
   return promise.then(
@@ -105,6 +122,8 @@ beforeEach(() => {
   metadata.token = TOKEN;
   metadata.expiresIn = 3599;
   metadata.failWith = null;
+  metadata.hang = false;
+  metadata.accounts = ['default'];
   logLines.length = 0;
 });
 
@@ -118,7 +137,7 @@ describe('the actions on the metadata server', () => {
     const result = await run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' });
     expect(result.logs).toEqual(['projects/proj-alpha/logs/stdout']);
     expect(world.fake.requests.map((r) => r.metadata['authorization'])).toEqual([`Bearer ${TOKEN}`]);
-    expect(metadata.requests).toEqual([{ method: 'GET', url: TOKEN_PATH, flavor: 'Google' }]);
+    expect(metadata.requests.map(parsed)).toEqual([{ method: 'GET', path: TOKEN_PATH, query: [['scopes', LOGGING_READ_SCOPE]], flavor: 'Google' }]);
     expect(JSON.stringify(result)).not.toContain(TOKEN);
     expect(logLines.join('')).not.toContain(TOKEN);
   });
@@ -183,6 +202,77 @@ describe('the actions on the metadata server', () => {
     expect(err).toBeInstanceOf(ProviderError);
     expect(err.message).toContain(TOKEN_FAILURE);
     expect(err.message).toContain('server unavailable');
+  });
+});
+
+describe('the token request', () => {
+  it('asks for a token scoped to logging.read only', async () => {
+    await run(metadataProvider(), 'cloudlogs.list_logs', { project: 'proj-alpha' });
+    const [request, ...more] = metadata.tokenRequests();
+    expect(more).toEqual([]);
+    expect(parsed(request!).query).toEqual([['scopes', 'https://www.googleapis.com/auth/logging.read']]);
+  });
+
+  it('is for the service account CLOUDLOGS_SERVICE_ACCOUNT names', async () => {
+    metadata.accounts = ['default', ACCOUNT];
+    world.fake.logs.set('proj-alpha', ['stdout']);
+    const result = await run(metadataProvider({ CLOUDLOGS_SERVICE_ACCOUNT: ACCOUNT }), 'cloudlogs.list_logs', { project: 'proj-alpha' });
+    expect(result.logs).toEqual(['projects/proj-alpha/logs/stdout']);
+    expect(metadata.requests.map(parsed)).toEqual([{ method: 'GET', path: tokenPath(ACCOUNT), query: [['scopes', LOGGING_READ_SCOPE]], flavor: 'Google' }]);
+    expect(world.fake.requests.map((r) => r.metadata['authorization'])).toEqual([`Bearer ${TOKEN}`]);
+  });
+
+  it('fails with the credentials ProviderError when the metadata server has no such account', async () => {
+    const err = await failure(run(metadataProvider({ CLOUDLOGS_SERVICE_ACCOUNT: ACCOUNT }), 'cloudlogs.list_logs', { project: 'proj-alpha' }));
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err.message).toContain(TOKEN_FAILURE);
+    expect(metadata.tokenRequests().map((r) => parsed(r).path)).toContain(tokenPath(ACCOUNT));
+    expect(world.fake.requests).toHaveLength(0);
+  });
+});
+
+describe('a metadata server that accepts the connection and never answers', () => {
+  /** Runs `body` with `GCE_METADATA_HOST` on a fake that never answers, closed (hanging connections destroyed) afterwards. */
+  async function withSilentServer(body: (silent: FakeMetadataServer) => Promise<void>): Promise<void> {
+    const silent = await startFakeMetadataServer(TOKEN);
+    silent.hang = true;
+    process.env['GCE_METADATA_HOST'] = silent.host;
+    try {
+      await body(silent);
+    } finally {
+      process.env['GCE_METADATA_HOST'] = metadata.host;
+      await silent.close(); // resolves only once every connection, the hanging ones too, is destroyed
+    }
+  }
+
+  it('fails the call with the credentials ProviderError after CLOUDLOGS_METADATA_TIMEOUT_MS, sends nothing to Cloud Logging, and recovers once it answers', async () => {
+    await withSilentServer(async (silent) => {
+      const provider = metadataProvider({ CLOUDLOGS_METADATA_TIMEOUT_MS: '300' });
+      const err = await failure(run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' }));
+      expect(err).toBeInstanceOf(ProviderError);
+      expect(err.message).toBe(`${TOKEN_FAILURE}: the metadata server gave no token within 300 ms`);
+      expect(err.providerStatus).toBeNull();
+      expect(silent.tokenRequests().length).toBeGreaterThan(0);
+      expect(world.fake.requests).toHaveLength(0);
+      expect(logLines.join('')).not.toContain(TOKEN);
+
+      silent.hang = false;
+      world.fake.logs.set('proj-alpha', ['stdout']);
+      const result = await run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' });
+      expect(result.logs).toEqual(['projects/proj-alpha/logs/stdout']);
+      expect(world.fake.requests.map((r) => r.metadata['authorization'])).toEqual([`Bearer ${TOKEN}`]);
+    });
+  });
+
+  it('fails a TLS-endpoint call and a tail the same way', async () => {
+    await withSilentServer(async () => {
+      const tls = metadataProvider({ CLOUDLOGS_METADATA_TIMEOUT_MS: '300', CLOUDLOGS_API_ENDPOINT: 'logging.invalid' });
+      const listErr = await failure(run(tls, 'cloudlogs.list_logs', { project: 'proj-alpha' }));
+      expect([listErr instanceof ProviderError, listErr.message]).toEqual([true, `${TOKEN_FAILURE}: the metadata server gave no token within 300 ms`]);
+      const tailErr = await failure(run(metadataProvider({ CLOUDLOGS_METADATA_TIMEOUT_MS: '300' }), 'cloudlogs.tail_entries', { project: 'proj-alpha', window_ms: 200 }));
+      expect([tailErr instanceof ProviderError, tailErr.message]).toEqual([true, `${TOKEN_FAILURE}: the metadata server gave no token within 300 ms`]);
+      expect(world.fake.requests).toHaveLength(0);
+    });
   });
 });
 
@@ -252,6 +342,45 @@ describe('through a running broker', () => {
       expect(world.fake.requests.map((r) => r.metadata['authorization'])).toEqual([`Bearer ${token}`, `Bearer ${token}`]);
     } finally {
       await broker.stop();
+    }
+  });
+
+  it('answers 502 provider_error, like any token failure, when the metadata server never answers', async () => {
+    const silent = await startFakeMetadataServer(TOKEN);
+    silent.hang = true;
+    const broker = await brokerWith(hostEnv({ GCE_METADATA_HOST: silent.host, CLOUDLOGS_METADATA_TIMEOUT_MS: '300' }));
+    try {
+      const failed = await listLogs(broker);
+      expect(failed.status, JSON.stringify(failed.body)).toBe(502);
+      expect(failed.body).toMatchObject({ code: 'provider_error', provider_status: null, provider_code: null });
+      expect(failed.body.detail).toContain(`${TOKEN_FAILURE}: the metadata server gave no token within 300 ms`);
+      expect(silent.tokenRequests().length).toBeGreaterThan(0);
+      expect(world.fake.requests).toHaveLength(0);
+    } finally {
+      await broker.stop();
+      process.env['GCE_METADATA_HOST'] = metadata.host;
+      delete process.env['CLOUDLOGS_METADATA_TIMEOUT_MS'];
+      await silent.close();
+    }
+  });
+
+  it('shows an invalid CLOUDLOGS_SERVICE_ACCOUNT on /ready without echoing it, and asks the metadata server nothing', async () => {
+    const value = 'reader/../../../project/attributes?recursive=true';
+    const broker = await brokerWith(hostEnv({ CLOUDLOGS_SERVICE_ACCOUNT: value }));
+    try {
+      const text = await (await fetch(`${broker.url}/ready`)).text();
+      expect(JSON.parse(text).providers['cloudlogs']).toEqual({
+        available: false,
+        reason: 'CLOUDLOGS_SERVICE_ACCOUNT must be "default" or a service account email',
+      });
+      expect(text).not.toContain('attributes');
+      const res = await listLogs(broker);
+      expect([res.status, res.body.code]).toEqual([503, 'provider_unavailable']);
+      expect(JSON.stringify(res.body)).not.toContain('attributes');
+      expect(metadata.requests).toEqual([]);
+    } finally {
+      await broker.stop();
+      delete process.env['CLOUDLOGS_SERVICE_ACCOUNT'];
     }
   });
 
