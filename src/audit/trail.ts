@@ -49,9 +49,12 @@ function stmts(db: Db): Statements {
  * @param nowMs the clock, Unix ms.
  * @returns the stored rows, in order.
  * @throws ApiError `audit_unavailable` (503) when the write fails; the caller's transaction then
- *   rolls back (fail-closed).
+ *   rolls back (fail-closed). Error when called outside a transaction (a programming error).
  */
 export function appendActivities(db: Db, inputs: ActivityInput[], nowMs: number): Activity[] {
+  // Outside a transaction, the head read and the insert would be two: racing another process's
+  // append (SQLITE_BUSY on the upgrade) or splitting the change from its audit row.
+  if (!db.sqlite.inTransaction) throw new Error('appendActivities must run inside the transaction of its change (immediate())');
   try {
     const s = stmts(db);
     const head = s.head.get();

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activityHash, GENESIS_HASH, verifyChain } from '../../src/audit/chain.js';
 import { appendActivity } from '../../src/audit/trail.js';
+import { immediate } from '../../src/db/open.js';
 import { loadConfig } from '../../src/config.js';
 import { closeDeps, createDeps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
@@ -29,7 +30,9 @@ async function trail(extra: number): Promise<{ env: Record<string, string>; data
   const dataDir = tempDir();
   const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies') };
   const deps = createDeps(loadConfig(env), { logger: createLogger('silent') });
-  for (let i = 0; i < extra; i++) appendActivity(deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i, note: 'é ✓ "quoted"' } }, Date.UTC(2026, 0, 1, 0, 0, i));
+  immediate(deps.db, () => {
+    for (let i = 0; i < extra; i++) appendActivity(deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i, note: 'é ✓ "quoted"' } }, Date.UTC(2026, 0, 1, 0, 0, i));
+  });
   await closeDeps(deps);
   return { env, dataDir };
 }
@@ -180,7 +183,9 @@ describe('an auditor\'s own export through GET /v1/audit', () => {
   it('pages of the unfiltered trail, one row per line, verify with broker audit verify --file', async () => {
     const broker = await startBroker();
     try {
-      for (let i = 0; i < 12; i++) appendActivity(broker.deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i } }, Date.UTC(2026, 0, 1, 0, 0, i));
+      immediate(broker.deps.db, () => {
+        for (let i = 0; i < 12; i++) appendActivity(broker.deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i } }, Date.UTC(2026, 0, 1, 0, 0, i));
+      });
       const { token } = await broker.deps.tokens.mint('auditor', 'audrey', 600);
       const rows: unknown[] = [];
       for (let since = 0, more = true; more; ) {

@@ -69,6 +69,13 @@ describe('fail-closed', () => {
     ).toThrow('abort');
     expect(verifyChain(db)).toEqual(before);
   });
+
+  it('refuses an append outside a transaction, writing nothing', () => {
+    const db = broker.deps.db;
+    const before = verifyChain(db);
+    expect(() => appendActivity(db, { actor: 'system', kind: 'test.loose', subject: 'x' }, broker.clock.now())).toThrow(/must run inside the transaction/);
+    expect(verifyChain(db)).toEqual(before);
+  });
 });
 
 describe('redaction', () => {

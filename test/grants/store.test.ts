@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendActivity } from '../../src/audit/trail.js';
-import { openDb, type Db } from '../../src/db/open.js';
+import { immediate, openDb, type Db } from '../../src/db/open.js';
 import type { TestBroker } from '../helpers/harness.js';
 import { createAsMain, startGrantsBroker } from './helpers.js';
 
@@ -41,7 +41,7 @@ describe('GrantStore', () => {
     expect(store.candidates('security', 'ops')).toEqual([]);
     expect(store.candidates('developer', 'github')).toEqual([]);
 
-    appendActivity(broker.deps.db, { actor: 'system', kind: 'test.unrelated', subject: 'x' }, broker.clock.now());
+    immediate(broker.deps.db, () => appendActivity(broker.deps.db, { actor: 'system', kind: 'test.unrelated', subject: 'x' }, broker.clock.now()));
     expect(store.candidates('developer', 'ops')).toBe(first);
 
     await createAsMain(broker, { group: 'security', level: 1 });
