@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { registerSecret } from '../audit/redact.js';
+import { fsyncPath } from '../fsync.js';
 
 /** The broker's own Ed25519 signing key for bearer tokens. `kid` is its RFC 7638 thumbprint. */
 export interface BrokerSigningKey {
@@ -68,7 +69,7 @@ export function generateSigningKey(file: string): BrokerSigningKey {
  */
 export function writeSigningKeyFile(key: BrokerSigningKey): void {
   writeFileAtomic.sync(key.path, `${JSON.stringify(key.privateKey.export({ format: 'jwk' }))}\n`, { mode: 0o600, fsync: true });
-  syncDir(path.dirname(key.path));
+  fsyncPath(path.dirname(key.path), 'dir');
 }
 
 /** The public JWK of a signing key: `{crv, kty, x}`, the members its `kid` is computed over. */
@@ -81,19 +82,6 @@ function fromPrivateJwk(jwk: JsonWebKey, file: string): BrokerSigningKey {
   registerSecret(jwk.d);
   const privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
   return { privateKey, publicKey: createPublicKey(privateKey), kid: thumbprintSync(jwk), path: file };
-}
-
-/** Makes a rename in `dir` durable (best effort where directories cannot be opened). */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // e.g. Windows: directories cannot be fsynced; the rename itself is still atomic.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
 
 /** RFC 7638 thumbprint of an OKP key: sha256 over `{"crv","kty","x"}` (lexicographic members), base64url. */

@@ -8,9 +8,11 @@ import { loadConfig } from '../config.js';
 import { createDeps } from '../deps.js';
 import { exportSecretFile } from '../secrets/keys.js';
 import { runBroker } from '../server.js';
+import { cliOperator } from '../auth/cli.js';
+import { backupDatabase } from '../db/backup.js';
 import { CliExit, printJson, withDeps } from './common.js';
 
-/** Registers `serve`, `secrets export|rotate` and `audit verify|head|export`. */
+/** Registers `serve`, `secrets export|rotate`, `backup` and `audit verify|head|export`. */
 export function registerFoundationCommands(program: Command): void {
   program
     .command('serve')
@@ -37,8 +39,20 @@ export function registerFoundationCommands(program: Command): void {
     .action((opts: { group: string }) =>
       withDeps((deps) => {
         requireGroup(deps.groups, opts.group);
-        const key = deps.keys.rotate(opts.group, 'operator:cli');
+        const key = deps.keys.rotate(opts.group, cliOperator());
         printJson({ group: key.group, keyid: key.keyid, previous_verifies_for_s: deps.config.keyGraceS });
+      }),
+    );
+
+  program
+    .command('backup')
+    .description('write a consistent copy of the database while the broker runs (mode 0600), checked and audited; master.key and token.key are not in it')
+    .requiredOption('--out <file>', 'the copy to write (never overwritten)')
+    .action((opts: { out: string }) =>
+      withDeps((deps) => {
+        const report = backupDatabase(deps.db, opts.out, deps.clock, cliOperator());
+        printJson(report);
+        process.stderr.write(`backed up to ${report.path}; keep ${deps.paths.masterKey} (it decrypts the group keys in it) and ${deps.paths.tokenKey} safe apart from it\n`);
       }),
     );
 
