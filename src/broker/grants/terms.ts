@@ -25,6 +25,9 @@ export const ResourcePattern = z
   .max(256)
   .regex(/^[^*\s]*\*?$/, 'resource patterns have no spaces and may only end in "*"');
 
+/** A provider name: a lowercase identifier (`github`, `gcp`). */
+export const ProviderName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'provider names are lowercase identifiers');
+
 /** A level as `1`–`3` or `"L1"`–`"L3"`. */
 export const GrantLevel = z.union([
   z.number().int().min(1).max(3),
@@ -50,7 +53,7 @@ const TermsShape = {
 export const CreateGrantBody = z
   .strictObject({
     group: GroupName,
-    provider: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'provider names are lowercase identifiers'),
+    provider: ProviderName,
     ...TermsShape,
   })
   .refine((b) => b.ttl_s === undefined || b.expires_at === undefined, { message: 'give ttl_s or expires_at, not both', path: ['expires_at'] });
