@@ -8,6 +8,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { GroupName } from '../../policies/groups.js';
 import { signApproval } from './approvers.js';
+import type { GrantRecord } from './service.js';
 import { ActionPattern, ProviderName, ResourcePattern, termsDigest, type GrantTerms } from './terms.js';
 
 /**
@@ -51,23 +52,13 @@ export type GrantFileGrant = z.infer<typeof GrantFile>;
  * What {@link describeDecision} prints: the API's member names, as both a `GrantRecord` (from the
  * database) and a {@link GrantFileGrant} (from a file) have them.
  */
-export interface ReviewedGrant {
-  id: string;
-  group: string;
-  provider: string;
-  level: number;
-  allowed_actions: string[] | null;
-  denied_actions: string[] | null;
-  resources: string[] | null;
-  reason: string;
-  ttl_s: number | null;
-  expires_at: string | null;
-  /** The digest that will be signed. */
-  digest: string;
-  requested_by?: string;
-  pending_expires_at?: string | null;
-  approvals?: { approver_id: string; approver_group: string; decision: 'approve' | 'deny'; counts: boolean }[];
-}
+export type ReviewedGrant = Pick<GrantRecord, 'id' | 'group' | 'provider' | 'allowed_actions' | 'denied_actions' | 'resources' | 'reason' | 'ttl_s' | 'expires_at'> &
+  Partial<Pick<GrantRecord, 'requested_by' | 'pending_expires_at'>> & {
+    level: number;
+    /** The digest that will be signed. */
+    digest: string;
+    approvals?: Pick<GrantRecord['approvals'][number], 'approver_id' | 'approver_group' | 'decision' | 'counts'>[];
+  };
 
 /**
  * A grant's terms as the API shows them, in the form {@link termsDigest} hashes. The expiry asked
