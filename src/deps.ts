@@ -45,8 +45,8 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
  * master key (mode 0600) and the token-signing key (registering its public key in `token_keys`
  * when missing, e.g. on the first start after an upgrade; a key replaced by hand retires every
  * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
- * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each group a
- * key.
+ * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each
+ * group a key.
  * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
  */
 export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {

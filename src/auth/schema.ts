@@ -48,9 +48,9 @@ export const tokenRevocations = sqliteTable(
  * `token_keys`: the public halves of every Ed25519 key that has signed bearer tokens, by `kid`
  * (RFC 7638 thumbprint). A row is current while `retired_at` is null; `broker token rotate-key`
  * retires it (`retired_at`, and `verify_until` = retired_at + grace) and tokens it signed verify
- * only before `verify_until`. Rows are never deleted, and a retired row can be neither un-retired
- * nor extended, and `rotation` never changes (triggers, see `drizzle/*_token_keys_*trigger*.sql`). The private key lives only in
- * `<dataDir>/token.key`, never here. `TokenService.verify` reads the token's row on every bearer
+ * only before `verify_until`. Rows are never deleted, a retired row can be neither un-retired nor
+ * extended, and `rotation` never changes (triggers, see `drizzle/*_token_keys_*trigger*.sql`). The
+ * private key lives only in `<dataDir>/token.key`, never here. `TokenService.verify` reads the token's row on every bearer
  * request (see `TokenKeys`).
  */
 export const tokenKeys = sqliteTable(

@@ -92,8 +92,8 @@ export class TokenService {
 
   /**
    * Verifies a compact JWT: EdDSA with the key its header `kid` names in `token_keys` (every
-   * token `mint` has ever signed carries one; a token without is refused), which must be current or retired with clock
-   * now < its `verify_until` (read from the database on every call), `typ` JWT, `iss`/`aud`, not
+   * token `mint` has ever signed carries one; a token without is refused), which must be current
+   * or retired with clock now < its `verify_until` (read from the database on every call), `typ` JWT, `iss`/`aud`, not
    * expired at the clock's now (no tolerance: a token stops at its exact `exp` second), a known role, and not
    * revoked (its `jti`, or its subject[/role] up to its `iat`, in `token_revocations`, read from
    * the database on every call).

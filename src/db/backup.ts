@@ -23,15 +23,16 @@ export interface BackupReport {
 /**
  * Writes a consistent copy of `db` to `out` (mode 0600), with `VACUUM INTO` (SQLite §vacuum:
  * one read transaction, so writers in this or other processes are not blocked and the copy is
- * a single instant), into a temporary file beside `out` that is checked and then renamed:
- * `PRAGMA integrity_check`, no pending migration, and the audit hash chain verified from genesis.
- * The file is fsynced, then its directory. Finally `backup.created` is audited in `db` (subject
- * the absolute path; detail `{path, bytes, audit_rows, audit_head}`), so the trail records every
- * copy of itself that was taken.
+ * a single instant), into a temporary file beside `out` that is checked (`PRAGMA
+ * integrity_check`, no pending migration, the audit hash chain verified from genesis), fsynced,
+ * and then hard-linked to `out` (a link, unlike a rename, fails if `out` appeared meanwhile); then
+ * the directory is fsynced. Finally `backup.created` is audited in `db` (subject the absolute
+ * path; detail `{path, bytes, audit_rows, audit_head}`), so the trail records every copy of
+ * itself that was taken.
  * @returns the report, as audited.
  * @throws Error when `out` exists (never overwritten), its directory is missing, or the copy
- *   fails a check (the temporary file is removed); ApiError 503 `audit_unavailable` when the
- *   audit row cannot be written (the copy stays, and the error says where).
+ *   fails a check (the temporary file is removed in every case); ApiError 503
+ *   `audit_unavailable` when the audit row cannot be written (the copy stays at `out`).
  */
 export function backupDatabase(db: Db, out: string, clock: Clock, actor: string): BackupReport {
   const target = path.resolve(out);
@@ -43,7 +44,7 @@ export function backupDatabase(db: Db, out: string, clock: Clock, actor: string)
     fs.chmodSync(tmp, 0o600);
     report = { path: target, ...checkCopy(tmp) };
     fsyncPath(tmp, 'file');
-    fs.linkSync(tmp, target); // fails if `out` appeared meanwhile, unlike rename
+    fs.linkSync(tmp, target);
   } finally {
     fs.rmSync(tmp, { force: true });
   }
