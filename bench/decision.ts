@@ -7,7 +7,9 @@
  * Two processes, started by `bench/run.ts` with IPC: `BENCH_PHASE=setup` builds the database and
  * sends `{env}`; `BENCH_PHASE=measure` (with that `env` in `BENCH_ENV`) opens it as a broker would
  * at start-up (the GrantStore loads every grant), times each decision with `performance.now()`,
- * and sends its figures, so its peak RSS is the broker's, not the fixture builder's.
+ * and sends its figures, so its peak RSS is the broker's, not the fixture builder's. Beside the
+ * decisions it times step 1's floor on the same machine: the body's SHA-256 and the signature
+ * base's HMAC alone, over the same requests.
  */
 import { randomUUID } from 'node:crypto';
 import { CallService } from '../src/broker/calls/service.js';
@@ -17,7 +19,9 @@ import { signRequest } from '../src/client/index.js';
 import { ManualClock } from '../src/clock.js';
 import { immediate } from '../src/db/open.js';
 import { closeDeps } from '../src/deps.js';
-import { verifyBrokerSignature } from '../src/http/verify.js';
+import { sha256 } from '../src/http/digest.js';
+import { hmacSha256, parseSignedFields, signatureBase } from '../src/http/signature.js';
+import { SIGNATURE_LABEL, verifyBrokerSignature } from '../src/http/verify.js';
 import { createLogger } from '../src/log.js';
 import { benchDataDir, benchDeps, createGrants, fillAudit } from './setup.js';
 
@@ -125,6 +129,24 @@ async function measure(env: Record<string, string>) {
     const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
     return { p50_us: pct(50), p99_us: pct(99), p999_us: pct(99.9), mean_us: r(mean), max_us: r(samples[samples.length - 1]!) };
   }
+  const maxRssBytes = process.resourceUsage().maxRSS * 1024; // before the floor's own arrays
+
+  // The floor of step 1 on this machine, measured in the same process: only the two hashes no
+  // verification can skip, SHA-256 of the body (Content-Digest) and the HMAC of each request's
+  // signature base (computed beforehand), timed the same way.
+  const bases = requests.map((req) => {
+    const fields = parseSignedFields(req.headers.get('signature-input'), req.headers.get('signature'), SIGNATURE_LABEL)!;
+    return { secret: deps.keys.lookup(fields.input.params.get('keyid') as string)!.secret, base: signatureBase(req, fields.input.components, fields.input.signatureParams) };
+  });
+  const hashes = new Float64Array(ITERATIONS);
+  for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+    const { secret, base } = bases[i % REQUESTS]!;
+    const t0 = performance.now();
+    sha256(body);
+    hmacSha256(secret, base);
+    const t1 = performance.now();
+    if (i >= WARMUP) hashes[i - WARMUP] = (t1 - t0) * 1000;
+  }
   const total = stats(all);
   const result = {
     iterations: ITERATIONS,
@@ -136,8 +158,9 @@ async function measure(env: Record<string, string>) {
     decisions_per_s: Math.round(1e6 / total.mean_us),
     step1_signature: stats(step1),
     steps2_12: stats(steps2to12),
+    step1_crypto_floor: stats(hashes),
     load_s: Math.round(loadS * 10) / 10,
-    max_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    max_rss_bytes: maxRssBytes,
   };
   await closeDeps(deps);
   return result;
