@@ -159,6 +159,17 @@ describe('the actions on the metadata server', () => {
     ]);
   });
 
+  // google-auth-library shares one token request among concurrent fetches; the provider relies on
+  // it (no thundering herd on the metadata server when a token expires under load).
+  it('share one token request among concurrent first calls', async () => {
+    const provider = metadataProvider();
+    world.fake.logs.set('proj-alpha', ['stdout']);
+    const results = await Promise.all(Array.from({ length: 6 }, () => run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' })));
+    expect(results.map((r) => r.logs)).toEqual(Array.from({ length: 6 }, () => ['projects/proj-alpha/logs/stdout']));
+    expect(metadata.tokenRequests()).toHaveLength(1);
+    expect(world.fake.requests.map((r) => r.metadata['authorization'])).toEqual(Array.from({ length: 6 }, () => `Bearer ${TOKEN}`));
+  });
+
   it('redact the token where it turns up in an entry', async () => {
     world.fake.entries.set('proj-alpha', [{ timestamp: DAY, insertId: 'leak1', textPayload: `forwarded ${TOKEN} upstream` }]);
     const result = await run(metadataProvider(), 'cloudlogs.query_entries', { project: 'proj-alpha', start: DAY, end: NEXT_DAY });
@@ -261,6 +272,20 @@ describe('a metadata server that accepts the connection and never answers', () =
       const result = await run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' });
       expect(result.logs).toEqual(['projects/proj-alpha/logs/stdout']);
       expect(world.fake.requests.map((r) => r.metadata['authorization'])).toEqual([`Bearer ${TOKEN}`]);
+    });
+  });
+
+  // The timeout race leaves the request behind: one for all concurrent calls (the library shares
+  // it), and a later call is not stuck behind it.
+  it('leaves one abandoned token request for concurrent calls, and the next call asks again', async () => {
+    await withSilentServer(async (silent) => {
+      const provider = metadataProvider({ CLOUDLOGS_METADATA_TIMEOUT_MS: '300' });
+      const errors = await Promise.all(Array.from({ length: 5 }, () => failure(run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' }))));
+      expect(errors.map((e) => e.message)).toEqual(Array.from({ length: 5 }, () => `${TOKEN_FAILURE}: the metadata server gave no token within 300 ms`));
+      expect(silent.tokenRequests()).toHaveLength(1);
+      await failure(run(provider, 'cloudlogs.list_logs', { project: 'proj-alpha' }));
+      expect(silent.tokenRequests()).toHaveLength(2);
+      expect(world.fake.requests).toHaveLength(0);
     });
   });
 
