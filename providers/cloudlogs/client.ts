@@ -7,6 +7,7 @@ import type { Logging, LoggingOptions } from '@google-cloud/logging';
 import type { Compute, ComputeOptions, GoogleAuth } from 'google-auth-library';
 import { redactString, registerSecret } from '../../src/audit/redact.js';
 import { ProviderError } from '../../src/broker/catalog.js';
+import { untilAborted } from '../../src/broker/calls/execute.js';
 import { ApiError } from '../../src/http/problem.js';
 import { LOGGING_READ_SCOPE, type CloudLogsSettings, type CredentialsSource } from './config.js';
 
@@ -227,22 +228,4 @@ export function mapClientError(err: unknown): unknown {
     return new ApiError('validation_failed', `Cloud Logging rejected the request: ${message}`, { provider_code: name });
   }
   return new ProviderError(`Cloud Logging answered ${name}: ${message}`, http, name);
-}
-
-/**
- * Runs `run` unless `signal` is or becomes aborted first; on abort rejects with the signal's reason
- * without waiting (the RPC itself ends at its deadline).
- */
-export async function untilAborted<T>(signal: AbortSignal, run: () => Promise<T>): Promise<T> {
-  signal.throwIfAborted();
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([run(), aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
 }

@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { redact } from '../../src/audit/redact.js';
 import { defineAction } from '../../src/broker/catalog.js';
-import { mapClientError, untilAborted } from './client.js';
+import { untilAborted } from '../../src/broker/calls/execute.js';
+import { mapClientError } from './client.js';
 import { decodeCursor, encodeCursor, queryFingerprint, takePage } from './cursor.js';
 import { ResultBudget } from './entries.js';
 import { projectParam, scopedRuntime, RPC_TIMEOUT_MS, type CloudLogsRuntime } from './runtime.js';

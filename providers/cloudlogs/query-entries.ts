@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { defineAction } from '../../src/broker/catalog.js';
-import { mapClientError, untilAborted } from './client.js';
+import { untilAborted } from '../../src/broker/calls/execute.js';
+import { mapClientError } from './client.js';
 import { decodeCursor, encodeCursor, queryFingerprint, takePage } from './cursor.js';
 import { ResultBudget, trimEntry, type TrimmedEntry } from './entries.js';
 import { composeFilter } from './filter.js';

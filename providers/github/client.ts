@@ -181,7 +181,7 @@ export class GitHubClient {
     // same App, installation and token cache, but this call's request.
     const callAuth = await this.appAuth!({ type: 'installation', factory: (state) => createAppAuth({ ...state, request }) });
     // Also bounded by the signal while waiting on a request another call sent (see below).
-    const ask = () => untilAborted(callAuth({ type: 'installation', repositoryNames: [repo], permissions: { metadata: 'read', ...permissions } }), signal);
+    const ask = () => untilAborted(signal, () => callAuth({ type: 'installation', repositoryNames: [repo], permissions: { metadata: 'read', ...permissions } }));
     let auth: Awaited<ReturnType<typeof ask>>;
     try {
       auth = await ask();

@@ -80,20 +80,21 @@ export async function runAction(
   };
   const elapsed = () => Math.round(performance.now() - started);
   try {
-    const run = action.idempotent
-      ? pRetry(attempt, {
-          retries: IDEMPOTENT_RETRIES,
-          minTimeout: RETRY_MIN_DELAY_MS,
-          factor: 2,
-          randomize: true,
-          signal: controller.signal,
-          shouldRetry: ({ error }) => isTransient(error),
-          onFailedAttempt: ({ error, retriesLeft }) => {
-            if (retriesLeft > 0 && isTransient(error)) ctx.log.warn({ action: action.id, attempt: attempts, err: redactString(error.message) }, 'provider attempt failed; retrying');
-          },
-        })
-      : attempt();
-    const result = await untilAborted(run, controller.signal);
+    const run = () =>
+      action.idempotent
+        ? pRetry(attempt, {
+            retries: IDEMPOTENT_RETRIES,
+            minTimeout: RETRY_MIN_DELAY_MS,
+            factor: 2,
+            randomize: true,
+            signal: controller.signal,
+            shouldRetry: ({ error }) => isTransient(error),
+            onFailedAttempt: ({ error, retriesLeft }) => {
+              if (retriesLeft > 0 && isTransient(error)) ctx.log.warn({ action: action.id, attempt: attempts, err: redactString(error.message) }, 'provider attempt failed; retrying');
+            },
+          })
+        : attempt();
+    const result = await untilAborted(controller.signal, run);
     return { kind: 'succeeded', result, attempts, durationMs: elapsed() };
   } catch (err) {
     if (controller.signal.reason instanceof ProviderTimeout) {
@@ -112,21 +113,24 @@ export async function runAction(
 }
 
 /**
- * Settles with `promise`, or rejects with the abort reason as soon as `signal` aborts (leaving
- * `promise` to settle unobserved). Used for actions and provider requests that may ignore the
- * signal.
+ * Runs `run` unless `signal` is or becomes aborted first: rejects with the signal's reason at once
+ * when it is already aborted (`run` is not started), or as soon as it aborts, without waiting for
+ * `run`'s promise, which is left to settle unobserved (its rejection is handled). For actions and
+ * provider requests that may ignore the signal.
+ * @throws the signal's reason, or whatever `run` rejects with.
  */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  promise.catch(() => undefined);
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+export async function untilAborted<T>(signal: AbortSignal, run: () => Promise<T>): Promise<T> {
+  signal.throwIfAborted();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e) => (signal.removeEventListener('abort', onAbort), reject(e)),
-    );
   });
+  try {
+    return await Promise.race([run(), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /** Headroom added to an action's own expected duration before the broker aborts it, in ms. */
