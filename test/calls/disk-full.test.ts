@@ -7,6 +7,7 @@
  *   while the disk stays full, and once space returns the call ends `unknown_outcome` without a
  *   restart, and the key replays that.
  * - A claim that cannot be stored runs nothing: 503 `audit_unavailable`, key not used up.
+ * - `/ready` is 503 `not_ready` while a durable write cannot commit, 200 again afterwards.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -138,5 +139,25 @@ describe('an outcome that cannot be recorded after the action ran', () => {
     const later = await call(b, 'developer', { action: 'test.read' }, key);
     expect(later.status, JSON.stringify(later.body)).toBe(200);
     expect(tp.attemptsOf(key)).toBe(1);
+  });
+});
+
+describe('/ready on a full disk', () => {
+  it('is 503 not_ready while a durable write cannot commit, and 200 once space returns', async () => {
+    const b = broker!;
+    expect((await fetch(`${b.url}/ready`)).status).toBe(200);
+    fillDisk();
+    try {
+      await eventually(async () => {
+        const res = await fetch(`${b.url}/ready`);
+        expect(res.status).toBe(503);
+        const problem = (await res.json()) as { code: string; reasons: string[] };
+        expect(problem.code).toBe('not_ready');
+        expect(problem.reasons.join(' ')).toMatch(/database is not writable: .*full/);
+      });
+    } finally {
+      freeDisk();
+    }
+    await eventually(async () => expect((await fetch(`${b.url}/ready`)).status).toBe(200));
   });
 });
