@@ -91,7 +91,8 @@ export function createApp(deps: Deps): Hono<AppEnv> {
 }
 
 /**
- * Why the broker is not ready, empty when it is: the database refuses a write, or committed
+ * Why the broker is not ready, empty when it is: the database cannot commit a durable write
+ * (`writeProbe`: a full or read-only disk; at most one probe commit per second), or committed
  * migrations are not applied.
  */
 export function readinessProblems(deps: Pick<Deps, 'db'>): string[] {

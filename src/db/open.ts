@@ -77,21 +77,34 @@ export function immediate<T>(db: Db, fn: () => T): T {
   return db.sqlite.transaction(fn).immediate();
 }
 
-/**
- * Probes whether the database accepts writes: a write inside a transaction that is always rolled
- * back. Returns null when writable, or the reason it is not.
- */
-export function writeProbe(db: Db): string | null {
-  try {
-    db.sqlite.transaction(() => {
-      db.sqlite.prepare("INSERT OR REPLACE INTO broker_meta (key, value) VALUES ('ready_probe', 'x')").run();
-      throw new RollbackProbe();
-    }).immediate();
-    return null;
-  } catch (err) {
-    if (err instanceof RollbackProbe) return null;
-    return err instanceof Error ? err.message : String(err);
-  }
-}
+/** At most one real `/ready` probe commit per this many ms per connection (load balancers poll often). */
+export const WRITE_PROBE_INTERVAL_MS = 1000;
 
-class RollbackProbe extends Error {}
+/** Each connection's last probe: when (monotonic ms, `performance.now()`) and its result. */
+const lastProbe = new WeakMap<Database.Database, { atMs: number; reason: string | null }>();
+
+/**
+ * Probes whether the database can make a write durable: commits an upsert of the `broker_meta` row
+ * `ready_probe` (value: the wall-clock time, RFC 3339) with the connection's `synchronous`, so the
+ * WAL append and its sync must succeed; a full disk, a read-only file or a lock held past the busy
+ * timeout fail it. At most one real commit per {@link WRITE_PROBE_INTERVAL_MS} per connection; in
+ * between, the last result is returned.
+ * @param nowMs monotonic time in ms (default `performance.now()`), for the rate limit only.
+ * @returns null when the write committed, or why it did not (the SQLite error's message).
+ */
+export function writeProbe(db: Db, nowMs = performance.now()): string | null {
+  const last = lastProbe.get(db.sqlite);
+  if (last !== undefined && nowMs - last.atMs < WRITE_PROBE_INTERVAL_MS) return last.reason;
+  let reason: string | null = null;
+  try {
+    immediate(db, () =>
+      db.sqlite
+        .prepare("INSERT INTO broker_meta (key, value) VALUES ('ready_probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        .run(new Date().toISOString()),
+    );
+  } catch (err) {
+    reason = err instanceof Error ? err.message : String(err);
+  }
+  lastProbe.set(db.sqlite, { atMs: nowMs, reason });
+  return reason;
+}

@@ -55,6 +55,8 @@ export const ERROR_STATUS = {
   // execution
   provider_error: 502,
   unknown_outcome: 502,
+  /** The action ran, but its outcome could not be stored; `call_status: "unknown_outcome"`. */
+  outcome_unrecorded: 502,
   provider_timeout: 504,
   provider_unavailable: 503,
   // infrastructure (fail-closed)

@@ -80,6 +80,8 @@ export class GroupCommit {
    * @returns once the write's batch is committed.
    * @throws (rejects with) what the write threw (a duplicate claim's SQLite constraint error), its
    *   savepoint rolled back; or ApiError 503 `audit_unavailable` when the batch could not commit.
+   *   That code means "nothing ran" only for a claim or a refusal: the caller of an `end` write
+   *   (the action has run) answers 502 `outcome_unrecorded` instead (`CallService.finish`).
    */
   run(write: CallWrite): Promise<void> {
     return new Promise<void>((resolve, reject) => {

@@ -11,11 +11,16 @@ import type { Logger } from '../../log.js';
 import type { Receipt } from '../decision/receipt.js';
 import { CallStore } from './store.js';
 
-/** The problem body a call interrupted by a crash answers (and replays) with. */
-export function unknownOutcomeBody(requestId: string, action: string, receipt: Receipt): Record<string, unknown> {
+/**
+ * The problem body (502 `unknown_outcome`, `call_status: "unknown_outcome"`) a call whose outcome
+ * is unknown answers and replays with: one interrupted by a crash, or one whose outcome could not
+ * be recorded (`detail` then says so).
+ */
+export function unknownOutcomeBody(requestId: string, action: string, receipt: Receipt, detail?: string): Record<string, unknown> {
   const err = new ApiError(
     'unknown_outcome',
-    `The broker stopped while ${action} was running, so whether it took effect is unknown. Check the resource before trying again under a new Idempotency-Key; this key will keep answering unknown_outcome.`,
+    detail ??
+      `The broker stopped while ${action} was running, so whether it took effect is unknown. Check the resource before trying again under a new Idempotency-Key; this key will keep answering unknown_outcome.`,
     { request_id: requestId, call_status: 'unknown_outcome', action, receipt },
   );
   return problemBody(err, '/v1/ext/calls');

@@ -24,6 +24,7 @@ import { callMetrics, type CallMetrics } from './metrics.js';
 import { callTimeoutMs, runAction, type Outcome } from './execute.js';
 import { RecentCallKeys } from './recent.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
+import { outcomeUnrecordedAnswer, storageCause, UnrecordedOutcomes } from './unrecorded.js';
 
 /**
  * The body of `POST /v1/ext/calls`: `{action, params?, task_id?}`. Unknown members are refused
@@ -105,8 +106,9 @@ const STATUS_OF: Record<Outcome['kind'], CallStatus> = { succeeded: 'succeeded',
 
 /**
  * The per-process state of the call path: the inflight set (calls claimed here and not yet
- * ended), each group's pending count (backpressure) and execution queue (`p-queue`), and the group
- * commit that makes claims, outcomes and denials durable in batches.
+ * ended), each group's pending count (backpressure) and execution queue (`p-queue`), the group
+ * commit that makes claims, outcomes and denials durable in batches, and the calls that ran but
+ * whose outcome could not be stored ({@link UnrecordedOutcomes}).
  */
 export class CallService {
   readonly store: CallStore;
@@ -116,6 +118,8 @@ export class CallService {
   private readonly inflight = new Map<string, string>();
   private readonly pending = new Map<string, number>();
   private readonly queues = new Map<string, PQueue>();
+  /** Calls that ran and whose outcome write failed, until their `unknown_outcome` row commits. */
+  private readonly unrecorded: UnrecordedOutcomes;
 
   /** The kernel's task lookup for step 11, bound once. */
   private readonly findTask: (taskId: string) => CouplingTask | null;
@@ -134,6 +138,7 @@ export class CallService {
       this.metrics.batchWrites.observe(writes);
       this.metrics.commitSeconds.observe(seconds);
     });
+    this.unrecorded = new UnrecordedOutcomes({ db: deps.db, clock: deps.clock, logger: deps.logger, store: this.store, commits: this.commits });
   }
 
   /** Calls of `group` claimed and not yet ended in this process (queued or running). */
@@ -209,9 +214,10 @@ export class CallService {
 
   /**
    * Decides, claims, executes and records one call. Resolves with the answer for every decision
-   * (success, denial, conflict, replay, provider failure).
-   * @throws ApiError 503 `audit_unavailable` when a claim, an outcome or a denial's audit row
-   *   cannot be stored (fail-closed: nothing unrecorded is executed or acknowledged).
+   * (success, denial, conflict, replay, provider failure), including 502 `outcome_unrecorded`
+   * when the action ran but its outcome could not be stored (see `unrecorded.ts`).
+   * @throws ApiError 503 `audit_unavailable` when a claim or a denial's audit row cannot be stored
+   *   (fail-closed: nothing ran, and the Idempotency-Key is not used up).
    */
   async submit(s: CallSubmission): Promise<CallAnswer> {
     const now = this.deps.clock.now();
@@ -277,7 +283,7 @@ export class CallService {
           callTimeoutMs(action, shape.params, this.deps.config.providerTimeoutMs),
         ),
       );
-      return await this.finish(s, receipt, action.id, outcome);
+      return await this.finish(s, ev, now, outcome);
     } finally {
       this.release(key, s.group);
     }
@@ -309,13 +315,15 @@ export class CallService {
 
   /**
    * Step 3 for a key seen before: 422 `idempotency_key_reused` for another body, 409
-   * `request_in_flight` while it runs, otherwise the stored answer replayed. Undefined for a new key.
+   * `request_in_flight` while it runs, the 502 `outcome_unrecorded` answer again while its outcome
+   * is unrecorded, otherwise the stored answer replayed. Undefined for a new key.
    * @param askDatabase read the row even when memory says the key is new: `submit`'s duplicate-claim
    *   path, where the key was taken by another connection meanwhile or is older than what the
    *   memory keeps, so only the database can answer.
    */
   private knownKey(s: CallSubmission, key: string, fingerprint: string, receipt: Receipt, askDatabase = false): CallAnswer | ApiError | undefined {
-    const live = this.inflight.get(key);
+    const unrecorded = this.unrecorded.get(key);
+    const live = unrecorded?.fingerprint ?? this.inflight.get(key);
     let row: CallRow | undefined;
     let stored: string | undefined = live;
     if (live === undefined) {
@@ -330,6 +338,10 @@ export class CallService {
         'idempotency_key_reused',
         `The Idempotency-Key ${s.requestId} was already used with a different body; use a new key for a different call.`,
       );
+    }
+    if (unrecorded !== undefined) {
+      s.log.info({ request_id: s.requestId, status: 'unknown_outcome' }, 'call replayed: its outcome is not recorded yet');
+      return { ...unrecorded.answer, headers: { ...unrecorded.answer.headers, [REPLAYED_HEADER]: 'true' } };
     }
     if (row === undefined || row.status === 'running' || row.httpStatus === null || row.response === null) {
       receipt.steps.push({ step: 'idempotency', result: 'fail', note: 'request_in_flight' });
@@ -348,24 +360,34 @@ export class CallService {
   private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
     receipt.decision = decision;
     receipt.code = err.code;
-    await this.commits.run({
-      op: 'audit',
-      audit: {
-        input: {
-          actor: s.group,
-          kind: `call.${decision}`,
-          subject: subjectOf(s.group, s.requestId),
-          detail: { code: err.code, detail: err.detail, action: receipt.action, grant_id: receipt.grant_id, task_id: receipt.task_id, steps: stepsLine(receipt) },
+    try {
+      await this.commits.run({
+        op: 'audit',
+        audit: {
+          input: {
+            actor: s.group,
+            kind: `call.${decision}`,
+            subject: subjectOf(s.group, s.requestId),
+            detail: { code: err.code, detail: err.detail, action: receipt.action, grant_id: receipt.grant_id, task_id: receipt.task_id, steps: stepsLine(receipt) },
+          },
+          nowMs: now,
         },
-        nowMs: now,
-      },
-    });
+      });
+    } catch (failure) {
+      throw storeFailure(failure, `The refusal (${err.code}) could not be audited, so the broker answers this instead. Nothing ran.`);
+    }
     const body = problemBody(new ApiError(err.code, err.detail, { ...err.extensions, request_id: s.requestId, receipt }), s.instance);
     return { status: err.status, body: JSON.stringify(body), headers: { ...contentType(err.status), ...err.headers } };
   }
 
-  /** Step 14's end: stores the outcome with its audit row, then returns the answer. */
-  private async finish(s: CallSubmission, receipt: Receipt, actionId: string, outcome: Outcome): Promise<CallAnswer> {
+  /**
+   * Step 14's end: stores the outcome with its audit row, then returns the answer. When it cannot
+   * be stored, the action has run all the same: answers 502 `outcome_unrecorded` and hands the
+   * call to {@link UnrecordedOutcomes}, never 503 `audit_unavailable` (which says nothing ran).
+   */
+  private async finish(s: CallSubmission, claim: Extract<Evaluation, { kind: 'allowed' }>, claimedAt: number, outcome: Outcome): Promise<CallAnswer> {
+    const { receipt, shape } = claim;
+    const actionId = shape.action.id;
     const status = STATUS_OF[outcome.kind];
     receipt.steps.push({
       step: 'execute',
@@ -399,10 +421,14 @@ export class CallService {
         audit: { input: { actor: s.group, kind: `call.${status}`, subject: subjectOf(s.group, s.requestId), detail }, nowMs: finishedAt },
       });
     } catch (err) {
-      throw storeFailure(
-        err,
-        `${actionId} ran, but its outcome could not be recorded; the call reads running until the broker restarts and then unknown_outcome. Check the resource before retrying under a new Idempotency-Key.`,
-      );
+      const observed = { status, httpStatus, code: outcome.kind === 'succeeded' ? null : outcome.error.code, attempts: outcome.attempts, durationMs: outcome.durationMs };
+      const call = { group: s.group, requestId: s.requestId, fingerprint: claim.fingerprint, action: actionId, resource: shape.resource, taskId: shape.taskId, claimedAt, receipt, observed };
+      const answer = outcomeUnrecordedAnswer(call, err, s.instance);
+      // Remembered before submit's `finally` releases the inflight entry: a retry never sees the row's `running`.
+      void this.unrecorded.add(claim.key, { ...call, answer });
+      s.log.error({ request_id: s.requestId, action: actionId, err: storageCause(err) }, 'the action ran but its outcome could not be recorded');
+      this.metrics.calls.inc({ outcome: 'outcome_unrecorded' });
+      return answer;
     }
     this.metrics.calls.inc({ outcome: outcome.kind === 'succeeded' ? 'succeeded' : outcome.error.code });
     return { status: httpStatus, body: text, headers: contentType(httpStatus) };
