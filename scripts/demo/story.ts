@@ -275,7 +275,7 @@ export async function playStory(stage: Stage): Promise<void> {
   await call(stage, 5, 'main merges pull request 1 under the active L3 grant', main, merge, { status: 200, verdict: 'allowed' }, (r) => `merged ${r.merged}, sha ${r.sha}`);
 
   report.step(6, 'The audit trail verifies');
-  await cli(stage, 6, 'the operator recomputes the audit hash chain', ['audit', 'verify'], { note: (out) => out.trim().split('\n').at(-1) ?? '' });
+  await cli(stage, 6, 'the operator recomputes the audit hash chain', ['audit', 'verify'], { note: (out) => out.trim().split('\n')[0] ?? '' });
   const pending = await stage.github.pending();
   report.check({
     step: 6,
