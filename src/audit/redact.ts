@@ -1,9 +1,11 @@
 /**
- * Secret redaction shared by the audit trail, the logs and provider results.
+ * Secret detection shared by redaction (the audit trail, the logs, provider results) and input
+ * validation (requests that carry a secret are refused, see `refuseSecrets` in src/http/validate.ts).
  *
- * Two layers: exact values registered at run time (the master key, derived group secrets, provider
- * tokens), and patterns for well-known credential shapes (GitHub tokens, Google OAuth tokens and
- * API keys, JWTs, PEM private keys, `Bearer …`). Anything matched becomes `[REDACTED]`.
+ * Two layers: exact values registered at run time (the master key, every live group secret, the
+ * token-signing key, provider credentials), and patterns for well-known credential shapes (GitHub
+ * tokens, Google OAuth tokens and API keys, JWTs, PEM private keys, `Bearer …`). Redaction turns
+ * anything matched into `[REDACTED]`; {@link findSecret} names what it matched.
  */
 
 /** What replaces a secret. */
@@ -62,51 +64,94 @@ function buildScanner(secrets: Iterable<string>): SecretScanner {
   return { width, baseToWidth, filter, byHash };
 }
 
-/** Replaces every registered secret in `input` with {@link REDACTED} (see {@link SecretScanner}). */
-function redactKnownSecrets(input: string, sc: SecretScanner): string {
+/**
+ * The first registered secret in `input` at or after `from` (see {@link SecretScanner}): its start
+ * index and length (UTF-16 code units), or null when there is none.
+ */
+function nextKnownSecret(input: string, sc: SecretScanner, from: number): { index: number; length: number } | null {
   const { width, baseToWidth, filter, byHash } = sc;
   const n = input.length;
-  if (n < width) return input;
-  let out = '';
-  let copied = 0;
-  let i = 0;
-  let h = prefixHash(input, 0, width);
-  while (i + width <= n) {
+  let i = from;
+  if (i + width > n) return null;
+  let h = prefixHash(input, i, width);
+  for (;;) {
     if ((filter[(h & FILTER_MASK) >>> 5]! & (1 << (h & 31))) !== 0) {
       const found = byHash.get(h)?.find((secret) => input.startsWith(secret, i));
-      if (found !== undefined) {
-        out += input.slice(copied, i) + REDACTED;
-        i += found.length;
-        copied = i;
-        if (i + width <= n) h = prefixHash(input, i, width);
-        continue;
-      }
+      if (found !== undefined) return { index: i, length: found.length };
     }
-    if (i + width < n) h = (Math.imul((h - Math.imul(input.charCodeAt(i), baseToWidth)) | 0, HASH_BASE) + input.charCodeAt(i + width)) | 0;
+    if (i + width >= n) return null;
+    h = (Math.imul((h - Math.imul(input.charCodeAt(i), baseToWidth)) | 0, HASH_BASE) + input.charCodeAt(i + width)) | 0;
     i += 1;
+  }
+}
+
+/** Replaces every registered secret in `input` with {@link REDACTED}, scanning left to right. */
+function redactKnownSecrets(input: string, sc: SecretScanner): string {
+  let out = '';
+  let copied = 0;
+  for (let m = nextKnownSecret(input, sc, 0); m !== null; m = nextKnownSecret(input, sc, copied)) {
+    out += input.slice(copied, m.index) + REDACTED;
+    copied = m.index + m.length;
   }
   return copied === 0 ? input : out + input.slice(copied);
 }
 
-const TOKEN_PATTERNS: RegExp[] = [
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
-  /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}\b/g,
-  /\bgithub_pat_[A-Za-z0-9_]{20,}\b/g,
-  /\bv1\.[0-9a-f]{40}\b/g,
-  /\bya29\.[A-Za-z0-9_\-.]{10,}/g,
-  /\bAIza[0-9A-Za-z_-]{35}\b/g,
-  /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g,
-  /\b(?:xox[abposr]|sk_live|sk_test|rk_live)[-_][A-Za-z0-9-_]{10,}/g,
-  /\bAKIA[0-9A-Z]{16}\b/g,
-  /(\b[Bb]earer\s+)[A-Za-z0-9\-._~+/]{16,}=*/g,
-  /((?:token|secret|password|passwd|api[_-]?key|private[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;]{8,}/gi,
+/** The scanner over the registered secrets as they are now (rebuilt after a registration); null when none. */
+function currentScanner(): SecretScanner | null {
+  if (scannerStale) {
+    scanner = buildScanner(knownSecrets);
+    scannerStale = false;
+  }
+  return scanner;
+}
+
+/**
+ * What a detector found, named without the value:
+ * - `broker_secret`: a value registered with {@link registerSecret} (the master key, a group
+ *   secret in any version still live or about to be, the token-signing key, a provider credential
+ *   the host holds);
+ * - `private_key`: a PEM private key block;
+ * - `github_token`: `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`, `github_pat_` or a `v1.` installation token;
+ * - `google_oauth_token` (`ya29.`), `google_api_key` (`AIza`);
+ * - `jwt`: a JWS/JWT in compact form (bearer tokens among them);
+ * - `api_token`: Slack (`xox?-`) and Stripe (`sk_live_`, `sk_test_`, `rk_live_`) keys;
+ * - `aws_access_key` (`AKIA`);
+ * - `bearer_token`: `Bearer <credential>`;
+ * - `credential_assignment`: `token=…`, `password: …`, `api_key=…` and the like.
+ */
+export type SecretKind =
+  | 'broker_secret'
+  | 'private_key'
+  | 'github_token'
+  | 'google_oauth_token'
+  | 'google_api_key'
+  | 'jwt'
+  | 'api_token'
+  | 'aws_access_key'
+  | 'bearer_token'
+  | 'credential_assignment';
+
+/** The credential shapes, in the order redaction applies them. A pattern's group 1, if any, is kept. */
+const TOKEN_PATTERNS: readonly { kind: SecretKind; re: RegExp }[] = [
+  { kind: 'private_key', re: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g },
+  { kind: 'github_token', re: /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}\b/g },
+  { kind: 'github_token', re: /\bgithub_pat_[A-Za-z0-9_]{20,}\b/g },
+  { kind: 'github_token', re: /\bv1\.[0-9a-f]{40}\b/g },
+  { kind: 'google_oauth_token', re: /\bya29\.[A-Za-z0-9_\-.]{10,}/g },
+  { kind: 'google_api_key', re: /\bAIza[0-9A-Za-z_-]{35}\b/g },
+  { kind: 'jwt', re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g },
+  { kind: 'api_token', re: /\b(?:xox[abposr]|sk_live|sk_test|rk_live)[-_][A-Za-z0-9-_]{10,}/g },
+  { kind: 'aws_access_key', re: /\bAKIA[0-9A-Z]{16}\b/g },
+  { kind: 'bearer_token', re: /(\b[Bb]earer\s+)[A-Za-z0-9\-._~+/]{16,}=*/g },
+  { kind: 'credential_assignment', re: /((?:token|secret|password|passwd|api[_-]?key|private[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;]{8,}/gi },
 ];
 /** Cheap pre-check: a string none of the patterns could match is returned untouched. */
 const MAYBE_TOKEN = /PRIVATE KEY|gh[pousr]_|github_pat_|v1\.|ya29\.|AIza|eyJ|xox|sk_|rk_|AKIA|bearer|token|secret|passw|api.?key|private.?key/i;
 
 /**
- * Registers an exact secret value so that every later redaction removes it. Values shorter than
- * 8 characters are ignored (they would redact ordinary words). Idempotent.
+ * Registers an exact secret value so that every later redaction removes it and {@link findSecret}
+ * reports it as `broker_secret`. Values shorter than 8 characters are ignored (they would redact
+ * ordinary words). Idempotent; a value stays registered for the life of the process.
  */
 export function registerSecret(value: string | undefined | null): void {
   if (!value || value.length < 8 || knownSecrets.has(value)) return;
@@ -114,16 +159,54 @@ export function registerSecret(value: string | undefined | null): void {
   scannerStale = true;
 }
 
+/**
+ * Registers raw secret bytes (a key) in each text form it is likely to be written in: base64url
+ * (how `.ipc_secret` holds a group secret), base64 without its `=` padding (matched wherever the
+ * padded form is), and lowercase hex. See {@link registerSecret}.
+ */
+export function registerSecretBytes(bytes: Uint8Array): void {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  registerSecret(buf.toString('base64url'));
+  registerSecret(buf.toString('base64').replace(/=+$/, ''));
+  registerSecret(buf.toString('hex'));
+}
+
+/**
+ * The kind of the first secret found in `text`, or null when it holds none. It runs the detectors
+ * redaction runs ({@link redactString}): the credential shapes first (so a registered GitHub token
+ * is named `github_token`), then the registered values (`broker_secret`). The value itself is
+ * never returned, so the answer can be shown to whoever sent the text.
+ * @param allow kinds to pass over (e.g. `jwt` for a field that carries a signature by design);
+ *   registered values are never passed over.
+ */
+export function findSecret(text: string, allow: ReadonlySet<SecretKind> = NO_KINDS): SecretKind | null {
+  if (MAYBE_TOKEN.test(text)) {
+    for (const { kind, re } of TOKEN_PATTERNS) {
+      if (allow.has(kind)) continue;
+      re.lastIndex = 0;
+      const hit = re.test(text);
+      re.lastIndex = 0;
+      if (hit) return kind;
+    }
+  }
+  const sc = currentScanner();
+  return sc !== null && nextKnownSecret(text, sc, 0) !== null ? 'broker_secret' : null;
+}
+
+/** True when {@link findSecret} finds any secret in `text`. */
+export function containsSecret(text: string): boolean {
+  return findSecret(text) !== null;
+}
+
+const NO_KINDS: ReadonlySet<SecretKind> = new Set();
+
 /** Redacts secrets from one string: registered values first, then known credential shapes. */
 export function redactString(input: string): string {
   let out = input;
-  if (scannerStale) {
-    scanner = buildScanner(knownSecrets);
-    scannerStale = false;
-  }
-  if (scanner !== null) out = redactKnownSecrets(out, scanner);
+  const sc = currentScanner();
+  if (sc !== null) out = redactKnownSecrets(out, sc);
   if (!MAYBE_TOKEN.test(out)) return out;
-  for (const re of TOKEN_PATTERNS) {
+  for (const { re } of TOKEN_PATTERNS) {
     re.lastIndex = 0;
     if (!re.test(out)) continue;
     re.lastIndex = 0;

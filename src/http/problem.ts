@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   idempotency_key_missing: 400,
   bad_request: 400,
   validation_failed: 422,
+  secret_in_input: 422,
   payload_too_large: 413,
   not_found: 404,
   method_not_allowed: 405,

@@ -2,7 +2,7 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { appendActivity } from '../audit/trail.js';
-import { registerSecret } from '../audit/redact.js';
+import { registerSecret, registerSecretBytes } from '../audit/redact.js';
 import { immediate, type Db } from '../db/open.js';
 import { ChangeWatch, IN_TRANSACTION } from '../db/watch.js';
 import type { Clock } from '../clock.js';
@@ -14,7 +14,8 @@ export const GROUP_SECRET_BYTES = 32;
 
 /**
  * Reads the master key from `<dataDir>/master.key` (base64 text), creating it with 32 random
- * bytes and mode 0600 when missing. The key is registered for redaction.
+ * bytes and mode 0600 when missing. The key is registered for redaction: the file's text, and the
+ * bytes as base64url, base64 and hex.
  * @returns the raw key and whether it was created now.
  * @throws Error when the file exists but does not hold 32 base64 bytes.
  */
@@ -32,18 +33,27 @@ export function loadOrCreateMasterKey(dataDir: string): { key: Buffer; path: str
   const key = Buffer.from(text, 'base64');
   if (key.length !== MASTER_KEY_BYTES) throw new Error(`${file}: expected ${MASTER_KEY_BYTES} base64-encoded bytes`);
   registerSecret(text);
+  registerSecretBytes(key);
   return { key, path: file, created };
 }
 
 /**
  * Derives a group's HMAC secret: HKDF-SHA256 (RFC 5869) over the master key with salt
- * `nanoclaw-broker/group-hmac` and info `<group>:v<version>`, 32 bytes. Registered for redaction.
+ * `nanoclaw-broker/group-hmac` and info `<group>:v<version>`, 32 bytes. Registered for redaction
+ * as base64url (its `.ipc_secret` form), base64 and hex.
  */
 export function deriveGroupSecret(masterKey: Buffer, group: string, version: number): Buffer {
   const secret = Buffer.from(hkdfSync('sha256', masterKey, 'nanoclaw-broker/group-hmac', `${group}:v${version}`, GROUP_SECRET_BYTES));
-  registerSecret(secret.toString('base64url'));
+  registerSecretBytes(secret);
   return secret;
 }
+
+/**
+ * How many versions past a group's newest one {@link KeyStore} derives (and so registers for
+ * redaction) ahead of time, so a rotation made by another process (`broker secrets rotate`) is
+ * redacted here before this process reloads `group_keys`.
+ */
+export const LOOKAHEAD_VERSIONS = 2;
 
 /** A verified key: the group and version named by a `keyid` of the form `<group>:<version>`. */
 export interface GroupKey {
@@ -73,7 +83,12 @@ interface CachedKey {
 
 /**
  * Group key versions. The database holds which versions exist and when they retire; secrets are
- * derived on demand and cached in memory.
+ * derived and cached in memory.
+ *
+ * Every secret this store can be asked for is registered for redaction (and so refused in request
+ * input) from start-up, before any request: {@link ensureGroups} and every reload of the table
+ * derive each group's live versions (the current one and those rotated out but still in their
+ * grace) and the next {@link LOOKAHEAD_VERSIONS} versions.
  *
  * {@link lookup} (step 1 of every signed request) answers from memory: every `group_keys` row is
  * cached with its `retires_at`, which is compared with the clock on each lookup, so a retired
@@ -112,7 +127,9 @@ export class KeyStore {
   }
 
   /**
-   * Gives every listed group a version-1 key if it has none (audited as `key.created`). Idempotent.
+   * Gives every listed group a version-1 key if it has none (audited as `key.created`), then
+   * derives every live and look-ahead secret of every group in `group_keys`, which registers them
+   * for redaction (see the class note). Idempotent.
    */
   ensureGroups(groups: Iterable<string>): void {
     const has = this.db.sqlite.prepare('SELECT 1 FROM group_keys WHERE "group" = ? LIMIT 1');
@@ -124,6 +141,24 @@ export class KeyStore {
         if (insert.run(group, now).changes === 0) return;
         appendActivity(this.db, { actor: 'system', kind: 'key.created', subject: `group:${group}`, detail: { group, version: 1 } }, now);
       });
+    }
+    this.deriveLive(this.loadStmt.all());
+  }
+
+  /**
+   * Derives (and caches, which registers for redaction) each listed version that has not retired
+   * by now, and the {@link LOOKAHEAD_VERSIONS} versions after each group's newest. A version derived
+   * once stays cached and registered, so this costs HKDF runs only for versions not seen before.
+   */
+  private deriveLive(rows: readonly Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[]): void {
+    const now = this.clock.now();
+    const newest = new Map<string, number>();
+    for (const row of rows) {
+      if (row.retiresAt === null || row.retiresAt > now) this.secret(row.group, row.version);
+      newest.set(row.group, Math.max(newest.get(row.group) ?? 0, row.version));
+    }
+    for (const [group, version] of newest) {
+      for (let next = version + 1; next <= version + LOOKAHEAD_VERSIONS; next++) this.secret(group, next);
     }
   }
 
@@ -160,7 +195,9 @@ export class KeyStore {
     const counter = this.counterStmt.get() ?? 0;
     if (counter !== this.counter) {
       const keys = new Map<string, CachedKey>();
-      for (const row of this.loadStmt.all()) {
+      const rows = this.loadStmt.all();
+      this.deriveLive(rows);
+      for (const row of rows) {
         const keyid = `${row.group}:${row.version}`;
         if (!KEYID_RE.test(keyid)) continue;
         const prev = this.keys.get(keyid);
