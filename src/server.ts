@@ -66,11 +66,6 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
   const running = await startServer(deps);
-  const { dataDir, dbPath, masterKey, tokenKey, policiesDir } = deps.paths;
-  deps.logger.info(
-    { url: running.url, data_dir: dataDir, db: dbPath, master_key: masterKey, token_key: tokenKey, policies: policiesDir },
-    'broker listening',
-  );
   let stopDispatch: () => void = () => {};
   let stopRetention: () => void = () => {};
   let stopping = false;
@@ -88,6 +83,11 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  const { dataDir, dbPath, masterKey, tokenKey, policiesDir } = deps.paths;
+  deps.logger.info(
+    { url: running.url, data_dir: dataDir, db: dbPath, master_key: masterKey, token_key: tokenKey, policies: policiesDir },
+    'broker listening',
+  );
   stopDispatch = startDispatchLoop(deps);
   stopRetention = startCallRetention(deps);
   return running;
