@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
@@ -88,6 +89,8 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     { url: running.url, data_dir: dataDir, db: dbPath, master_key: masterKey, token_key: tokenKey, policies: policiesDir },
     'broker listening',
   );
+  const dirMode = fs.statSync(dataDir).mode & 0o777;
+  if ((dirMode & 0o077) !== 0) deps.logger.warn({ data_dir: dataDir, mode: dirMode.toString(8) }, 'the data directory is open to other users; `chmod 700` it (new ones are created 0700)');
   stopDispatch = startDispatchLoop(deps);
   stopRetention = startCallRetention(deps);
   return running;
