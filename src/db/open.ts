@@ -19,6 +19,13 @@ export interface Db {
   orm: Orm;
   /** Absolute path of the database file. */
   path: string;
+  /**
+   * True when one database serves one broker process at a time (SQLite: the inflight set and the
+   * backpressure counts are one process's memory), so a second `broker serve` must refuse to
+   * start while an instance lease is live (`instances/lease.ts`). An engine built for replicas
+   * sets it false.
+   */
+  singleServer: boolean;
 }
 
 /** Options for {@link openDb}. */
@@ -60,7 +67,7 @@ export function openDb(opts: OpenDbOptions): Db {
   }
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-  const db: Db = { sqlite, orm: drizzle(sqlite, { schema }), path: path.resolve(opts.path) };
+  const db: Db = { sqlite, orm: drizzle(sqlite, { schema }), path: path.resolve(opts.path), singleServer: true };
   if (opts.migrate ?? !opts.readonly) migrate(db.orm, { migrationsFolder: MIGRATIONS_DIR });
   return db;
 }
