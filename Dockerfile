@@ -30,7 +30,7 @@ ENV NODE_ENV=production \
     BROKER_POLICIES_DIR=/app/policies
 WORKDIR /app
 RUN groupadd --system broker && useradd --system --gid broker --home-dir /app --shell /usr/sbin/nologin broker \
- && mkdir -p /data && chown broker:broker /data
+ && mkdir -p -m 0700 /data && chown broker:broker /data
 COPY --from=build --chown=root:root /app /app
 USER broker
 VOLUME ["/data"]

@@ -70,7 +70,7 @@ async function setup(): Promise<Record<string, string>> {
       const group = groups[i % GROUPS]!;
       calls.insertRunning({
         group, requestId: `old-${i}`, fingerprint: 'f'.repeat(64), action: 'bench.noop', level: 1, resource: 'acme/api',
-        summary: 'noop on acme/api', taskId: null, grantId: 'grt_bench', receipt: '{}', createdAt: clock.now(),
+        summary: 'noop on acme/api', taskId: null, grantId: 'grt_bench', receipt: '{}', createdAt: clock.now(), instanceId: deps.instanceId,
       });
       calls.end(group, `old-${i}`, { status: 'succeeded', httpStatus: 200, response: '{}', attempts: 1, finishedAt: clock.now(), durationMs: 0 });
     }

@@ -58,6 +58,7 @@ const EnvSchema = z.object({
   BROKER_PROVIDER_TIMEOUT_MS: int(100, 600_000).default(20_000),
   BROKER_PENDING_GRANT_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
   BROKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(30_000),
+  BROKER_LEASE_TTL_MS: int(1000, 600_000).default(15_000),
   BROKER_CALL_RETENTION: duration(
     MIN_CALL_RETENTION_MS,
     'at least 7d: call rows are the idempotency keys, which the broker guarantees to keep at least 7 days',
@@ -90,6 +91,13 @@ export interface Config {
   /** How long an L3 grant may wait for its approvals, in seconds. */
   pendingGrantTtlS: number;
   shutdownTimeoutMs: number;
+  /**
+   * How long a serving process's instance lease lasts without renewal, in ms
+   * (`BROKER_LEASE_TTL_MS`, default 15 000); it renews every third of it. After a crash, the
+   * process's running calls become `unknown_outcome`, and the database can be served again, once
+   * this has passed.
+   */
+  leaseTtlMs: number;
   /**
    * How long a finished call row (its idempotency key) is kept, in ms (`BROKER_CALL_RETENTION`, a
    * duration such as `30d`; default 30 days, at least 7): older rows are purged hourly by `serve`.
@@ -133,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     providerTimeoutMs: e.BROKER_PROVIDER_TIMEOUT_MS,
     pendingGrantTtlS: e.BROKER_PENDING_GRANT_TTL_S,
     shutdownTimeoutMs: e.BROKER_SHUTDOWN_TIMEOUT_MS,
+    leaseTtlMs: e.BROKER_LEASE_TTL_MS,
     callRetentionMs: e.BROKER_CALL_RETENTION,
   };
 }

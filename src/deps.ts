@@ -1,3 +1,4 @@
+import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from './broker/catalog.js';
 import { GrantStore } from './broker/grants/store.js';
@@ -33,6 +34,12 @@ export interface Deps {
    * every verification asks.
    */
   tokens: TokenService;
+  /**
+   * This process's broker instance id (a ULID made by {@link createDeps}). A serving process
+   * (`runBroker`) holds a lease under it in `broker_instances` and stamps it on every call it
+   * claims; CLI commands never take a lease.
+   */
+  instanceId: string;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
@@ -79,6 +86,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     keys,
     groups,
     metrics: createMetrics(),
+    instanceId: ulid(),
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
     tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock), tokenKeys),

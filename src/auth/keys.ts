@@ -29,7 +29,7 @@ export interface SigningPublicJwk {
  */
 export function loadOrCreateSigningKey(dataDir: string): BrokerSigningKey {
   const file = path.join(dataDir, 'token.key');
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   try {
     const { privateKey } = generateKeyPairSync('ed25519');
     fs.writeFileSync(file, `${JSON.stringify(privateKey.export({ format: 'jwk' }))}\n`, { mode: 0o600, flag: 'wx' });

@@ -8,6 +8,7 @@ import { loadConfig } from '../config.js';
 import { createDeps } from '../deps.js';
 import { exportSecretFile } from '../secrets/keys.js';
 import { runBroker } from '../server.js';
+import { assertSqliteNotServed } from '../instances/lease.js';
 import { cliOperator } from '../auth/cli.js';
 import { backupDatabase } from '../db/backup.js';
 import { CliExit, printJson, withDeps } from './common.js';
@@ -139,5 +140,8 @@ function requireGroup(groups: ReadonlyMap<string, unknown>, group: string): void
 }
 
 async function serve(): Promise<void> {
-  await runBroker(createDeps(loadConfig()));
+  const config = loadConfig();
+  // Before createDeps, which may migrate or write: a served database is left exactly as it is.
+  assertSqliteNotServed(config.dbPath, Date.now());
+  await runBroker(createDeps(config));
 }

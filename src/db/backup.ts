@@ -10,7 +10,7 @@ import { chainHead } from '../audit/export.js';
 import { appendActivity } from '../audit/trail.js';
 import type { Clock } from '../clock.js';
 import { fsyncPath } from '../fsync.js';
-import { immediate, openDb, pendingMigrations, type Db } from './open.js';
+import { DB_FILE_MODE, immediate, openDb, pendingMigrations, type Db } from './open.js';
 
 /** What {@link backupDatabase} wrote and checked. `bytes` is the copy's size; `audit_head` its newest audit row. */
 export interface BackupReport {
@@ -40,8 +40,10 @@ export function backupDatabase(db: Db, out: string, clock: Clock, actor: string)
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
   let report: BackupReport;
   try {
+    // Created empty with mode 0600 first (VACUUM INTO fills an empty file), so the copy is never
+    // readable by others, not even while it is written.
+    fs.closeSync(fs.openSync(tmp, 'wx', DB_FILE_MODE));
     db.sqlite.prepare('VACUUM INTO ?').run(tmp);
-    fs.chmodSync(tmp, 0o600);
     report = { path: target, ...checkCopy(tmp) };
     fsyncPath(tmp, 'file');
     fs.linkSync(tmp, target);

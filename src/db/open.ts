@@ -19,6 +19,13 @@ export interface Db {
   orm: Orm;
   /** Absolute path of the database file. */
   path: string;
+  /**
+   * True when one database serves one broker process at a time (SQLite: the inflight set and the
+   * backpressure counts are one process's memory), so a second `broker serve` must refuse to
+   * start while an instance lease is live (`instances/lease.ts`). An engine built for replicas
+   * sets it false.
+   */
+  singleServer: boolean;
 }
 
 /** Options for {@link openDb}. */
@@ -34,21 +41,50 @@ export interface OpenDbOptions {
   migrate?: boolean;
 }
 
+/** Mode of the database file and its `-wal` and `-shm` files: read and write for the owner only. */
+export const DB_FILE_MODE = 0o600;
+/** Mode of a directory the broker creates for its data: the owner only. */
+export const DATA_DIR_MODE = 0o700;
+
 /**
  * Opens (creating if needed) the broker's SQLite file with WAL, `foreign_keys=ON`, a busy timeout
- * and the configured `synchronous`, then applies the committed migrations.
+ * and the configured `synchronous`, then applies the committed migrations. When opening for
+ * writing, a missing directory is created with mode 0700 and the file with mode 0600 before
+ * SQLite opens it (SQLite gives the `-wal` and `-shm` files it creates later the database file's
+ * mode); an existing file, `-wal` or `-shm` readable by others is narrowed to 0600.
  * @throws the better-sqlite3 error when the file cannot be opened or a migration fails.
  */
 export function openDb(opts: OpenDbOptions): Db {
-  if (!opts.readonly) fs.mkdirSync(path.dirname(opts.path), { recursive: true });
+  if (!opts.readonly) {
+    fs.mkdirSync(path.dirname(opts.path), { recursive: true, mode: DATA_DIR_MODE });
+    fs.closeSync(fs.openSync(opts.path, 'a', DB_FILE_MODE));
+  }
   const sqlite = new Database(opts.path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   sqlite.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
-  if (!opts.readonly) sqlite.pragma('journal_mode = WAL');
+  if (!opts.readonly) {
+    sqlite.pragma('journal_mode = WAL');
+    for (const file of [opts.path, `${opts.path}-wal`, `${opts.path}-shm`]) restrictMode(file, DB_FILE_MODE);
+  }
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-  const db: Db = { sqlite, orm: drizzle(sqlite, { schema }), path: path.resolve(opts.path) };
+  const db: Db = { sqlite, orm: drizzle(sqlite, { schema }), path: path.resolve(opts.path), singleServer: true };
   if (opts.migrate ?? !opts.readonly) migrate(db.orm, { migrationsFolder: MIGRATIONS_DIR });
   return db;
+}
+
+/**
+ * Narrows `file` to `mode` when group or others have any access to it. A missing file is left
+ * alone, and so is one this user may not chmod (EPERM: another user's file that the operator
+ * shared on purpose).
+ * @throws the fs error for anything else.
+ */
+export function restrictMode(file: string, mode: number): void {
+  try {
+    if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, mode);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EPERM') throw err;
+  }
 }
 
 /**

@@ -9,3 +9,4 @@ export * from '../kernel/schema.js';
 export * from '../broker/grants/schema.js';
 export * from '../broker/calls/schema.js';
 export * from '../auth/schema.js';
+export * from '../instances/schema.js';

@@ -21,7 +21,7 @@ export const GROUP_SECRET_BYTES = 32;
  */
 export function loadOrCreateMasterKey(dataDir: string): { key: Buffer; path: string; created: boolean } {
   const file = path.join(dataDir, 'master.key');
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   let created = false;
   try {
     fs.writeFileSync(file, `${randomBytes(MASTER_KEY_BYTES).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });

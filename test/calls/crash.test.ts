@@ -1,9 +1,9 @@
 /**
- * Crash recovery with real processes: a broker process is killed (SIGKILL) while a call runs; the
- * restarted process marks it `unknown_outcome` (audited), never executes it again, replays 502
+ * Crash recovery with real processes: a broker process is killed (SIGKILL) while a call runs; once
+ * its instance lease has run out, the restarted process marks it `unknown_outcome` (audited), never executes it again, replays 502
  * `unknown_outcome` for its key, and `broker calls list --status unknown_outcome` shows it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,54 +15,17 @@ import { closeDeps, createDeps, type Deps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
 import { REPO_ROOT, tempDir } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
+import { serveFixture as serve } from './served.js';
 
-const FIXTURE = path.join(REPO_ROOT, 'test/calls/fixtures/serve.ts');
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  /** Request ids of the attempts this process reported. */
-  attempts: string[];
-  /** Resolves once `requestId` has been attempted. */
-  attempted(requestId: string): Promise<void>;
-  exited: Promise<number | null>;
-}
-
-/** Starts the fixture broker on `env` and waits for its listening line. */
-function serve(env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const attempts: string[] = [];
-  const waiters: { id: string; resolve: () => void }[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`broker did not start:\n${out}`)), 20_000);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (const m of d.toString().matchAll(/"attempt":\{[^}]*"requestId":"([^"]+)"/g)) {
-        attempts.push(m[1]!);
-        for (const w of waiters.filter((w) => w.id === m[1])) w.resolve();
-      }
-      const listening = /"url":"(http:\/\/[^"]+)".*"msg":"broker listening"/.exec(out);
-      if (listening) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: listening[1]!,
-          attempts,
-          attempted: (id) => new Promise<void>((r) => (attempts.includes(id) ? r() : waiters.push({ id, resolve: r }))),
-          exited,
-        });
-      }
-    });
-    void exited.then((code) => reject(new Error(`broker exited with ${code}:\n${out}`)));
-  });
+/** Resolves once the wall clock is past `ms` (Unix ms). */
+async function until(ms: number): Promise<void> {
+  while (Date.now() <= ms) await new Promise((r) => setTimeout(r, ms - Date.now() + 1));
 }
 
 describe('a broker killed while a call runs', () => {
   const dataDir = tempDir('broker-crash-');
-  const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_HOST: '127.0.0.1', BROKER_PORT: '0', BROKER_LOG_LEVEL: 'info' };
+  // A short instance lease: the restart waits for the killed process's lease to run out.
+  const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_HOST: '127.0.0.1', BROKER_PORT: '0', BROKER_LOG_LEVEL: 'info', BROKER_LEASE_TTL_MS: '1000' };
   let deps: Deps | undefined;
   const children: ChildProcess[] = [];
   afterAll(async () => {
@@ -92,7 +55,12 @@ describe('a broker killed while a call runs', () => {
     expect(await lost).toBeInstanceOf(Error);
     const status = () => (deps!.db.sqlite.prepare('SELECT status FROM ext_calls WHERE "group" = ? AND request_id = ?').get('developer', key) as { status: string }).status;
     expect(status()).toBe('running');
+    const lease = deps.db.sqlite.prepare('SELECT id, lease_until AS leaseUntil FROM broker_instances').all() as { id: string; leaseUntil: number }[];
+    expect(lease).toHaveLength(1);
+    const owner = deps.db.sqlite.prepare('SELECT instance_id AS id FROM ext_calls WHERE "group" = ? AND request_id = ?').get('developer', key) as { id: string };
+    expect(owner.id).toBe(lease[0]!.id);
 
+    await until(lease[0]!.leaseUntil);
     const second = await serve(env);
     children.push(second.child);
     expect(status()).toBe('unknown_outcome');
@@ -112,8 +80,10 @@ describe('a broker killed while a call runs', () => {
     expect(listed.code, listed.stderr).toBe(0);
     expect(JSON.parse(listed.stdout).data).toEqual([expect.objectContaining({ request_id: key, group: 'developer', status: 'unknown_outcome', http_status: 502 })]);
 
+    expect(deps.db.sqlite.prepare('SELECT id FROM broker_instances').all()).toHaveLength(1); // the dead lease is gone, the live one stays
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+    expect(deps.db.sqlite.prepare('SELECT id FROM broker_instances').all()).toEqual([]); // released at the graceful stop
     expect(verifyChain(deps.db).ok).toBe(true);
   });
 });

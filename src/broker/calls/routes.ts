@@ -2,7 +2,6 @@ import { Hono } from 'hono';
 import { requireRole } from '../../auth/middleware.js';
 import type { Deps } from '../../deps.js';
 import type { AppEnv } from '../../http/env.js';
-import { recoverInterruptedCalls } from './recovery.js';
 import { getAnyCallRoute, getOwnCallRoute } from './routes/get-call.js';
 import { getCapabilitiesRoute } from './routes/get-capabilities.js';
 import { listCallsRoute } from './routes/list-calls.js';
@@ -15,12 +14,11 @@ import { CallService } from './service.js';
  * `GET /v1/ext/capabilities`. Operator and auditor tokens: `GET /v1/calls`,
  * `GET /v1/calls/{group}/{request_id}`.
  *
- * Building them starts the call path of this process: calls left `running` by a previous process
- * are marked `unknown_outcome` first (crash recovery, audited), since no call can be running in a
- * call path that does not exist yet. Build them once per server.
+ * Building them starts the call path of this process (claims stamped with `deps.instanceId`);
+ * build them once per server. Crash recovery is not run here but by the serving process once it
+ * holds its instance lease (`runBroker`), so building routes never touches other processes' calls.
  */
 export function callRoutes(deps: Deps): Hono<AppEnv> {
-  recoverInterruptedCalls(deps);
   const service = new CallService(deps);
   const readers = requireRole('operator', 'auditor');
   return new Hono<AppEnv>()

@@ -39,6 +39,12 @@ export const extCalls = sqliteTable(
     createdAt: integer('created_at').notNull(),
     finishedAt: integer('finished_at'),
     durationMs: integer('duration_ms'),
+    /**
+     * The `broker_instances` id of the process that claimed the call: only that process ends it,
+     * and crash recovery takes it over only once that process's lease has expired. Null on rows
+     * claimed before instances had leases (recovered like those of an expired lease).
+     */
+    instanceId: text('instance_id'),
   },
   (t) => [
     primaryKey({ name: 'ext_calls_pk', columns: [t.group, t.requestId] }),

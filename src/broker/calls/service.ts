@@ -49,6 +49,8 @@ export interface CallServiceDeps {
   grants: GrantSource;
   logger: Logger;
   config: Pick<Config, 'maxPendingPerGroup' | 'groupConcurrency' | 'providerTimeoutMs'>;
+  /** This process's broker instance id: every call it claims records it as owner (`ext_calls.instance_id`). */
+  instanceId: string;
   /** The app's Prometheus registry (`deps.metrics`). */
   metrics: { registry: Registry };
 }
@@ -253,6 +255,7 @@ export class CallService {
           grantId: grant.id,
           receipt: JSON.stringify(receipt),
           createdAt: now,
+          instanceId: this.deps.instanceId,
         },
         audit: {
           input: {

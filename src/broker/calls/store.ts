@@ -31,17 +31,19 @@ export interface CallRow {
   createdAt: number;
   finishedAt: number | null;
   durationMs: number | null;
+  /** The broker instance (`broker_instances.id`) that claimed the call; null on rows from before leases. */
+  instanceId: string | null;
 }
 
-/** What a claim inserts (status `running`). */
-export type NewCall = Pick<CallRow, 'group' | 'requestId' | 'fingerprint' | 'action' | 'level' | 'resource' | 'summary' | 'taskId' | 'grantId' | 'receipt' | 'createdAt'>;
+/** What a claim inserts (status `running`), `instanceId` being the claiming process's. */
+export type NewCall = Pick<CallRow, 'group' | 'requestId' | 'fingerprint' | 'action' | 'level' | 'resource' | 'summary' | 'taskId' | 'grantId' | 'receipt' | 'createdAt' | 'instanceId'>;
 
 /** What ending a call stores. */
 export type CallEnd = Pick<CallRow, 'status' | 'httpStatus' | 'response' | 'attempts' | 'finishedAt' | 'durationMs'>;
 
 const COLUMNS = `"group", request_id AS requestId, fingerprint, action, level, resource, summary, task_id AS taskId,
   grant_id AS grantId, status, http_status AS httpStatus, response, receipt, attempts, created_at AS createdAt,
-  finished_at AS finishedAt, duration_ms AS durationMs`;
+  finished_at AS finishedAt, duration_ms AS durationMs, instance_id AS instanceId`;
 
 /** Filters for {@link CallStore.list}; all optional. `before` pages by `createdAt` (exclusive). */
 export interface CallFilter {
@@ -62,8 +64,8 @@ export class CallStore {
     const s = db.sqlite;
     this.findStmt = s.prepare(`SELECT ${COLUMNS} FROM ext_calls WHERE "group" = ? AND request_id = ?`);
     this.insertStmt = s.prepare(
-      `INSERT INTO ext_calls ("group", request_id, fingerprint, action, level, resource, summary, task_id, grant_id, status, receipt, created_at)
-       VALUES (@group, @requestId, @fingerprint, @action, @level, @resource, @summary, @taskId, @grantId, 'running', @receipt, @createdAt)`,
+      `INSERT INTO ext_calls ("group", request_id, fingerprint, action, level, resource, summary, task_id, grant_id, status, receipt, created_at, instance_id)
+       VALUES (@group, @requestId, @fingerprint, @action, @level, @resource, @summary, @taskId, @grantId, 'running', @receipt, @createdAt, @instanceId)`,
     );
     this.endStmt = s.prepare(
       `UPDATE ext_calls SET status = @status, http_status = @httpStatus, response = @response,
