@@ -125,6 +125,8 @@ export function principalName(principal: Principal): string {
   return principal.type === 'group' ? principal.group : `${principal.role}:${principal.subject}`;
 }
 
+/** The principal as the subject of a sentence: "The main group", "An operator token", "An auditor token". */
 function describe(p: Principal): string {
-  return p.type === 'group' ? `The ${p.group} group` : `A ${p.role} token`;
+  if (p.type === 'group') return `The ${p.group} group`;
+  return `${/^[aeiou]/i.test(p.role) ? 'An' : 'A'} ${p.role} token`;
 }

@@ -100,7 +100,9 @@ export class BrokerClient {
 
   /**
    * Sends a signed request and parses the JSON (or problem+json) answer. Never throws on an HTTP
-   * error status; throws only when the network fails.
+   * error status.
+   * @throws BrokerUnreachableError when no complete answer arrives (connection refused, DNS, TLS,
+   *   a timeout or a connection closed mid-answer), naming the URL and the cause.
    */
   async request<T = any>(method: string, path: string, options: CallOptions = {}): Promise<BrokerResponse<T>> {
     const url = new URL(path, this.opts.baseUrl);
@@ -120,8 +122,14 @@ export class BrokerClient {
       Math.floor((this.opts.now ?? Date.now)() / 1000),
     );
     const doFetch = this.opts.fetch ?? ((u: string, init: RequestInit) => fetch(u, init));
-    const res = await doFetch(url.href, { method: upper, headers, body });
-    const text = await res.text();
+    let res: Response;
+    let text: string;
+    try {
+      res = await doFetch(url.href, { method: upper, headers, body });
+      text = await res.text();
+    } catch (err) {
+      throw new BrokerUnreachableError(upper, url.href, err);
+    }
     let parsed: unknown = text;
     try {
       parsed = text === '' ? null : JSON.parse(text);
@@ -139,5 +147,73 @@ export class BrokerClient {
   /** Signed POST with a JSON body. */
   post<T = any>(path: string, json?: unknown, options: CallOptions = {}): Promise<BrokerResponse<T>> {
     return this.request<T>('POST', path, { ...options, json });
+  }
+}
+
+/** What a network failure's error codes mean, for the ones a broker client meets. */
+const NETWORK_CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: nothing listens there; is `broker serve` running, and is the URL right?',
+  ENOTFOUND: 'host not found (DNS)',
+  EAI_AGAIN: 'DNS lookup failed for now',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'timed out waiting for the answer',
+  UND_ERR_BODY_TIMEOUT: 'timed out reading the answer',
+  TimeoutError: 'timed out',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+  UND_ERR_SOCKET: 'connection closed',
+};
+
+const isTlsCode = (code: string): boolean =>
+  /^(ERR_SSL_|ERR_TLS_|CERT_)/.test(code) ||
+  ['EPROTO', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'HOSTNAME_MISMATCH'].includes(code);
+
+/**
+ * The innermost error code of a failed `fetch` and a short reason: undici wraps the socket's
+ * error in `err.cause` (an `AggregateError` of every address tried, when several were); an
+ * aborted or timed-out request is a `DOMException` named `AbortError`/`TimeoutError`.
+ */
+function networkCause(err: unknown): { code: string | null; reason: string } {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5; depth += 1) {
+    const next = (e as { cause?: unknown }).cause;
+    if (next === undefined || next === null) break;
+    e = next;
+  }
+  if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0];
+  const fields = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; name?: unknown; message?: unknown };
+  const message = typeof fields.message === 'string' ? fields.message : String(e);
+  const code = typeof fields.code === 'string' ? fields.code : fields.name === 'TimeoutError' || fields.name === 'AbortError' ? fields.name : null;
+  if (code === null) return { code: null, reason: message };
+  if (isTlsCode(code)) return { code, reason: `TLS failed: ${/routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message}` };
+  return { code, reason: NETWORK_CAUSES[code] ?? message };
+}
+
+/**
+ * Thrown by {@link BrokerClient.request} when no complete HTTP answer arrives: the message names
+ * the method, the URL and the cause, e.g. `cannot reach the broker: GET http://127.0.0.1:8787/v1/whoami
+ * failed with ECONNREFUSED (connection refused: …)`, instead of undici's bare "fetch failed".
+ * The original error is `cause`. Whether a request that was sent took effect is unknown; a call
+ * retried under the same Idempotency-Key is replayed, never run twice.
+ */
+export class BrokerUnreachableError extends Error {
+  override name = 'BrokerUnreachableError';
+  /** The innermost error code (`ECONNREFUSED`, `ENOTFOUND`, `UND_ERR_CONNECT_TIMEOUT`, `ERR_SSL_…`, `TimeoutError`), or null. */
+  readonly causeCode: string | null;
+  /** A short human reason for {@link causeCode}. */
+  readonly reason: string;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    cause: unknown,
+  ) {
+    const { code, reason } = networkCause(cause);
+    super(`cannot reach the broker: ${method} ${url} failed${code === null ? '' : ` with ${code}`} (${reason})`, { cause });
+    this.causeCode = code;
+    this.reason = reason;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Every stable machine-readable error code the API can answer with, and its HTTP status.
- * The body is RFC 9457 problem details: `{type, title, status, detail, code, ...extensions}`.
+ * The body is RFC 9457 problem details: `{type, title, status, code, detail, instance?, ...extensions}`.
  * Add a code here before using it; codes are a public contract and never change meaning.
  */
 export const ERROR_STATUS = {
@@ -106,17 +106,24 @@ export interface ProblemBody {
   [extension: string]: unknown;
 }
 
-/** Builds the problem+json body for an {@link ApiError}. `instance` is the request path. */
+/**
+ * Builds the problem+json body for an {@link ApiError} (RFC 9457 §3). `instance` is the request
+ * path. Members are inserted in the order they serialize: `type`, `title`, `status`, `code`,
+ * `detail`, `instance`, then the extensions in their own order, so the line one can act on comes
+ * before a large `receipt` or `issues`. An extension never replaces one of the standard members
+ * (nor `instance` when it is given). Only the order of new bodies changes: answers stored before
+ * (call replays) are sent again byte for byte, and JSON readers do not depend on member order.
+ */
 export function problemBody(err: ApiError, instance?: string): ProblemBody {
-  return {
-    ...err.extensions,
+  const head: ProblemBody = {
     type: problemType(err.code),
     title: err.code.replace(/_/g, ' '),
     status: err.status,
-    detail: err.detail,
     code: err.code,
+    detail: err.detail,
     ...(instance ? { instance } : {}),
   };
+  return { ...head, ...err.extensions, ...head };
 }
 
 /** Builds a `Response` carrying the problem+json rendering of `err`. */

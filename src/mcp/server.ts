@@ -12,7 +12,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { ListCallsQuery } from '../broker/calls/routes/list-calls.js';
-import type { BrokerClient, BrokerResponse } from '../client/index.js';
+import { BrokerUnreachableError, type BrokerClient, type BrokerResponse } from '../client/index.js';
 import { DodItemUpdates, ReasonText, TaskId } from '../kernel/http.js';
 import { etagOf, TASK_STATES } from '../kernel/model.js';
 
@@ -27,7 +27,8 @@ const Version = z.number().int().min(1).optional().describe('The task version yo
  * Bad tool input is refused by the tool's schema (an MCP error result; nothing is sent). A broker
  * error comes back as a tool result with `isError: true` and the problem details (code, detail,
  * receipt) as JSON text, so the agent can act on the code; the process never throws on an HTTP
- * error.
+ * error. A broker that cannot be reached is an error result with the code `broker_unreachable`,
+ * naming the URL and the cause (see {@link answer}).
  */
 export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpServer {
   const server = new McpServer({ name: 'nanoclaw-broker', version });
@@ -36,12 +37,12 @@ export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpSer
   server.registerTool(
     'whoami',
     { description: 'The agent group and key version this server signs as.', annotations: read },
-    async () => toResult(await client.get('/v1/whoami')),
+    async () => answer(client.get('/v1/whoami')),
   );
   server.registerTool(
     'list_capabilities',
     { description: 'Every broker action, and whether this group may call it now (and if not, the denial code).', annotations: read },
-    async () => toResult(await client.get('/v1/ext/capabilities')),
+    async () => answer(client.get('/v1/ext/capabilities')),
   );
   server.registerTool(
     'call_action',
@@ -56,13 +57,15 @@ export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpSer
       },
       annotations: { openWorldHint: true },
     },
-    async ({ action, params, task_id, request_id }) =>
-      toResult(await client.post('/v1/ext/calls', { action, params, ...(task_id ? { task_id } : {}) }, { idempotencyKey: request_id ?? randomUUID() })),
+    async ({ action, params, task_id, request_id }) => {
+      const key = request_id ?? randomUUID();
+      return answer(client.post('/v1/ext/calls', { action, params, ...(task_id ? { task_id } : {}) }, { idempotencyKey: key }), key);
+    },
   );
   server.registerTool(
     'get_call',
     { description: 'The stored outcome of one of this group’s calls, by request id.', inputSchema: { request_id: RequestId }, annotations: read },
-    async ({ request_id }) => toResult(await client.get(`/v1/ext/calls/${encodeURIComponent(request_id)}`)),
+    async ({ request_id }) => answer(client.get(`/v1/ext/calls/${encodeURIComponent(request_id)}`)),
   );
   server.registerTool(
     'list_calls',
@@ -72,17 +75,17 @@ export function createMcpServer(client: BrokerClient, version = '0.1.0'): McpSer
       inputSchema: ListCallsQuery.omit({ group: true }).shape,
       annotations: read,
     },
-    async (query) => toResult(await client.get('/v1/ext/calls', { query })),
+    async (query) => answer(client.get('/v1/ext/calls', { query })),
   );
   server.registerTool(
     'task_context',
     { description: 'A task with its activity log, gate decisions and external calls: the working context of a dispatched agent.', inputSchema: { task_id: z.string().min(1) }, annotations: read },
-    async ({ task_id }) => toResult(await client.get(`/v1/tasks/${encodeURIComponent(task_id)}/context`)),
+    async ({ task_id }) => answer(client.get(`/v1/tasks/${encodeURIComponent(task_id)}/context`)),
   );
   server.registerTool(
     'list_dispatches',
     { description: 'Pending dispatches for this group (tasks to execute or gates to approve).', annotations: read },
-    async () => toResult(await client.get('/v1/dispatches', { query: { status: 'pending' } })),
+    async () => answer(client.get('/v1/dispatches', { query: { status: 'pending' } })),
   );
   registerKernelTools(server, client);
   return server;
@@ -104,7 +107,7 @@ function registerKernelTools(server: McpServer, client: BrokerClient): void {
       inputSchema: { dispatch_id: z.string().min(1).describe('The dispatch id') },
       annotations: { ...write, idempotentHint: true },
     },
-    async ({ dispatch_id }) => toResult(await client.post(`/v1/dispatches/${encodeURIComponent(dispatch_id)}/ack`, {}, { idempotencyKey: randomUUID() })),
+    async ({ dispatch_id }) => answer(client.post(`/v1/dispatches/${encodeURIComponent(dispatch_id)}/ack`, {}, { idempotencyKey: randomUUID() })),
   );
   server.registerTool(
     'transition_task',
@@ -114,7 +117,7 @@ function registerKernelTools(server: McpServer, client: BrokerClient): void {
       inputSchema: { task_id, to: z.enum(TASK_STATES).describe('The target state'), reason: ReasonText.optional().describe('Why (required for BLOCKED)'), version: Version },
       annotations: write,
     },
-    async ({ task_id, to, reason, version }) => toResult(await mutateTask(client, 'POST', task_id, 'transition', { to, reason }, version)),
+    async ({ task_id, to, reason, version }) => answer(mutateTask(client, 'POST', task_id, 'transition', { to, reason }, version)),
   );
   server.registerTool(
     'update_dod',
@@ -123,7 +126,7 @@ function registerKernelTools(server: McpServer, client: BrokerClient): void {
       inputSchema: { task_id, items: DodItemUpdates.optional().describe('Items to set: [{id, done}]'), docs_updated: z.boolean().optional().describe('Whether the docs were updated'), version: Version },
       annotations: write,
     },
-    async ({ task_id, items, docs_updated, version }) => toResult(await mutateTask(client, 'PATCH', task_id, 'dod', { items, docs_updated }, version)),
+    async ({ task_id, items, docs_updated, version }) => answer(mutateTask(client, 'PATCH', task_id, 'dod', { items, docs_updated }, version)),
   );
   server.registerTool(
     'decide_gate',
@@ -133,7 +136,7 @@ function registerKernelTools(server: McpServer, client: BrokerClient): void {
       inputSchema: { task_id, decision: z.enum(['approve', 'request_changes']).describe('request_changes sends the task back to REVIEW'), reason: ReasonText.optional().describe('Why; say what to change'), version: Version },
       annotations: write,
     },
-    async ({ task_id, decision, reason, version }) => toResult(await mutateTask(client, 'POST', task_id, 'gate', { decision, reason }, version)),
+    async ({ task_id, decision, reason, version }) => answer(mutateTask(client, 'POST', task_id, 'gate', { decision, reason }, version)),
   );
 }
 
@@ -143,7 +146,8 @@ function registerKernelTools(server: McpServer, client: BrokerClient): void {
  * Without `version` it first GETs the task and sends the `ETag` it answered: one read, then the
  * write, no retry, so a change in between still gets the kernel's 412 `precondition_failed`.
  * @returns the write's response, or the read's when the read failed (e.g. 404 `not_found`).
- *   Never throws on an HTTP error status; throws only when the network fails.
+ *   Never throws on an HTTP error status.
+ * @throws BrokerUnreachableError when the broker cannot be reached.
  */
 async function mutateTask(client: BrokerClient, method: 'POST' | 'PATCH', taskId: string, sub: 'transition' | 'dod' | 'gate', json: Record<string, unknown>, version: number | undefined): Promise<BrokerResponse> {
   const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
@@ -156,6 +160,31 @@ async function mutateTask(client: BrokerClient, method: 'POST' | 'PATCH', taskId
     ifMatch = current.headers.get('etag') ?? '';
   }
   return client.request(method, `${path}/${sub}`, { json, headers: { 'if-match': ifMatch }, idempotencyKey: randomUUID() });
+}
+
+/**
+ * The tool result of one request: {@link toResult} of its answer, or, when the broker could not
+ * be reached ({@link BrokerUnreachableError}), an error result whose JSON text is
+ * `{code: "broker_unreachable", detail, url, cause}` (`cause`: `ECONNREFUSED`, `ENOTFOUND`, a
+ * timeout code, a TLS code, or null) instead of the SDK's bare "fetch failed".
+ * @param requestId the call's Idempotency-Key (call_action): named so the agent retries with it,
+ *   which replays a call that did run instead of running it twice.
+ */
+async function answer(sent: Promise<BrokerResponse>, requestId?: string): Promise<CallToolResult> {
+  try {
+    return toResult(await sent);
+  } catch (err) {
+    if (!(err instanceof BrokerUnreachableError)) throw err;
+    const retry = requestId === undefined ? '' : ` Retry with request_id ${requestId} once it is reachable: a call that did run is replayed, never run twice.`;
+    const body = {
+      code: 'broker_unreachable',
+      detail: `Cannot reach the broker at ${err.url}: ${err.causeCode ?? 'no answer'} (${err.reason}).${retry}`,
+      url: err.url,
+      cause: err.causeCode,
+      ...(requestId === undefined ? {} : { request_id: requestId }),
+    };
+    return { content: [{ type: 'text', text: JSON.stringify(body, null, 2) }], isError: true };
+  }
 }
 
 function toResult(res: BrokerResponse): CallToolResult {

@@ -150,6 +150,42 @@ describe('decisions memoized on frozen candidate lists', () => {
   });
 });
 
+describe('refusal texts from the decision context', () => {
+  const groups = new Map([
+    ['main', { name: 'main', ceiling: 3 as const, description: '' }],
+    ['developer', { name: 'developer', ceiling: 2 as const, description: '' }],
+  ]);
+  const prod = { id: 'test.deploy', level: 3 as const };
+
+  it('a memoized phase is keyed by the groups it was computed with; the code never changes', () => {
+    const frozen = Object.freeze([Object.freeze(grant({ level: 2 }))]);
+    const r = req({ action: prod, taskId: 'doing' });
+    const plain = decide(r, frozen, findTask);
+    const withCeiling = decide(r, frozen, findTask, { groups });
+    expect(plain).toMatchObject({ allowed: false, code: 'insufficient_level', extensions: {} });
+    expect(withCeiling).toMatchObject({ allowed: false, code: 'insufficient_level', extensions: { group_ceiling: 2, required_level: 3, groups_that_may_hold: ['main'] } });
+    if (!plain.allowed && !withCeiling.allowed) {
+      expect(plain.detail).toContain('ask for an L3 grant');
+      expect(withCeiling.detail).toContain("group developer's ceiling is L2");
+    }
+    expect(decide(r, frozen, findTask)).toEqual(plain);
+  });
+
+  it('asks lastRevoked only for no_capability, and leaves the memoized verdict as it was', () => {
+    const asked: string[] = [];
+    const lastRevoked = (group: string, provider: string) => {
+      asked.push(`${group}/${provider}`);
+      return { id: 'grt_old', revokedAt: NOW - 60_000, revokedBy: 'operator:olga', reason: null };
+    };
+    const empty = Object.freeze([] as GrantView[]);
+    const named = decide(req(), empty, findTask, { lastRevoked });
+    expect(named).toMatchObject({ allowed: false, code: 'no_capability', extensions: { revoked_grant: { id: 'grt_old', revoked_by: 'operator:olga', reason: null } } });
+    expect(decide(req(), empty, findTask)).toMatchObject({ code: 'no_capability', extensions: {} });
+    expect(decide(req(), Object.freeze([Object.freeze(grant())]), findTask, { lastRevoked }).allowed).toBe(true);
+    expect(asked).toEqual(['developer/test']);
+  });
+});
+
 describe('patterns', () => {
   it.each([
     ['github.get_repo', 'github.get_repo', true],

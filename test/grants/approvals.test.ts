@@ -102,6 +102,34 @@ describe('two-man rule', () => {
     expect(view(byMain.id)!.approvals).toBe(0);
   });
 
+  it("the grant's own group cannot approve it, whoever requested it; approvers of two other groups activate it", async () => {
+    const byOperator = await bearer(broker, operator, 'POST', '/v1/grants', { json: { group: 'main', provider: 'ops', level: 3, reason: 'deploy for main' } });
+    expect(byOperator.status).toBe(201);
+    expect(byOperator.body.requested_by).toBe('operator:olga');
+    const beneficiary = await submit(broker, byOperator.body.id, await signDecision(broker, mainApprover, byOperator.body));
+    expect(beneficiary.status).toBe(403);
+    expect(beneficiary.body.code).toBe('approver_ineligible');
+    expect(beneficiary.body.detail).toContain('the grant is for main');
+    expect(beneficiary.body.rule).toBe('beneficiary_group');
+    expect(view(byOperator.body.id)!.approvals).toBe(0);
+    const refused = (await show(byOperator.body.id)).timeline.filter((t: any) => t.kind === 'grant.approval_refused');
+    expect(refused).toEqual([expect.objectContaining({ actor: 'approver:max', detail: expect.objectContaining({ code: 'approver_ineligible' }) })]);
+
+    const byMain = await l3();
+    const fromMain = await submit(broker, byMain.id, await signDecision(broker, mainApprover, byMain));
+    expect(fromMain.status).toBe(403);
+    expect(fromMain.body.code).toBe('approver_ineligible');
+    expect(view(byMain.id)!.approvals).toBe(0);
+
+    for (const g of [byOperator.body, byMain]) {
+      expect((await submit(broker, g.id, await signDecision(broker, sec1, g))).body.outcome).toBe('recorded');
+      const second = await submit(broker, g.id, await signDecision(broker, sre1, g));
+      expect(second.body.outcome).toBe('activated');
+      expect(second.body.grant.approvals.map((a: any) => a.approver_group)).toEqual(['security', 'sre']);
+      expect(view(g.id)).toMatchObject({ status: 'active', approvals: 2 });
+    }
+  });
+
   it('a forged signature is 422 approval_invalid: a key other than the registered one, or a tampered payload', async () => {
     const g = await l3();
     const impostor = await makeApprover(broker, 'sam', 'security', false); // same kid, unregistered key

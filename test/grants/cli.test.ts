@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
+import { addApprover, generateApproverKey } from '../../src/broker/grants/approvers.js';
 import { bearer, makeApprover, signDecision, startGrantsBroker, submit, tokenFor } from './helpers.js';
 
 /** The approver walk-through of the README, as real CLI processes on the running server's data dir. */
@@ -47,5 +48,33 @@ describe('broker approvers keygen|add|list and broker approve', () => {
       ['raj', 'sre', true],
     ]);
     expect(broker.deps.grants.candidates('main', 'ops').find((v) => v.id === g.id)).toMatchObject({ status: 'active', approvals: 2 });
+  });
+
+  it("`broker approve` refuses an approver of the grant's own group, signing on the host or offline, when an operator requested it", async () => {
+    const { privateJwk, publicJwk } = await generateApproverKey('mia');
+    await addApprover(broker.deps, { id: 'mia', group: 'main', publicJwk }, 'operator:test');
+    const keyFile = path.join(keys, 'mia.jwk');
+    fs.writeFileSync(keyFile, JSON.stringify(privateJwk), { mode: 0o600 });
+    const operator = await tokenFor(broker, 'operator', 'olga');
+    const g = (await bearer(broker, operator, 'POST', '/v1/grants', { json: { group: 'main', provider: 'ops', level: 3, reason: 'release by olga' } })).body;
+    expect(g.requested_by).toBe('operator:olga');
+
+    const onHost = await runCli(['approve', g.id, '--key', keyFile], env);
+    expect(onHost.code).toBe(1);
+    expect(onHost.stderr).toMatch(/approver_ineligible: Approver mia is of the main group and the grant is for main/);
+
+    const grantFile = path.join(keys, 'grant.json');
+    fs.writeFileSync(grantFile, JSON.stringify((await bearer(broker, operator, 'GET', `/v1/grants/${g.id}`)).body));
+    const jwsFile = path.join(keys, 'mia.jws');
+    const offline = await runCli(['approve', '--grant-file', grantFile, '--key', keyFile, '--out', jwsFile], env);
+    expect(offline.code, offline.stderr).toBe(0);
+    const submitted = await runCli(['approve', g.id, '--jws', jwsFile], env);
+    expect(submitted.code).toBe(1);
+    expect(submitted.stderr).toContain('approver_ineligible');
+
+    const shown = await bearer(broker, operator, 'GET', `/v1/grants/${g.id}`);
+    expect(shown.body.status).toBe('pending_approval');
+    expect(shown.body.approvals).toEqual([]);
+    expect(shown.body.timeline.filter((t: any) => t.kind === 'grant.approval_refused').map((t: any) => t.detail.code)).toEqual(['approver_ineligible', 'approver_ineligible']);
   });
 });

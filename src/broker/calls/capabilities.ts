@@ -4,9 +4,10 @@
  * evaluated for every registered action.
  */
 import type { Clock } from '../../clock.js';
+import type { Groups } from '../../policies/groups.js';
 import type { Catalog } from '../catalog.js';
-import { decide } from '../decision/decide.js';
-import type { GrantSource } from '../grants/types.js';
+import { decide, type DecisionContext } from '../decision/decide.js';
+import type { GrantSource, RevokedGrant } from '../grants/types.js';
 
 /** One action as seen by one group. */
 export interface Capability {
@@ -34,15 +35,21 @@ export interface Capability {
 /**
  * Evaluates every action of the catalog for `group` at the clock's now. Resource scope (step 10)
  * and task coupling (step 11) depend on the call and are reported as `resources` and
- * `requires_task` instead.
+ * `requires_task` instead. With `groups`, a denial's detail names a level above the group's
+ * ceiling; a `no_capability` one names the last revocation (one read per provider at most).
  */
-export function capabilitiesFor(deps: { catalog: Catalog; grants: GrantSource; clock: Clock }, group: string): Capability[] {
+export function capabilitiesFor(deps: { catalog: Catalog; grants: GrantSource; clock: Clock; groups?: Groups }, group: string): Capability[] {
   const now = deps.clock.now();
   return deps.catalog.providers.flatMap((provider) => {
     const grants = deps.grants.candidates(group, provider.name);
     const unavailable = provider.unavailableReason();
+    let revoked: RevokedGrant | null | undefined;
+    const ctx: DecisionContext = {
+      groups: deps.groups,
+      ...(deps.grants.lastRevoked ? { lastRevoked: (g: string, p: string) => (revoked === undefined ? (revoked = deps.grants.lastRevoked!(g, p)) : revoked) } : {}),
+    };
     return provider.actions.map((action): Capability => {
-      const v = decide({ group, action, resource: null, taskId: undefined, now }, grants, () => null);
+      const v = decide({ group, action, resource: null, taskId: undefined, now }, grants, () => null, ctx);
       const grant = v.grant;
       const base = {
         action: action.id,

@@ -15,8 +15,9 @@ import { sha256 } from '../../http/digest.js';
 import { ApiError, problemBody } from '../../http/problem.js';
 import { findTaskForCoupling, type CouplingTask } from '../../kernel/coupling.js';
 import type { Logger } from '../../log.js';
+import type { Groups } from '../../policies/groups.js';
 import type { ActionDefinition, Catalog, Provider } from '../catalog.js';
-import { decide } from '../decision/decide.js';
+import { decide, type DecisionContext } from '../decision/decide.js';
 import { newReceipt, stepsLine, type Receipt } from '../decision/receipt.js';
 import type { GrantSource, GrantView } from '../grants/types.js';
 import { GroupCommit } from './commit.js';
@@ -47,6 +48,8 @@ export interface CallServiceDeps {
   clock: Clock;
   catalog: Catalog;
   grants: GrantSource;
+  /** The groups and their ceilings, for refusal texts (`DecisionContext.groups`); optional. */
+  groups?: Groups;
   logger: Logger;
   config: Pick<Config, 'maxPendingPerGroup' | 'groupConcurrency' | 'providerTimeoutMs'>;
   /** This process's broker instance id: every call it claims records it as owner (`ext_calls.instance_id`). */
@@ -125,6 +128,8 @@ export class CallService {
 
   /** The kernel's task lookup for step 11, bound once. */
   private readonly findTask: (taskId: string) => CouplingTask | null;
+  /** What refusal texts may name (ceilings, revocations), built once. */
+  private readonly decisionContext: DecisionContext;
   /** The connection's change watch: one poll per {@link evaluate}, shared by steps 3 and 5. */
   private readonly watch: ChangeWatch;
   /** Keys of recent calls, so step 3 answers "new key" from memory. */
@@ -132,6 +137,7 @@ export class CallService {
 
   constructor(private readonly deps: CallServiceDeps) {
     this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
+    this.decisionContext = { groups: deps.groups, lastRevoked: deps.grants.lastRevoked?.bind(deps.grants) };
     this.watch = ChangeWatch.of(deps.db);
     this.recent = new RecentCallKeys(deps.db, deps.clock);
     this.store = new CallStore(deps.db);
@@ -195,6 +201,7 @@ export class CallService {
       { group: s.group, action, resource: shape.resource, taskId: shape.taskId, now },
       this.deps.grants.candidates(s.group, provider.name),
       this.findTask,
+      this.decisionContext,
     );
     for (const step of verdict.steps) receipt.steps.push(step);
     receipt.grant_id = verdict.grant?.id ?? null;

@@ -3,9 +3,11 @@
  * resource scope, task coupling and L3 approval. Pure and synchronous: grants come from a
  * {@link GrantSource} (in memory), tasks from one prepared primary-key read, time from the caller.
  */
+import type { Groups } from '../../policies/groups.js';
 import type { ActionLevel } from '../catalog.js';
-import type { GrantView } from '../grants/types.js';
+import type { GrantView, RevokedGrant } from '../grants/types.js';
 import type { CouplingTask, TaskState } from '../../kernel/coupling.js';
+import { aboveCeilingDetail, ceilingBreach, noCapabilityDetail, revokedGrantMember } from './explain.js';
 import { firstMatch } from './patterns.js';
 import type { ReceiptStep } from './receipt.js';
 
@@ -63,6 +65,24 @@ export type Verdict =
 /** Looks a task up for coupling; null when it does not exist (see `findTaskForCoupling`). */
 export type TaskLookup = (taskId: string) => CouplingTask | null;
 
+/**
+ * What a refusal's `detail` may name besides the candidate grants. Both members are optional;
+ * without them the texts are the generic ones, and the codes never depend on them.
+ */
+export interface DecisionContext {
+  /**
+   * The groups and their ceilings (`policies/groups.json`, loaded once per process): an action
+   * above the calling group's ceiling is said to be so, with the groups that may hold its level,
+   * instead of "ask for a grant". Memoized phases are keyed by this object's identity.
+   */
+  groups?: Groups;
+  /**
+   * The group's most recently revoked grant for a provider (`GrantSource.lastRevoked`), named by
+   * a 403 `no_capability` (detail and `revoked_grant`). Called only on that refusal.
+   */
+  lastRevoked?: (group: string, provider: string) => RevokedGrant | null;
+}
+
 const STEP_ORDER = ['expiry', 'level', 'deny_list', 'allow_list', 'resource'] as const;
 type GrantStep = (typeof STEP_ORDER)[number];
 const STEP_CODE: Record<GrantStep, DenialCode> = {
@@ -101,14 +121,20 @@ function failureAt(i: number): GrantFailure {
   return { step, code: STEP_CODE[step] };
 }
 
-/** The sentence a human can act on for a grant that failed at `step`. */
-function failureDetail(step: GrantStep, g: GrantView, req: DecisionRequest): string {
+/**
+ * The sentence a human can act on for a grant that failed at `step`. A level above the group's
+ * ceiling (in `groups`) says so rather than "ask for a grant" (see {@link ceilingBreach}).
+ */
+function failureDetail(step: GrantStep, g: GrantView, req: DecisionRequest, groups: Groups | undefined): string {
   const id = req.action.id;
   switch (step) {
     case 'expiry':
       return `Grant ${g.id} expired at ${iso(g.expiresAt!)}; ask for a new grant to call ${id}.`;
-    case 'level':
+    case 'level': {
+      const breach = ceilingBreach(groups, req.group, req.action);
+      if (breach !== null) return aboveCeilingDetail(g, req.group, breach);
       return `${id} needs L${req.action.level} but grant ${g.id} is L${g.level}; ask for an L${req.action.level} grant.`;
+    }
     case 'deny_list':
       return `Grant ${g.id} denies ${id} (pattern "${firstMatch(g.deniedActions!, id)}"); a deny list always wins over an allow list.`;
     case 'allow_list':
@@ -138,8 +164,29 @@ function grantSteps(g: GrantView, req: DecisionRequest, considered: number, fail
   return steps;
 }
 
-function deny(code: DenialCode, detail: string, grant: GrantView | null, steps: ReceiptStep[], extensions: Record<string, unknown> = {}): Verdict {
-  return { allowed: false, code, detail, extensions, grant, steps };
+function deny(code: DenialCode, detail: string, grant: GrantView | null, steps: ReceiptStep[], extensions: Readonly<Record<string, unknown>> = {}): Verdict {
+  return { allowed: false, code, detail, extensions: { ...extensions }, grant, steps };
+}
+
+/** The provider of the requested action: its id up to the first dot. */
+const providerOf = (req: DecisionRequest): string => req.action.id.slice(0, req.action.id.indexOf('.'));
+
+/**
+ * A 403 `no_capability` that names the group's most recently revoked grant for the provider,
+ * when `lastRevoked` knows one: the detail, `revoked_grant` and the receipt step say so. A new
+ * verdict (the memoized one stays as it was); `v` itself when there is nothing to name.
+ */
+function withRevocation(v: Verdict & { allowed: false }, req: DecisionRequest, ctx: DecisionContext): Verdict {
+  const provider = providerOf(req);
+  const revoked = ctx.lastRevoked!(req.group, provider);
+  if (revoked === null) return v;
+  const breach = ceilingBreach(ctx.groups, req.group, req.action);
+  return {
+    ...v,
+    detail: noCapabilityDetail(req.group, provider, breach, revoked),
+    extensions: { ...v.extensions, revoked_grant: revokedGrantMember(revoked) },
+    steps: [{ step: 'grant', result: 'fail', note: `no grant for ${provider}; ${revoked.id} revoked` }],
+  };
 }
 
 /**
@@ -204,6 +251,8 @@ type GrantPhase =
 /** One memoized phase: valid for decision instants in [lo, hi), between two expiry instants of the list. */
 interface Memo {
   group: string;
+  /** The `DecisionContext.groups` the phase was computed with (its texts depend on it). */
+  groups: Groups | undefined;
   lo: number;
   hi: number;
   phase: GrantPhase;
@@ -229,14 +278,14 @@ const TASK_L1_WITHOUT: ReceiptStep = Object.freeze({ step: 'task', result: 'skip
  * only through the grants' expiry instants, so a memo is reused while `now` stays between the same
  * two of them.
  */
-function grantPhase(req: DecisionRequest, grants: readonly GrantView[]): GrantPhase {
-  if (!Object.isFrozen(grants)) return computeGrantPhase(req, grants);
+function grantPhase(req: DecisionRequest, grants: readonly GrantView[], groups: Groups | undefined): GrantPhase {
+  if (!Object.isFrozen(grants)) return computeGrantPhase(req, grants, groups);
   let list = memos.get(grants);
   if (list === undefined) memos.set(grants, (list = { size: 0, byAction: new Map() }));
   let byResource = list.byAction.get(req.action);
   const memo = byResource?.get(req.resource);
-  if (memo !== undefined && memo.group === req.group && req.now >= memo.lo && req.now < memo.hi) return memo.phase;
-  const phase = computeGrantPhase(req, grants);
+  if (memo !== undefined && memo.group === req.group && memo.groups === groups && req.now >= memo.lo && req.now < memo.hi) return memo.phase;
+  const phase = computeGrantPhase(req, grants, groups);
   if (list.size >= MEMO_ENTRIES_PER_LIST) {
     list.byAction.clear();
     list.size = 0;
@@ -252,12 +301,12 @@ function grantPhase(req: DecisionRequest, grants: readonly GrantView[]): GrantPh
     else hi = Math.min(hi, t);
   }
   if (!byResource.has(req.resource)) list.size += 1;
-  byResource.set(req.resource, { group: req.group, lo, hi, phase });
+  byResource.set(req.resource, { group: req.group, groups, lo, hi, phase });
   return phase;
 }
 
 /** {@link grantPhase} without the memo. */
-function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): GrantPhase {
+function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[], groups: Groups | undefined): GrantPhase {
   let passing: GrantView | null = null;
   let furthest: GrantView | null = null;
   let furthestStep = -1;
@@ -270,7 +319,7 @@ function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): 
       if (passing === null || preferable(g, passing)) passing = g;
     } else if (STEP_ORDER[i] === 'deny_list') {
       const f = failureAt(i);
-      return denied(deny(f.code, failureDetail(f.step, g, req), g, grantSteps(g, req, considered, f)));
+      return denied(deny(f.code, failureDetail(f.step, g, req, groups), g, grantSteps(g, req, considered, f)));
     } else if (i > furthestStep) {
       furthest = g;
       furthestStep = i;
@@ -278,18 +327,15 @@ function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[]): 
   }
   if (passing === null) {
     if (furthest === null) {
-      const provider = req.action.id.slice(0, req.action.id.indexOf('.'));
+      const provider = providerOf(req);
+      const breach = ceilingBreach(groups, req.group, req.action);
       return denied(
-        deny(
-          'no_capability',
-          `Group ${req.group} holds no grant for provider ${provider}; ask an operator or main for one (POST /v1/grants).`,
-          null,
-          [{ step: 'grant', result: 'fail', note: `no grant for ${provider}` }],
-        ),
+        deny('no_capability', noCapabilityDetail(req.group, provider, breach, null), null, [{ step: 'grant', result: 'fail', note: `no grant for ${provider}` }], breach?.extensions),
       );
     }
     const f = failureAt(furthestStep);
-    return denied(deny(f.code, failureDetail(f.step, furthest, req), furthest, grantSteps(furthest, req, considered, f)));
+    const breach = f.step === 'level' ? ceilingBreach(groups, req.group, req.action) : null;
+    return denied(deny(f.code, failureDetail(f.step, furthest, req, groups), furthest, grantSteps(furthest, req, considered, f), breach?.extensions));
   }
   const steps = grantSteps(passing, req, considered, null).map((st) => Object.freeze(st));
   if (!usable(passing)) {
@@ -347,10 +393,15 @@ function frozen<V extends Verdict>(v: V): V {
  * read it, copy what you need to change.
  * @param grants candidates for the group and the action's provider (`GrantSource.candidates`).
  * @param findTask the kernel's task lookup (only called for step 11).
+ * @param ctx what refusal texts may name besides the grants ({@link DecisionContext}); never
+ *   changes a code or whether a call is allowed.
  */
-export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup): Verdict {
-  const phase = grantPhase(req, grants);
-  if (phase.kind === 'denied') return phase.verdict;
+export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup, ctx: DecisionContext = {}): Verdict {
+  const phase = grantPhase(req, grants, ctx.groups);
+  if (phase.kind === 'denied') {
+    const v = phase.verdict as Verdict & { allowed: false };
+    return v.code === 'no_capability' && ctx.lastRevoked !== undefined ? withRevocation(v, req, ctx) : v;
+  }
   if (req.taskId === null) return (phase.taskless[0] ??= frozen(finish(phase, req, findTask)));
   if (req.taskId === undefined) return (phase.taskless[1] ??= frozen(finish(phase, req, findTask)));
   return finish(phase, req, findTask);

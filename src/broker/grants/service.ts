@@ -10,6 +10,7 @@ import type { Deps } from '../../deps.js';
 import { ApiError } from '../../http/problem.js';
 import type { ActionLevel } from '../catalog.js';
 import { approvalInvalid, verifyApproval, type Approver, type ApprovalPayload } from './approvers.js';
+import { requireEligible } from './eligibility.js';
 import { grantApprovals, grants } from './schema.js';
 import { expiryAt, normalizePatterns, termsDigest, validateTerms, type AmendGrantInput, type CreateGrantInput, type GrantTerms } from './terms.js';
 import type { GrantStatus } from './types.js';
@@ -289,9 +290,9 @@ const REFUSALS = new Set(['approval_invalid', 'approval_duplicate', 'approver_in
 /**
  * Records a signed decision on an L3 grant (two-man rule):
  * - the JWS must verify with a registered approver's key and sign this grant's current digest;
- * - `approve`: the approver must not be the requester (nor an amender), nor have approved these
- *   terms already, nor share a group with the approval already in; the second approval activates
- *   the grant (its expiry counts from now);
+ * - `approve`: the approver must not be the requester (nor an amender), nor of the grant's own
+ *   group, nor have approved these terms already, nor share a group with the approval already in
+ *   (see {@link requireEligible}); the second approval activates the grant (its expiry counts from now);
  * - `deny`: one signed denial rejects the grant.
  * Submitting the identical JWS again is a no-op (`replayed`). Refusals are audited.
  * @param submittedBy the principal that carried the JWS (audited).
@@ -331,15 +332,7 @@ function recordDecision(deps: GrantDeps, id: string, jws: string, approver: Appr
   if (current.some((a) => a.approverId === approver.id)) {
     throw new ApiError('approval_duplicate', `Approver ${approver.id} has already decided on these terms; an approver counts once.`);
   }
-  if (payload.decision === 'approve') {
-    const authors = grantAuthors(deps, row);
-    const isAuthor = authors.has(`operator:${approver.id}`) || authors.has(approver.group);
-    if (isAuthor) throw new ApiError('approver_ineligible', `Approver ${approver.id} requested or changed this grant and cannot approve it.`);
-    const sameGroup = current.find((a) => a.decision === 'approve' && a.approverGroup === approver.group);
-    if (sameGroup) {
-      throw new ApiError('approver_ineligible', `${sameGroup.approverId} of the ${approver.group} group has approved already; the second approval must come from another group.`);
-    }
-  }
+  if (payload.decision === 'approve') requireEligible(deps.db, row, current, approver);
   deps.db.orm
     .insert(grantApprovals)
     .values({ grantId: id, approverId: approver.id, approverGroup: approver.group, decision: payload.decision, grantDigest: row.digest, jws, createdAt: now })
@@ -360,14 +353,6 @@ function recordDecision(deps: GrantDeps, id: string, jws: string, approver: Appr
     outcome = 'activated';
   }
   return { grant: toRecord(findRow(deps, id), approvalsOf(deps, id), now), outcome };
-}
-
-/** The requester and every principal that amended the grant (from its audit rows). */
-function grantAuthors(deps: GrantDeps, row: GrantRow): Set<string> {
-  const amenders = activitiesFor(deps.db, row.id)
-    .filter((a) => a.kind === 'grant.amended')
-    .map((a) => a.actor);
-  return new Set([row.requestedBy, ...amenders]);
 }
 
 function auditRefusal(deps: GrantDeps, id: string, approverId: string | null, submittedBy: string, err: ApiError): void {

@@ -7,7 +7,7 @@ import type { ActionLevel } from '../catalog.js';
 import type { Clock } from '../../clock.js';
 import type { Db } from '../../db/open.js';
 import { ChangeWatch, IN_TRANSACTION } from '../../db/watch.js';
-import type { GrantSource, GrantStatus, GrantView } from './types.js';
+import type { GrantSource, GrantStatus, GrantView, RevokedGrant } from './types.js';
 
 const EMPTY: readonly GrantView[] = Object.freeze([]);
 
@@ -56,6 +56,7 @@ export class GrantStore implements GrantSource {
   private readonly changesStmt: Statement<[number], { seq: number; grantId: string }>;
   private readonly loadAllStmt: Statement<[], LoadedRow>;
   private readonly loadOneStmt: Statement<[string], LoadedRow>;
+  private readonly lastRevokedStmt: Statement<[string, string], RevokedGrant>;
   private readonly watch: ChangeWatch;
   /** The watch stamp `MAX(seq)` was last read at (0: never). */
   private stamp = 0;
@@ -76,6 +77,10 @@ export class GrantStore implements GrantSource {
     this.changesStmt = db.sqlite.prepare('SELECT seq, grant_id AS grantId FROM grant_changes WHERE seq > ? ORDER BY seq') as Statement<[number], { seq: number; grantId: string }>;
     this.loadAllStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.status IN ('active', 'pending_approval')`) as Statement<[], LoadedRow>;
     this.loadOneStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.id = ?`) as Statement<[string], LoadedRow>;
+    this.lastRevokedStmt = db.sqlite.prepare(
+      `SELECT id, revoked_at AS revokedAt, revoked_by AS revokedBy, revoke_reason AS reason FROM grants
+       WHERE "group" = ? AND provider = ? AND status = 'revoked' ORDER BY revoked_at DESC, id DESC LIMIT 1`,
+    ) as Statement<[string, string], RevokedGrant>;
   }
 
   /**
@@ -86,6 +91,14 @@ export class GrantStore implements GrantSource {
   candidates(group: string, provider: string): readonly GrantView[] {
     this.refresh();
     return this.index.get(group)?.get(provider) ?? EMPTY;
+  }
+
+  /**
+   * The most recently revoked grant of `group` for `provider`, or null: one read by the
+   * `(group, provider)` index, made only when a call is refused `no_capability`.
+   */
+  lastRevoked(group: string, provider: string): RevokedGrant | null {
+    return this.lastRevokedStmt.get(group, provider) ?? null;
   }
 
   /** Number of grants in the index (active and pending). */

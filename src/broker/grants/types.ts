@@ -27,6 +27,16 @@ export interface GrantView {
   approvals: number;
 }
 
+/** A revoked grant as a refusal names it. Times are Unix ms. */
+export interface RevokedGrant {
+  id: string;
+  revokedAt: number;
+  /** The principal that revoked it (`main`, `operator:<subject>`), when recorded. */
+  revokedBy: string | null;
+  /** The reason given, when one was. */
+  reason: string | null;
+}
+
 /** Where the decision path gets grants from. */
 export interface GrantSource {
   /**
@@ -35,4 +45,9 @@ export interface GrantSource {
    * or another one on the same database (e.g. `broker grants revoke` from the CLI).
    */
   candidates(group: string, provider: string): readonly GrantView[];
+  /**
+   * The most recently revoked grant of `group` for `provider`, or null. One read of the database,
+   * so the decision path asks it only on a refusal (403 `no_capability`), never for an allowed call.
+   */
+  lastRevoked?(group: string, provider: string): RevokedGrant | null;
 }
