@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
+import { startCheckpoints } from './audit/checkpoints.js';
 import { startCallRetention } from './broker/calls/retention.js';
 import { readApproversFile } from './broker/grants/approvers.js';
 import { closeDeps, type Deps } from './deps.js';
@@ -54,9 +55,10 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * log credentials unredacted (`dropUnredactedDebug`, with a warning), checks `approvers.json` (a
  * malformed file stops the start, as a malformed `groups.json` stops `createDeps`), serves the app,
  * starts the kernel's dispatch loop and the hourly purge of old call rows
- * (`BROKER_CALL_RETENTION`, `startCallRetention`), logs where everything is, and on SIGTERM or
- * SIGINT stops accepting connections, lets requests in flight finish (up to
- * `BROKER_SHUTDOWN_TIMEOUT_MS`), stops both loops, closes providers and the database, and exits 0.
+ * (`BROKER_CALL_RETENTION`, `startCallRetention`) and the signed audit checkpoints
+ * (`startCheckpoints`), logs where everything is, and on SIGTERM or SIGINT stops accepting
+ * connections, lets requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
+ * loops, writes a final checkpoint, closes providers and the database, and exits 0.
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
  * @throws Error naming `approvers.json` and what is wrong with it, before anything is served.
@@ -73,6 +75,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   );
   let stopDispatch: () => void = () => {};
   let stopRetention: () => void = () => {};
+  let stopCheckpoints: () => Promise<void> = async () => {};
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -81,6 +84,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopDispatch();
     stopRetention();
     await running.stop();
+    await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     await closeDeps(deps);
     deps.logger.info('stopped');
     deps.logger.flush();
@@ -90,5 +94,6 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   stopDispatch = startDispatchLoop(deps);
   stopRetention = startCallRetention(deps);
+  stopCheckpoints = startCheckpoints(deps).stop;
   return running;
 }

@@ -158,14 +158,16 @@ export class ChainChecker {
   /**
    * After the last row.
    * @returns null when the anchor (if any) was among the rows and no checkpoint lies beyond the
-   *   last row, else why not.
+   *   last row, else the seq that is missing (the anchor's, or the first one a checkpoint covers
+   *   after the last row) and why.
    */
-  finish(): string | null {
-    if (this.anchor && !this.anchorSeen) return `the rows do not include the anchor's seq ${this.anchor.seq}`;
+  finish(): { seq: number; reason: string } | null {
+    if (this.anchor && !this.anchorSeen) return { seq: this.anchor.seq, reason: `the rows do not include the anchor's seq ${this.anchor.seq}` };
     const last = this.prev?.seq ?? 0;
     const beyond = this.checkpoints.filter((c) => c.seq > last).sort((a, b) => b.seq - a.seq)[0];
     if (beyond) {
-      return `the rows end at seq ${last}, but a checkpoint signed at ${beyond.ts} covers ${beyond.seq} rows: rows ${last + 1}–${beyond.seq} were removed`;
+      const reason = `the rows end at seq ${last}, but a checkpoint signed at ${beyond.ts} covers ${beyond.seq} rows: rows ${last + 1}–${beyond.seq} were removed`;
+      return { seq: last + 1, reason };
     }
     return null;
   }
@@ -209,6 +211,6 @@ export function verifyChain(db: Db, checker = new ChainChecker()): ChainVerdict 
     if (broken) return { ok: false, rows: checker.rows, brokenSeq: r.seq, reason: broken };
   }
   const unmet = checker.finish();
-  if (unmet) return { ok: false, rows: checker.rows, brokenSeq: checker.head?.seq ?? 0, reason: unmet };
+  if (unmet) return { ok: false, rows: checker.rows, brokenSeq: unmet.seq, reason: unmet.reason };
   return { ok: true, rows: checker.rows };
 }

@@ -9,7 +9,8 @@
  * the order seq, ts, actor, kind, subject, detail, prev_hash, hash, no whitespace, strings as
  * `JSON.stringify` writes them, and `detail` spliced in as stored (its RFC 8785 canonical text). So
  * the line carries the stored bytes, and `verify --file` requires them to be canonical just as
- * `verify` does in the database. `JSON.stringify` of a `GET /v1/audit` item writes the same line.
+ * `verify` does in the database. `JSON.stringify` of a `GET /v1/audit` item writes the same line
+ * (unless a detail has integer-like keys, which a parsed JavaScript object moves to the front).
  */
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -90,7 +91,7 @@ export async function verifyExport(file: string, anchor?: ChainPoint, checkpoint
     if (broken) return { ok: false, rows: checker.rows, line: n, seq: row.row.seq, reason: broken };
   }
   const unmet = checker.finish();
-  if (unmet) return { ok: false, rows: checker.rows, line: n, seq: null, reason: unmet };
+  if (unmet) return { ok: false, rows: checker.rows, line: n, seq: null, reason: unmet.reason };
   return { ok: true, rows: checker.rows, start: checker.start, head: checker.head };
 }
 
