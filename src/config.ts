@@ -63,6 +63,9 @@ const EnvSchema = z.object({
     MIN_CALL_RETENTION_MS,
     'at least 7d: call rows are the idempotency keys, which the broker guarantees to keep at least 7 days',
   ).default(30 * 24 * 3600 * 1000),
+  BROKER_CHECKPOINT_EVERY_ROWS: int(1, 100_000_000).default(1000),
+  BROKER_CHECKPOINT_INTERVAL_S: int(1, 7 * 24 * 3600).default(300),
+  BROKER_CHECKPOINT_DIR: z.string().min(1).optional(),
 });
 
 /** Validated broker configuration. Paths are absolute. */
@@ -103,6 +106,12 @@ export interface Config {
    * duration such as `30d`; default 30 days, at least 7): older rows are purged hourly by `serve`.
    */
   callRetentionMs: number;
+  /** `serve` signs an audit checkpoint once this many rows follow the last one (`BROKER_CHECKPOINT_EVERY_ROWS`). */
+  checkpointEveryRows: number;
+  /** ... or once this many seconds passed since it, when rows were added (`BROKER_CHECKPOINT_INTERVAL_S`). */
+  checkpointIntervalS: number;
+  /** Where signed checkpoints go (`BROKER_CHECKPOINT_DIR`, default `${dataDir}/checkpoints`), absolute. */
+  checkpointDir: string;
 }
 
 /** Thrown by {@link loadConfig} when a variable is invalid; the message names the variable. */
@@ -143,5 +152,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.BROKER_SHUTDOWN_TIMEOUT_MS,
     leaseTtlMs: e.BROKER_LEASE_TTL_MS,
     callRetentionMs: e.BROKER_CALL_RETENTION,
+    checkpointEveryRows: e.BROKER_CHECKPOINT_EVERY_ROWS,
+    checkpointIntervalS: e.BROKER_CHECKPOINT_INTERVAL_S,
+    checkpointDir: path.resolve(e.BROKER_CHECKPOINT_DIR ?? path.join(dataDir, 'checkpoints')),
   };
 }

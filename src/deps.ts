@@ -2,7 +2,7 @@ import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from './broker/catalog.js';
 import { GrantStore } from './broker/grants/store.js';
-import { loadOrCreateSigningKey } from './auth/keys.js';
+import { loadOrCreateSigningKey, type BrokerSigningKey } from './auth/keys.js';
 import { TokenRevocations } from './auth/revocations.js';
 import { TokenKeys } from './auth/token-keys.js';
 import { MAX_TOKEN_TTL_S, TokenService } from './auth/tokens.js';
@@ -40,6 +40,8 @@ export interface Deps {
    * claims; CLI commands never take a lease.
    */
   instanceId: string;
+  /** The Ed25519 key `serve` signs audit checkpoints with (`<dataDir>/checkpoint.key`, 0600; `src/audit/checkpoints.ts`). */
+  checkpointKey: BrokerSigningKey;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
@@ -49,7 +51,7 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
 
 /**
  * Opens the database (creating the data directory and applying migrations), loads or creates the
- * master key (mode 0600) and the token-signing key (registering its public key in `token_keys`
+ * master key (mode 0600), the checkpoint-signing key and the token-signing key (registering its public key in `token_keys`
  * when missing, e.g. on the first start after an upgrade; a key replaced by hand retires every
  * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
  * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each
@@ -61,6 +63,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const master = loadOrCreateMasterKey(config.dataDir);
   const signingKey = loadOrCreateSigningKey(config.dataDir);
+  const checkpointKey = loadOrCreateSigningKey(config.dataDir, 'checkpoint.key');
   const db =
     overrides.db ??
     openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
@@ -90,6 +93,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
     tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock), tokenKeys),
+    checkpointKey,
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
+import { startCheckpoints } from './audit/checkpoints.js';
 import { startCallRetention } from './broker/calls/retention.js';
 import { readApproversFile } from './broker/grants/approvers.js';
 import { closeDeps, type Deps } from './deps.js';
@@ -57,11 +58,12 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * malformed file stops the start, as a malformed `groups.json` stops `createDeps`), takes this
  * process's instance lease and recovers the calls of stopped instances (`startInstance`; a
  * single-server database with a live lease stops the start before anything is written), serves
- * the app, starts the kernel's dispatch loop and the hourly purge of old call rows
- * (`BROKER_CALL_RETENTION`, `startCallRetention`), logs where everything is, and on SIGTERM or
- * SIGINT stops accepting connections, lets requests in flight finish (up to
- * `BROKER_SHUTDOWN_TIMEOUT_MS`), stops both loops, releases the lease, closes providers and the
- * database, and exits 0 (1 when the lease was lost to another instance).
+ * the app, starts the kernel's dispatch loop, the hourly purge of old call rows
+ * (`BROKER_CALL_RETENTION`, `startCallRetention`) and the signed audit checkpoints
+ * (`startCheckpoints`), logs where everything is, and on SIGTERM or SIGINT stops accepting
+ * connections, lets requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
+ * loops, writes a final checkpoint, releases the lease, closes providers and the database, and
+ * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
  * @throws Error naming `approvers.json` and what is wrong with it, AlreadyServedError naming the
@@ -86,6 +88,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   }
   let stopDispatch: () => void = () => {};
   let stopRetention: () => void = () => {};
+  let stopCheckpoints: () => Promise<void> = async () => {};
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
@@ -94,6 +97,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopDispatch();
     stopRetention();
     await running.stop();
+    await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     instance.release();
     await closeDeps(deps);
     deps.logger.info('stopped');
@@ -112,5 +116,6 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if ((dirMode & 0o077) !== 0) deps.logger.warn({ data_dir: dataDir, mode: dirMode.toString(8) }, 'the data directory is open to other users; `chmod 700` it (new ones are created 0700)');
   stopDispatch = startDispatchLoop(deps);
   stopRetention = startCallRetention(deps);
+  stopCheckpoints = startCheckpoints(deps).stop;
   return running;
 }

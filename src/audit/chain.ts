@@ -1,9 +1,15 @@
 /**
  * Checking the audit trail's hash chain, row by row, wherever the rows come from: the database
- * (`broker audit verify`) or a JSONL export (`broker audit verify --file`), so an auditor can check
- * an export on another machine without trusting the broker host. The hash rule is
+ * (`broker audit verify`) or a JSON Lines export (`broker audit verify --file`), so an auditor can
+ * check an export on another machine without trusting the broker host. The hash rule is
  * {@link activityHash}: sha256 hex of `prev_hash` followed by the RFC 8785 canonical JSON of
  * `{seq, ts, actor, kind, subject, detail}`; the first row's `prev_hash` is {@link GENESIS_HASH}.
+ *
+ * The chain covers exactly the bytes stored: `detail` is stored as its RFC 8785 canonical text, and
+ * a row whose stored text is not byte-identical to the canonical form of what it parses to (a
+ * duplicate key, reordered keys, added whitespace) breaks the chain, although it would hash the
+ * same: a reader other than `JSON.parse` (SQLite's `json_extract` takes the first of two equal
+ * keys) would see something else than what was hashed.
  */
 import { createHash, hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -13,13 +19,38 @@ import type { Activity } from './trail.js';
 /** prev_hash of the first row. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** A row as stored: `detail` is the JSON text held in the database (or spliced into an export line), unparsed. */
+export type StoredActivity = Omit<Activity, 'detail'> & { detail: string };
+
+/**
+ * The RFC 8785 canonical JSON text of a row's `detail`, as {@link appendActivities} stores it.
+ * @throws Error (from `canonicalize`) on values JSON cannot hold canonically: NaN, Infinity, a
+ *   lone UTF-16 surrogate, a cycle.
+ */
+export function canonicalDetail(detail: Record<string, unknown>): string {
+  return canonicalize(detail) ?? '{}';
+}
+
 /**
  * The chain hash of one row: sha256 hex of `prevHash` followed by the RFC 8785 canonical JSON of
  * `{seq, ts, actor, kind, subject, detail}`.
+ * @throws Error from {@link canonicalDetail} on a detail JSON cannot hold canonically.
  */
 export function activityHash(prevHash: string, row: Omit<Activity, 'prevHash' | 'hash'>): string {
-  const body = canonicalize({ seq: row.seq, ts: row.ts, actor: row.actor, kind: row.kind, subject: row.subject, detail: row.detail });
-  return sha256hex(prevHash + (body ?? ''));
+  return storedActivityHash(prevHash, { ...row, detail: canonicalDetail(row.detail) });
+}
+
+/**
+ * {@link activityHash} over a row as stored: the canonical JSON of the row is written out with the
+ * stored `detail` text spliced in verbatim, so the hash covers exactly the stored bytes. When the
+ * text is canonical (as {@link ChainChecker} requires), this equals {@link activityHash} of the
+ * parsed row.
+ * @throws Error (from `canonicalize`) when `actor`, `kind`, `subject` or `ts` holds a lone surrogate.
+ */
+export function storedActivityHash(prevHash: string, row: Omit<StoredActivity, 'prevHash' | 'hash'>): string {
+  // RFC 8785 §3.2.3: members sorted by their UTF-16 code units: actor, detail, kind, seq, subject, ts.
+  const body = `{"actor":${canonicalize(row.actor)},"detail":${row.detail},"kind":${canonicalize(row.kind)},"seq":${canonicalize(row.seq)},"subject":${canonicalize(row.subject)},"ts":${canonicalize(row.ts)}}`;
+  return sha256hex(prevHash + body);
 }
 
 /**
@@ -29,44 +60,94 @@ export function activityHash(prevHash: string, row: Omit<Activity, 'prevHash' | 
 const sha256hex: (text: string) => string =
   typeof hash === 'function' ? (text) => hash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
 
+/**
+ * Why a stored `detail` text cannot be hashed as it stands, or null when it is the RFC 8785
+ * canonical text of the JSON object it parses to (byte for byte).
+ */
+export function detailProblem(text: string): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return 'detail is not JSON';
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'detail is not a JSON object';
+  let canonical: string;
+  try {
+    canonical = canonicalDetail(parsed as Record<string, unknown>);
+  } catch (err) {
+    return `detail has no canonical form: ${(err as Error).message}`;
+  }
+  if (canonical !== text) {
+    return 'detail is not stored in its canonical form (RFC 8785): the stored text differs from the text that is hashed (a duplicate or reordered key, or whitespace)';
+  }
+  return null;
+}
+
 /** A position in the chain: a row's seq and its hash. */
 export interface ChainPoint {
   seq: number;
   hash: string;
 }
 
+/** A chain position signed earlier (a checkpoint): `ts` is when it was signed, RFC 3339. */
+export interface SignedPoint extends ChainPoint {
+  ts: string;
+}
+
 /**
- * Checks rows in seq order, one {@link ChainChecker.push} at a time (constant memory).
- * A row breaks the chain when its seq is not the next one, its `prev_hash` is not the previous
- * row's hash, or its hash does not match its contents. The first row may start anywhere (an export
- * with `--since`): its `prev_hash` is then taken as given and reported as {@link start}, to be
- * compared with a head recorded earlier; a chain starting at seq 1 must start from the genesis hash.
+ * Checks rows in seq order, one {@link ChainChecker.push} at a time (constant memory besides the
+ * checkpoints). A row breaks the chain when its seq is not the next one, its `prev_hash` is not the
+ * previous row's hash, its stored `detail` is not canonical ({@link detailProblem}), or its hash does
+ * not match its contents. The first row may start anywhere (an export with `--since`): its
+ * `prev_hash` is then taken as given and reported as {@link start}, to be compared with a head
+ * recorded earlier; a chain starting at seq 1 must start from the genesis hash.
  */
 export class ChainChecker {
   private prev: ChainPoint | null = null;
   private first: { seq: number; prevHash: string } | null = null;
   private anchorSeen = false;
+  private readonly checkpointsAt = new Map<number, SignedPoint[]>();
   /** Rows checked so far. */
   rows = 0;
 
   /**
    * @param anchor a (seq, hash) recorded earlier off the host (`broker audit head`): the row with
    *   that seq must carry that hash, and {@link finish} fails when no row had that seq.
+   * @param checkpoints signed checkpoints whose signatures were already checked: the row at each
+   *   one's seq must carry its hash, and {@link finish} fails when one lies beyond the last row
+   *   (rows were removed from the end). Those before the first row pushed are not checked.
    */
-  constructor(private readonly anchor?: ChainPoint) {}
+  constructor(
+    private readonly anchor?: ChainPoint,
+    private readonly checkpoints: readonly SignedPoint[] = [],
+  ) {
+    for (const c of checkpoints) this.checkpointsAt.set(c.seq, [...(this.checkpointsAt.get(c.seq) ?? []), c]);
+  }
 
   /**
    * Checks the next row.
    * @returns null when it extends the chain, else the reason it breaks it.
    */
-  push(row: Activity): string | null {
+  push(row: StoredActivity): string | null {
     const expectedPrev = this.prev?.hash ?? (row.seq === 1 ? GENESIS_HASH : row.prevHash);
     if (this.prev && row.seq !== this.prev.seq + 1) return `expected seq ${this.prev.seq + 1}`;
     if (row.prevHash !== expectedPrev) return this.prev ? 'prev_hash does not match the previous row' : 'seq 1 does not start from the genesis hash';
-    if (activityHash(row.prevHash, row) !== row.hash) return 'hash does not match the row';
+    const badDetail = detailProblem(row.detail);
+    if (badDetail) return badDetail;
+    let computed: string;
+    try {
+      computed = storedActivityHash(row.prevHash, row);
+    } catch (err) {
+      return `the row has no canonical form: ${(err as Error).message}`;
+    }
+    if (computed !== row.hash) return 'hash does not match the row';
     if (this.anchor?.seq === row.seq) {
       if (this.anchor.hash !== row.hash) return `hash differs from the anchor ${this.anchor.seq}:${this.anchor.hash}`;
       this.anchorSeen = true;
+    }
+    for (const c of this.checkpointsAt.get(row.seq) ?? []) {
+      if (c.hash !== row.hash) return `hash differs from the checkpoint signed at ${c.ts} (${c.seq}:${c.hash}): the rows up to it were rewritten`;
     }
     this.first ??= { seq: row.seq, prevHash: row.prevHash };
     this.prev = { seq: row.seq, hash: row.hash };
@@ -76,10 +157,18 @@ export class ChainChecker {
 
   /**
    * After the last row.
-   * @returns null when the anchor (if any) was among the rows, else why not.
+   * @returns null when the anchor (if any) was among the rows and no checkpoint lies beyond the
+   *   last row, else the seq that is missing (the anchor's, or the first one a checkpoint covers
+   *   after the last row) and why.
    */
-  finish(): string | null {
-    if (this.anchor && !this.anchorSeen) return `the rows do not include the anchor's seq ${this.anchor.seq}`;
+  finish(): { seq: number; reason: string } | null {
+    if (this.anchor && !this.anchorSeen) return { seq: this.anchor.seq, reason: `the rows do not include the anchor's seq ${this.anchor.seq}` };
+    const last = this.prev?.seq ?? 0;
+    const beyond = this.checkpoints.filter((c) => c.seq > last).sort((a, b) => b.seq - a.seq)[0];
+    if (beyond) {
+      const reason = `the rows end at seq ${last}, but a checkpoint signed at ${beyond.ts} covers ${beyond.seq} rows: rows ${last + 1}–${beyond.seq} were removed`;
+      return { seq: last + 1, reason };
+    }
     return null;
   }
 
@@ -107,27 +196,21 @@ export function parseAnchor(text: string): ChainPoint | null {
 export type ChainVerdict = { ok: true; rows: number } | { ok: false; rows: number; brokenSeq: number; reason: string };
 
 /**
- * Recomputes the database's whole hash chain from seq 1, streaming (constant memory); see
- * {@link ChainChecker} for what breaks it.
- * @param checker pass one to read {@link ChainChecker.head} afterwards, or to check an anchor.
+ * Recomputes the database's whole hash chain from seq 1 over the stored bytes, streaming (constant
+ * memory); see {@link ChainChecker} for what breaks it.
+ * @param checker pass one to read {@link ChainChecker.head} afterwards, or to check an anchor or
+ *   checkpoints.
  */
 export function verifyChain(db: Db, checker = new ChainChecker()): ChainVerdict {
   const iter = db.sqlite
     .prepare('SELECT seq, ts, actor, kind, subject, detail, prev_hash AS prevHash, hash FROM gov_activities ORDER BY seq')
-    .iterate() as IterableIterator<Omit<Activity, 'detail'> & { detail: string }>;
+    .iterate() as IterableIterator<StoredActivity>;
   for (const r of iter) {
-    const fail = (reason: string): ChainVerdict => ({ ok: false, rows: checker.rows, brokenSeq: r.seq, reason });
-    if (checker.rows === 0 && r.seq !== 1) return fail('expected seq 1');
-    let detail: Record<string, unknown>;
-    try {
-      detail = JSON.parse(r.detail) as Record<string, unknown>;
-    } catch {
-      return fail('detail is not JSON');
-    }
-    const broken = checker.push({ ...r, detail });
-    if (broken) return fail(broken);
+    if (checker.rows === 0 && r.seq !== 1) return { ok: false, rows: 0, brokenSeq: r.seq, reason: 'expected seq 1' };
+    const broken = checker.push(r);
+    if (broken) return { ok: false, rows: checker.rows, brokenSeq: r.seq, reason: broken };
   }
   const unmet = checker.finish();
-  if (unmet) return { ok: false, rows: checker.rows, brokenSeq: checker.head?.seq ?? 0, reason: unmet };
+  if (unmet) return { ok: false, rows: checker.rows, brokenSeq: unmet.seq, reason: unmet.reason };
   return { ok: true, rows: checker.rows };
 }

@@ -2,14 +2,21 @@
  * The audit trail as JSON Lines, for auditors: `broker audit export` writes contiguous rows in the
  * wire shape of `GET /v1/audit` (one object per line), and `broker audit verify --file` checks such
  * a file's hash chain on any machine, without the database. With `broker audit head`, recorded off
- * the host, an auditor can later show that no row up to that point was rewritten or removed.
+ * the host, or signed checkpoints (`checkpoints.ts`), an auditor can later show that no row up to
+ * that point was rewritten or removed.
+ *
+ * A line is exactly {@link linePrefix} + the stored `detail` text + {@link lineSuffix}: members in
+ * the order seq, ts, actor, kind, subject, detail, prev_hash, hash, no whitespace, strings as
+ * `JSON.stringify` writes them, and `detail` spliced in as stored (its RFC 8785 canonical text). So
+ * the line carries the stored bytes, and `verify --file` requires them to be canonical just as
+ * `verify` does in the database. `JSON.stringify` of a `GET /v1/audit` item writes the same line
+ * (unless a detail has integer-like keys, which a parsed JavaScript object moves to the front).
  */
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { Db } from '../db/open.js';
-import { ChainChecker, type ChainPoint } from './chain.js';
-import type { Activity } from './trail.js';
+import { ChainChecker, type ChainPoint, type SignedPoint, type StoredActivity } from './chain.js';
 
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest');
 
@@ -35,12 +42,20 @@ export type AuditLine = z.infer<typeof AuditLine>;
  */
 export function* exportLines(db: Db, since = 0): Generator<string> {
   const rows = db.sqlite
-    .prepare('SELECT seq, ts, actor, kind, subject, detail, prev_hash, hash FROM gov_activities WHERE seq > ? ORDER BY seq')
-    .iterate(since) as IterableIterator<Omit<AuditLine, 'detail'> & { detail: string }>;
-  for (const r of rows) {
-    // detail is stored as JSON text; splice it in as is rather than parse and re-serialize it.
-    yield `{"seq":${r.seq},"ts":${JSON.stringify(r.ts)},"actor":${JSON.stringify(r.actor)},"kind":${JSON.stringify(r.kind)},"subject":${JSON.stringify(r.subject)},"detail":${r.detail},"prev_hash":"${r.prev_hash}","hash":"${r.hash}"}\n`;
-  }
+    .prepare('SELECT seq, ts, actor, kind, subject, detail, prev_hash AS prevHash, hash FROM gov_activities WHERE seq > ? ORDER BY seq')
+    .iterate(since) as IterableIterator<StoredActivity>;
+  // detail is stored as JSON text; splice it in as is rather than parse and re-serialize it.
+  for (const r of rows) yield `${linePrefix(r)}${r.detail}${lineSuffix(r)}\n`;
+}
+
+/** An export line up to its `detail` value: `{"seq":…,"ts":…,"actor":…,"kind":…,"subject":…,"detail":`. */
+function linePrefix(r: Omit<StoredActivity, 'detail'>): string {
+  return `{"seq":${r.seq},"ts":${JSON.stringify(r.ts)},"actor":${JSON.stringify(r.actor)},"kind":${JSON.stringify(r.kind)},"subject":${JSON.stringify(r.subject)},"detail":`;
+}
+
+/** An export line after its `detail` value: `,"prev_hash":"…","hash":"…"}`. */
+function lineSuffix(r: Omit<StoredActivity, 'detail'>): string {
+  return `,"prev_hash":${JSON.stringify(r.prevHash)},"hash":${JSON.stringify(r.hash)}}`;
 }
 
 /** The newest row's seq and hash (what to record off the host as an anchor), or null for an empty trail. */
@@ -54,14 +69,17 @@ export type ExportVerdict =
   | { ok: false; rows: number; line: number; seq: number | null; reason: string };
 
 /**
- * Checks a JSON Lines export line by line (constant memory): each line must be an
- * {@link AuditLine}, and the rows must form a valid stretch of the chain (see `ChainChecker`).
- * Blank lines are skipped. Never throws on the file's contents.
+ * Checks a JSON Lines export line by line (constant memory besides the checkpoints): each line must
+ * be an {@link AuditLine} written exactly as {@link exportLines} writes it (so its `detail` text is
+ * the stored text, which must be canonical), and the rows must form a valid stretch of the chain
+ * (see `ChainChecker`). Blank lines are skipped. Never throws on the file's contents.
  * @param anchor a (seq, hash) recorded earlier: the file must contain that row with that hash.
+ * @param checkpoints signed checkpoints (signatures already checked): each one within the file's
+ *   stretch must match its row, and none may lie beyond the file's last row.
  * @throws the fs error when the file cannot be read.
  */
-export async function verifyExport(file: string, anchor?: ChainPoint): Promise<ExportVerdict> {
-  const checker = new ChainChecker(anchor);
+export async function verifyExport(file: string, anchor?: ChainPoint, checkpoints: readonly SignedPoint[] = []): Promise<ExportVerdict> {
+  const checker = new ChainChecker(anchor, checkpoints);
   const lines = createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let n = 0;
   for await (const text of lines) {
@@ -69,16 +87,19 @@ export async function verifyExport(file: string, anchor?: ChainPoint): Promise<E
     if (text.trim() === '') continue;
     const row = parseLine(text);
     if (typeof row === 'string') return { ok: false, rows: checker.rows, line: n, seq: null, reason: row };
-    const broken = checker.push(row);
-    if (broken) return { ok: false, rows: checker.rows, line: n, seq: row.seq, reason: broken };
+    const broken = row.form ?? checker.push(row.row);
+    if (broken) return { ok: false, rows: checker.rows, line: n, seq: row.row.seq, reason: broken };
   }
   const unmet = checker.finish();
-  if (unmet) return { ok: false, rows: checker.rows, line: n, seq: null, reason: unmet };
+  if (unmet) return { ok: false, rows: checker.rows, line: n, seq: null, reason: unmet.reason };
   return { ok: true, rows: checker.rows, start: checker.start, head: checker.head };
 }
 
-/** One line as a row, or why it is not one. */
-function parseLine(text: string): Activity | string {
+/**
+ * One line as a row with its `detail` as the text in the line, or why it is not a row at all.
+ * `form` says why a row's line is not written as {@link exportLines} writes it (null when it is).
+ */
+function parseLine(text: string): { row: StoredActivity; form: string | null } | string {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -90,6 +111,13 @@ function parseLine(text: string): Activity | string {
     const issue = parsed.error.issues[0]!;
     return `not an audit row: ${issue.path.join('.') || '(line)'}: ${issue.message}`;
   }
-  const { prev_hash: prevHash, ...rest } = parsed.data;
-  return { ...rest, prevHash };
+  const { prev_hash: prevHash, detail: _parsed, ...rest } = parsed.data;
+  const fields = { ...rest, prevHash };
+  const prefix = linePrefix(fields);
+  const suffix = lineSuffix(fields);
+  if (text.length < prefix.length + suffix.length || !text.startsWith(prefix) || !text.endsWith(suffix)) {
+    const form = 'the line is not written as `broker audit export` writes it (members in the order seq, ts, actor, kind, subject, detail, prev_hash, hash, each once, without whitespace)';
+    return { row: { ...fields, detail: '' }, form };
+  }
+  return { row: { ...fields, detail: text.slice(prefix.length, text.length - suffix.length) }, form: null };
 }

@@ -1,9 +1,12 @@
 import type { Db } from '../db/open.js';
 import { ApiError } from '../http/problem.js';
-import { activityHash, GENESIS_HASH } from './chain.js';
+import { canonicalDetail, GENESIS_HASH, storedActivityHash } from './chain.js';
 import { redact } from './redact.js';
 
-/** What a caller records; `detail` is redacted before it is hashed and stored. */
+/**
+ * What a caller records; `detail` is redacted, then stored as its RFC 8785 canonical JSON text,
+ * the exact bytes the chain hash covers.
+ */
 export interface ActivityInput {
   actor: string;
   kind: string;
@@ -11,7 +14,10 @@ export interface ActivityInput {
   detail?: Record<string, unknown>;
 }
 
-/** One stored audit row. `ts` is RFC 3339 UTC with ms; `detail` is the parsed JSON object. */
+/**
+ * One audit row. `ts` is RFC 3339 UTC with ms; `detail` is the parsed JSON object (stored as its
+ * RFC 8785 canonical text; see `StoredActivity` in chain.ts for the row as stored).
+ */
 export interface Activity {
   seq: number;
   ts: string;
@@ -46,6 +52,8 @@ function stmts(db: Db): Statements {
 /**
  * Appends rows to the audit trail. Must run inside the transaction of the state change it records
  * (see `immediate()`), so the change and its audit rows commit together or not at all.
+ * Each row's `detail` is stored as its RFC 8785 canonical text and hashed as stored
+ * (`storedActivityHash`), so `broker audit verify` can require the stored bytes to be canonical.
  * @param nowMs the clock, Unix ms.
  * @returns the stored rows, in order.
  * @throws ApiError `audit_unavailable` (503) when the write fails; the caller's transaction then
@@ -64,8 +72,10 @@ export function appendActivities(db: Db, inputs: ActivityInput[], nowMs: number)
     return inputs.map((input) => {
       seq += 1;
       const row = { seq, ts, actor: input.actor, kind: input.kind, subject: input.subject, detail: redact(input.detail ?? {}) };
-      const hash = activityHash(prevHash, row);
-      s.insert.run(seq, ts, row.actor, row.kind, row.subject, JSON.stringify(row.detail), prevHash, hash);
+      // The text stored is the text hashed: a reader of the row (json_extract, an export) sees what the chain covers.
+      const detailText = canonicalDetail(row.detail);
+      const hash = storedActivityHash(prevHash, { ...row, detail: detailText });
+      s.insert.run(seq, ts, row.actor, row.kind, row.subject, detailText, prevHash, hash);
       const stored: Activity = { ...row, prevHash, hash };
       prevHash = hash;
       return stored;

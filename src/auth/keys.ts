@@ -22,13 +22,13 @@ export interface SigningPublicJwk {
 }
 
 /**
- * Reads the broker's token-signing key from `<dataDir>/token.key` (an Ed25519 private JWK as
- * JSON), creating it with mode 0600 at first start, like the master key. The private part is
- * registered for redaction.
+ * Reads one of the broker's Ed25519 signing keys from `<dataDir>/<name>` (a private JWK as JSON;
+ * `token.key` signs bearer tokens, `checkpoint.key` audit checkpoints), creating it with mode 0600
+ * at first start, like the master key. The private part is registered for redaction.
  * @throws Error when the file exists but is not an Ed25519 private JWK.
  */
-export function loadOrCreateSigningKey(dataDir: string): BrokerSigningKey {
-  const file = path.join(dataDir, 'token.key');
+export function loadOrCreateSigningKey(dataDir: string, name = 'token.key'): BrokerSigningKey {
+  const file = path.join(dataDir, name);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   try {
     const { privateKey } = generateKeyPairSync('ed25519');

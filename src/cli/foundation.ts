@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import ms from 'ms';
 import { ChainChecker, parseAnchor, verifyChain, type ChainPoint } from '../audit/chain.js';
+import { CheckpointError, readCheckpoints, type Checkpoint } from '../audit/checkpoints.js';
 import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../audit/export.js';
 import { loadConfig } from '../config.js';
 import { createDeps } from '../deps.js';
@@ -60,12 +62,15 @@ export function registerFoundationCommands(program: Command): void {
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
-    .description('recompute the hash chain; exits 1 at the first broken seq. --file checks a JSON Lines export instead, without the database')
+    .description(
+      'recompute the hash chain over the stored bytes and check it against the signed checkpoints (BROKER_CHECKPOINT_DIR); exits 1 at the first broken seq. --file checks a JSON Lines export instead, without the database',
+    )
     .option('--file <path>', 'a `broker audit export` file to check, on any machine')
     .option('--anchor <seq:hash>', 'a head recorded earlier (`broker audit head`): that row must still carry that hash')
-    .action((opts: { file?: string; anchor?: string }) => {
+    .option('--checkpoints <dir>', 'a directory of signed checkpoints to check against (default for the database: BROKER_CHECKPOINT_DIR; --file: none)')
+    .action((opts: { file?: string; anchor?: string; checkpoints?: string }) => {
       const anchor = opts.anchor === undefined ? undefined : anchorOption(opts.anchor);
-      return opts.file === undefined ? verifyDatabase(anchor) : verifyFile(opts.file, anchor);
+      return opts.file === undefined ? verifyDatabase(anchor, opts.checkpoints) : verifyFile(opts.file, anchor, opts.checkpoints);
     });
   audit
     .command('head')
@@ -107,20 +112,25 @@ function anchorOption(text: string): ChainPoint {
   return anchor;
 }
 
-function verifyDatabase(anchor?: ChainPoint): Promise<void> {
-  return withDeps((deps) => {
-    const checker = new ChainChecker(anchor);
+function verifyDatabase(anchor?: ChainPoint, checkpointsDir?: string): Promise<void> {
+  return withDeps(async (deps) => {
+    const dir = checkpointsDir ?? deps.config.checkpointDir;
+    const checkpoints = await checkpointsIn(dir, checkpointsDir !== undefined);
+    const checker = new ChainChecker(anchor, checkpoints);
     const verdict = verifyChain(deps.db, checker);
     if (!verdict.ok) throw new CliExit(`audit chain broken at seq ${verdict.brokenSeq}: ${verdict.reason} (${verdict.rows} rows verified before it)`);
     const head = checker.head ? `; head ${checker.head.seq}:${checker.head.hash}` : '';
-    process.stdout.write(`audit chain ok: ${verdict.rows} rows verified${anchor ? `, anchor ${anchor.seq} matched` : ''}${head}\n`);
+    process.stdout.write(
+      `audit chain ok: ${verdict.rows} rows verified${anchor ? `, anchor ${anchor.seq} matched` : ''}; ${coverage(checkpoints, dir, checker.start?.seq ?? 1, checker.head?.seq ?? 0)}${head}\n`,
+    );
   });
 }
 
-async function verifyFile(file: string, anchor?: ChainPoint): Promise<void> {
+async function verifyFile(file: string, anchor?: ChainPoint, checkpointsDir?: string): Promise<void> {
+  const checkpoints = checkpointsDir === undefined ? [] : await checkpointsIn(checkpointsDir, true);
   let verdict: ExportVerdict;
   try {
-    verdict = await verifyExport(file, anchor);
+    verdict = await verifyExport(file, anchor, checkpoints);
   } catch (err) {
     throw new CliExit(`cannot read ${file}: ${(err as Error).message}`);
   }
@@ -130,9 +140,31 @@ async function verifyFile(file: string, anchor?: ChainPoint): Promise<void> {
   }
   if (!verdict.start || !verdict.head) throw new CliExit(`${file} holds no audit rows`);
   const from = verdict.start.seq === 1 ? 'the genesis hash' : `prev_hash ${verdict.start.prevHash} (seq ${verdict.start.seq - 1}'s hash)`;
+  const covered = checkpointsDir === undefined ? '' : `; ${coverage(checkpoints, checkpointsDir, verdict.start.seq, verdict.head.seq)}`;
   process.stdout.write(
-    `audit export ok: ${verdict.rows} rows verified, seq ${verdict.start.seq}–${verdict.head.seq}, starting from ${from}${anchor ? `, anchor ${anchor.seq} matched` : ''}; head ${verdict.head.seq}:${verdict.head.hash}\n`,
+    `audit export ok: ${verdict.rows} rows verified, seq ${verdict.start.seq}–${verdict.head.seq}, starting from ${from}${anchor ? `, anchor ${anchor.seq} matched` : ''}${covered}; head ${verdict.head.seq}:${verdict.head.hash}\n`,
   );
+}
+
+/** The verified checkpoints in `dir`, or a CliExit naming the one that does not verify. */
+async function checkpointsIn(dir: string, mustExist: boolean): Promise<Checkpoint[]> {
+  try {
+    return await readCheckpoints(dir, mustExist);
+  } catch (err) {
+    if (err instanceof CheckpointError) throw new CliExit(`audit checkpoint does not verify: ${err.message}`);
+    throw new CliExit(`cannot read the checkpoints in ${dir}: ${(err as Error).message}`);
+  }
+}
+
+/** What the newest checkpoint says about rows `first`–`last`, which verified against every checkpoint among them. */
+function coverage(checkpoints: readonly Checkpoint[], dir: string, first: number, last: number): string {
+  const newest = checkpoints.at(-1);
+  if (!newest) return `no signed checkpoint in ${dir}, so removing or rewriting the newest rows would go unnoticed`;
+  const ago = Date.now() - Date.parse(newest.ts);
+  const when = ago >= 0 ? `signed ${ms(ago, { long: true })} ago` : `signed ${newest.ts}, in the future`;
+  if (newest.seq < first) return `newest checkpoint seq ${newest.seq} (${when}) is before seq ${first}, so no checkpoint covers these rows`;
+  const after = last - newest.seq;
+  return `newest checkpoint seq ${newest.seq} (${when}, key ${newest.kid}) covers ${newest.seq} rows${after > 0 ? `; ${after} rows after it not yet covered` : ''}`;
 }
 
 function requireGroup(groups: ReadonlyMap<string, unknown>, group: string): void {
