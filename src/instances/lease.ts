@@ -43,7 +43,7 @@ export class AlreadyServedError extends Error {
     super(
       `${dbPath} is already served by broker instance ${holder.id} (pid ${holder.pid} on ${holder.host}, since ${since}, ${holder.url ? `at ${holder.url}` : 'not listening yet'}). ` +
         `One database has one broker: use that one, stop it first (Ctrl-C or SIGTERM), or give this one its own BROKER_DATA_DIR. ` +
-        `If that process was killed, its lease ends at ${until}; start again after that. Nothing was changed.`,
+        `If that process was killed on another host, its lease ends at ${until}; start again after that. Nothing was changed.`,
     );
   }
 }
@@ -53,9 +53,26 @@ export class AlreadyServedError extends Error {
  * @param now Unix ms.
  */
 export function liveInstances(db: Db, now: number, exceptId: string | null = null): InstanceRow[] {
-  return db.sqlite
+  const rows = db.sqlite
     .prepare(`SELECT ${COLUMNS} FROM broker_instances WHERE lease_until > ? AND id IS NOT ? ORDER BY started_at, id`)
     .all(now, exceptId) as InstanceRow[];
+  return rows.filter(mayBeAlive);
+}
+
+/**
+ * False only when the lease's process is certainly gone: it ran on this host (same host name, so
+ * the same PID namespace in a container) and no process has its pid (`kill(pid, 0)` answers
+ * ESRCH). A broker killed with SIGKILL can then be restarted at once instead of after its lease
+ * runs out. A reused pid keeps the lease alive until its TTL, which errs on the safe side.
+ */
+function mayBeAlive(row: InstanceRow): boolean {
+  if (row.host !== os.hostname() || row.pid === process.pid) return true;
+  try {
+    process.kill(row.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** What a serving process registers: its id and for how long each renewal keeps it alive (ms). */
@@ -75,6 +92,10 @@ export function acquireLease(db: Db, me: LeaseHolder, now: number): InstanceRow 
   return immediate(db, () => {
     const live = liveInstances(db, now, me.id);
     if (db.singleServer && live.length > 0) throw new AlreadyServedError(db.path, live[0]!);
+    // Leases of processes certainly gone (see mayBeAlive) end now, so recovery takes over their calls at once.
+    const unexpired = db.sqlite.prepare(`SELECT ${COLUMNS} FROM broker_instances WHERE lease_until > ? AND id <> ?`).all(now, me.id) as InstanceRow[];
+    const end = db.sqlite.prepare('UPDATE broker_instances SET lease_until = ? WHERE id = ?');
+    for (const gone of unexpired.filter((r) => !mayBeAlive(r))) end.run(now, gone.id);
     const row: InstanceRow = { id: me.id, pid: process.pid, host: os.hostname(), url: null, startedAt: now, leaseUntil: now + me.ttlMs };
     db.sqlite
       .prepare(
@@ -125,7 +146,7 @@ export function assertSqliteNotServed(dbPath: string, now: number): void {
     sqlite.pragma('busy_timeout = 5000');
     const table = sqlite.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'broker_instances'").get();
     if (!table) return;
-    const live = sqlite.prepare(`SELECT ${COLUMNS} FROM broker_instances WHERE lease_until > ? ORDER BY started_at, id`).all(now) as InstanceRow[];
+    const live = (sqlite.prepare(`SELECT ${COLUMNS} FROM broker_instances WHERE lease_until > ? ORDER BY started_at, id`).all(now) as InstanceRow[]).filter(mayBeAlive);
     if (live.length > 0) throw new AlreadyServedError(dbPath, live[0]!);
   } finally {
     sqlite.close();
