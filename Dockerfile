@@ -13,13 +13,12 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY src ./src
-COPY providers ./providers
 COPY drizzle ./drizzle
 COPY policies ./policies
 # Compile to dist/ (what bin/broker.js runs), then drop the TypeScript sources and dev dependencies.
 RUN npm run build \
  && npm prune --omit=dev \
- && find src providers -name '*.ts' -delete \
+ && find src -name '*.ts' -delete \
  && rm -rf tsconfig.json tsconfig.build.json dist/.tsbuildinfo
 
 FROM node:20-slim AS runtime

@@ -3,6 +3,6 @@ import { defineConfig } from 'drizzle-kit';
 /** drizzle-kit configuration: every capability's schema feeds one SQLite migration history in `drizzle/`. */
 export default defineConfig({
   dialect: 'sqlite',
-  schema: './src/db/schema.ts',
+  schema: './src/schema.ts',
   out: './drizzle',
 });

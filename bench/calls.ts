@@ -10,9 +10,9 @@
  * `BENCH_CALLERS`, runs for `BENCH_DURATION_S` seconds after a 2 s warm-up, and sends
  * {@link CallsResult}.
  */
-import { CallService } from '../src/broker/calls/service.js';
-import { closeDeps } from '../src/deps.js';
-import { createLogger } from '../src/log.js';
+import { CallService } from '../src/modules/calls/service.js';
+import { closeDeps } from '../src/app/deps.js';
+import { createLogger } from '../src/platform/log.js';
 import { benchDeps } from './setup.js';
 
 /** What (e) measures. Throughput in calls/s, CPU in µs of this process per call. */

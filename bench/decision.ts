@@ -12,17 +12,17 @@
  * base's HMAC alone, over the same requests.
  */
 import { randomUUID } from 'node:crypto';
-import { CallService } from '../src/broker/calls/service.js';
-import { CallStore } from '../src/broker/calls/store.js';
-import type { CreateGrantInput } from '../src/broker/grants/terms.js';
+import { CallService } from '../src/modules/calls/service.js';
+import { CallStore } from '../src/modules/calls/store.js';
+import type { CreateGrantInput } from '../src/modules/grants/terms.js';
 import { signRequest } from '../src/client/index.js';
-import { ManualClock } from '../src/clock.js';
-import { immediate } from '../src/db/open.js';
-import { closeDeps } from '../src/deps.js';
-import { sha256 } from '../src/http/digest.js';
-import { hmacSha256, parseSignedFields, signatureBase } from '../src/http/signature.js';
-import { SIGNATURE_LABEL, verifyBrokerSignature } from '../src/http/verify.js';
-import { createLogger } from '../src/log.js';
+import { ManualClock } from '../src/platform/clock.js';
+import { immediate } from '../src/platform/db/open.js';
+import { closeDeps } from '../src/app/deps.js';
+import { sha256 } from '../src/protocol/digest.js';
+import { hmacSha256, parseSignedFields, signatureBase } from '../src/protocol/signature.js';
+import { SIGNATURE_LABEL, verifyBrokerSignature } from '../src/platform/http/verify.js';
+import { createLogger } from '../src/platform/log.js';
 import { benchDataDir, benchDeps, createGrants, fillAudit } from './setup.js';
 
 const GROUPS = 1000;

@@ -23,8 +23,8 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { signRequest, type GroupCredential } from '../src/client/index.js';
-import { closeDeps } from '../src/deps.js';
-import { PACKAGE_ROOT } from '../src/paths.js';
+import { closeDeps } from '../src/app/deps.js';
+import { PACKAGE_ROOT } from '../src/platform/paths.js';
 import type { CallsResult } from './calls.js';
 import { benchDataDir, benchDeps, createGrants } from './setup.js';
 

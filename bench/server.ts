@@ -8,11 +8,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { startServer } from '../src/server.js';
+import { startServer } from '../src/app/server.js';
 import { benchDeps } from './setup.js';
 
 const deps = benchDeps(process.env as Record<string, string>, {
-  logger: (await import('../src/log.js')).createLogger(process.env['BROKER_LOG_LEVEL'] ?? 'info'),
+  logger: (await import('../src/platform/log.js')).createLogger(process.env['BROKER_LOG_LEVEL'] ?? 'info'),
 });
 const broker = await startServer(deps, '127.0.0.1', 0);
 

@@ -6,15 +6,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appendActivities, type ActivityInput } from '../src/audit/trail.js';
-import { hostProviders } from '../providers/index.js';
-import { Catalog } from '../src/broker/catalog.js';
-import { createGrant } from '../src/broker/grants/service.js';
-import type { CreateGrantInput } from '../src/broker/grants/terms.js';
-import { loadConfig, type Config } from '../src/config.js';
-import { immediate } from '../src/db/open.js';
-import { createDeps, type Deps, type DepsOverrides } from '../src/deps.js';
-import { createLogger } from '../src/log.js';
+import { appendActivities, type ActivityInput } from '../src/platform/audit/trail.js';
+import { hostProviders } from '../src/providers/index.js';
+import { Catalog } from '../src/modules/calls/catalog.js';
+import { createGrant } from '../src/modules/grants/service.js';
+import type { CreateGrantInput } from '../src/modules/grants/terms.js';
+import { loadConfig, type Config } from '../src/platform/config.js';
+import { immediate } from '../src/platform/db/open.js';
+import { createDeps, type Deps, type DepsOverrides } from '../src/app/deps.js';
+import { createLogger } from '../src/platform/log.js';
 import { benchProvider } from './provider.js';
 
 /** A temp data directory whose `policies/groups.json` lists `groups` (ceiling L2) and `main`. */

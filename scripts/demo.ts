@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BrokerClient, loadCredential } from '../src/client/index.js';
-import { packagePath } from '../src/paths.js';
+import { packagePath } from '../src/platform/paths.js';
 import { FIXTURE_TOKEN, startRecordedGitHub, type RecordedGitHub } from './demo/github.js';
 import { runBrokerCli, startBrokerProcess, stopAll } from './demo/processes.js';
 import { DemoFailure, Reporter } from './demo/report.js';

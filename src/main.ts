@@ -3,12 +3,12 @@
  * (`tasks`, `grants`, `approvers`, `approve`, `token`, `calls`). Run `broker --help`.
  */
 import { Command, CommanderError } from 'commander';
-import { CliExit } from './cli/common.js';
-import { registerFoundationCommands } from './cli/foundation.js';
-import { registerGrantsCommands } from './broker/grants/cli.js';
-import { registerTokenCommands } from './auth/cli.js';
-import { registerKernelCommands } from './kernel/cli.js';
-import { registerCallCommands } from './broker/calls/cli.js';
+import { CliExit } from './app/cli-common.js';
+import { registerFoundationCommands } from './app/cli-foundation.js';
+import { registerGrantsCommands } from './modules/grants/cli.js';
+import { registerTokenCommands } from './modules/tokens/cli.js';
+import { registerKernelCommands } from './modules/kernel/cli.js';
+import { registerCallCommands } from './modules/calls/cli.js';
 import { registerMcpCommands } from './mcp/cli.js';
 
 const program = new Command('broker')

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fixturesServer from '@octokit/fixtures-server';
 import express from 'express';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/platform/paths.js';
 
 /** The token every recording expects (`authorization: token …`); it is no real credential. */
 export const FIXTURE_TOKEN = '0000000000000000000000000000000000000001';

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/platform/paths.js';
 
 /** The `broker` CLI entry point, run with `process.execPath`. */
 const BIN = packagePath('bin/broker.js');

@@ -5,9 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { serializeDictionary, type Item } from 'structured-headers';
-import { contentDigest } from '../http/digest.js';
-import { hmacSha256, serializeSignatureParams, signatureBase, signatureParams } from '../http/signature.js';
-import { BODY_COMPONENTS, BODY_METHODS, REQUIRED_COMPONENTS, SIGNATURE_ALG, SIGNATURE_LABEL, SIGNATURE_TAG } from '../http/verify.js';
+import { contentDigest } from '../protocol/digest.js';
+import { hmacSha256, serializeSignatureParams, signatureBase, signatureParams } from '../protocol/signature.js';
+import { BODY_COMPONENTS, BODY_METHODS, REQUIRED_COMPONENTS, SIGNATURE_ALG, SIGNATURE_LABEL, SIGNATURE_TAG } from '../platform/http/verify.js';
 
 /** A group credential: `keyid` is `<group>:<version>`, `secret` the raw HMAC key. */
 export interface GroupCredential {

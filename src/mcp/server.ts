@@ -11,10 +11,10 @@ import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { ListCallsQuery } from '../broker/calls/routes/list-calls.js';
+import { ListCallsQuery } from '../modules/calls/routes/list-calls.js';
 import { BrokerUnreachableError, type BrokerClient, type BrokerResponse } from '../client/index.js';
-import { DodItemUpdates, ReasonText, TaskId } from '../kernel/http.js';
-import { etagOf, TASK_STATES } from '../kernel/model.js';
+import { DodItemUpdates, ReasonText, TaskId } from '../modules/kernel/http.js';
+import { etagOf, TASK_STATES } from '../modules/kernel/model.js';
 
 const RequestId = z.string().regex(/^[A-Za-z0-9._:-]{1,255}$/);
 /** The version an agent last read; absent → the tool reads the current one first. */

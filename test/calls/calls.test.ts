@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/chain.js';
+import { verifyChain } from '../../src/platform/audit/chain.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { approveTwice, auditKinds, call, grant, taskIn } from './helpers.js';
 import { PROVIDER_SECRET, testProvider, type TestProvider } from './provider.js';

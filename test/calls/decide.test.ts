@@ -3,10 +3,10 @@
  * the same codes through a real server). Table-driven: one row per rule.
  */
 import { describe, expect, it } from 'vitest';
-import { decide, type DecisionRequest } from '../../src/broker/decision/decide.js';
-import { matchesPattern } from '../../src/broker/decision/patterns.js';
-import type { GrantView } from '../../src/broker/grants/types.js';
-import type { CouplingTask } from '../../src/kernel/coupling.js';
+import { decide, type DecisionRequest } from '../../src/modules/calls/decision/decide.js';
+import { matchesPattern } from '../../src/modules/calls/decision/patterns.js';
+import type { GrantView } from '../../src/modules/grants/types.js';
+import type { CouplingTask } from '../../src/modules/kernel/coupling.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const grant = (over: Partial<GrantView> = {}): GrantView => ({

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { verifyChain } from '../../src/audit/chain.js';
+import { verifyChain } from '../../src/platform/audit/chain.js';
 import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { auditKinds, call, grant, taskIn } from './helpers.js';
 import { testProvider, type TestProvider } from './provider.js';
@@ -41,7 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   tp?.release();
   await broker?.stop();
-  // Lazy: this process keeps a read descriptor of the -shm file for good (src/db/watch.ts), so
+  // Lazy: this process keeps a read descriptor of the -shm file for good (src/platform/db/watch.ts), so
   // the tmpfs is detached now and freed when the test process exits.
   if (mounted) execFileSync('umount', ['--lazy', mountDir], { stdio: 'pipe' });
 });

@@ -4,9 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
-import { addApprover, generateApproverKey, signApproval } from '../../src/broker/grants/approvers.js';
+import { addApprover, generateApproverKey, signApproval } from '../../src/modules/grants/approvers.js';
 import type { BrokerResponse } from '../../src/client/index.js';
-import type { TaskState } from '../../src/kernel/coupling.js';
+import type { TaskState } from '../../src/modules/kernel/coupling.js';
 import type { TestBroker } from '../helpers/harness.js';
 
 /** Terms for a test grant; `group` defaults to developer, `provider` to test. */

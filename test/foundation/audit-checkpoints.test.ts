@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GENESIS_HASH, storedActivityHash, type StoredActivity } from '../../src/audit/chain.js';
+import { GENESIS_HASH, storedActivityHash, type StoredActivity } from '../../src/platform/audit/chain.js';
 import { tempDir } from '../helpers/harness.js';
 import { runCli, startServeProcess, type ServeProcess } from '../helpers/process.js';
 

@@ -9,12 +9,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { activityHash, GENESIS_HASH, verifyChain } from '../../src/audit/chain.js';
-import { appendActivity } from '../../src/audit/trail.js';
-import { immediate } from '../../src/db/open.js';
-import { loadConfig } from '../../src/config.js';
-import { closeDeps, createDeps } from '../../src/deps.js';
-import { createLogger } from '../../src/log.js';
+import { activityHash, GENESIS_HASH, verifyChain } from '../../src/platform/audit/chain.js';
+import { appendActivity } from '../../src/platform/audit/trail.js';
+import { immediate } from '../../src/platform/db/open.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { closeDeps, createDeps } from '../../src/app/deps.js';
+import { createLogger } from '../../src/platform/log.js';
 import { REPO_ROOT, startBroker, tempDir } from '../helpers/harness.js';
 import { BIN, runCli } from '../helpers/process.js';
 

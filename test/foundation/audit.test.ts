@@ -1,10 +1,10 @@
 /** The audit trail: hash chain, append-only triggers, fail-closed rollback, redaction. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDACTED, redact } from '../../src/audit/redact.js';
-import { activitiesFor, appendActivity } from '../../src/audit/trail.js';
-import { GENESIS_HASH, verifyChain } from '../../src/audit/chain.js';
-import { immediate } from '../../src/db/open.js';
-import { ApiError } from '../../src/http/problem.js';
+import { REDACTED, redact } from '../../src/platform/audit/redact.js';
+import { activitiesFor, appendActivity } from '../../src/platform/audit/trail.js';
+import { GENESIS_HASH, verifyChain } from '../../src/platform/audit/chain.js';
+import { immediate } from '../../src/platform/db/open.js';
+import { ApiError } from '../../src/platform/http/problem.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 
 let broker: TestBroker;

@@ -10,10 +10,10 @@ import { Hono } from 'hono';
 import type { BareItem } from 'structured-headers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRequest } from '../../src/client/index.js';
-import { checkContentDigest, contentDigest, sha256 } from '../../src/http/digest.js';
-import type { AppEnv } from '../../src/http/env.js';
-import { parseSignature, parseSignatureInput, SignatureFormatError } from '../../src/http/signature.js';
-import { requireGroupSignature, verifyBrokerSignature } from '../../src/http/verify.js';
+import { checkContentDigest, contentDigest, sha256 } from '../../src/protocol/digest.js';
+import type { AppEnv } from '../../src/platform/http/env.js';
+import { parseSignature, parseSignatureInput, SignatureFormatError } from '../../src/protocol/signature.js';
+import { requireGroupSignature, verifyBrokerSignature } from '../../src/platform/http/verify.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 
 /** A deterministic pseudo-random sequence (mulberry32), so a failure reproduces. */

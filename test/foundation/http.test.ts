@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDb } from '../../src/db/open.js';
+import { openDb } from '../../src/platform/db/open.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 
 let broker: TestBroker;

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRequest } from '../../src/client/index.js';
-import { parseSignature, signatureBase } from '../../src/http/signature.js';
-import { exportSecretFile } from '../../src/secrets/keys.js';
+import { parseSignature, signatureBase } from '../../src/protocol/signature.js';
+import { exportSecretFile } from '../../src/modules/identity/keys.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
 

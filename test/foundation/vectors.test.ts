@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseDictionary } from 'structured-headers';
-import { checkContentDigest, contentDigest } from '../../src/http/digest.js';
-import { hmacSha256, macEquals, parseSignature, signatureBase, signatureParams } from '../../src/http/signature.js';
+import { checkContentDigest, contentDigest } from '../../src/protocol/digest.js';
+import { hmacSha256, macEquals, parseSignature, signatureBase, signatureParams } from '../../src/protocol/signature.js';
 
 const B2_SECRET = Buffer.from('uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxBdtjUkdJPBtbmHhIDi6pcl8jsasjlTMtDQ==', 'base64');
 const B2_REQUEST = {

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/clock.js';
-import { openDb, type Db } from '../../src/db/open.js';
-import { ChangeWatch, IN_TRANSACTION } from '../../src/db/watch.js';
-import { KeyStore } from '../../src/secrets/keys.js';
+import { ManualClock } from '../../src/platform/clock.js';
+import { openDb, type Db } from '../../src/platform/db/open.js';
+import { ChangeWatch, IN_TRANSACTION } from '../../src/platform/db/watch.js';
+import { KeyStore } from '../../src/modules/identity/keys.js';
 import { REPO_ROOT, tempDir } from '../helpers/harness.js';
 
 let dir: string;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
-import { addApprover, generateApproverKey } from '../../src/broker/grants/approvers.js';
+import { addApprover, generateApproverKey } from '../../src/modules/grants/approvers.js';
 import { bearer, makeApprover, signDecision, startGrantsBroker, submit, tokenFor } from './helpers.js';
 
 /** The approver walk-through of the README, as real CLI processes on the running server's data dir. */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendActivity } from '../../src/audit/trail.js';
-import { immediate, openDb, type Db } from '../../src/db/open.js';
+import { appendActivity } from '../../src/platform/audit/trail.js';
+import { immediate, openDb, type Db } from '../../src/platform/db/open.js';
 import type { TestBroker } from '../helpers/harness.js';
 import { createAsMain, startGrantsBroker } from './helpers.js';
 

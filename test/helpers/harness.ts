@@ -6,16 +6,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { hostProviders } from '../../providers/index.js';
-import { createApp } from '../../src/app.js';
-import { Catalog, type Provider } from '../../src/broker/catalog.js';
+import { hostProviders } from '../../src/providers/index.js';
+import { createApp } from '../../src/app/app.js';
+import { Catalog, type Provider } from '../../src/modules/calls/catalog.js';
 import { BrokerClient } from '../../src/client/index.js';
-import { ManualClock } from '../../src/clock.js';
-import { loadConfig } from '../../src/config.js';
-import { openDb } from '../../src/db/open.js';
-import { closeDeps, createDeps, type Deps } from '../../src/deps.js';
-import { createLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { ManualClock } from '../../src/platform/clock.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { openDb } from '../../src/platform/db/open.js';
+import { closeDeps, createDeps, type Deps } from '../../src/app/deps.js';
+import { createLogger } from '../../src/platform/log.js';
+import { startServer, type RunningServer } from '../../src/app/server.js';
 
 /** The repository root. */
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { findTaskForCoupling } from '../../src/kernel/coupling.js';
+import { findTaskForCoupling } from '../../src/modules/kernel/coupling.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { Kernel } from './helpers.js';
 

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { verifyChain } from '../../src/audit/chain.js';
-import { immediate, openDb } from '../../src/db/open.js';
-import { runDispatchOnce, startDispatchLoop } from '../../src/kernel/dispatch.js';
-import { createTask, transitionTask } from '../../src/kernel/tasks.js';
+import { verifyChain } from '../../src/platform/audit/chain.js';
+import { immediate, openDb } from '../../src/platform/db/open.js';
+import { runDispatchOnce, startDispatchLoop } from '../../src/modules/kernel/dispatch.js';
+import { createTask, transitionTask } from '../../src/modules/kernel/tasks.js';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
 import { startServeProcess } from '../helpers/process.js';
 import { auditVerifyCli } from './helpers.js';

@@ -4,8 +4,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { BrokerResponse } from '../../src/client/index.js';
-import { DEFAULT_GATE, newId, type TaskJson, type TaskRow, type TaskState, type TaskType } from '../../src/kernel/model.js';
-import { tasks } from '../../src/kernel/schema.js';
+import { DEFAULT_GATE, newId, type TaskJson, type TaskRow, type TaskState, type TaskType } from '../../src/modules/kernel/model.js';
+import { tasks } from '../../src/modules/kernel/schema.js';
 import { REPO_ROOT, type TestBroker } from '../helpers/harness.js';
 import { BIN } from '../helpers/process.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../src/http/problem.js';
-import { allowedTargets, checkTransition, rolesOf } from '../../src/kernel/machine.js';
-import type { TaskState } from '../../src/kernel/model.js';
+import { ApiError } from '../../src/platform/http/problem.js';
+import { allowedTargets, checkTransition, rolesOf } from '../../src/modules/kernel/machine.js';
+import type { TaskState } from '../../src/modules/kernel/model.js';
 
 const task = (state: TaskState, over: Partial<{ blockedFrom: string | null; assignedGroup: string | null; gate: string }> = {}) => ({
   state,

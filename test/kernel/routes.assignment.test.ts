@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/chain.js';
-import type { DispatchJson } from '../../src/kernel/dispatch.js';
-import type { TaskState } from '../../src/kernel/model.js';
+import { verifyChain } from '../../src/platform/audit/chain.js';
+import type { DispatchJson } from '../../src/modules/kernel/dispatch.js';
+import type { TaskState } from '../../src/modules/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { Kernel, seen, type Seen } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/chain.js';
-import type { TaskState } from '../../src/kernel/model.js';
+import { verifyChain } from '../../src/platform/audit/chain.js';
+import type { TaskState } from '../../src/modules/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { auditVerifyCli, Kernel, seen, type Seen } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/audit/chain.js';
+import { verifyChain } from '../../src/platform/audit/chain.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { auditVerifyCli, Kernel, seen, type Seen } from './helpers.js';
 

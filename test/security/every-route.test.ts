@@ -38,11 +38,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.js';
-import { TOKEN_ROUTE_PREFIXES } from '../../src/auth/middleware.js';
+import { createApp } from '../../src/app/app.js';
+import { TOKEN_ROUTE_PREFIXES } from '../../src/app/authenticate.js';
 import { signRequest, type GroupCredential } from '../../src/client/index.js';
-import { ERROR_STATUS, type ErrorCode } from '../../src/http/problem.js';
-import { BODY_METHODS } from '../../src/http/verify.js';
+import { ERROR_STATUS, type ErrorCode } from '../../src/platform/http/problem.js';
+import { BODY_METHODS } from '../../src/platform/http/verify.js';
 import { tokenFor } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 
@@ -62,24 +62,24 @@ import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 type Access = 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator';
 
 const ROUTES: Readonly<Record<string, Access>> = {
-  // src/app.ts
+  // src/app/app.ts
   'GET /health': 'public',
   'GET /ready': 'public',
   'GET /metrics': 'public',
   'GET /v1/whoami': 'group',
-  // src/broker/grants/routes.ts (GRANTORS, GRANT_READERS in src/broker/grants/access.ts)
+  // src/modules/grants/index.ts (GRANTORS, GRANT_READERS in src/modules/grants/access.ts)
   'POST /v1/grants': 'main+operator',
   'GET /v1/grants': 'token:operator,auditor',
   'GET /v1/grants/:id': 'token:operator,auditor',
   'PATCH /v1/grants/:id': 'main+operator',
   'POST /v1/grants/:id/revoke': 'main+operator',
   'POST /v1/grants/:id/approvals': 'main+operator',
-  // src/audit/routes.ts
+  // src/modules/audit/index.ts
   'GET /v1/audit': 'token:operator,auditor',
-  // src/auth/routes.ts
+  // src/modules/tokens/index.ts
   'POST /v1/tokens/revocations': 'token:operator',
   'GET /v1/tokens/revocations': 'token:operator,auditor',
-  // src/kernel/routes.ts
+  // src/modules/kernel/index.ts
   'POST /v1/tasks': 'group',
   'GET /v1/tasks': 'group',
   'GET /v1/tasks/:id': 'group',
@@ -91,7 +91,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'PATCH /v1/tasks/:id/dod': 'group',
   'GET /v1/dispatches': 'group',
   'POST /v1/dispatches/:id/ack': 'group',
-  // src/broker/calls/routes.ts
+  // src/modules/calls/index.ts
   'POST /v1/ext/calls': 'group',
   'GET /v1/ext/calls': 'group',
   'GET /v1/ext/calls/:request_id': 'group',

@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TokenRevocations } from '../../src/auth/revocations.js';
-import { openDb } from '../../src/db/open.js';
+import { TokenRevocations } from '../../src/modules/tokens/revocations.js';
+import { openDb } from '../../src/platform/db/open.js';
 import { bearer, tokenFor, type Answer } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';

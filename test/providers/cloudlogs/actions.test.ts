@@ -6,10 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import { jwtVerify } from 'jose';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ProviderError, type ActionContext, type Provider } from '../../../src/broker/catalog.js';
-import { ApiError } from '../../../src/http/problem.js';
-import { createLogger } from '../../../src/log.js';
-import { cloudLogsProvider } from '../../../providers/cloudlogs/index.js';
+import { ProviderError, type ActionContext, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ApiError } from '../../../src/platform/http/problem.js';
+import { createLogger } from '../../../src/platform/log.js';
+import { cloudLogsProvider } from '../../../src/providers/cloudlogs/index.js';
 import type { FakeEntry } from '../../fixtures/cloudlogs/fake-logging.js';
 import { startCloudLogsWorld, type CloudLogsWorld } from '../../fixtures/cloudlogs/setup.js';
 

@@ -2,13 +2,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redactString } from '../../../src/audit/redact.js';
-import { Catalog } from '../../../src/broker/catalog.js';
-import { ApiError } from '../../../src/http/problem.js';
-import { createLogger } from '../../../src/log.js';
-import { gcloudAdcFile, loadSettings } from '../../../providers/cloudlogs/config.js';
-import { cloudLogsProvider } from '../../../providers/cloudlogs/index.js';
-import { hostProviders } from '../../../providers/index.js';
+import { redactString } from '../../../src/platform/audit/redact.js';
+import { Catalog } from '../../../src/modules/calls/catalog.js';
+import { ApiError } from '../../../src/platform/http/problem.js';
+import { createLogger } from '../../../src/platform/log.js';
+import { gcloudAdcFile, loadSettings } from '../../../src/providers/cloudlogs/config.js';
+import { cloudLogsProvider } from '../../../src/providers/cloudlogs/index.js';
+import { hostProviders } from '../../../src/providers/index.js';
 import { writeServiceAccount, type ServiceAccount } from '../../fixtures/cloudlogs/credentials.js';
 import { startBroker, tempDir } from '../../helpers/harness.js';
 

@@ -9,10 +9,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ProviderError, type ActionContext, type Provider } from '../../../src/broker/catalog.js';
-import { createLogger } from '../../../src/log.js';
-import { LOGGING_READ_SCOPE } from '../../../providers/cloudlogs/config.js';
-import { cloudLogsProvider } from '../../../providers/cloudlogs/index.js';
+import { ProviderError, type ActionContext, type Provider } from '../../../src/modules/calls/catalog.js';
+import { createLogger } from '../../../src/platform/log.js';
+import { LOGGING_READ_SCOPE } from '../../../src/providers/cloudlogs/config.js';
+import { cloudLogsProvider } from '../../../src/providers/cloudlogs/index.js';
 import {
   startFakeMetadataServer,
   TOKEN_PATH,

@@ -1,12 +1,12 @@
 /**
- * Decoding of `protoPayload` Anys into proto3 JSON (providers/cloudlogs/proto-payload.ts), on
+ * Decoding of `protoPayload` Anys into proto3 JSON (src/providers/cloudlogs/proto-payload.ts), on
  * payloads encoded by protobufjs from the official .proto files (as the fake Logging API sends
  * them).
  */
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { decodeProtoPayload, PROTOS_DIR } from '../../../providers/cloudlogs/proto-payload.js';
+import { decodeProtoPayload, PROTOS_DIR } from '../../../src/providers/cloudlogs/proto-payload.js';
 import { AUDIT_LOG_TYPE_URL, encodeAuditLog } from '../../fixtures/cloudlogs/fake-logging.js';
 
 // The error details are encoded from their own root, not the decoder's, so the test does not

@@ -4,10 +4,10 @@
  * and no unexpected request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { githubProviderFromEnv } from '../../../providers/github/index.js';
-import { ProviderError, type Provider } from '../../../src/broker/catalog.js';
-import { ApiError } from '../../../src/http/problem.js';
-import { DEFAULT_RESULT_MAX_BYTES } from '../../../providers/github/client.js';
+import { githubProviderFromEnv } from '../../../src/providers/github/index.js';
+import { ProviderError, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ApiError } from '../../../src/platform/http/problem.js';
+import { DEFAULT_RESULT_MAX_BYTES } from '../../../src/providers/github/client.js';
 import { largeBinary, largeText, leakedKeyText } from '../../fixtures/github/build.js';
 import { FIXTURE_TOKEN, ORG, runAction, startGitHubFixtures, testContext, type GitHubFixtures, type Scenario } from './fixtures.js';
 

@@ -15,10 +15,10 @@ import type { Server } from 'node:http';
 import express from 'express';
 import { importSPKI, jwtVerify } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { githubProviderFromEnv, githubSettingsFromEnv } from '../../../providers/github/index.js';
-import { ProviderError, type Provider } from '../../../src/broker/catalog.js';
-import { ApiError } from '../../../src/http/problem.js';
-import { redactString } from '../../../src/audit/redact.js';
+import { githubProviderFromEnv, githubSettingsFromEnv } from '../../../src/providers/github/index.js';
+import { ProviderError, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ApiError } from '../../../src/platform/http/problem.js';
+import { redactString } from '../../../src/platform/audit/redact.js';
 import { tempDir } from '../../helpers/harness.js';
 import { runAction, testContext } from './fixtures.js';
 

@@ -12,7 +12,7 @@ import http from 'node:http';
 import httpProxy from 'http-proxy';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../../src/audit/chain.js';
+import { verifyChain } from '../../../src/platform/audit/chain.js';
 import { startBroker, type TestBroker } from '../../helpers/harness.js';
 import { approveTwice, call, grant, taskIn } from '../../calls/helpers.js';
 import { FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures, type Scenario } from './fixtures.js';

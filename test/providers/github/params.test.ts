@@ -3,9 +3,9 @@
  * decision path answers 422 before any HTTP request.
  */
 import { describe, expect, it } from 'vitest';
-import { githubProviderFromEnv } from '../../../providers/github/index.js';
-import { scopedQuery } from '../../../providers/github/actions/issues.js';
-import { branchNameProblem, repoPathProblem } from '../../../providers/github/schemas.js';
+import { githubProviderFromEnv } from '../../../src/providers/github/index.js';
+import { scopedQuery } from '../../../src/providers/github/actions/issues.js';
+import { branchNameProblem, repoPathProblem } from '../../../src/providers/github/schemas.js';
 
 const provider = githubProviderFromEnv({ GITHUB_TOKEN: 'unused-in-these-tests' });
 const action = (id: string) => {

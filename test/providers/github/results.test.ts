@@ -2,7 +2,7 @@
  * Result capping and redaction of GitHub results.
  */
 import { describe, expect, it } from 'vitest';
-import { capResult, clipBody, decodeUtf8, fitString, MAX_RESULT_BODY, readPrefix } from '../../../providers/github/results.js';
+import { capResult, clipBody, decodeUtf8, fitString, MAX_RESULT_BODY, readPrefix } from '../../../src/providers/github/results.js';
 
 const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
 

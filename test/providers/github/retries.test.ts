@@ -5,8 +5,8 @@
  * get the fixtures server's 404 and leave the scenario's status in the outcome.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { githubProviderFromEnv } from '../../../providers/github/index.js';
-import { IDEMPOTENT_RETRIES, runAction as runBrokerAction, type Outcome } from '../../../src/broker/calls/execute.js';
+import { githubProviderFromEnv } from '../../../src/providers/github/index.js';
+import { IDEMPOTENT_RETRIES, runAction as runBrokerAction, type Outcome } from '../../../src/modules/calls/execute.js';
 import { FIXTURE_TOKEN, ORG, startGitHubFixtures, testContext, type GitHubFixtures, type Scenario } from './fixtures.js';
 
 let fx: GitHubFixtures;

@@ -1,0 +1,34 @@
+import pino from 'pino';
+import { loadConfig } from '../platform/config.js';
+import { closeDeps, createDeps, type Deps } from './deps.js';
+import { createLogger } from '../platform/log.js';
+
+/** Thrown by a CLI action to end with a message on stderr and the given exit code. */
+export class CliExit extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Runs a CLI action against the broker's database and policies (from the `BROKER_*`
+ * environment), logging to stderr so stdout stays machine-readable, and closes them afterwards.
+ * @returns the action's result.
+ */
+export async function withDeps<T>(fn: (deps: Deps) => T | Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const deps = createDeps(config, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2)) });
+  try {
+    return await fn(deps);
+  } finally {
+    await closeDeps(deps);
+  }
+}
+
+/** Prints a value as pretty JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

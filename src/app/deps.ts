@@ -1,0 +1,105 @@
+import { ulid } from 'ulid';
+import { hostProviders } from '../providers/index.js';
+import { Catalog } from '../modules/calls/catalog.js';
+import { GrantStore } from '../modules/grants/store.js';
+import { loadOrCreateSigningKey, type BrokerSigningKey } from '../modules/tokens/signing-key.js';
+import { TokenRevocations } from '../modules/tokens/revocations.js';
+import { TokenKeys } from '../modules/tokens/keys.js';
+import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
+import type { Clock } from '../platform/clock.js';
+import { systemClock } from '../platform/clock.js';
+import type { Config } from '../platform/config.js';
+import { openDb, type Db } from '../platform/db/open.js';
+import { createMetrics, type Metrics } from '../platform/http/metrics.js';
+import { createLogger, type Logger } from '../platform/log.js';
+import { loadGroups, type Groups } from '../modules/identity/groups.js';
+import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
+
+/** Everything the app and the CLI run on. Built once per process by {@link createDeps}. */
+export interface Deps {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  keys: KeyStore;
+  groups: Groups;
+  metrics: Metrics;
+  /** The registered provider actions. */
+  catalog: Catalog;
+  /** Grants served from memory, reloaded when any connection changes them (`GrantSource`). */
+  grants: GrantStore;
+  /**
+   * Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`);
+   * `tokens.revocations` and `tokens.keys` are the `token_revocations` and `token_keys` tables
+   * every verification asks.
+   */
+  tokens: TokenService;
+  /**
+   * This process's broker instance id (a ULID made by {@link createDeps}). A serving process
+   * (`runBroker`) holds a lease under it in `broker_instances` and stamps it on every call it
+   * claims; CLI commands never take a lease.
+   */
+  instanceId: string;
+  /** The Ed25519 key `serve` signs audit checkpoints with (`<dataDir>/checkpoint.key`, 0600; `src/platform/audit/checkpoints.ts`). */
+  checkpointKey: BrokerSigningKey;
+  /** Paths created or used at start-up, for the start-up log line. */
+  paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
+}
+
+/** Optional replacements for tests (a manual clock, a captured logger, an open database). */
+export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'catalog'>>;
+
+/**
+ * Opens the database (creating the data directory and applying migrations), loads or creates the
+ * master key (mode 0600), the checkpoint-signing key and the token-signing key (registering its public key in `token_keys`
+ * when missing, e.g. on the first start after an upgrade; a key replaced by hand retires every
+ * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
+ * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each
+ * group a key.
+ * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
+ */
+export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const master = loadOrCreateMasterKey(config.dataDir);
+  const signingKey = loadOrCreateSigningKey(config.dataDir);
+  const checkpointKey = loadOrCreateSigningKey(config.dataDir, 'checkpoint.key');
+  const db =
+    overrides.db ??
+    openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
+  const groups = loadGroups(config.policiesDir);
+  const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000);
+  keys.ensureGroups(groups.keys());
+  const tokenKeys = new TokenKeys(db, clock);
+  const registered = tokenKeys.register(signingKey);
+  if (registered === 'retired') {
+    logger.warn({ kid: signingKey.kid, token_key: signingKey.path }, 'token.key holds a retired signing key: tokens it signs stop verifying after its grace; run `broker token rotate-key`');
+  } else if (registered === 'current') {
+    const finished = tokenKeys.finishInterruptedRotation(signingKey, MAX_TOKEN_TTL_S * 1000);
+    if (finished) logger.warn({ kid: signingKey.kid, retired: finished.retired, verify_until: new Date(finished.verifyUntil).toISOString() }, 'finished an interrupted `broker token rotate-key`: the keys before token.key are retired with the grace it asked');
+  } else {
+    const replaced = tokenKeys.retireReplaced(signingKey);
+    if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
+  }
+  return {
+    config,
+    db,
+    clock,
+    logger,
+    keys,
+    groups,
+    metrics: createMetrics(),
+    instanceId: ulid(),
+    catalog: overrides.catalog ?? new Catalog(hostProviders()),
+    grants: new GrantStore(db, clock),
+    tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock), tokenKeys),
+    checkpointKey,
+    paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
+  };
+}
+
+/** Closes what {@link createDeps} opened. Idempotent. */
+export async function closeDeps(deps: Deps): Promise<void> {
+  await Promise.all(deps.catalog.providers.map((p) => p.close?.()));
+  if (deps.db.sqlite.open) deps.db.sqlite.close();
+}

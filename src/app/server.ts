@@ -1,0 +1,121 @@
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { createApp } from './app.js';
+import { startCheckpoints } from '../platform/audit/checkpoints.js';
+import { startCallRetention } from '../modules/calls/retention.js';
+import { readApproversFile } from '../modules/grants/approvers.js';
+import { closeDeps, type Deps } from './deps.js';
+import { startInstance } from './serving.js';
+import { startDispatchLoop } from '../modules/kernel/dispatch.js';
+import { dropUnredactedDebug } from '../platform/log.js';
+
+/** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: Server;
+  /**
+   * Stops accepting connections, waits for requests in flight (up to `timeoutMs`, then drops the
+   * rest), and resolves. Does not close the database; the caller owns it.
+   */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Serves {@link createApp} on `host:port` with @hono/node-server. Port 0 picks a free port.
+ * @throws the listen error (e.g. EADDRINUSE).
+ */
+export async function startServer(deps: Deps, host = deps.config.host, port = deps.config.port): Promise<RunningServer> {
+  const app = createApp(deps);
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s as Server)) as Server;
+    s.once('error', reject);
+  });
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${urlHost}:${addr.port}`,
+    port: addr.port,
+    server,
+    stop: (timeoutMs = deps.config.shutdownTimeoutMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/**
+ * Runs the broker as `broker serve` does: drops the debug variables that would make dependencies
+ * log credentials unredacted (`dropUnredactedDebug`, with a warning), checks `approvers.json` (a
+ * malformed file stops the start, as a malformed `groups.json` stops `createDeps`), takes this
+ * process's instance lease and recovers the calls of stopped instances (`startInstance`; a
+ * single-server database with a live lease stops the start before anything is written), serves
+ * the app, starts the kernel's dispatch loop, the hourly purge of old call rows
+ * (`BROKER_CALL_RETENTION`, `startCallRetention`) and the signed audit checkpoints
+ * (`startCheckpoints`), logs where everything is, and on SIGTERM or SIGINT stops accepting
+ * connections, lets requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
+ * loops, writes a final checkpoint, releases the lease, closes providers and the database, and
+ * exits 0 (1 when the lease was lost to another instance).
+ * Test fixtures that need a real broker process call it too.
+ * @returns the running server (the process stays up until a signal).
+ * @throws Error naming `approvers.json` and what is wrong with it, AlreadyServedError naming the
+ *   live instance, or the listen error (e.g. EADDRINUSE, the lease then released), before
+ *   anything is served.
+ */
+export async function runBroker(deps: Deps): Promise<RunningServer> {
+  const dropped = dropUnredactedDebug();
+  if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
+  readApproversFile(deps.config.policiesDir);
+  let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
+  const instance = startInstance(deps, (err) => {
+    deps.logger.fatal({ err: err.message }, 'this broker lost its instance lease to another one; stopping');
+    void shutdown('lease lost', 1);
+  });
+  let running: RunningServer;
+  try {
+    running = await startServer(deps);
+  } catch (err) {
+    instance.release();
+    throw err;
+  }
+  let stopDispatch: () => void = () => {};
+  let stopRetention: () => void = () => {};
+  let stopCheckpoints: () => Promise<void> = async () => {};
+  let stopping = false;
+  shutdown = async (signal: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    deps.logger.info({ signal }, 'stopping: finishing requests in flight');
+    stopDispatch();
+    stopRetention();
+    await running.stop();
+    await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
+    instance.release();
+    await closeDeps(deps);
+    deps.logger.info('stopped');
+    deps.logger.flush();
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  instance.listening(running.url);
+  const { dataDir, dbPath, masterKey, tokenKey, policiesDir } = deps.paths;
+  deps.logger.info(
+    { url: running.url, instance: instance.id, data_dir: dataDir, db: dbPath, master_key: masterKey, token_key: tokenKey, policies: policiesDir },
+    'broker listening',
+  );
+  const dirMode = fs.statSync(dataDir).mode & 0o777;
+  if ((dirMode & 0o077) !== 0) deps.logger.warn({ data_dir: dataDir, mode: dirMode.toString(8) }, 'the data directory is open to other users; `chmod 700` it (new ones are created 0700)');
+  stopDispatch = startDispatchLoop(deps);
+  stopRetention = startCallRetention(deps);
+  stopCheckpoints = startCheckpoints(deps).stop;
+  return running;
+}

@@ -1,0 +1,12 @@
+import type { Context } from 'hono';
+import type { Deps } from '../../../app/deps.js';
+import type { AppEnv } from '../../../platform/http/env.js';
+import { getGrant } from '../service.js';
+
+/**
+ * `GET /v1/grants/{id}` (operators, auditors, `main`): the grant, its approvals and its
+ * `timeline` (audit rows, oldest first). 404 `not_found`.
+ */
+export function showGrantRoute(deps: Deps) {
+  return (c: Context<AppEnv>): Response => c.json(getGrant(deps, c.req.param('id')!));
+}

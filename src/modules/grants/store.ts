@@ -1,0 +1,211 @@
+/**
+ * The in-memory grant index the decision path reads (issue 4: "grants cached in memory and
+ * invalidated on change").
+ */
+import type { Statement } from 'better-sqlite3';
+import type { ActionLevel } from '../calls/catalog.js';
+import type { Clock } from '../../platform/clock.js';
+import type { Db } from '../../platform/db/open.js';
+import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
+import type { GrantSource, GrantStatus, GrantView, RevokedGrant } from './types.js';
+
+const EMPTY: readonly GrantView[] = Object.freeze([]);
+
+/** A `grants` row with its count of valid approvals, as the store loads it. */
+interface LoadedRow {
+  id: string;
+  group: string;
+  provider: string;
+  level: number;
+  allowedActions: string | null;
+  deniedActions: string | null;
+  resources: string | null;
+  status: string;
+  activatedAt: number | null;
+  expiresAt: number | null;
+  pendingExpiresAt: number | null;
+  approvals: number;
+}
+
+const COLUMNS = `
+  g.id, g."group", g.provider, g.level, g.allowed_actions AS allowedActions,
+  g.denied_actions AS deniedActions, g.resources, g.status, g.activated_at AS activatedAt,
+  g.expires_at AS expiresAt, g.pending_expires_at AS pendingExpiresAt,
+  (SELECT COUNT(*) FROM grant_approvals a
+    WHERE a.grant_id = g.id AND a.grant_digest = g.digest AND a.decision = 'approve') AS approvals`;
+
+/**
+ * `GrantSource` over SQLite: every `active` or `pending_approval` grant, indexed in memory by
+ * group then provider.
+ *
+ * Cost per {@link candidates} call: one poll of the connection's {@link ChangeWatch} (shared with
+ * the other caches of the decision path, and with nothing to do when the caller holds it) and two
+ * Map lookups. Only when the watch says the database may have changed is `MAX(seq)` read from
+ * `grant_changes` (a log appended by triggers on every write to `grants`/`grant_approvals`, from
+ * any connection or process). When the log moved, only the grants it lists are re-read and
+ * swapped in (copy-on-write lists, so arrays already handed out never change); a reader more than
+ * the log's 1000 kept rows behind reloads everything. So a revocation made by `broker grants
+ * revoke` in another process is seen by the very next lookup. Pending grants past their approval
+ * deadline leave the index at that instant (no SQL).
+ *
+ * Active grants past `expiresAt` stay in the index: the decision path compares `expiresAt` with
+ * its clock and answers `capability_expired` (issue 4, decision step 6).
+ */
+export class GrantStore implements GrantSource {
+  private readonly headStmt: Statement<[], number | null>;
+  private readonly changesStmt: Statement<[number], { seq: number; grantId: string }>;
+  private readonly loadAllStmt: Statement<[], LoadedRow>;
+  private readonly loadOneStmt: Statement<[string], LoadedRow>;
+  private readonly lastRevokedStmt: Statement<[string, string], RevokedGrant>;
+  private readonly watch: ChangeWatch;
+  /** The watch stamp `MAX(seq)` was last read at (0: never). */
+  private stamp = 0;
+  /** The last change seq applied; -1 before the first load. */
+  private seen = -1;
+  private index = new Map<string, Map<string, readonly GrantView[]>>();
+  private readonly views = new Map<string, GrantView>();
+  /** Approval deadlines (Unix ms) of the pending grants in the index. */
+  private readonly pending = new Map<string, number>();
+  private nextPendingDeadline = Infinity;
+
+  constructor(
+    db: Db,
+    private readonly clock: Clock,
+  ) {
+    this.watch = ChangeWatch.of(db);
+    this.headStmt = db.sqlite.prepare('SELECT MAX(seq) FROM grant_changes').pluck() as Statement<[], number | null>;
+    this.changesStmt = db.sqlite.prepare('SELECT seq, grant_id AS grantId FROM grant_changes WHERE seq > ? ORDER BY seq') as Statement<[number], { seq: number; grantId: string }>;
+    this.loadAllStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.status IN ('active', 'pending_approval')`) as Statement<[], LoadedRow>;
+    this.loadOneStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.id = ?`) as Statement<[string], LoadedRow>;
+    this.lastRevokedStmt = db.sqlite.prepare(
+      `SELECT id, revoked_at AS revokedAt, revoked_by AS revokedBy, revoke_reason AS reason FROM grants
+       WHERE "group" = ? AND provider = ? AND status = 'revoked' ORDER BY revoked_at DESC, id DESC LIMIT 1`,
+    ) as Statement<[string, string], RevokedGrant>;
+  }
+
+  /**
+   * Grants of `group` for `provider` with status `active` (expired ones included, see the class
+   * note) or `pending_approval` (before their approval deadline). O(1) plus one tiny read.
+   * The returned array and views are frozen and shared.
+   */
+  candidates(group: string, provider: string): readonly GrantView[] {
+    this.refresh();
+    return this.index.get(group)?.get(provider) ?? EMPTY;
+  }
+
+  /**
+   * The most recently revoked grant of `group` for `provider`, or null: one read by the
+   * `(group, provider)` index, made only when a call is refused `no_capability`.
+   */
+  lastRevoked(group: string, provider: string): RevokedGrant | null {
+    return this.lastRevokedStmt.get(group, provider) ?? null;
+  }
+
+  /** Number of grants in the index (active and pending). */
+  get size(): number {
+    return this.views.size;
+  }
+
+  private refresh(): void {
+    const stamp = this.watch.poll();
+    if (stamp !== this.stamp || stamp === IN_TRANSACTION) {
+      const head = this.headStmt.get() ?? 0;
+      if (head !== this.seen) this.catchUp(head);
+      this.stamp = stamp;
+    }
+    if (this.clock.now() >= this.nextPendingDeadline) this.dropLapsedPending();
+  }
+
+  private catchUp(head: number): void {
+    if (this.seen < 0 || head < this.seen) return this.reloadAll(head);
+    const changes = this.changesStmt.all(this.seen);
+    if (changes.length === 0 || changes[0]!.seq !== this.seen + 1) return this.reloadAll(head);
+    const now = this.clock.now();
+    for (const id of new Set(changes.map((c) => c.grantId))) {
+      this.remove(id);
+      const row = this.loadOneStmt.get(id);
+      if (row && this.belongs(row, now)) this.add(row);
+    }
+    this.seen = changes[changes.length - 1]!.seq;
+  }
+
+  private reloadAll(head: number): void {
+    const now = this.clock.now();
+    const index = new Map<string, Map<string, GrantView[]>>();
+    this.views.clear();
+    this.pending.clear();
+    this.nextPendingDeadline = Infinity;
+    for (const row of this.loadAllStmt.iterate()) {
+      if (!this.belongs(row, now)) continue;
+      const view = this.track(row);
+      let byProvider = index.get(row.group);
+      if (!byProvider) index.set(row.group, (byProvider = new Map()));
+      const list = byProvider.get(row.provider);
+      if (list) list.push(view);
+      else byProvider.set(row.provider, [view]);
+    }
+    for (const byProvider of index.values()) for (const list of byProvider.values()) Object.freeze(list);
+    this.index = index;
+    this.seen = head;
+  }
+
+  private belongs(row: LoadedRow, now: number): boolean {
+    if (row.status === 'active') return true;
+    return row.status === 'pending_approval' && (row.pendingExpiresAt === null || now < row.pendingExpiresAt);
+  }
+
+  /** Records a view and its pending deadline; returns the view. */
+  private track(row: LoadedRow): GrantView {
+    const view = toView(row);
+    this.views.set(row.id, view);
+    if (row.status === 'pending_approval' && row.pendingExpiresAt !== null) {
+      this.pending.set(row.id, row.pendingExpiresAt);
+      if (row.pendingExpiresAt < this.nextPendingDeadline) this.nextPendingDeadline = row.pendingExpiresAt;
+    }
+    return view;
+  }
+
+  private add(row: LoadedRow): void {
+    const view = this.track(row);
+    let byProvider = this.index.get(row.group);
+    if (!byProvider) this.index.set(row.group, (byProvider = new Map()));
+    byProvider.set(row.provider, Object.freeze([...(byProvider.get(row.provider) ?? []), view]));
+  }
+
+  private remove(id: string): void {
+    const view = this.views.get(id);
+    if (!view) return;
+    this.views.delete(id);
+    this.pending.delete(id);
+    const byProvider = this.index.get(view.group)!;
+    const rest = byProvider.get(view.provider)!.filter((v) => v.id !== id);
+    if (rest.length > 0) byProvider.set(view.provider, Object.freeze(rest));
+    else byProvider.delete(view.provider);
+  }
+
+  private dropLapsedPending(): void {
+    const now = this.clock.now();
+    for (const [id, deadline] of [...this.pending]) if (now >= deadline) this.remove(id);
+    this.nextPendingDeadline = Math.min(Infinity, ...this.pending.values());
+  }
+}
+
+function toView(row: LoadedRow): GrantView {
+  return Object.freeze({
+    id: row.id,
+    group: row.group,
+    provider: row.provider,
+    level: row.level as ActionLevel,
+    allowedActions: parseList(row.allowedActions),
+    deniedActions: parseList(row.deniedActions),
+    resources: parseList(row.resources),
+    status: row.status as GrantStatus,
+    activatedAt: row.activatedAt,
+    expiresAt: row.expiresAt,
+    approvals: row.approvals,
+  });
+}
+
+function parseList(json: string | null): readonly string[] | null {
+  return json === null ? null : Object.freeze(JSON.parse(json) as string[]);
+}

@@ -1,0 +1,272 @@
+import { hkdfSync, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { appendActivity } from '../../platform/audit/trail.js';
+import { registerSecret, registerSecretBytes } from '../../platform/audit/redact.js';
+import { immediate, type Db } from '../../platform/db/open.js';
+import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
+import type { Clock } from '../../platform/clock.js';
+
+/** Master key length, in bytes. */
+const MASTER_KEY_BYTES = 32;
+/** Derived group secret length, in bytes (HMAC-SHA256 key). */
+export const GROUP_SECRET_BYTES = 32;
+
+/**
+ * Reads the master key from `<dataDir>/master.key` (base64 text), creating it with 32 random
+ * bytes and mode 0600 when missing. The key is registered for redaction: the file's text, and the
+ * bytes as base64url, base64 and hex.
+ * @returns the raw key and whether it was created now.
+ * @throws Error when the file exists but does not hold 32 base64 bytes.
+ */
+export function loadOrCreateMasterKey(dataDir: string): { key: Buffer; path: string; created: boolean } {
+  const file = path.join(dataDir, 'master.key');
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  let created = false;
+  try {
+    fs.writeFileSync(file, `${randomBytes(MASTER_KEY_BYTES).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    created = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const text = fs.readFileSync(file, 'utf8').trim();
+  const key = Buffer.from(text, 'base64');
+  if (key.length !== MASTER_KEY_BYTES) throw new Error(`${file}: expected ${MASTER_KEY_BYTES} base64-encoded bytes`);
+  registerSecret(text);
+  registerSecretBytes(key);
+  return { key, path: file, created };
+}
+
+/**
+ * Derives a group's HMAC secret: HKDF-SHA256 (RFC 5869) over the master key with salt
+ * `nanoclaw-broker/group-hmac` and info `<group>:v<version>`, 32 bytes. Registered for redaction
+ * as base64url (its `.ipc_secret` form), base64 and hex.
+ */
+export function deriveGroupSecret(masterKey: Buffer, group: string, version: number): Buffer {
+  const secret = Buffer.from(hkdfSync('sha256', masterKey, 'nanoclaw-broker/group-hmac', `${group}:v${version}`, GROUP_SECRET_BYTES));
+  registerSecretBytes(secret);
+  return secret;
+}
+
+/**
+ * How many versions past a group's newest one {@link KeyStore} derives (and so registers for
+ * redaction) ahead of time, so a rotation made by another process (`broker secrets rotate`) is
+ * redacted here before this process reloads `group_keys`.
+ */
+export const LOOKAHEAD_VERSIONS = 2;
+
+/** A verified key: the group and version named by a `keyid` of the form `<group>:<version>`. */
+export interface GroupKey {
+  group: string;
+  version: number;
+  keyid: string;
+  secret: Buffer;
+}
+
+interface KeyRow {
+  group: string;
+  version: number;
+  createdAt: number;
+  retiresAt: number | null;
+}
+
+/** A `keyid` the broker accepts: `<group>:<version>`. */
+const KEYID_RE = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/;
+
+/** A cached key version: its retirement instant (Unix ms, null while current) and, once looked up, its key. */
+interface CachedKey {
+  group: string;
+  version: number;
+  retiresAt: number | null;
+  key: GroupKey | null;
+}
+
+/**
+ * Group key versions. The database holds which versions exist and when they retire; secrets are
+ * derived and cached in memory.
+ *
+ * Every secret this store can be asked for is registered for redaction (and so refused in request
+ * input) from start-up, before any request: {@link ensureGroups} and every reload of the table
+ * derive each group's live versions (the current one and those rotated out but still in their
+ * grace) and the next {@link LOOKAHEAD_VERSIONS} versions.
+ *
+ * {@link lookup} (step 1 of every signed request) answers from memory: every `group_keys` row is
+ * cached with its `retires_at`, which is compared with the clock on each lookup, so a retired
+ * version stops verifying at its exact instant. The cache is checked against the database when
+ * the connection's {@link ChangeWatch} says something may have changed (one poll per lookup): then
+ * one primary-key read of `group_keys_version`, a counter that triggers bump on every write to
+ * `group_keys` from any connection or process, and a reload of the table when it moved. So a
+ * rotation by `broker keys rotate` in another process is honoured by the very next lookup.
+ */
+export class KeyStore {
+  private readonly cache = new Map<string, Buffer>();
+  private readonly versionRow: { get(group: string, version: number): Pick<KeyRow, 'retiresAt'> | undefined };
+  private readonly watch: ChangeWatch;
+  private readonly counterStmt: { get(): number | undefined };
+  private readonly loadStmt: { all(): Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[] };
+  /** keyid → cached version; rebuilt when {@link counter} moves. */
+  private keys = new Map<string, CachedKey>();
+  /** The watch stamp the cache was last checked at (0: never). */
+  private stamp = 0;
+  /** `group_keys_version.version` when the cache was loaded (-1: never). */
+  private counter = -1;
+
+  /**
+   * @param graceMs how long a rotated-out version keeps verifying, in ms.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly masterKey: Buffer,
+    private readonly clock: Clock,
+    private readonly graceMs: number,
+  ) {
+    this.versionRow = db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as KeyStore['versionRow'];
+    this.watch = ChangeWatch.of(db);
+    this.counterStmt = db.sqlite.prepare('SELECT version FROM group_keys_version WHERE id = 1').pluck() as KeyStore['counterStmt'];
+    this.loadStmt = db.sqlite.prepare('SELECT "group", version, retires_at AS retiresAt FROM group_keys') as KeyStore['loadStmt'];
+  }
+
+  /**
+   * Gives every listed group a version-1 key if it has none (audited as `key.created`), then
+   * derives every live and look-ahead secret of every group in `group_keys`, which registers them
+   * for redaction (see the class note). Idempotent.
+   */
+  ensureGroups(groups: Iterable<string>): void {
+    const has = this.db.sqlite.prepare('SELECT 1 FROM group_keys WHERE "group" = ? LIMIT 1');
+    const insert = this.db.sqlite.prepare('INSERT OR IGNORE INTO group_keys ("group", version, created_at) VALUES (?, 1, ?)');
+    for (const group of groups) {
+      if (has.get(group)) continue;
+      immediate(this.db, () => {
+        const now = this.clock.now();
+        if (insert.run(group, now).changes === 0) return;
+        appendActivity(this.db, { actor: 'system', kind: 'key.created', subject: `group:${group}`, detail: { group, version: 1 } }, now);
+      });
+    }
+    this.deriveLive(this.loadStmt.all());
+  }
+
+  /**
+   * Derives (and caches, which registers for redaction) each listed version that has not retired
+   * by now, and the {@link LOOKAHEAD_VERSIONS} versions after each group's newest. A version derived
+   * once stays cached and registered, so this costs HKDF runs only for versions not seen before.
+   */
+  private deriveLive(rows: readonly Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[]): void {
+    const now = this.clock.now();
+    const newest = new Map<string, number>();
+    for (const row of rows) {
+      if (row.retiresAt === null || row.retiresAt > now) this.secret(row.group, row.version);
+      newest.set(row.group, Math.max(newest.get(row.group) ?? 0, row.version));
+    }
+    for (const [group, version] of newest) {
+      for (let next = version + 1; next <= version + LOOKAHEAD_VERSIONS; next++) this.secret(group, next);
+    }
+  }
+
+  /**
+   * Resolves a `keyid` (`<group>:<version>`) to its secret. From memory (see the class note): one
+   * change poll, then a Map lookup; SQL only after a change, or inside a transaction.
+   * @returns null when the id is malformed, unknown, or past its retirement instant. The returned
+   *   key is frozen and shared between lookups.
+   */
+  lookup(keyid: string): GroupKey | null {
+    const stamp = this.watch.poll();
+    if (stamp === IN_TRANSACTION) return this.lookupInTransaction(keyid);
+    if (stamp !== this.stamp) this.sync(stamp);
+    const cached = this.keys.get(keyid);
+    if (cached === undefined) return null;
+    if (cached.retiresAt !== null && this.clock.now() >= cached.retiresAt) return null;
+    return (cached.key ??= Object.freeze({ group: cached.group, version: cached.version, keyid, secret: this.secret(cached.group, cached.version) }));
+  }
+
+  /** The lookup straight from `group_keys`, for a caller inside a transaction (nothing is cached). */
+  private lookupInTransaction(keyid: string): GroupKey | null {
+    const m = KEYID_RE.exec(keyid);
+    if (!m) return null;
+    const group = m[1]!;
+    const version = Number(m[2]);
+    const row = this.versionRow.get(group, version);
+    if (!row) return null;
+    if (row.retiresAt !== null && this.clock.now() >= row.retiresAt) return null;
+    return { group, version, keyid, secret: this.secret(group, version) };
+  }
+
+  /** Reloads the cache when `group_keys_version` moved since it was loaded; then keeps `stamp`. */
+  private sync(stamp: number): void {
+    const counter = this.counterStmt.get() ?? 0;
+    if (counter !== this.counter) {
+      const keys = new Map<string, CachedKey>();
+      const rows = this.loadStmt.all();
+      this.deriveLive(rows);
+      for (const row of rows) {
+        const keyid = `${row.group}:${row.version}`;
+        if (!KEYID_RE.test(keyid)) continue;
+        const prev = this.keys.get(keyid);
+        keys.set(keyid, { group: row.group, version: row.version, retiresAt: row.retiresAt, key: prev?.key ?? null });
+      }
+      this.keys = keys;
+      this.counter = counter;
+    }
+    this.stamp = stamp;
+  }
+
+  /**
+   * The group's current (newest) key.
+   * @throws Error when the group has no key (not in policies/groups.json).
+   */
+  current(group: string): GroupKey {
+    const row = this.db.sqlite
+      .prepare('SELECT MAX(version) AS version FROM group_keys WHERE "group" = ?')
+      .get(group) as { version: number | null };
+    if (row.version === null) throw new Error(`group ${group} has no key; is it in policies/groups.json?`);
+    return { group, version: row.version, keyid: `${group}:${row.version}`, secret: this.secret(group, row.version) };
+  }
+
+  /**
+   * Rotates a group's key: creates version N+1 and retires every older live version after the
+   * grace period. Audited as `key.rotated`.
+   * @returns the new current key.
+   */
+  rotate(group: string, actor: string): GroupKey {
+    const version = immediate(this.db, () => {
+      const now = this.clock.now();
+      const { version: current } = this.current(group);
+      const next = current + 1;
+      const retiresAt = now + this.graceMs;
+      this.db.sqlite
+        .prepare('UPDATE group_keys SET retires_at = ? WHERE "group" = ? AND (retires_at IS NULL OR retires_at > ?)')
+        .run(retiresAt, group, retiresAt);
+      this.db.sqlite.prepare('INSERT INTO group_keys ("group", version, created_at) VALUES (?, ?, ?)').run(group, next, now);
+      appendActivity(
+        this.db,
+        { actor, kind: 'key.rotated', subject: `group:${group}`, detail: { group, version: next, previous: current, previous_retires_at: new Date(retiresAt).toISOString() } },
+        now,
+      );
+      return next;
+    });
+    return { group, version, keyid: `${group}:${version}`, secret: this.secret(group, version) };
+  }
+
+  private secret(group: string, version: number): Buffer {
+    const id = `${group}:${version}`;
+    let s = this.cache.get(id);
+    if (!s) {
+      s = deriveGroupSecret(this.masterKey, group, version);
+      this.cache.set(id, s);
+    }
+    return s;
+  }
+}
+
+/**
+ * Writes `<dir>/.ipc_secret` (mode 0600) for mounting into a group's container: JSON
+ * `{"keyid": "<group>:<version>", "alg": "hmac-sha256", "secret": "<base64url>"}`.
+ * @returns the file path.
+ */
+export function exportSecretFile(dir: string, key: GroupKey): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, '.ipc_secret');
+  const body = JSON.stringify({ keyid: key.keyid, alg: 'hmac-sha256', secret: key.secret.toString('base64url') });
+  fs.writeFileSync(file, `${body}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return file;
+}

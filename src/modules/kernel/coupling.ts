@@ -1,0 +1,34 @@
+/**
+ * The kernel's contract with the capability broker's task coupling (issues 3 and 4): the facts the
+ * decision path checks on every L2+ call, read with one prepared primary-key lookup.
+ */
+import type { Db } from '../../platform/db/open.js';
+
+/** A task's lifecycle state (issue 3, "State machine"). */
+export type TaskState = 'INBOX' | 'TRIAGED' | 'READY' | 'DOING' | 'REVIEW' | 'APPROVAL' | 'DONE' | 'BLOCKED';
+
+/** What {@link findTaskForCoupling} returns. */
+export interface CouplingTask {
+  id: string;
+  state: TaskState;
+  assignedGroup: string | null;
+}
+
+interface Lookup {
+  get(id: string): CouplingTask | undefined;
+}
+const lookups = new WeakMap<Db['sqlite'], Lookup>();
+
+/**
+ * The facts the capability broker's task coupling needs; null when no such task.
+ * One prepared statement per connection (`SELECT … FROM tasks WHERE id = ?`), so it is cheap on the
+ * hot path. Reads only; never throws for an unknown id.
+ */
+export function findTaskForCoupling(db: Db, taskId: string): CouplingTask | null {
+  let stmt = lookups.get(db.sqlite);
+  if (!stmt) {
+    stmt = db.sqlite.prepare('SELECT id, state, assigned_group AS assignedGroup FROM tasks WHERE id = ?') as unknown as Lookup;
+    lookups.set(db.sqlite, stmt);
+  }
+  return stmt.get(taskId) ?? null;
+}

@@ -1,0 +1,12 @@
+import type { Context } from 'hono';
+import type { AppEnv } from '../../../platform/http/env.js';
+import { actorOf, sendTask, taskIdParam } from '../http.js';
+import { requireTask, type KernelDeps } from '../tasks.js';
+
+/** `GET /v1/tasks/{id}`: the task with its `ETag`. Any group may read. 404 `not_found`. */
+export function getTaskRoute(deps: KernelDeps) {
+  return (c: Context<AppEnv>) => {
+    actorOf(c);
+    return sendTask(c, requireTask(deps.db, taskIdParam(c)));
+  };
+}
