@@ -1,7 +1,7 @@
 import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from '../modules/calls/catalog.js';
-import { GrantStore } from '../modules/grants/store.js';
+import { GrantStore } from '../modules/grants/source.js';
 import { loadOrCreateSigningKey, type BrokerSigningKey } from '../modules/tokens/signing-key.js';
 import { TokenRevocations } from '../modules/tokens/revocations.js';
 import { TokenKeys } from '../modules/tokens/keys.js';
