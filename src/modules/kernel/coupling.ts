@@ -1,11 +1,11 @@
 /**
- * The kernel's contract with the capability broker's task coupling (issues 3 and 4): the facts the
- * decision path checks on every L2+ call, read with one prepared primary-key lookup.
+ * The kernel's contract with the call path's task coupling: the facts the decision path checks on
+ * every L2+ call that names a task, read with one prepared primary-key lookup.
  */
 import type { Db } from '../../platform/db/open.js';
+import type { TaskState } from './schema.js';
 
-/** A task's lifecycle state (issue 3, "State machine"). */
-export type TaskState = 'INBOX' | 'TRIAGED' | 'READY' | 'DOING' | 'REVIEW' | 'APPROVAL' | 'DONE' | 'BLOCKED';
+export type { TaskState } from './schema.js';
 
 /** What {@link findTaskForCoupling} returns. */
 export interface CouplingTask {

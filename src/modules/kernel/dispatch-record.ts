@@ -9,7 +9,7 @@
  */
 import { appendActivity } from '../../platform/audit/trail.js';
 import type { Db } from '../../platform/db/open.js';
-import type { TaskState } from './coupling.js';
+import type { TaskState } from './schema.js';
 import { GATE_APPROVER, newId, type Gate, type TaskRow } from './model.js';
 import { taskDispatches } from './schema.js';
 

@@ -21,7 +21,7 @@ import type { Db } from '../../platform/db/open.js';
 import { immediate } from '../../platform/db/open.js';
 import type { Deps } from '../../app/deps.js';
 import { ApiError } from '../../platform/http/problem.js';
-import type { TaskState } from './coupling.js';
+import type { TaskState } from './schema.js';
 import { planFor, recordDispatch, type DispatchKind, type DispatchRow } from './dispatch-record.js';
 import { newId } from './model.js';
 import { taskDispatches } from './schema.js';

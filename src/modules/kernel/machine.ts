@@ -4,7 +4,7 @@
  * this module; no other file decides whether a move is legal.
  */
 import { ApiError } from '../../platform/http/problem.js';
-import type { TaskState } from './coupling.js';
+import type { TaskState } from './schema.js';
 import { GATE_APPROVER, type Gate } from './model.js';
 
 /**

@@ -3,10 +3,9 @@
  * public JSON shape every task route answers with.
  */
 import { monotonicFactory } from 'ulid';
-import type { TaskState } from './coupling.js';
-import type { tasks } from './schema.js';
+import type { TaskState, tasks } from './schema.js';
 
-export type { TaskState } from './coupling.js';
+export type { TaskState } from './schema.js';
 
 /** Every task state, in forward order, then BLOCKED. */
 export const TASK_STATES = ['INBOX', 'TRIAGED', 'READY', 'DOING', 'REVIEW', 'APPROVAL', 'DONE', 'BLOCKED'] as const satisfies readonly TaskState[];

@@ -14,7 +14,7 @@ import type { Db } from '../../platform/db/open.js';
 import { immediate } from '../../platform/db/open.js';
 import type { Deps } from '../../app/deps.js';
 import { ApiError, type ErrorCode } from '../../platform/http/problem.js';
-import type { TaskState } from './coupling.js';
+import type { TaskState } from './schema.js';
 import { handMovePlan, recordDispatch } from './dispatch-record.js';
 import { checkTransition, rolesOf } from './machine.js';
 import {
