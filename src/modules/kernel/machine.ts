@@ -1,7 +1,7 @@
 /**
- * The task state machine (issue 3, "State machine" and "Who may do what"), table-driven and in one
- * place: which transitions exist and which roles may take each. Everything else in the kernel asks
- * this module; no other file decides whether a move is legal.
+ * The task state machine, table-driven and in one place: which transitions exist and which roles
+ * may take each. Everything else in the kernel asks this module; no other file decides whether a
+ * move is legal.
  */
 import { ApiError } from '../../platform/http/problem.js';
 import type { TaskState } from './schema.js';
