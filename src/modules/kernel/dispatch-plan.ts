@@ -1,20 +1,13 @@
 /**
- * When a task move carries a dispatch, and how one is recorded (issue 3, "Dispatch"). Shared by the
- * dispatch loop (`src/modules/kernel/dispatch.ts`, actor `system`) and by hand moves into APPROVAL or DOING
- * (`transitionTask` in `src/modules/kernel/tasks.ts`, {@link handMovePlan}), so both decide with the same predicate
- * and write the same dispatch row, under the same key, with the same `dispatch.created` audit row.
- *
- * Kept apart from `dispatch.ts` (which imports the task service) so that the task service can use
- * it without an import cycle.
+ * When a task move carries a dispatch, and what it writes. Shared by the dispatch loop
+ * (`service/dispatch.ts`, actor `system`) and by hand moves into APPROVAL or DOING
+ * (`transitionTask` in `service/transition.ts`, {@link handMovePlan}), so both decide with the same
+ * predicate and write the same dispatch row, under the same key, with the same `dispatch.created`
+ * audit row. Pure: the store writes what {@link dispatchWrite} returns.
  */
-import { appendActivity } from '../../platform/audit/trail.js';
-import type { Db } from '../../platform/db/open.js';
-import type { TaskState } from './coupling.js';
-import { GATE_APPROVER, newId, type Gate, type TaskRow } from './model.js';
-import { taskDispatches } from './schema.js';
-
-/** A stored dispatch row. */
-export type DispatchRow = typeof taskDispatches.$inferSelect;
+import type { ActivityInput } from '../../platform/audit/trail.js';
+import { GATE_APPROVER, type DispatchInsert, type Gate, type TaskRow } from './model.js';
+import type { TaskState } from './schema.js';
 
 /** `execute`: work the task (into DOING); `approve`: decide its gate (REVIEW → APPROVAL). */
 export type DispatchKind = 'execute' | 'approve';
@@ -79,28 +72,20 @@ export function planFor(row: TaskRow): DispatchPlan | null {
 }
 
 /**
- * Records the dispatch `plan` for a task inside the caller's transaction, which must also make
- * the move (`row` is the task as it was read before it, so the key names the version the dispatch
- * was decided on): inserts the `task_dispatches` row (`status: pending`) under
- * `dispatch_key` = {@link dispatchKey}`(row.id, plan.to, row.version)`, and appends the
- * `dispatch.created` audit row (`{dispatch_id, dispatch_key, kind, group, target_state}`, subject
- * the task id) as `actor` (`system` for the loop, the moving group for a hand move).
- * @param id the dispatch id, when the caller already named it in its `task.transition` row.
- * @returns the inserted dispatch.
- * @throws a SQLite `SQLITE_CONSTRAINT_UNIQUE` error when this key was already dispatched; ApiError
- *   503 `audit_unavailable`. Either way the caller's transaction must roll back.
+ * The dispatch `plan` of a task, to write in the transaction that also makes the move (`row` is
+ * the task as it was read before it, so the key names the version the dispatch was decided on):
+ * the `task_dispatches` row (`status: pending`) under `dispatch_key` =
+ * {@link dispatchKey}`(row.id, plan.to, row.version)`, and the `dispatch.created` audit row
+ * (`{dispatch_id, dispatch_key, kind, group, target_state}`, subject the task id) as `actor`
+ * (`system` for the loop, the moving group for a hand move). A second write of the same key is
+ * refused by the unique index, which rolls the whole move back.
+ * @param id the dispatch id (a ULID), also named in the move's `task.transition` row.
+ * @param nowMs Unix ms.
  */
-export function recordDispatch(db: Db, row: TaskRow, plan: DispatchPlan, actor: string, nowMs: number, id: string = newId(nowMs)): DispatchRow {
+export function dispatchWrite(row: TaskRow, plan: DispatchPlan, actor: string, nowMs: number, id: string): { row: DispatchInsert; activity: ActivityInput } {
   const key = dispatchKey(row.id, plan.to, row.version);
-  const dispatch = db.orm
-    .insert(taskDispatches)
-    .values({ id, dispatchKey: key, taskId: row.id, kind: plan.kind, group: plan.group, targetState: plan.to, taskVersion: row.version, createdAt: nowMs })
-    .returning()
-    .get();
-  appendActivity(
-    db,
-    { actor, kind: 'dispatch.created', subject: row.id, detail: { dispatch_id: id, dispatch_key: key, kind: plan.kind, group: plan.group, target_state: plan.to } },
-    nowMs,
-  );
-  return dispatch;
+  return {
+    row: { id, dispatchKey: key, taskId: row.id, kind: plan.kind, group: plan.group, targetState: plan.to, taskVersion: row.version, createdAt: nowMs },
+    activity: { actor, kind: 'dispatch.created', subject: row.id, detail: { dispatch_id: id, dispatch_key: key, kind: plan.kind, group: plan.group, target_state: plan.to } },
+  };
 }
