@@ -63,7 +63,11 @@ export interface OpenPgDbOptions {
   poolMax?: number;
   /** How long to wait for a connection, from the pool or the server, in ms, before failing (default 5000). */
   connectTimeoutMs?: number;
-  /** Called with errors of idle pooled connections (the server went away); they are dropped, not thrown. */
+  /**
+   * Called with errors of idle pooled connections (the server went away); such connections are
+   * dropped, never thrown. Log only `err.message` and `err.code`: the pool attaches the client to
+   * the error (`err.client`), whose connection parameters hold the password.
+   */
   onIdleError?: (err: Error) => void;
 }
 
