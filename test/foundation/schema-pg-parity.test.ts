@@ -37,11 +37,9 @@ function shape(cfg: ReturnType<typeof pgConfig> | ReturnType<typeof sqliteConfig
   };
 }
 
-const sqliteTables = Object.values(sqliteSchema).filter((t): t is SQLiteTable => is(t, SQLiteTable));
+const sqliteTables = (Object.values(sqliteSchema) as unknown[]).filter((t) => is(t, SQLiteTable)) as SQLiteTable[];
 const pgTables = new Map(
-  Object.values(pgSchema)
-    .filter((t): t is PgTable => is(t, PgTable))
-    .map((t) => [pgConfig(t).name, t]),
+  ((Object.values(pgSchema) as unknown[]).filter((t) => is(t, PgTable)) as PgTable[]).map((t) => [pgConfig(t).name, t]),
 );
 
 describe('the PostgreSQL schema mirrors the SQLite schema', () => {
