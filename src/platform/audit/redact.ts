@@ -8,92 +8,97 @@
  * anything matched into `[REDACTED]`; {@link findSecret} names what it matched.
  */
 
+import AhoCorasick from 'modern-ahocorasick';
+
 /** What replaces a secret. */
 export const REDACTED = '[REDACTED]';
 
 const knownSecrets = new Set<string>();
 
 /**
- * The registered secrets as one multi-pattern scanner (Rabin–Karp): every secret is indexed by a
- * rolling hash of its first `width` UTF-16 code units (`width` = the shortest secret's length), so
- * a string is scanned once, in O(its length), whatever the number of secrets. A regular expression
- * alternating 1 000 group secrets cost ~100 µs per string; this costs well under 1 µs.
+ * The registered secrets as one Aho–Corasick automaton (`modern-ahocorasick`): a string is scanned
+ * once, in O(its length), whatever the number of secrets (about 25 ns per character; building the
+ * automaton over 1 300 secrets takes about 7 ms, once after each registration).
+ *
+ * The library compares whole grapheme clusters, so on its own it would miss a secret whose last
+ * character a combining mark, a zero-width joiner or a variation selector joins to what follows,
+ * or whose first character a prepended mark (U+0600…) joins to what precedes: a way to slip a
+ * secret past redaction. So the secrets and the text are both matched in their {@link scanForm},
+ * where every code unit is a grapheme cluster of its own: ASCII except CR is kept, every other
+ * code unit becomes NUL (a control character, never joined to a neighbour). The scan form has the
+ * same length, so offsets are the text's, and every occurrence of a secret in the text is an
+ * occurrence of its scan form in the text's. The converse can fail (two different code units both
+ * become NUL), so every hit is checked against the original text.
  *
  * It finds what `new RegExp(secrets sorted longest first, escaped, joined by '|', 'g')` would
- * replace: at each position from the left, the first secret in that order that starts there;
- * the scan then resumes after it.
+ * replace: at each position from the left, the longest secret that starts there; the scan then
+ * resumes after it.
  */
 interface SecretScanner {
-  /** Length of the hashed prefix: the shortest secret's length (at least 8). */
-  width: number;
-  /** `HASH_BASE^(width-1)` modulo 2^32, to roll the oldest unit out. */
-  baseToWidth: number;
-  /** Bloom-like pre-check: bit `h & FILTER_MASK` is set when some secret's prefix hashes to `h`. */
-  filter: Uint32Array;
-  /** Prefix hash → the secrets with that prefix hash, longest first (ties: registration order). */
-  byHash: Map<number, string[]>;
+  matcher: AhoCorasick;
+  /** The registered secrets, by the matcher's pattern index. */
+  secrets: readonly string[];
 }
-const HASH_BASE = 0x01000193;
-const FILTER_BITS = 1 << 16;
-const FILTER_MASK = FILTER_BITS - 1;
+/** The code units a scan form replaces with NUL: all but ASCII without CR (those may join a neighbouring grapheme cluster). */
+const NOT_OWN_GRAPHEME = /[^\x00-\x0c\x0e-\x7f]/g;
 /** Built on first use after a registration (so registering 1 000 group secrets at start-up stays linear). */
 let scanner: SecretScanner | null = null;
 let scannerStale = false;
 
-/** Hash of `s[from, from + width)` (32-bit, wrapping), the same function the scan rolls. */
-function prefixHash(s: string, from: number, width: number): number {
-  let h = 0;
-  for (let i = from; i < from + width; i++) h = (Math.imul(h, HASH_BASE) + s.charCodeAt(i)) | 0;
-  return h;
+/** `s` with every code unit that may join a neighbouring grapheme replaced by NUL (same length). */
+function scanForm(s: string): string {
+  NOT_OWN_GRAPHEME.lastIndex = 0;
+  if (!NOT_OWN_GRAPHEME.test(s)) return s;
+  return s.replace(NOT_OWN_GRAPHEME, '\0');
 }
 
 function buildScanner(secrets: Iterable<string>): SecretScanner {
-  const ordered = [...secrets].sort((a, b) => b.length - a.length); // stable: ties keep registration order
-  const width = ordered[ordered.length - 1]!.length;
-  let baseToWidth = 1;
-  for (let i = 1; i < width; i++) baseToWidth = Math.imul(baseToWidth, HASH_BASE);
-  const filter = new Uint32Array(FILTER_BITS / 32);
-  const byHash = new Map<number, string[]>();
-  for (const secret of ordered) {
-    const h = prefixHash(secret, 0, width);
-    filter[(h & FILTER_MASK) >>> 5]! |= 1 << (h & 31);
-    const list = byHash.get(h);
-    if (list) list.push(secret);
-    else byHash.set(h, [secret]);
-  }
-  return { width, baseToWidth, filter, byHash };
+  const list = [...secrets];
+  return { matcher: new AhoCorasick(list.map(scanForm)), secrets: list };
 }
 
 /**
- * The first registered secret in `input` at or after `from` (see {@link SecretScanner}): its start
- * index and length (UTF-16 code units), or null when there is none.
+ * The registered secrets in `input`, leftmost first and, at one position, the longest, each
+ * scan resuming after the previous secret (see {@link SecretScanner}): start index and length in
+ * UTF-16 code units.
  */
-function nextKnownSecret(input: string, sc: SecretScanner, from: number): { index: number; length: number } | null {
-  const { width, baseToWidth, filter, byHash } = sc;
-  const n = input.length;
-  let i = from;
-  if (i + width > n) return null;
-  let h = prefixHash(input, i, width);
-  for (;;) {
-    if ((filter[(h & FILTER_MASK) >>> 5]! & (1 << (h & 31))) !== 0) {
-      const found = byHash.get(h)?.find((secret) => input.startsWith(secret, i));
-      if (found !== undefined) return { index: i, length: found.length };
-    }
-    if (i + width >= n) return null;
-    h = (Math.imul((h - Math.imul(input.charCodeAt(i), baseToWidth)) | 0, HASH_BASE) + input.charCodeAt(i + width)) | 0;
-    i += 1;
+function knownSecretsIn(input: string, sc: SecretScanner): { index: number; length: number }[] {
+  const form = scanForm(input);
+  if (!sc.matcher.match(form)) return [];
+  const hits: { index: number; length: number }[] = [];
+  for (const m of sc.matcher.iterate(form)) {
+    if (input.startsWith(sc.secrets[m.patternIndex]!, m.start)) hits.push({ index: m.start, length: m.end - m.start });
   }
+  hits.sort((a, b) => a.index - b.index || b.length - a.length);
+  const chosen: { index: number; length: number }[] = [];
+  let resume = 0;
+  for (const hit of hits) {
+    if (hit.index < resume) continue;
+    chosen.push(hit);
+    resume = hit.index + hit.length;
+  }
+  return chosen;
+}
+
+/** Whether `input` holds a registered secret (see {@link SecretScanner}). */
+function hasKnownSecret(input: string, sc: SecretScanner): boolean {
+  const form = scanForm(input);
+  if (!sc.matcher.match(form)) return false;
+  for (const m of sc.matcher.iterate(form)) if (input.startsWith(sc.secrets[m.patternIndex]!, m.start)) return true;
+  return false;
 }
 
 /** Replaces every registered secret in `input` with {@link REDACTED}, scanning left to right. */
 function redactKnownSecrets(input: string, sc: SecretScanner): string {
+  const hits = knownSecretsIn(input, sc);
+  if (hits.length === 0) return input;
   let out = '';
   let copied = 0;
-  for (let m = nextKnownSecret(input, sc, 0); m !== null; m = nextKnownSecret(input, sc, copied)) {
+  for (const m of hits) {
     out += input.slice(copied, m.index) + REDACTED;
     copied = m.index + m.length;
   }
-  return copied === 0 ? input : out + input.slice(copied);
+  return out + input.slice(copied);
 }
 
 /** The scanner over the registered secrets as they are now (rebuilt after a registration); null when none. */
@@ -190,7 +195,7 @@ export function findSecret(text: string, allow: ReadonlySet<SecretKind> = NO_KIN
     }
   }
   const sc = currentScanner();
-  return sc !== null && nextKnownSecret(text, sc, 0) !== null ? 'broker_secret' : null;
+  return sc !== null && hasKnownSecret(text, sc) ? 'broker_secret' : null;
 }
 
 /** True when {@link findSecret} finds any secret in `text`. */
