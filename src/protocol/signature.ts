@@ -37,10 +37,7 @@ export interface ParsedSignature {
   signature: Buffer;
 }
 
-/**
- * The `Signature-Input` member of one label, parsed: what {@link parseSignatureInput} returns.
- * Entries are shared between requests that send the same field value: read-only.
- */
+/** The `Signature-Input` member of one label, parsed: what {@link parseSignatureInput} returns. */
 export interface ParsedSignatureInput {
   readonly components: readonly string[];
   readonly params: Parameters;
@@ -78,14 +75,14 @@ export function parseSignature(signatureInput: string | null, signature: string 
 
 /**
  * The `label` member of `Signature-Input` ({@link parseSignatureInput}: components, parameters,
- * `@signature-params` value; shared, read-only) and of `Signature` (the signature bytes), as
+ * `@signature-params` value) and of `Signature` (the signature bytes), as
  * {@link parseSignature} reads them, without copying the components or building the inner list.
  * @returns null when either field is absent or has no member with that label.
  * @throws SignatureFormatError as {@link parseSignature}.
  */
 export function parseSignedFields(signatureInput: string | null, signature: string | null, label: string): { input: ParsedSignatureInput; signature: Buffer } | null {
   if (!signatureInput || !signature) return null;
-  const input = inputEntry(signatureInput, label);
+  const input = parseInputMember(signatureInput, label);
   if (input instanceof MalformedField) throw input.error;
   let sigs: ReturnType<typeof parseDictionary>;
   try {
@@ -103,53 +100,26 @@ export function parseSignedFields(signatureInput: string | null, signature: stri
 /**
  * Parses a `Signature-Input` field (an RFC 8941 dictionary, with `structured-headers`) and returns
  * the member with `label`: its covered components, parameters and `@signature-params` value.
- * The result is a pure function of the field value, and an agent signs all its requests of one
- * second with the same value, so a value seen a second time is kept, parsed, for the requests
- * that follow (up to 4 096 values of at most 512 characters, the oldest dropped first). A value
- * seen once is not kept: traffic whose values never repeat only costs a parse each, without
- * filling the heap with entries that would never be read.
- * @returns null when the dictionary has no member `label`. Shared between requests: read-only.
+ * @returns null when the dictionary has no member `label`.
  * @throws SignatureFormatError when the field is not a valid dictionary, or the member is not an
  *   inner list of strings without parameters, or a component repeats.
  */
 export function parseSignatureInput(field: string, label: string): ParsedSignatureInput | null {
-  const entry = inputEntry(field, label);
+  const entry = parseInputMember(field, label);
   if (entry instanceof MalformedField) throw entry.error;
   if (entry instanceof SignatureFormatError) throw entry;
   return entry;
 }
 
-/** A `Signature-Input` field that is not an RFC 8941 dictionary at all. */
+/**
+ * A `Signature-Input` field that is not an RFC 8941 dictionary at all: thrown at once, whereas a
+ * member that is unusable is thrown only when the `Signature` field has a member of that label.
+ */
 class MalformedField {
   constructor(readonly error: SignatureFormatError) {}
 }
 /** What one field value gives for one label: the member, its absence, or why it is unusable. */
 type InputEntry = ParsedSignatureInput | null | SignatureFormatError | MalformedField;
-
-/** Per label: parsed field values (oldest first), and values seen once (oldest first). */
-const inputCaches = new Map<string, { parsed: Map<string, InputEntry>; seen: Set<string> }>();
-const INPUT_CACHE_ENTRIES = 4096;
-const INPUT_CACHE_MAX_CHARS = 512;
-
-function inputEntry(field: string, label: string): InputEntry {
-  if (field.length > INPUT_CACHE_MAX_CHARS) return parseInputMember(field, label);
-  let cache = inputCaches.get(label);
-  if (cache === undefined) {
-    if (inputCaches.size >= 16) inputCaches.clear(); // labels are a handful; a backstop
-    inputCaches.set(label, (cache = { parsed: new Map(), seen: new Set() }));
-  }
-  const cached = cache.parsed.get(field);
-  if (cached !== undefined) return cached;
-  const entry = parseInputMember(field, label);
-  if (cache.seen.delete(field)) {
-    if (cache.parsed.size >= INPUT_CACHE_ENTRIES) cache.parsed.delete(cache.parsed.keys().next().value!);
-    cache.parsed.set(field, entry);
-  } else {
-    if (cache.seen.size >= INPUT_CACHE_ENTRIES) cache.seen.delete(cache.seen.values().next().value!);
-    cache.seen.add(field);
-  }
-  return entry;
-}
 
 function parseInputMember(field: string, label: string): InputEntry {
   let inputs: ReturnType<typeof parseDictionary>;
@@ -177,8 +147,6 @@ function parseInputMember(field: string, label: string): InputEntry {
   } catch (err) {
     return new SignatureFormatError(`Signature-Input member "${label}" cannot be serialized again: ${(err as Error).message}`);
   }
-  // (The serializer's checks also flattened the parser's character-by-character strings, and
-  // the test below flattens the serialization, so a kept entry holds flat strings.)
   if (LINE_BREAK.test(signatureParams)) return new SignatureFormatError('the signature parameters contain a line break');
   return { components, params: innerList[1], signatureParams };
 }
@@ -186,8 +154,7 @@ function parseInputMember(field: string, label: string): InputEntry {
 /**
  * Serializes an inner list (RFC 8941 §4.1.1.1, with its parameters §4.1.1.2) with
  * `structured-headers`: the `@signature-params` value (RFC 9421 §2.3) and the `Signature-Input`
- * member value. The verifier serializes once per distinct `Signature-Input` value (see
- * {@link parseSignatureInput}).
+ * member value.
  * @throws SerializeError (from `structured-headers`) for a value RFC 8941 cannot carry.
  */
 export function serializeSignatureParams(innerList: InnerList): string {
