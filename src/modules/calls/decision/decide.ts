@@ -1,7 +1,7 @@
 /**
- * Steps 5–12 of the decision order (issue 4): grant lookup, expiry, level, deny list, allow list,
- * resource scope, task coupling and L3 approval. Pure and synchronous: grants come from a
- * {@link GrantSource} (in memory), tasks from one prepared primary-key read, time from the caller.
+ * Steps 5–12 of the decision order (docs/decisions.md): grant lookup, expiry, level, deny list,
+ * allow list, resource scope, task coupling and L3 approval. Pure and synchronous: grants come from
+ * a {@link GrantSource} (in memory), tasks from one prepared primary-key read, time from the caller.
  */
 import type { Groups } from '../../identity/groups.js';
 import type { ActionLevel } from '../catalog.js';
@@ -73,7 +73,7 @@ export interface DecisionContext {
   /**
    * The groups and their ceilings (`policies/groups.json`, loaded once per process): an action
    * above the calling group's ceiling is said to be so, with the groups that may hold its level,
-   * instead of "ask for a grant". Memoized phases are keyed by this object's identity.
+   * instead of "ask for a grant".
    */
   groups?: Groups;
   /**
@@ -173,8 +173,8 @@ const providerOf = (req: DecisionRequest): string => req.action.id.slice(0, req.
 
 /**
  * A 403 `no_capability` that names the group's most recently revoked grant for the provider,
- * when `lastRevoked` knows one: the detail, `revoked_grant` and the receipt step say so. A new
- * verdict (the memoized one stays as it was); `v` itself when there is nothing to name.
+ * when `lastRevoked` knows one: the detail, `revoked_grant` and the receipt step say so; `v`
+ * itself when there is nothing to name.
  */
 function withRevocation(v: Verdict & { allowed: false }, req: DecisionRequest, ctx: DecisionContext): Verdict {
   const provider = providerOf(req);
@@ -229,84 +229,21 @@ function usable(g: GrantView): boolean {
 
 /**
  * What steps 5–10 settle on a candidate list, before task coupling and approval: a denial (the
- * whole verdict), or the grant that passes with its receipt steps and its approval outcome.
- * Everything in it is frozen (memoized phases are shared between calls), except `taskless`.
+ * whole verdict), or the grant that passes with its receipt steps and step 12's outcome.
  */
 type GrantPhase =
   | { kind: 'denied'; verdict: Verdict & { allowed: false } }
   | {
       kind: 'passing';
       grant: GrantView;
-      steps: readonly ReceiptStep[];
+      steps: ReceiptStep[];
       /** Step 12: the receipt step, and the denial's detail and extensions when the grant is not usable. */
       approval: ReceiptStep;
       pending: { detail: string; extensions: Record<string, unknown> } | null;
-      /**
-       * The final verdicts for a request without a task (`taskId` null, then undefined), filled on
-       * first use: step 11 reads no task then, so they are as constant as the phase. Frozen.
-       */
-      taskless: [Verdict | undefined, Verdict | undefined];
     };
 
-/** One memoized phase: valid for decision instants in [lo, hi), between two expiry instants of the list. */
-interface Memo {
-  group: string;
-  /** The `DecisionContext.groups` the phase was computed with (its texts depend on it). */
-  groups: Groups | undefined;
-  lo: number;
-  hi: number;
-  phase: GrantPhase;
-}
-
-/** Memoized phases per frozen candidate list, then per action, then per resource (null: not evaluated). */
-interface ListMemo {
-  size: number;
-  byAction: Map<DecisionRequest['action'], Map<string | null, Memo>>;
-}
-
-/** Phases memoized per candidate list before the list's memo is cleared (resources come from requests). */
-const MEMO_ENTRIES_PER_LIST = 256;
-const memos = new WeakMap<readonly GrantView[], ListMemo>();
-
-const TASK_NOT_EVALUATED: ReceiptStep = Object.freeze({ step: 'task', result: 'skip', note: 'not evaluated' });
-const TASK_L1_WITHOUT: ReceiptStep = Object.freeze({ step: 'task', result: 'skip', note: 'L1 without task_id' });
-
-/**
- * Steps 5–10 on `grants`, memoized when the list is frozen (the `GrantStore` hands out frozen,
- * copy-on-write lists of frozen views, so a list never changes and a changed grant means a new
- * list): the outcome depends on the list, the action, the resource and the group, and on the clock
- * only through the grants' expiry instants, so a memo is reused while `now` stays between the same
- * two of them.
- */
+/** Steps 5–10 on `grants` (see {@link decide}). */
 function grantPhase(req: DecisionRequest, grants: readonly GrantView[], groups: Groups | undefined): GrantPhase {
-  if (!Object.isFrozen(grants)) return computeGrantPhase(req, grants, groups);
-  let list = memos.get(grants);
-  if (list === undefined) memos.set(grants, (list = { size: 0, byAction: new Map() }));
-  let byResource = list.byAction.get(req.action);
-  const memo = byResource?.get(req.resource);
-  if (memo !== undefined && memo.group === req.group && memo.groups === groups && req.now >= memo.lo && req.now < memo.hi) return memo.phase;
-  const phase = computeGrantPhase(req, grants, groups);
-  if (list.size >= MEMO_ENTRIES_PER_LIST) {
-    list.byAction.clear();
-    list.size = 0;
-    byResource = undefined;
-  }
-  if (byResource === undefined) list.byAction.set(req.action, (byResource = new Map()));
-  let lo = -Infinity;
-  let hi = Infinity;
-  for (const g of grants) {
-    const t = g.expiresAt;
-    if (t === null) continue;
-    if (t <= req.now) lo = Math.max(lo, t);
-    else hi = Math.min(hi, t);
-  }
-  if (!byResource.has(req.resource)) list.size += 1;
-  byResource.set(req.resource, { group: req.group, groups, lo, hi, phase });
-  return phase;
-}
-
-/** {@link grantPhase} without the memo. */
-function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[], groups: Groups | undefined): GrantPhase {
   let passing: GrantView | null = null;
   let furthest: GrantView | null = null;
   let furthestStep = -1;
@@ -337,44 +274,31 @@ function computeGrantPhase(req: DecisionRequest, grants: readonly GrantView[], g
     const breach = f.step === 'level' ? ceilingBreach(groups, req.group, req.action) : null;
     return denied(deny(f.code, failureDetail(f.step, furthest, req, groups), furthest, grantSteps(furthest, req, considered, f), breach?.extensions));
   }
-  const steps = grantSteps(passing, req, considered, null).map((st) => Object.freeze(st));
+  const steps = grantSteps(passing, req, considered, null);
   if (!usable(passing)) {
     return {
       kind: 'passing',
       grant: passing,
-      steps: Object.freeze(steps),
-      approval: Object.freeze({ step: 'approval', result: 'fail', note: `${passing.approvals}/${L3_APPROVALS} approvals` }),
-      pending: Object.freeze({
+      steps,
+      approval: { step: 'approval', result: 'fail', note: `${passing.approvals}/${L3_APPROVALS} approvals` },
+      pending: {
         detail: `Grant ${passing.id} is ${passing.status === 'active' ? 'active' : 'pending approval'} with ${passing.approvals} of ${L3_APPROVALS} approvals; an L3 grant works once two approvers of two different groups approve it.`,
-        extensions: Object.freeze({ approvals: passing.approvals, approvals_required: L3_APPROVALS }),
-      }),
-      taskless: [undefined, undefined],
+        extensions: { approvals: passing.approvals, approvals_required: L3_APPROVALS },
+      },
     };
   }
   return {
     kind: 'passing',
     grant: passing,
-    steps: Object.freeze(steps),
-    approval: Object.freeze(
-      passing.level === 3 ? { step: 'approval', result: 'pass', note: `${passing.approvals} approvals` } : { step: 'approval', result: 'skip', note: `L${passing.level} grant` },
-    ),
+    steps,
+    approval: passing.level === 3 ? { step: 'approval', result: 'pass', note: `${passing.approvals} approvals` } : { step: 'approval', result: 'skip', note: `L${passing.level} grant` },
     pending: null,
-    taskless: [undefined, undefined],
   };
 }
 
-/** Freezes a denial (its steps and extensions too) so it can be memoized. */
 function denied(v: Verdict): GrantPhase {
   if (v.allowed) throw new Error('not a denial');
-  return Object.freeze({ kind: 'denied', verdict: frozen(v) } as const);
-}
-
-/** Freezes a verdict, its steps and a denial's extensions, so it can be shared. */
-function frozen<V extends Verdict>(v: V): V {
-  for (const st of v.steps) Object.freeze(st);
-  Object.freeze(v.steps);
-  if (!v.allowed) Object.freeze(v.extensions);
-  return Object.freeze(v);
+  return { kind: 'denied', verdict: v };
 }
 
 /**
@@ -385,38 +309,37 @@ function frozen<V extends Verdict>(v: V): V {
  * (deny-wins); otherwise the call is allowed by a grant that passes every step (the lowest level
  * first). When none passes, the denial is the one of the grant that got furthest in the order,
  * which names the most specific thing to fix.
- *
- * Steps 5–10 are memoized per frozen candidate list (see {@link grantPhase}), so a decision over
- * a group's grants costs a few Map lookups once the list, action and resource were seen, and one
- * without a task allocates nothing; the verdict is the same as computed afresh. A returned
- * verdict may be frozen and shared between calls (its steps and a denial's `extensions` too):
- * read it, copy what you need to change.
  * @param grants candidates for the group and the action's provider (`GrantSource.candidates`).
  * @param findTask the kernel's task lookup (only called for step 11).
  * @param ctx what refusal texts may name besides the grants ({@link DecisionContext}); never
  *   changes a code or whether a call is allowed.
+ * @returns a new verdict; its steps are the receipt's steps 5–12.
  */
 export function decide(req: DecisionRequest, grants: readonly GrantView[], findTask: TaskLookup, ctx: DecisionContext = {}): Verdict {
   const phase = grantPhase(req, grants, ctx.groups);
   if (phase.kind === 'denied') {
-    const v = phase.verdict as Verdict & { allowed: false };
+    const v = phase.verdict;
     return v.code === 'no_capability' && ctx.lastRevoked !== undefined ? withRevocation(v, req, ctx) : v;
   }
-  if (req.taskId === null) return (phase.taskless[0] ??= frozen(finish(phase, req, findTask)));
-  if (req.taskId === undefined) return (phase.taskless[1] ??= frozen(finish(phase, req, findTask)));
   return finish(phase, req, findTask);
 }
 
 /** Steps 11 and 12 on top of a passing phase. */
 function finish(phase: GrantPhase & { kind: 'passing' }, req: DecisionRequest, findTask: TaskLookup): Verdict {
   const passing = phase.grant;
-  const steps = phase.steps.slice();
+  const steps = phase.steps;
   const coupling = couplingFailure(req, findTask);
   if (coupling) {
     steps.push({ step: 'task', result: 'fail', note: coupling.code });
     return deny(coupling.code, coupling.detail, passing, steps, coupling.extensions);
   }
-  steps.push(req.taskId === undefined ? TASK_NOT_EVALUATED : req.taskId === null ? TASK_L1_WITHOUT : { step: 'task', result: 'pass', note: req.taskId });
+  steps.push(
+    req.taskId === undefined
+      ? { step: 'task', result: 'skip', note: 'not evaluated' }
+      : req.taskId === null
+        ? { step: 'task', result: 'skip', note: 'L1 without task_id' }
+        : { step: 'task', result: 'pass', note: req.taskId },
+  );
   steps.push(phase.approval);
   if (phase.pending !== null) return deny('approval_pending', phase.pending.detail, passing, steps, phase.pending.extensions);
   return { allowed: true, grant: passing, steps };
