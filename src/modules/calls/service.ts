@@ -23,7 +23,6 @@ import type { GrantSource, GrantView } from '../grants/types.js';
 import { GroupCommit } from './commit.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { callTimeoutMs, runAction, type Outcome } from './execute.js';
-import { RecentCallKeys } from './recent.js';
 import { CallStore, isDuplicateClaim, type CallRow, type CallStatus } from './store.js';
 import { outcomeUnrecordedAnswer, storageCause, UnrecordedOutcomes } from './unrecorded.js';
 
@@ -132,14 +131,11 @@ export class CallService {
   private readonly decisionContext: DecisionContext;
   /** The connection's change watch: one poll per {@link evaluate}, shared by steps 3 and 5. */
   private readonly watch: ChangeWatch;
-  /** Keys of recent calls, so step 3 answers "new key" from memory. */
-  private readonly recent: RecentCallKeys;
 
   constructor(private readonly deps: CallServiceDeps) {
     this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
     this.decisionContext = { groups: deps.groups, lastRevoked: deps.grants.lastRevoked?.bind(deps.grants) };
     this.watch = ChangeWatch.of(deps.db);
-    this.recent = new RecentCallKeys(deps.db, deps.clock);
     this.store = new CallStore(deps.db);
     this.metrics = callMetrics(deps.metrics.registry);
     this.commits = new GroupCommit(deps.db, this.store, (writes, seconds) => {
@@ -278,7 +274,7 @@ export class CallService {
       this.release(key, s.group);
       if (!isDuplicateClaim(err)) throw storeFailure(err, 'The call could not be claimed, so nothing ran.');
       // Claimed meanwhile by another connection: answer as step 3 would have.
-      const again = this.knownKey(s, key, fingerprint, receipt, true);
+      const again = this.knownKey(s, key, fingerprint, receipt);
       if (again instanceof ApiError) return this.refuse(s, receipt, 'rejected', again, now);
       if (again) return again;
       throw err;
@@ -326,18 +322,15 @@ export class CallService {
   /**
    * Step 3 for a key seen before: 422 `idempotency_key_reused` for another body, 409
    * `request_in_flight` while it runs, the 502 `outcome_unrecorded` answer again while its outcome
-   * is unrecorded, otherwise the stored answer replayed. Undefined for a new key.
-   * @param askDatabase read the row even when memory says the key is new: `submit`'s duplicate-claim
-   *   path, where the key was taken by another connection meanwhile or is older than what the
-   *   memory keeps, so only the database can answer.
+   * is unrecorded, otherwise the stored answer replayed. Undefined for a new key. A key neither
+   * in flight here nor unrecorded is looked up by its row (one primary-key read).
    */
-  private knownKey(s: CallSubmission, key: string, fingerprint: string, receipt: Receipt, askDatabase = false): CallAnswer | ApiError | undefined {
+  private knownKey(s: CallSubmission, key: string, fingerprint: string, receipt: Receipt): CallAnswer | ApiError | undefined {
     const unrecorded = this.unrecorded.get(key);
     const live = unrecorded?.fingerprint ?? this.inflight.get(key);
     let row: CallRow | undefined;
     let stored: string | undefined = live;
     if (live === undefined) {
-      if (!askDatabase && !this.recent.mayExist(s.group, s.requestId)) return undefined;
       row = this.store.find(s.group, s.requestId);
       stored = row?.fingerprint;
     }

@@ -1,15 +1,11 @@
 /**
- * Step 3 answers "new key" from memory (RecentCallKeys): these tests make sure a key claimed
- * elsewhere — by another connection or process, or so long ago that the memory forgot it — is
- * still replayed, refused or answered 409 exactly as the stored row says, and never run again.
+ * Step 3 answers from the call's row: a key claimed elsewhere (by another connection or process),
+ * long ago (by a process that has restarted since) or in this process is replayed, refused or
+ * answered 409 exactly as the stored row says, and never run again.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RecentCallKeys, RECENT_KEYS_WINDOW_MS } from '../../src/modules/calls/recent.js';
-import { ManualClock } from '../../src/platform/clock.js';
-import { ChangeWatch } from '../../src/platform/db/watch.js';
 import { openDb, type Db } from '../../src/platform/db/open.js';
 import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { auditKinds, call, grant, type CallBody } from './helpers.js';
@@ -49,7 +45,7 @@ function insertCall(db: Db, key: string, createdAt: number, opts: { status?: 'su
   return response;
 }
 
-describe('idempotency keys served from memory', () => {
+describe('idempotency keys answered from their rows', () => {
   it('a key claimed by another connection is answered from its row on the very next request', async () => {
     tp = testProvider();
     broker = await startBroker({ providers: [tp.provider] });
@@ -84,7 +80,7 @@ describe('idempotency keys served from memory', () => {
     for (const key of [done, reused, running]) expect(tp.attemptsOf(key)).toBe(0);
   });
 
-  it('a key older than the memory keeps (7 days) still replays its stored answer and never runs again', async () => {
+  it('a key claimed 8 days ago, before a restart, still replays its stored answer and never runs again', async () => {
     const dataDir = tempDir();
     const startMs = Date.UTC(2026, 0, 20);
     tp = testProvider();
@@ -95,7 +91,7 @@ describe('idempotency keys served from memory', () => {
     await broker.stop();
     tp.release();
 
-    // A new process loads only the last 7 days: the old key is not in its memory.
+    // A new process: the old key was claimed by another.
     tp = testProvider();
     broker = await startBroker({ dataDir, providers: [tp.provider], startMs });
     const replay = await call(broker, 'developer', BODY, old);
@@ -127,52 +123,5 @@ describe('idempotency keys served from memory', () => {
     }
     expect(await committedWrites(broker)).toBe(writes); // replays: no claim attempted
     for (const k of keys) expect(tp.attemptsOf(k)).toBe(1);
-  });
-});
-
-describe('RecentCallKeys', () => {
-  it('loads the last 7 days, catches up on new rows by rowid, and keeps a key at least 7 days', () => {
-    const dir = tempDir();
-    const db = openDb({ path: path.join(dir, 'broker.db') });
-    other = openDb({ path: path.join(dir, 'broker.db') });
-    try {
-      const t0 = Date.UTC(2026, 0, 20);
-      insertCall(other, 'ancient', t0 - RECENT_KEYS_WINDOW_MS - 1);
-      insertCall(other, 'recent', t0 - 1000);
-      const clock = new ManualClock(t0);
-      const keys = new RecentCallKeys(db, clock);
-      expect(keys.mayExist('developer', 'recent')).toBe(true);
-      expect(keys.mayExist('developer', 'ancient')).toBe(false); // older than the window: forgotten
-      expect(keys.mayExist('security', 'recent')).toBe(false);
-      expect(keys.mayExist('developer', 'later')).toBe(false);
-
-      insertCall(other, 'later', t0);
-      expect(keys.mayExist('developer', 'later')).toBe(true); // caught up at the next poll
-      // Inside a hold the answer is as of the hold's poll.
-      const watch = ChangeWatch.of(db);
-      watch.hold(() => {
-        insertCall(other!, 'meanwhile', t0);
-        expect(keys.mayExist('developer', 'meanwhile')).toBe(false);
-      });
-      expect(keys.mayExist('developer', 'meanwhile')).toBe(true);
-      // Inside a transaction: always "maybe".
-      expect(db.sqlite.transaction(() => keys.mayExist('developer', 'never'))()).toBe(true);
-
-      // A key stays at least 7 days: through one generation change, gone after the second.
-      clock.set(t0 + RECENT_KEYS_WINDOW_MS);
-      insertCall(other, 'week2', clock.now());
-      expect(keys.mayExist('developer', 'week2')).toBe(true);
-      expect(keys.mayExist('developer', 'later')).toBe(true);
-      clock.set(t0 + 2 * RECENT_KEYS_WINDOW_MS);
-      insertCall(other, 'week3', clock.now());
-      expect(keys.mayExist('developer', 'week3')).toBe(true);
-      expect(keys.mayExist('developer', 'week2')).toBe(true);
-      expect(keys.mayExist('developer', 'later')).toBe(false);
-    } finally {
-      db.sqlite.close();
-      other.sqlite.close();
-      other = undefined;
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
