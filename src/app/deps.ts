@@ -8,7 +8,7 @@ import { TokenKeys } from '../modules/tokens/keys.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import type { Clock } from '../platform/clock.js';
 import { systemClock } from '../platform/clock.js';
-import type { Config } from '../platform/config.js';
+import { ConfigError, type Config } from '../platform/config.js';
 import { openDb, type Db } from '../platform/db/open.js';
 import { createMetrics, type Metrics } from '../platform/http/metrics.js';
 import { createLogger, type Logger } from '../platform/log.js';
@@ -59,9 +59,14 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
  * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
  * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each
  * group a key.
- * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
+ * @throws ConfigError for a PostgreSQL `BROKER_DATABASE_URL` (not served yet); ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
  */
 export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
+  // Fail closed: the PostgreSQL engine's schema and migrations exist, but the stores do not serve
+  // it yet, so a postgres:// URL must never fall back to the embedded SQLite file.
+  if (config.database.engine === 'postgres') {
+    throw new ConfigError('BROKER_DATABASE_URL: this build does not serve PostgreSQL yet (its schema and migrations are in drizzle-pg/; the stores come next). Unset it to use the embedded SQLite database.');
+  }
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const master = loadOrCreateMasterKey(config.dataDir);
