@@ -8,6 +8,7 @@ import { activitiesFor, appendActivity, type Activity } from '../../platform/aud
 import { immediate } from '../../platform/db/open.js';
 import type { Deps } from '../../app/deps.js';
 import { ApiError } from '../../platform/http/problem.js';
+import type { IdempotencyRef } from '../../platform/idempotency.js';
 import type { ActionLevel } from '../calls/catalog.js';
 import { approvalInvalid, verifyApproval, type Approver, type ApprovalPayload } from './approvers.js';
 import { requireEligible } from './eligibility.js';
@@ -142,12 +143,6 @@ function findRow(deps: GrantDeps, id: string): GrantRow {
 
 function approvalsOf(deps: GrantDeps, id: string): ApprovalRow[] {
   return deps.db.orm.select().from(grantApprovals).where(eq(grantApprovals.grantId, id)).orderBy(asc(grantApprovals.id)).all();
-}
-
-/** The creating request's idempotency: its `Idempotency-Key` and the sha256 hex of its body. */
-export interface IdempotencyRef {
-  key: string;
-  requestHash: string;
 }
 
 /**

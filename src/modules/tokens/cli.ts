@@ -6,7 +6,8 @@ import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
 import { parseDurationMs } from '../../platform/config.js';
 import { immediate } from '../../platform/db/open.js';
 import { Jti, RevokeTokensInput } from './revocations.js';
-import { MAX_TOKEN_TTL_S, ROLES, Subject, type Role } from './service.js';
+import { MAX_TOKEN_TTL_S } from './service.js';
+import { ROLES, Subject, type Role } from './types.js';
 
 /**
  * The actor recorded for an operator using the CLI on the broker host: `operator:<OS user>`.

@@ -9,12 +9,12 @@ import { and, asc, eq, gt, gte, isNull, or, sql } from 'drizzle-orm';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { appendActivity } from '../../platform/audit/trail.js';
-import type { IdempotencyRef } from '../grants/service.js';
 import type { Clock } from '../../platform/clock.js';
 import { immediate, type Db } from '../../platform/db/open.js';
 import { ApiError } from '../../platform/http/problem.js';
+import type { IdempotencyRef } from '../../platform/idempotency.js';
 import { tokenRevocations } from './schema.js';
-import { ROLES, Subject, type Role } from './service.js';
+import { ROLES, Subject, type Role } from './types.js';
 
 /** A token id as minted (`randomUUID`), or any `jti` up to 128 printable ASCII characters. */
 export const Jti = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'a jti is 1–128 printable ASCII characters');

@@ -11,6 +11,7 @@ import { ApiError } from '../../platform/http/problem.js';
 import { generateSigningKey, writeSigningKeyFile, type BrokerSigningKey } from './signing-key.js';
 import type { TokenRevocations } from './revocations.js';
 import type { KnownTokenKey, TokenKeys } from './keys.js';
+import { ROLES, Subject, type Role } from './types.js';
 
 /** `iss` of every broker token. */
 export const TOKEN_ISSUER = 'nanoclaw-broker';
@@ -18,14 +19,6 @@ export const TOKEN_ISSUER = 'nanoclaw-broker';
 export const TOKEN_AUDIENCE = 'nanoclaw-broker';
 /** The longest token lifetime `mint` accepts, in seconds (30 days). */
 export const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
-
-/** Token roles: operators manage grants; auditors read grants, calls and the audit trail. */
-export const ROLES = ['operator', 'auditor'] as const;
-/** A bearer token's role. */
-export type Role = (typeof ROLES)[number];
-
-/** Token subjects (who holds it): 1–128 of `[A-Za-z0-9._@-]`. */
-export const Subject = z.string().regex(/^[A-Za-z0-9._@-]{1,128}$/, 'subjects are 1–128 of [A-Za-z0-9._@-]');
 
 /** What a verified token says. `issuedAt` and `expiresAt` are Unix ms (whole seconds). */
 export interface TokenClaims {

@@ -4,7 +4,7 @@ import type { Deps } from '../../../app/deps.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { Jti } from '../revocations.js';
-import { Subject } from '../service.js';
+import { Subject } from '../types.js';
 
 const ListQuery = z.strictObject({
   jti: Jti.optional(),
