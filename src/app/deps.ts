@@ -2,7 +2,7 @@ import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from '../modules/calls/catalog.js';
 import { GrantStore } from '../modules/grants/source.js';
-import { loadOrCreateSigningKey, type BrokerSigningKey } from '../modules/tokens/signing-key.js';
+import { loadOrCreateSigningKey, type BrokerSigningKey } from '../platform/signing-key.js';
 import { TokenRevocations } from '../modules/tokens/revocations.js';
 import { TokenKeys } from '../modules/tokens/keys.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';

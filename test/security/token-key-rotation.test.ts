@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKey, writeSigningKeyFile } from '../../src/modules/tokens/signing-key.js';
+import { generateSigningKey, writeSigningKeyFile } from '../../src/platform/signing-key.js';
 import { openDb } from '../../src/platform/db/open.js';
 import { bearer, type Answer } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';

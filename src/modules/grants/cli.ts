@@ -1,5 +1,5 @@
 /**
- * CLI verbs of the grants capability (issue 4): `broker grants list|show|create|revoke`,
+ * CLI verbs of the grants capability: `broker grants list|show|create|revoke`,
  * `broker approvers add|keygen|list`, and `broker approve` in three forms:
  * `approve <grant-id> --key FILE [--deny] [--ttl D]` (sign and submit, on the broker host),
  * `approve --grant-file FILE --key FILE [--deny] [--ttl D] [--out FILE]` (sign offline on the
@@ -12,14 +12,13 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import writeFileAtomic from 'write-file-atomic';
 import type { JWK } from 'jose';
-import { cliOperator, parseDurationS } from '../tokens/cli.js';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
+import { CliExit, cliOperator, parseDurationS, printJson, type CliRunner } from '../../platform/cli.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { validate } from '../../platform/http/validate.js';
 import { systemClock } from '../../platform/clock.js';
 import { addApprover, generateApproverKey, listApprovers } from './approvers.js';
 import { describeDecision, GrantFileError, reviewGrantFile, signGrantDecision, type ReviewedGrant } from './review.js';
-import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, submitApproval } from './service.js';
+import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, submitApproval, type GrantDeps } from './service.js';
 import { CreateGrantBody } from './terms.js';
 import type { GrantStatus } from './types.js';
 
@@ -35,8 +34,8 @@ async function cli<T>(fn: () => T | Promise<T>): Promise<T> {
 
 const csv = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
 
-/** Registers `grants`, `approvers` and `approve` on the program. */
-export function registerGrantsCommands(program: Command): void {
+/** Registers `grants`, `approvers` and `approve` on the program; `withDeps` opens the broker's database for each. */
+export function registerGrantsCommands(program: Command, withDeps: CliRunner<GrantDeps>): void {
   const grants = program.command('grants').description('capability grants');
 
   grants

@@ -5,19 +5,32 @@
 import { and, asc, eq, gt, inArray, isNull, lte, or, type SQL } from 'drizzle-orm';
 import { monotonicFactory } from 'ulid';
 import { activitiesFor, appendActivity, type Activity } from '../../platform/audit/trail.js';
-import { immediate } from '../../platform/db/open.js';
-import type { Deps } from '../../app/deps.js';
+import { immediate, type Db } from '../../platform/db/open.js';
 import { ApiError } from '../../platform/http/problem.js';
 import type { IdempotencyRef } from '../../platform/idempotency.js';
-import type { ActionLevel } from '../calls/catalog.js';
+import type { ActionLevel, Catalog } from '../calls/catalog.js';
+import type { Groups } from '../identity/groups.js';
+import type { Clock } from '../../platform/clock.js';
+import type { Config } from '../../platform/config.js';
 import { approvalInvalid, verifyApproval, type Approver, type ApprovalPayload } from './approvers.js';
 import { requireEligible } from './eligibility.js';
 import { grantApprovals, grants } from './schema.js';
 import { expiryAt, normalizePatterns, termsDigest, validateTerms, type AmendGrantInput, type CreateGrantInput, type GrantTerms } from './terms.js';
 import type { GrantStatus } from './types.js';
 
-/** What the service runs on. */
-export type GrantDeps = Pick<Deps, 'db' | 'clock' | 'groups' | 'catalog' | 'config'>;
+/**
+ * What the grants service runs on: the database, the clock, the groups and the provider catalog
+ * (the terms name them), and the settings of approvals (`pendingGrantTtlS`: how long an L3 grant
+ * waits, and the longest life of an approval's signature; `clockSkewS`; `policiesDir` holds
+ * `approvers.json`).
+ */
+export interface GrantDeps {
+  db: Db;
+  clock: Clock;
+  groups: Groups;
+  catalog: Catalog;
+  config: Pick<Config, 'pendingGrantTtlS' | 'clockSkewS' | 'policiesDir'>;
+}
 
 /** L3 grants need this many approvals, from distinct approvers in distinct groups. */
 export const APPROVALS_REQUIRED = 2;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
+import { CliExit, printJson, type CliRunner } from '../../platform/cli.js';
+import type { Db } from '../../platform/db/open.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { dispatchJson } from './dispatch.js';
 import { taskJson } from './model.js';
@@ -15,7 +16,7 @@ function cliError(err: unknown): never {
  * Registers `broker tasks list` and `broker tasks show <id>` (issue 3): read-only operator views of
  * the kernel's tasks, printed as JSON on stdout. Invalid options exit 1 with the reason on stderr.
  */
-export function registerKernelCommands(program: Command): void {
+export function registerKernelCommands(program: Command, withDeps: CliRunner<{ db: Db }>): void {
   const tasks = program.command('tasks').description("the orchestration kernel's tasks (read-only)");
   tasks
     .command('list')

@@ -17,10 +17,13 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
 import { appendActivity } from '../../platform/audit/trail.js';
+import type { Clock } from '../../platform/clock.js';
+import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/open.js';
 import { immediate } from '../../platform/db/open.js';
-import type { Deps } from '../../app/deps.js';
 import { ApiError } from '../../platform/http/problem.js';
+import type { Logger } from '../../platform/log.js';
+import type { Groups } from '../identity/groups.js';
 import type { TaskState } from './coupling.js';
 import { planFor, recordDispatch, type DispatchKind, type DispatchRow } from './dispatch-record.js';
 import { newId } from './model.js';
@@ -30,7 +33,7 @@ import { applyTransition, findTask } from './tasks.js';
 export { approvePlan, dispatchKey, executePlan, planFor, recordDispatch, type DispatchKind, type DispatchPlan, type DispatchRow } from './dispatch-record.js';
 
 /** What the loop runs on. */
-export type DispatchDeps = Pick<Deps, 'db' | 'clock' | 'groups' | 'config' | 'logger'>;
+export type DispatchDeps = { db: Db; clock: Clock; groups: Groups; config: Config; logger: Logger };
 
 /** A dispatch as the API answers. */
 export interface DispatchJson {
@@ -184,7 +187,7 @@ export function listDispatches(db: Db, f: DispatchFilter): { rows: DispatchRow[]
  * @throws ApiError 404 `not_found` when there is no such dispatch for this group (another group's
  *   dispatches are not revealed); 503 `audit_unavailable`.
  */
-export function ackDispatch(deps: Pick<Deps, 'db' | 'clock'>, id: string, group: string): DispatchRow {
+export function ackDispatch(deps: Pick<DispatchDeps, 'db' | 'clock'>, id: string, group: string): DispatchRow {
   const { db, clock } = deps;
   return immediate(db, () => {
     const d = db.orm.select().from(taskDispatches).where(eq(taskDispatches.id, id)).get();

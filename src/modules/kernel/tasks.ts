@@ -10,10 +10,11 @@ import { createHash } from 'node:crypto';
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
 import type { Activity } from '../../platform/audit/trail.js';
 import { activitiesFor, appendActivity } from '../../platform/audit/trail.js';
+import type { Clock } from '../../platform/clock.js';
 import type { Db } from '../../platform/db/open.js';
 import { immediate } from '../../platform/db/open.js';
-import type { Deps } from '../../app/deps.js';
 import { ApiError, type ErrorCode } from '../../platform/http/problem.js';
+import type { Groups } from '../identity/groups.js';
 import type { TaskState } from './coupling.js';
 import { handMovePlan, recordDispatch } from './dispatch-record.js';
 import { checkTransition, rolesOf } from './machine.js';
@@ -35,7 +36,7 @@ import { checkIfMatch } from './precondition.js';
 import { taskDispatches, taskGateDecisions, tasks } from './schema.js';
 
 /** What the task service runs on. */
-export type KernelDeps = Pick<Deps, 'db' | 'clock' | 'groups'>;
+export type KernelDeps = { db: Db; clock: Clock; groups: Groups };
 
 /** Reads one task row, or null. */
 export function findTask(db: Db, id: string): TaskRow | null {

@@ -1,32 +1,19 @@
-import os from 'node:os';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { appendActivity } from '../../platform/audit/trail.js';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
+import { CliExit, cliOperator, parseDurationS, printJson, type CliRunner } from '../../platform/cli.js';
+import type { Clock } from '../../platform/clock.js';
 import { parseDurationMs } from '../../platform/config.js';
-import { immediate } from '../../platform/db/open.js';
+import { immediate, type Db } from '../../platform/db/open.js';
 import { Jti, RevokeTokensInput } from './revocations.js';
-import { MAX_TOKEN_TTL_S } from './service.js';
+import { MAX_TOKEN_TTL_S, type TokenService } from './service.js';
 import { ROLES, Subject, type Role } from './types.js';
 
-/**
- * The actor recorded for an operator using the CLI on the broker host: `operator:<OS user>`.
- */
-export function cliOperator(): string {
-  const name = os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g, '_') || 'unknown';
-  return `operator:${name}`;
-}
-
-/**
- * Parses a human duration (`90s`, `15m`, `8h`, `7d`; a bare number is seconds) with
- * {@link parseDurationMs}.
- * @returns whole seconds.
- * @throws CliExit when it is not a duration of at least one second.
- */
-export function parseDurationS(text: string, option: string): number {
-  const millis = parseDurationMs(text);
-  if (millis === null || millis < 1000) throw new CliExit(`${option}: "${text}" is not a duration such as 90s, 15m, 8h or 7d`);
-  return Math.floor(millis / 1000);
+/** What the `broker token` verbs run on. */
+export interface TokenCliDeps {
+  db: Db;
+  clock: Clock;
+  tokens: TokenService;
 }
 
 /**
@@ -84,7 +71,7 @@ function optionIssues(error: z.ZodError): string {
  * `revoke`, before it to `token`. `--role`/`--subject` of `token` are checked in its action, not
  * with `requiredOption` (commander would demand them for the subcommands as well).
  */
-export function registerTokenCommands(program: Command): void {
+export function registerTokenCommands(program: Command, withDeps: CliRunner<TokenCliDeps>): void {
   const token = program
     .command('token')
     .description('mint an operator or auditor bearer token (printed on stdout; treat it as a password); revoke tokens; rotate the signing key')

@@ -10,7 +10,7 @@ import { appendActivity } from '../../platform/audit/trail.js';
 import type { Clock } from '../../platform/clock.js';
 import { immediate, type Db } from '../../platform/db/open.js';
 import { ApiError } from '../../platform/http/problem.js';
-import { publicJwk, readSigningKey, type BrokerSigningKey } from './signing-key.js';
+import { publicJwk, readSigningKey, type BrokerSigningKey } from '../../platform/signing-key.js';
 import { tokenKeys } from './schema.js';
 
 /** A registered key as the verifier needs it; `verifyUntil` is Unix ms, null while current. */

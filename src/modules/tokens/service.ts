@@ -8,10 +8,15 @@ import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Clock } from '../../platform/clock.js';
 import { ApiError } from '../../platform/http/problem.js';
-import { generateSigningKey, writeSigningKeyFile, type BrokerSigningKey } from './signing-key.js';
+import { generateSigningKey, writeSigningKeyFile, type BrokerSigningKey } from '../../platform/signing-key.js';
 import type { TokenRevocations } from './revocations.js';
 import type { KnownTokenKey, TokenKeys } from './keys.js';
 import { ROLES, Subject, type Role } from './types.js';
+
+/** What the token routes run on. */
+export interface TokensDeps {
+  tokens: TokenService;
+}
 
 /** `iss` of every broker token. */
 export const TOKEN_ISSUER = 'nanoclaw-broker';

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Deps } from '../../../app/deps.js';
+import type { Db } from '../../../platform/db/open.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import type { Activity } from '../../../platform/audit/trail.js';
@@ -23,7 +23,7 @@ export type AuditFilter = z.infer<typeof AuditQuery>;
  * and actor, at most `limit`. Rows carry `prev_hash` and `hash` so a reader can check the chain.
  * @returns the page and `nextSince` (its last seq when more rows follow, else null).
  */
-export function listActivities(deps: Pick<Deps, 'db'>, f: AuditFilter): { items: Activity[]; nextSince: number | null } {
+export function listActivities(deps: { db: Db }, f: AuditFilter): { items: Activity[]; nextSince: number | null } {
   const where = ['seq > ?'];
   const args: (string | number)[] = [f.since];
   if (f.subject !== undefined) (where.push('subject = ?'), args.push(f.subject));
@@ -43,7 +43,7 @@ export function listActivities(deps: Pick<Deps, 'db'>, f: AuditFilter): { items:
  * (pass `next_since` as `since` for the next page).
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
-export function listAuditRoute(deps: Pick<Deps, 'db'>) {
+export function listAuditRoute(deps: { db: Db }) {
   return (c: Context<AppEnv>): Response => {
     const { items, nextSince } = listActivities(deps, queryParams(c, AuditQuery));
     return c.json({

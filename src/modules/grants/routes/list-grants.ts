@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Deps } from '../../../app/deps.js';
+import type { GrantDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
@@ -24,7 +24,7 @@ const ListQuery = z.strictObject({
  * (pass `next_cursor` as `starting_after` for the next page).
  * Errors: 422 `validation_failed`.
  */
-export function listGrantsRoute(deps: Deps) {
+export function listGrantsRoute(deps: GrantDeps) {
   return (c: Context<AppEnv>): Response => {
     const q = queryParams(c, ListQuery);
     const { items, nextCursor } = listGrants(deps, {

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Deps } from '../../../app/deps.js';
+import type { TokensDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { Jti } from '../revocations.js';
@@ -20,7 +20,7 @@ const ListQuery = z.strictObject({
  * `next_cursor` as `starting_after` for the next page).
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
-export function listRevocationsRoute(deps: Pick<Deps, 'tokens'>) {
+export function listRevocationsRoute(deps: TokensDeps) {
   return (c: Context<AppEnv>): Response => {
     const q = queryParams(c, ListQuery);
     const { items, nextCursor } = deps.tokens.revocations.list({ jti: q.jti, subject: q.subject, limit: q.limit, after: q.starting_after });

@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import type { Deps } from '../../../app/deps.js';
+import type { TokensDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { bodyHash, jsonBody } from '../../../platform/http/validate.js';
 import { principalName } from '../../../platform/http/guard.js';
@@ -14,7 +14,7 @@ import { RevokeTokensInput } from '../revocations.js';
  * tokens are already revoked (nothing written).
  * Errors: 400 `malformed_json`, 422 `validation_failed` | `idempotency_key_reused`, 403 `forbidden`.
  */
-export function revokeTokensRoute(deps: Pick<Deps, 'tokens'>) {
+export function revokeTokensRoute(deps: TokensDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const input = await jsonBody(c, RevokeTokensInput);
     const requestHash = bodyHash(c);
