@@ -28,7 +28,7 @@ import { runBroker } from './server.js';
  */
 export async function withDeps<T>(fn: (deps: Deps) => T | Promise<T>): Promise<T> {
   const config = loadConfig();
-  const deps = createDeps(config, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2)) });
+  const deps = await createDeps(config, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2)) });
   try {
     return await fn(deps);
   } finally {
@@ -69,5 +69,5 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   // Before createDeps, which may migrate or write: a served database is left exactly as it is.
   assertSqliteNotServed(config.dbPath, Date.now());
-  await runBroker(createDeps(config));
+  await runBroker(await createDeps(config));
 }

@@ -18,7 +18,8 @@ import { validate } from '../../platform/http/validate.js';
 import { systemClock } from '../../platform/clock.js';
 import { addApprover, generateApproverKey, listApprovers } from './approvers.js';
 import { describeDecision, GrantFileError, reviewGrantFile, signGrantDecision, type ReviewedGrant } from './review.js';
-import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, submitApproval, type GrantDeps } from './service.js';
+import { submitApproval } from './approvals.js';
+import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, type GrantDeps } from './service.js';
 import { CreateGrantBody } from './terms.js';
 import type { GrantStatus } from './types.js';
 
@@ -49,10 +50,10 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
     .option('--starting-after <id>', "the previous page's next_cursor")
     .action((o: { group?: string; provider?: string; status?: GrantStatus; at?: string; limit: string; startingAfter?: string }) =>
       withDeps((deps) =>
-        cli(() => {
+        cli(async () => {
           const at = o.at === undefined ? undefined : Date.parse(o.at);
           if (at !== undefined && Number.isNaN(at)) throw new CliExit('--at: not an RFC 3339 instant');
-          const { items, nextCursor } = listGrants(deps, { group: o.group, provider: o.provider, status: o.status, at, limit: Number(o.limit), after: o.startingAfter });
+          const { items, nextCursor } = await listGrants(deps, { group: o.group, provider: o.provider, status: o.status, at, limit: Number(o.limit), after: o.startingAfter });
           printJson({ data: items, has_more: nextCursor !== null, next_cursor: nextCursor });
         }),
       ),
@@ -61,7 +62,7 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
   grants
     .command('show <id>')
     .description('one grant with its approvals and timeline')
-    .action((id: string) => withDeps((deps) => cli(() => printJson(getGrant(deps, id)))));
+    .action((id: string) => withDeps((deps) => cli(async () => printJson(await getGrant(deps, id)))));
 
   grants
     .command('create')
@@ -77,7 +78,7 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
     .option('--expires-at <rfc3339>', 'absolute expiry instead of --ttl')
     .action((o: { group: string; provider: string; level: string; reason: string; allow?: string; deny?: string; resources?: string; ttl?: string; expiresAt?: string }) =>
       withDeps((deps) =>
-        cli(() => {
+        cli(async () => {
           const level = /^\d$/.test(o.level) ? Number(o.level) : o.level;
           const input = validate(
             CreateGrantBody,
@@ -94,7 +95,7 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
             },
             'options',
           );
-          printJson(createGrant(deps, input, cliOperator()).grant);
+          printJson((await createGrant(deps, input, cliOperator())).grant);
         }),
       ),
     );
@@ -108,15 +109,15 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
     .option('--reason <text>')
     .action((id: string | undefined, o: { group?: string; provider?: string; all?: boolean; reason?: string }) =>
       withDeps((deps) =>
-        cli(() => {
+        cli(async () => {
           if (o.all) {
             if (id !== undefined || o.group === undefined) throw new CliExit('use either `grants revoke <id>` or `grants revoke --group X --all`');
-            const ids = revokeAllGrants(deps, o.group, cliOperator(), o.reason ?? 'break-glass', o.provider);
+            const ids = await revokeAllGrants(deps, o.group, cliOperator(), o.reason ?? 'break-glass', o.provider);
             printJson({ group: o.group, provider: o.provider ?? null, revoked: ids });
             return;
           }
           if (id === undefined) throw new CliExit('name the grant to revoke, or use --group X --all');
-          printJson(revokeGrant(deps, id, cliOperator(), o.reason ?? null).grant);
+          printJson((await revokeGrant(deps, id, cliOperator(), o.reason ?? null)).grant);
         }),
       ),
     );
@@ -200,7 +201,7 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
       const ttlS = parseDurationS(o.ttl ?? DEFAULT_APPROVAL_TTL, '--ttl');
       return withDeps((deps) =>
         cli(async () => {
-          const grant = getGrant(deps, grantId!);
+          const grant = await getGrant(deps, grantId!);
           const decision = o.deny ? 'deny' : 'approve';
           process.stderr.write(describeDecision(grant, decision));
           const jws = await signGrantDecision(privateJwk, grant, decision, deps.clock.now(), ttlS);

@@ -36,9 +36,9 @@ export function registerIdentityCommands(program: Command, withDeps: CliRunner<I
     .description('create the next key version; the previous one verifies for BROKER_KEY_GRACE_S more seconds')
     .requiredOption('--group <group>', 'agent group')
     .action((opts: { group: string }) =>
-      withDeps((deps) => {
+      withDeps(async (deps) => {
         requireGroup(deps.groups, opts.group);
-        const key = deps.keys.rotate(opts.group, cliOperator());
+        const key = await deps.keys.rotate(opts.group, cliOperator());
         printJson({ group: key.group, keyid: key.keyid, previous_verifies_for_s: deps.config.keyGraceS });
       }),
     );

@@ -14,6 +14,6 @@ import { AmendGrantBody } from '../terms.js';
 export function amendGrantRoute(deps: GrantDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const patch = await jsonBody(c, AmendGrantBody);
-    return c.json(amendGrant(deps, c.req.param('id')!, patch, principalName(c.get('principal'))));
+    return c.json(await amendGrant(deps, c.req.param('id')!, patch, principalName(c.get('principal'))));
   };
 }

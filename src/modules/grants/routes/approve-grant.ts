@@ -1,11 +1,11 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { principalName } from '../../../platform/http/guard.js';
-import type { GrantDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { ApiError } from '../../../platform/http/problem.js';
 import { jsonBody } from '../../../platform/http/validate.js';
-import { submitApproval } from '../service.js';
+import { submitApproval } from '../approvals.js';
+import type { GrantDeps } from '../service.js';
 
 const ApprovalBody = z.strictObject({ jws: z.string().min(1).max(8192) });
 

@@ -8,5 +8,5 @@ import { getGrant } from '../service.js';
  * `timeline` (audit rows, oldest first). 404 `not_found`.
  */
 export function showGrantRoute(deps: GrantDeps) {
-  return (c: Context<AppEnv>): Response => c.json(getGrant(deps, c.req.param('id')!));
+  return async (c: Context<AppEnv>): Promise<Response> => c.json(await getGrant(deps, c.req.param('id')!));
 }

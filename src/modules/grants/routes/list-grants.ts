@@ -25,9 +25,9 @@ const ListQuery = z.strictObject({
  * Errors: 422 `validation_failed`.
  */
 export function listGrantsRoute(deps: GrantDeps) {
-  return (c: Context<AppEnv>): Response => {
+  return async (c: Context<AppEnv>): Promise<Response> => {
     const q = queryParams(c, ListQuery);
-    const { items, nextCursor } = listGrants(deps, {
+    const { items, nextCursor } = await listGrants(deps, {
       group: q.group,
       provider: q.provider,
       status: q.status,

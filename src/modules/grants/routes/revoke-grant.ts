@@ -16,7 +16,7 @@ const RevokeBody = z.strictObject({ reason: z.string().trim().min(1).max(1000).o
 export function revokeGrantRoute(deps: GrantDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const body = c.get('rawBody').length === 0 ? {} : await jsonBody(c, RevokeBody);
-    const { grant } = revokeGrant(deps, c.req.param('id')!, principalName(c.get('principal')), body.reason ?? null);
+    const { grant } = await revokeGrant(deps, c.req.param('id')!, principalName(c.get('principal')), body.reason ?? null);
     return c.json(grant);
   };
 }

@@ -21,9 +21,9 @@ const ListQuery = z.strictObject({
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
 export function listRevocationsRoute(deps: TokensDeps) {
-  return (c: Context<AppEnv>): Response => {
+  return async (c: Context<AppEnv>): Promise<Response> => {
     const q = queryParams(c, ListQuery);
-    const { items, nextCursor } = deps.tokens.revocations.list({ jti: q.jti, subject: q.subject, limit: q.limit, after: q.starting_after });
+    const { items, nextCursor } = await deps.tokens.revocations.list({ jti: q.jti, subject: q.subject, limit: q.limit, after: q.starting_after });
     return c.json({ data: items, has_more: nextCursor !== null, next_cursor: nextCursor });
   };
 }

@@ -18,7 +18,7 @@ export function revokeTokensRoute(deps: TokensDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const input = await jsonBody(c, RevokeTokensInput);
     const requestHash = bodyHash(c);
-    const { revocation, outcome } = deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
+    const { revocation, outcome } = await deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
     if (outcome === 'replayed') c.header('Idempotent-Replayed', 'true');
     return c.json(revocation, outcome === 'already_revoked' ? 200 : 201);
   };
