@@ -17,6 +17,8 @@ export interface ActivityInput {
 }
 
 
+// Raw prepared statements, prepared once per connection: the append runs inside every audited
+// transaction (the call path's claim and outcome included), so it skips the query builder.
 interface Statements {
   head: { get(): { seq: number; hash: string } | undefined };
   insert: { run(...args: unknown[]): unknown };
