@@ -7,6 +7,7 @@ import { sqliteGrantStore, type GrantStore } from '../modules/grants/store.js';
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
+import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
 import type { Clock } from '../platform/clock.js';
@@ -26,6 +27,7 @@ export interface Stores {
   audit: AuditStore;
   grants: GrantStore;
   groupKeys: GroupKeyStore;
+  tasks: TaskStore;
   tokens: TokenStore;
 }
 
@@ -35,6 +37,7 @@ export function createStores(db: Db, clock: Clock): Stores {
     audit: sqliteAuditStore(db),
     grants: sqliteGrantStore(db, clock),
     groupKeys: sqliteGroupKeyStore(db, clock),
+    tasks: sqliteTaskStore(db),
     tokens: sqliteTokenStore(db, clock),
   };
 }
@@ -60,6 +63,8 @@ export interface Deps {
    * every verification asks.
    */
   tokens: TokenService;
+  /** The kernel's tasks, gate decisions and dispatches: `stores.tasks`, where the kernel's `KernelDeps` reads it. */
+  tasks: TaskStore;
   /**
    * This process's broker instance id (a ULID made by {@link createDeps}). A serving process
    * (`runBroker`) holds a lease under it in `broker_instances` and stamps it on every call it
@@ -122,6 +127,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     grants: new GrantIndex(db, clock),
     stores,
     tokens,
+    tasks: stores.tasks,
     checkpointKey,
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
