@@ -32,7 +32,7 @@ const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 8);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const WARMUP_S = 2;
 
-const deps = benchDeps(env);
+const deps = await benchDeps(env);
 const service = new CallService(deps);
 const log = createLogger('silent');
 const body = new TextEncoder().encode(JSON.stringify({ action: 'bench.noop', params: {} }));

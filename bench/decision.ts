@@ -61,8 +61,8 @@ function grantTerms(i: number): CreateGrantInput {
 async function setup(): Promise<Record<string, string>> {
   const { env } = benchDataDir(groups);
   const clock = new ManualClock(NOW);
-  const deps = benchDeps(env, { clock });
-  createGrants(deps, Array.from({ length: GRANTS }, (_, i) => grantTerms(i)));
+  const deps = await benchDeps(env, { clock });
+  await createGrants(deps, Array.from({ length: GRANTS }, (_, i) => grantTerms(i)));
   fillAudit(deps, AUDIT_ROWS - (deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM gov_activities').get() as { n: number }).n);
   const calls = new CallStore(deps.db);
   immediate(deps.db, () => {
@@ -83,7 +83,7 @@ async function setup(): Promise<Record<string, string>> {
 async function measure(env: Record<string, string>) {
   const started = performance.now();
   const clock = new ManualClock(NOW);
-  const deps = benchDeps(env, { clock });
+  const deps = await benchDeps(env, { clock });
   const grantsLoaded = (deps.grants.candidates(groups[0]!, 'bench'), deps.grants.size);
   const auditRows = (deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM gov_activities').get() as { n: number }).n;
   const loadS = (performance.now() - started) / 1000;

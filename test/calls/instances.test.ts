@@ -53,7 +53,7 @@ describe('a second broker serve beside a live one', () => {
   it('exits non-zero naming the live instance, changes nothing, and the call in flight completes', async () => {
     const live = await serveFixture(env);
     children.push(live.child);
-    deps = createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    deps = await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
     const db = deps.db.sqlite;
     const client = (group: string) => {
       const key = deps!.keys.current(group);

@@ -12,7 +12,7 @@ import { verifyChain } from '../../src/platform/audit/chain.js';
 import { purgeCommand } from '../../src/modules/calls/cli.js';
 import { RecentCallKeys } from '../../src/modules/calls/recent.js';
 import { countPurgeable, PURGE_SELECT_SQL, purgeCalls, startCallRetention } from '../../src/modules/calls/retention.js';
-import { CliExit } from '../../src/app/cli-common.js';
+import { CliExit } from '../../src/platform/cli.js';
 import { ConfigError, loadConfig } from '../../src/platform/config.js';
 import { openDb } from '../../src/platform/db/open.js';
 import { createLogger } from '../../src/platform/log.js';

@@ -90,7 +90,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
   });
   const db = opts.readonlyDb ? openDb({ path: config.dbPath, readonly: true }) : undefined;
   const catalog = opts.providers ? new Catalog([...hostProviders(), ...opts.providers]) : undefined;
-  const deps = createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) });
+  const deps = await createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) });
   const listen = opts.listen ?? true;
   const server = listen ? await startServer(deps, '127.0.0.1', 0) : null;
   const app = listen ? null : createApp(deps);

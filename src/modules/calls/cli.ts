@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { cliOperator } from '../tokens/cli.js';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
-import { MIN_CALL_RETENTION_MS, parseDurationMs } from '../../platform/config.js';
-import type { Deps } from '../../app/deps.js';
+import { CliExit, cliOperator, printJson, type CliRunner } from '../../platform/cli.js';
+import type { Clock } from '../../platform/clock.js';
+import { MIN_CALL_RETENTION_MS, parseDurationMs, type Config } from '../../platform/config.js';
+import type { Db } from '../../platform/db/open.js';
 import { countPurgeable, purgeCalls } from './retention.js';
 import { CALL_STATUSES, CallStore } from './store.js';
 import { callView } from './views.js';
@@ -20,6 +20,13 @@ const PurgeOptions = z.object({
   dryRun: z.boolean().default(false),
 });
 
+/** What the `broker calls` verbs run on. */
+export interface CallCliDeps {
+  db: Db;
+  clock: Clock;
+  config: Config;
+}
+
 /** What `broker calls purge` prints: the cutoff (RFC 3339) and the rows deleted, or that would be with `--dry-run`. */
 export type PurgeReport = { before: string; deleted: number } | { before: string; dry_run: true; would_delete: number };
 
@@ -30,7 +37,7 @@ export type PurgeReport = { before: string; deleted: number } | { before: string
  * @param opts commander's options: `olderThan` a duration such as `30d` (a bare number is seconds).
  * @throws CliExit when `olderThan` is not a duration or is under 7 days (the idempotency guarantee).
  */
-export async function purgeCommand(deps: Pick<Deps, 'db' | 'clock' | 'config'>, opts: Record<string, unknown>, actor: string): Promise<PurgeReport> {
+export async function purgeCommand(deps: CallCliDeps, opts: Record<string, unknown>, actor: string): Promise<PurgeReport> {
   const parsed = PurgeOptions.safeParse(opts);
   if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const { olderThan, dryRun } = parsed.data;
@@ -57,7 +64,7 @@ export async function purgeCommand(deps: Pick<Deps, 'db' | 'clock' | 'config'>, 
  * [--dry-run]` ({@link purgeCommand}): deletes old call rows by hand, printing `{before, deleted}`
  * (or `{before, dry_run, would_delete}`). Bad options exit 1 with the reason.
  */
-export function registerCallCommands(program: Command): void {
+export function registerCallCommands(program: Command, withDeps: CliRunner<CallCliDeps>): void {
   const calls = program.command('calls').description('external calls made through the broker');
   calls
     .command('list')

@@ -1,12 +1,11 @@
 import { Hono } from 'hono';
 import { requireRole } from '../../platform/http/guard.js';
-import type { Deps } from '../../app/deps.js';
 import type { AppEnv } from '../../platform/http/env.js';
 import { getAnyCallRoute, getOwnCallRoute } from './routes/get-call.js';
 import { getCapabilitiesRoute } from './routes/get-capabilities.js';
 import { listCallsRoute } from './routes/list-calls.js';
 import { postCallRoute } from './routes/post-call.js';
-import { CallService } from './service.js';
+import { CallService, type CallServiceDeps } from './service.js';
 
 /**
  * The external-call routes (issue 4) under the app's `/v1/*` authentication. Agent groups:
@@ -18,7 +17,7 @@ import { CallService } from './service.js';
  * build them once per server. Crash recovery is not run here but by the serving process once it
  * holds its instance lease (`runBroker`), so building routes never touches other processes' calls.
  */
-export function callRoutes(deps: Deps): Hono<AppEnv> {
+export function callRoutes(deps: CallServiceDeps): Hono<AppEnv> {
   const service = new CallService(deps);
   const readers = requireRole('operator', 'auditor');
   return new Hono<AppEnv>()

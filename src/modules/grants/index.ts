@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { requirePrincipal } from '../../platform/http/guard.js';
-import type { Deps } from '../../app/deps.js';
+import type { GrantDeps } from './service.js';
 import type { AppEnv } from '../../platform/http/env.js';
 import { GRANT_READERS, GRANTORS } from './access.js';
 import { amendGrantRoute } from './routes/amend-grant.js';
@@ -11,7 +11,7 @@ import { revokeGrantRoute } from './routes/revoke-grant.js';
 import { showGrantRoute } from './routes/get-grant.js';
 
 /** The `/v1/grants` routes (issue 4, "Routes and people"), each with its access guard. */
-export function grantsRoutes(deps: Deps): Hono<AppEnv> {
+export function grantsRoutes(deps: GrantDeps): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
   r.post('/', requirePrincipal(GRANTORS), createGrantRoute(deps));
   r.get('/', requirePrincipal(GRANT_READERS), listGrantsRoute(deps));

@@ -1,7 +1,6 @@
 /**
  * A grant's terms: their request shape, the rules they must meet (ceilings, expiry bounds, known
- * provider and actions) and the digest approvals sign (issue 4, "Grants" and "Approvers and their
- * signatures").
+ * provider and actions) and the digest approvals sign.
  */
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';

@@ -4,7 +4,7 @@
  */
 import type { ActionLevel } from '../calls/catalog.js';
 
-/** Grant lifecycle (issue "Capability broker"): L3 grants start `pending_approval`. */
+/** Grant lifecycle: L1/L2 grants start `active`, L3 grants `pending_approval` until two approvals. */
 export type GrantStatus = 'pending_approval' | 'active' | 'rejected' | 'expired' | 'revoked';
 
 /** A grant as the decision path sees it. Times are Unix ms. */

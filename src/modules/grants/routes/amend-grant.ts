@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { principalName } from '../../../platform/http/guard.js';
-import type { Deps } from '../../../app/deps.js';
+import type { GrantDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { amendGrant } from '../service.js';
@@ -11,9 +11,9 @@ import { AmendGrantBody } from '../terms.js';
  * approvals stop counting. 200 with the grant.
  * Errors: 404 `not_found`, 409 `grant_not_pending`, 422 as for creation.
  */
-export function amendGrantRoute(deps: Deps) {
+export function amendGrantRoute(deps: GrantDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const patch = await jsonBody(c, AmendGrantBody);
-    return c.json(amendGrant(deps, c.req.param('id')!, patch, principalName(c.get('principal'))));
+    return c.json(await amendGrant(deps, c.req.param('id')!, patch, principalName(c.get('principal'))));
   };
 }

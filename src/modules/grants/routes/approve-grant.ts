@@ -1,11 +1,11 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { principalName } from '../../../platform/http/guard.js';
-import type { Deps } from '../../../app/deps.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { ApiError } from '../../../platform/http/problem.js';
 import { jsonBody } from '../../../platform/http/validate.js';
-import { submitApproval } from '../service.js';
+import { submitApproval } from '../approvals.js';
+import type { GrantDeps } from '../service.js';
 
 const ApprovalBody = z.strictObject({ jws: z.string().min(1).max(8192) });
 
@@ -16,7 +16,7 @@ const ApprovalBody = z.strictObject({ jws: z.string().min(1).max(8192) });
  * Errors: 404 `not_found`, 422 `approval_invalid`, 403 `approver_ineligible`,
  * 409 `approval_duplicate` | `grant_not_pending`.
  */
-export function approveGrantRoute(deps: Deps) {
+export function approveGrantRoute(deps: GrantDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const jws = await readJws(c);
     const { grant, outcome } = await submitApproval(deps, c.req.param('id')!, jws, principalName(c.get('principal')));

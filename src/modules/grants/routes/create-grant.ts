@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { principalName } from '../../../platform/http/guard.js';
-import type { Deps } from '../../../app/deps.js';
+import type { GrantDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { bodyHash, jsonBody } from '../../../platform/http/validate.js';
 import { createGrant } from '../service.js';
@@ -13,11 +13,11 @@ import { CreateGrantBody } from '../terms.js';
  * Errors: 422 `validation_failed` | `level_above_ceiling` | `expiry_too_long` |
  * `idempotency_key_reused`, 403 `forbidden`.
  */
-export function createGrantRoute(deps: Deps) {
+export function createGrantRoute(deps: GrantDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const input = await jsonBody(c, CreateGrantBody);
     const requestHash = bodyHash(c);
-    const { grant, replayed } = createGrant(deps, input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
+    const { grant, replayed } = await createGrant(deps, input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
     if (replayed) c.header('Idempotent-Replayed', 'true');
     c.header('Location', `/v1/grants/${grant.id}`);
     return c.json(grant, 201);

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Deps } from '../../../app/deps.js';
+import type { GrantDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
@@ -24,10 +24,10 @@ const ListQuery = z.strictObject({
  * (pass `next_cursor` as `starting_after` for the next page).
  * Errors: 422 `validation_failed`.
  */
-export function listGrantsRoute(deps: Deps) {
-  return (c: Context<AppEnv>): Response => {
+export function listGrantsRoute(deps: GrantDeps) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
     const q = queryParams(c, ListQuery);
-    const { items, nextCursor } = listGrants(deps, {
+    const { items, nextCursor } = await listGrants(deps, {
       group: q.group,
       provider: q.provider,
       status: q.status,

@@ -1,10 +1,10 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Deps } from '../../../app/deps.js';
+import type { TokensDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { Jti } from '../revocations.js';
-import { Subject } from '../service.js';
+import { Subject } from '../types.js';
 
 const ListQuery = z.strictObject({
   jti: Jti.optional(),
@@ -20,10 +20,10 @@ const ListQuery = z.strictObject({
  * `next_cursor` as `starting_after` for the next page).
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
-export function listRevocationsRoute(deps: Pick<Deps, 'tokens'>) {
-  return (c: Context<AppEnv>): Response => {
+export function listRevocationsRoute(deps: TokensDeps) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
     const q = queryParams(c, ListQuery);
-    const { items, nextCursor } = deps.tokens.revocations.list({ jti: q.jti, subject: q.subject, limit: q.limit, after: q.starting_after });
+    const { items, nextCursor } = await deps.tokens.revocations.list({ jti: q.jti, subject: q.subject, limit: q.limit, after: q.starting_after });
     return c.json({ data: items, has_more: nextCursor !== null, next_cursor: nextCursor });
   };
 }

@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import type { Deps } from '../../../app/deps.js';
+import type { TokensDeps } from '../service.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { bodyHash, jsonBody } from '../../../platform/http/validate.js';
 import { principalName } from '../../../platform/http/guard.js';
@@ -14,11 +14,11 @@ import { RevokeTokensInput } from '../revocations.js';
  * tokens are already revoked (nothing written).
  * Errors: 400 `malformed_json`, 422 `validation_failed` | `idempotency_key_reused`, 403 `forbidden`.
  */
-export function revokeTokensRoute(deps: Pick<Deps, 'tokens'>) {
+export function revokeTokensRoute(deps: TokensDeps) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const input = await jsonBody(c, RevokeTokensInput);
     const requestHash = bodyHash(c);
-    const { revocation, outcome } = deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
+    const { revocation, outcome } = await deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
     if (outcome === 'replayed') c.header('Idempotent-Replayed', 'true');
     return c.json(revocation, outcome === 'already_revoked' ? 200 : 201);
   };
