@@ -8,7 +8,7 @@ import { activitiesFor, appendActivity, type Activity } from '../../platform/aud
 import { immediate } from '../../platform/db/open.js';
 import type { Deps } from '../../app/deps.js';
 import { ApiError } from '../../platform/http/problem.js';
-import type { ActionLevel } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 import { approvalInvalid, verifyApproval, type Approver, type ApprovalPayload } from './approvers.js';
 import { requireEligible } from './eligibility.js';
 import { grantApprovals, grants } from './schema.js';

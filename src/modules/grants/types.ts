@@ -2,7 +2,7 @@
  * The grant shape the decision path reads. The grants module (store, routes, approvals) produces
  * it; the call path consumes it through {@link GrantSource}, never through SQL of its own.
  */
-import type { ActionLevel } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 
 /** Grant lifecycle (issue "Capability broker"): L3 grants start `pending_approval`. */
 export type GrantStatus = 'pending_approval' | 'active' | 'rejected' | 'expired' | 'revoked';
