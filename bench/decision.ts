@@ -21,7 +21,8 @@ import { immediate } from '../src/platform/db/open.js';
 import { closeDeps } from '../src/app/deps.js';
 import { sha256 } from '../src/protocol/digest.js';
 import { hmacSha256, parseSignedFields, signatureBase } from '../src/protocol/signature.js';
-import { SIGNATURE_LABEL, verifyBrokerSignature } from '../src/platform/http/verify.js';
+import { SIGNATURE_LABEL } from '../src/protocol/profile.js';
+import { verifyBrokerSignature } from '../src/platform/http/verify.js';
 import { createLogger } from '../src/platform/log.js';
 import { benchDataDir, benchDeps, createGrants, fillAudit } from './setup.js';
 

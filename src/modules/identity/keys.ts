@@ -6,6 +6,7 @@ import { registerSecret, registerSecretBytes } from '../../platform/audit/redact
 import { immediate, type Db } from '../../platform/db/open.js';
 import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
 import type { Clock } from '../../platform/clock.js';
+import { KEYID_RE } from '../../protocol/profile.js';
 
 /** Master key length, in bytes. */
 const MASTER_KEY_BYTES = 32;
@@ -70,8 +71,6 @@ interface KeyRow {
   retiresAt: number | null;
 }
 
-/** A `keyid` the broker accepts: `<group>:<version>`. */
-const KEYID_RE = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/;
 
 /** A cached key version: its retirement instant (Unix ms, null while current) and, once looked up, its key. */
 interface CachedKey {
