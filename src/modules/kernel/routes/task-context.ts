@@ -12,7 +12,7 @@ import { taskContext, type KernelDeps } from '../tasks.js';
  * without receipts or results (`callsForTask`, issue 4). 404 `not_found`.
  */
 export function taskContextRoute(deps: KernelDeps) {
-  return (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
     actorOf(c);
     const ctx = taskContext(deps.db, taskIdParam(c));
     c.header('ETag', etagOf(ctx.task.version));
@@ -20,7 +20,7 @@ export function taskContextRoute(deps: KernelDeps) {
       task: taskJson(ctx.task),
       activity: ctx.activity.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, detail: a.detail })),
       gate_decisions: ctx.gateDecisions,
-      external_calls: callsForTask(deps.db, ctx.task.id),
+      external_calls: await callsForTask(deps.db, ctx.task.id),
     });
   };
 }
