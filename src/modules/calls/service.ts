@@ -119,11 +119,10 @@ export class CallService {
 
   constructor(private readonly deps: CallServiceDeps) {
     this.metrics = callMetrics(deps.metrics.registry);
-    this.store = new SqliteCallStore(deps.db, {
-      onCommit: (writes, seconds) => {
-        this.metrics.batchWrites.observe(writes);
-        this.metrics.commitSeconds.observe(seconds);
-      },
+    this.store = new SqliteCallStore(deps.db);
+    this.store.observeCommits((writes, seconds) => {
+      this.metrics.batchWrites.observe(writes);
+      this.metrics.commitSeconds.observe(seconds);
     });
     this.unrecorded = new UnrecordedOutcomes({ clock: deps.clock, logger: deps.logger, store: this.store });
     this.keys = new CallKeys(this.store, new RecentCallKeys(deps.db, deps.clock), this.unrecorded);

@@ -129,6 +129,11 @@ export interface CallStore {
   purgeBatch(before: number, limit: number, audit: (deleted: number) => AuditWrite): Promise<number>;
   /** True once the connection is closed (shutdown): background writes stop retrying. */
   isClosed(): boolean;
+  /**
+   * Calls `listener` after each durable commit of claims, outcomes and refusals with the number
+   * of writes it carried and its duration in seconds (its fsync included), for metrics.
+   */
+  observeCommits(listener: (writes: number, seconds: number) => void): void;
   /** Durable commits so far and the writes they carried (for the bench). */
   readonly stats: CommitStats;
 }
@@ -170,16 +175,10 @@ export class SqliteCallStore implements CallStore, CallKeyReader {
     end: Statement<[CallEnd & { group: string; requestId: string }]>;
   };
   private commits?: GroupCommit<CallWrite>;
+  private readonly listeners: ((writes: number, seconds: number) => void)[] = [];
   private static readonly NO_STATS: CommitStats = Object.freeze({ batches: 0, writes: 0, seconds: 0 });
 
-  /**
-   * @param options.onCommit called after each committed batch with its number of writes and its
-   *   duration in seconds (fsync included), for metrics.
-   */
-  constructor(
-    private readonly db: Db,
-    private readonly options: { onCommit?: (writes: number, seconds: number) => void } = {},
-  ) {}
+  constructor(private readonly db: Db) {}
 
   get stats(): CommitStats {
     return this.commits?.stats ?? SqliteCallStore.NO_STATS;
@@ -293,6 +292,10 @@ export class SqliteCallStore implements CallStore, CallKeyReader {
     return !this.db.sqlite.open;
   }
 
+  observeCommits(listener: (writes: number, seconds: number) => void): void {
+    this.listeners.push(listener);
+  }
+
   /** The hot path's statements, prepared on first use. */
   private statements(): NonNullable<SqliteCallStore['stmts']> {
     if (this.stmts) return this.stmts;
@@ -313,7 +316,13 @@ export class SqliteCallStore implements CallStore, CallKeyReader {
 
   /** The group commit of this connection's call writes, made on the first write. */
   private batch(): GroupCommit<CallWrite> {
-    return (this.commits ??= new GroupCommit<CallWrite>(this.db, (w) => this.apply(w), this.options.onCommit));
+    return (this.commits ??= new GroupCommit<CallWrite>(
+      this.db,
+      (w) => this.apply(w),
+      (writes, seconds) => {
+        for (const l of this.listeners) l(writes, seconds);
+      },
+    ));
   }
 
   /** Applies one write inside the batch's transaction (its own savepoint). */

@@ -7,16 +7,27 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Clock } from '../clock.js';
-import type { KeyStore } from '../../modules/identity/keys.js';
 import { checkContentDigest, sha256 } from '../../protocol/digest.js';
 import { acceptSignature, checkParams, hasBody, IDEMPOTENCY_KEY_RE, requiredComponents, SIGNATURE_LABEL, SIGNATURE_TAG } from '../../protocol/profile.js';
 import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from '../../protocol/signature.js';
 import type { AppEnv } from './env.js';
 import { ApiError } from './problem.js';
 
-/** What the verification needs: key lookup, the clock, and the allowed skew in seconds. */
+/** A group's signing key as the verifier needs it: who it names, and the HMAC secret. */
+export interface SigningKey {
+  group: string;
+  version: number;
+  /** `<group>:<version>`. */
+  keyid: string;
+  secret: Uint8Array;
+}
+
+/**
+ * What the verification needs: the key lookup (the identity module's `KeyStore` is one: null for
+ * an unknown or retired `keyid`), the clock, and the allowed skew in seconds.
+ */
 export interface VerifyDeps {
-  keys: Pick<KeyStore, 'lookup'>;
+  keys: { lookup(keyid: string): SigningKey | null };
   clock: Clock;
   clockSkewS: number;
 }
