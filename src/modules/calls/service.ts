@@ -138,10 +138,10 @@ export class CallService {
   }
 
   /**
-   * Steps 2–12 and the provider check for one verified request: synchronous, no writes, no await (so nothing can slip
-   * between the idempotency and backpressure checks and the claim). `submit` runs it on every
-   * call; the bench runs it alone. The database is polled once for all of it
-   * ({@link ChangeWatch.hold}), or not at all when `s.watchPolled` says step 1 did: the
+   * Steps 2–12 and the provider check for one verified request: synchronous, no writes, no
+   * await (so nothing can slip between the idempotency and backpressure checks and the claim).
+   * `submit` runs it on every call; the bench runs it alone. The database is polled once for all
+   * of it ({@link ChangeWatch.hold}), or not at all when `s.watchPolled` says step 1 did: the
    * idempotency keys and grants are read from memory as of that poll.
    * @param now the decision instant, Unix ms.
    */
@@ -263,7 +263,14 @@ export class CallService {
     }
   }
 
-  /** Audits a refusal (steps 2–12, the provider check), then renders it; the key stays unused. */
+  /**
+   * The call path's audited refusal (steps 2–12, the provider check): appends the refusal's audit
+   * row, then renders it; the key stays unused. Unlike the platform's audited refusal
+   * (`platform/audit/refusal.ts`: record, then throw to the error handler), a call's refusal is
+   * an answer that carries its receipt and request id, every one of them is audited, and its row
+   * goes through the group commit with the claims and outcomes of concurrent calls.
+   * @throws ApiError 503 `audit_unavailable` when the row cannot be stored (nothing ran).
+   */
   private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
     receipt.decision = decision;
     receipt.code = err.code;
