@@ -3,7 +3,7 @@
  * (`tasks`, `grants`, `approvers`, `approve`, `token`, `calls`). Run `broker --help`.
  */
 import { Command, CommanderError } from 'commander';
-import { CliExit } from './app/cli-common.js';
+import { CliExit, withDeps } from './app/cli-common.js';
 import { registerFoundationCommands } from './app/cli-foundation.js';
 import { registerGrantsCommands } from './modules/grants/cli.js';
 import { registerTokenCommands } from './modules/tokens/cli.js';
@@ -23,7 +23,7 @@ const program = new Command('broker')
 registerFoundationCommands(program);
 registerGrantsCommands(program);
 registerTokenCommands(program);
-registerKernelCommands(program);
+registerKernelCommands(program, withDeps);
 registerCallCommands(program);
 registerMcpCommands(program);
 

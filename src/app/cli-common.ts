@@ -3,15 +3,7 @@ import { loadConfig } from '../platform/config.js';
 import { closeDeps, createDeps, type Deps } from './deps.js';
 import { createLogger } from '../platform/log.js';
 
-/** Thrown by a CLI action to end with a message on stderr and the given exit code. */
-export class CliExit extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
+export { CliExit, printJson } from '../platform/cli.js';
 
 /**
  * Runs a CLI action against the broker's database and policies (from the `BROKER_*`
@@ -26,9 +18,4 @@ export async function withDeps<T>(fn: (deps: Deps) => T | Promise<T>): Promise<T
   } finally {
     await closeDeps(deps);
   }
-}
-
-/** Prints a value as pretty JSON on stdout. */
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

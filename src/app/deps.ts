@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from '../platform/http/metrics.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
+import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 
 /** Everything the app and the CLI run on. Built once per process by {@link createDeps}. */
 export interface Deps {
@@ -34,6 +35,8 @@ export interface Deps {
    * every verification asks.
    */
   tokens: TokenService;
+  /** The kernel's tasks, gate decisions and dispatches (`TaskStore`). */
+  tasks: TaskStore;
   /**
    * This process's broker instance id (a ULID made by {@link createDeps}). A serving process
    * (`runBroker`) holds a lease under it in `broker_instances` and stamps it on every call it
@@ -93,6 +96,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantStore(db, clock),
     tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock), tokenKeys),
+    tasks: sqliteTaskStore(db),
     checkpointKey,
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };

@@ -8,7 +8,7 @@ import { startCallRetention } from '../modules/calls/retention.js';
 import { readApproversFile } from '../modules/grants/approvers.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startInstance } from './serving.js';
-import { startDispatchLoop } from '../modules/kernel/dispatch.js';
+import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
 import { dropUnredactedDebug } from '../platform/log.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */

@@ -10,7 +10,7 @@ import { runCli, type CliResult } from '../helpers/process.js';
 import { bearer, startGrantsBroker, tokenFor } from './helpers.js';
 
 /**
- * README "Walk-through", offline approvals: the approver signs on their own machine from the
+ * docs/grants.md "Approvers and their signatures", offline approval: the approver signs on their own machine from the
  * grant JSON `GET /v1/grants/{id}` answers (`broker approve --grant-file FILE --key FILE`, in a
  * process whose data directory does not exist), and the operator submits the JWS on the broker
  * host (`broker approve <grant-id> --jws FILE`). Real processes, real SQLite, real Ed25519.

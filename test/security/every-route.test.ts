@@ -112,7 +112,7 @@ const MIDDLEWARE: readonly string[] = [
 /**
  * Refusals the broker writes an audit row for, by design (every other refusal here writes
  * nothing): `POST /v1/ext/calls` audits every decision after the signature, a rejected request
- * shape included (README "Decision order", step 2: `call.rejected`, the key stays unused).
+ * shape included (docs/decisions.md "Decision order", step 2: `call.rejected`, the key stays unused).
  */
 const AUDITED_BY_DESIGN: Readonly<Record<string, Partial<Record<CheckId, string[]>>>> = {
   'POST /v1/ext/calls': { malformed_json: ['call.rejected'] },

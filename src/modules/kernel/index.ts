@@ -11,13 +11,14 @@ import { taskContextRoute } from './routes/task-context.js';
 import { transitionTaskRoute } from './routes/transition-task.js';
 import { updateDodRoute } from './routes/update-dod.js';
 import { updateTaskRoute } from './routes/update-task.js';
-import type { KernelDeps } from './tasks.js';
+import type { Db } from '../../platform/db/open.js';
+import type { KernelDeps } from './service/common.js';
 
 /**
  * The kernel's signed routes (issue 3): `/v1/tasks…` and `/v1/dispatches…`. Mounted under the
  * app's `/v1/*` group-signature middleware.
  */
-export function kernelRoutes(deps: KernelDeps): Hono<AppEnv> {
+export function kernelRoutes(deps: KernelDeps & { db: Db }): Hono<AppEnv> {
   return new Hono<AppEnv>()
     .post('/v1/tasks', createTaskRoute(deps))
     .get('/v1/tasks', listTasksRoute(deps))

@@ -2,9 +2,9 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { jsonBody } from '../../../platform/http/validate.js';
-import { ackDispatch, dispatchJson } from '../dispatch.js';
+import { ackDispatch, dispatchJson } from '../service/dispatch.js';
 import { actorOf } from '../http.js';
-import type { KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
 
 /** The body of an ack: `{}` (no members), or no body at all. */
 const AckBody = z.strictObject({});
@@ -19,6 +19,6 @@ export function ackDispatchRoute(deps: KernelDeps) {
   return async (c: Context<AppEnv>) => {
     const group = actorOf(c);
     if (c.get('rawBody').byteLength > 0) await jsonBody(c, AckBody);
-    return c.json(dispatchJson(ackDispatch(deps, c.req.param('id') ?? '', group)));
+    return c.json(dispatchJson(await ackDispatch(deps, c.req.param('id') ?? '', group)));
   };
 }

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, ReasonText, sendTask, taskIdParam } from '../http.js';
-import { decideGate, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { decideGate } from '../service/gates.js';
 
 /** The body of `POST /v1/tasks/{id}/gate`. */
 export const GateDecisionBody = z.strictObject({
@@ -21,7 +22,7 @@ export function gateDecisionRoute(deps: KernelDeps) {
     const actor = actorOf(c);
     const id = taskIdParam(c);
     const body = await jsonBody(c, GateDecisionBody);
-    const row = decideGate(deps, id, actor, c.req.header('if-match'), {
+    const row = await decideGate(deps, id, actor, c.req.header('if-match'), {
       decision: body.decision,
       ...(body.reason !== undefined ? { reason: body.reason } : {}),
     });

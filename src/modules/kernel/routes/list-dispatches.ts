@@ -2,9 +2,9 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
-import { dispatchJson, listDispatches } from '../dispatch.js';
+import { dispatchJson, listDispatches } from '../service/dispatch.js';
 import { actorOf } from '../http.js';
-import type { KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
 
 /** The query of `GET /v1/dispatches`. */
 export const ListDispatchesQuery = z.strictObject({
@@ -18,10 +18,10 @@ export const ListDispatchesQuery = z.strictObject({
  * `{data: Dispatch[], has_more, next_cursor}`. A group sees only its own. 422 `validation_failed`.
  */
 export function listDispatchesRoute(deps: KernelDeps) {
-  return (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
     const group = actorOf(c);
     const q = queryParams(c, ListDispatchesQuery);
-    const { rows, hasMore } = listDispatches(deps.db, {
+    const { rows, hasMore } = await listDispatches(deps, {
       group,
       limit: q.limit,
       ...(q.status ? { status: q.status } : {}),

@@ -1,12 +1,12 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Db } from '../../../platform/db/open.js';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
 import { actorOf, TaskId } from '../http.js';
 import { TASK_STATES, TASK_TYPES, taskJson } from '../model.js';
-import { listTasks, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { listTasks } from '../service/read.js';
 
 /** The query of `GET /v1/tasks`. `group` matches `assigned_group`. */
 export const ListTasksQuery = z.strictObject({
@@ -23,9 +23,9 @@ export const ListTasksQuery = z.strictObject({
  * Errors: 422 `validation_failed`.
  */
 export function listTasksRoute(deps: KernelDeps) {
-  return (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
     actorOf(c);
-    return c.json(tasksPage(deps.db, queryParams(c, ListTasksQuery)));
+    return c.json(await tasksPage(deps, queryParams(c, ListTasksQuery)));
   };
 }
 
@@ -33,8 +33,8 @@ export function listTasksRoute(deps: KernelDeps) {
  * One page of tasks for a validated {@link ListTasksQuery}, as both the route and
  * `broker tasks list` render it: `{data: Task[], has_more, next_cursor}`.
  */
-export function tasksPage(db: Db, q: z.infer<typeof ListTasksQuery>) {
-  const { rows, hasMore } = listTasks(db, {
+export async function tasksPage(deps: Pick<KernelDeps, 'tasks'>, q: z.infer<typeof ListTasksQuery>) {
+  const { rows, hasMore } = await listTasks(deps, {
     limit: q.limit,
     ...(q.state ? { state: q.state } : {}),
     ...(q.group ? { group: q.group } : {}),

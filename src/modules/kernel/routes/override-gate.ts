@@ -4,7 +4,8 @@ import type { AppEnv } from '../../../platform/http/env.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, ReasonText, taskIdParam } from '../http.js';
 import { etagOf, taskJson } from '../model.js';
-import { overrideGate, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { overrideGate } from '../service/gates.js';
 
 /** The body of `POST /v1/tasks/{id}/override`. */
 export const OverrideBody = z.strictObject({
@@ -22,7 +23,7 @@ export function overrideGateRoute(deps: KernelDeps) {
     const actor = actorOf(c);
     const id = taskIdParam(c);
     const body = await jsonBody(c, OverrideBody);
-    const { task, followUp } = overrideGate(deps, id, actor, c.req.header('if-match'), { reason: body.reason, riskAcceptance: body.risk_acceptance });
+    const { task, followUp } = await overrideGate(deps, id, actor, c.req.header('if-match'), { reason: body.reason, riskAcceptance: body.risk_acceptance });
     c.header('ETag', etagOf(task.version));
     return c.json({ task: taskJson(task), follow_up: taskJson(followUp) });
   };

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { AppEnv } from '../../../platform/http/env.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, DodItemUpdates, sendTask, taskIdParam } from '../http.js';
-import { updateDod, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { updateDod } from '../service/edit.js';
 
 /** The body of `PATCH /v1/tasks/{id}/dod`: at least one of `items`, `docs_updated`. */
 export const UpdateDodBody = z
@@ -23,7 +24,7 @@ export function updateDodRoute(deps: KernelDeps) {
     const actor = actorOf(c);
     const id = taskIdParam(c);
     const body = await jsonBody(c, UpdateDodBody);
-    const row = updateDod(deps, id, actor, c.req.header('if-match'), {
+    const row = await updateDod(deps, id, actor, c.req.header('if-match'), {
       ...(body.items !== undefined ? { items: body.items } : {}),
       ...(body.docs_updated !== undefined ? { docsUpdated: body.docs_updated } : {}),
     });

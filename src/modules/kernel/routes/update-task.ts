@@ -4,7 +4,8 @@ import type { AppEnv } from '../../../platform/http/env.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, sendTask, taskIdParam } from '../http.js';
 import { PRIORITIES } from '../model.js';
-import { updateTask, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { updateTask } from '../service/edit.js';
 import { CreateTaskBody } from './create-task.js';
 
 /**
@@ -42,7 +43,7 @@ export function updateTaskRoute(deps: KernelDeps) {
     const actor = actorOf(c);
     const id = taskIdParam(c);
     const body = await jsonBody(c, UpdateTaskBody);
-    const row = updateTask(deps, id, actor, c.req.header('if-match'), {
+    const row = await updateTask(deps, id, actor, c.req.header('if-match'), {
       ...(body.title !== undefined ? { title: body.title } : {}),
       ...(body.description !== undefined ? { description: body.description } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
