@@ -137,7 +137,7 @@ describe('recovery by lease (an engine serving replicas)', () => {
       const instances = () => (db.prepare('SELECT id FROM broker_instances ORDER BY id').all() as { id: string }[]).map((r) => r.id);
 
       const lost: unknown[] = [];
-      const instance = startInstance(deps, (err) => lost.push(err));
+      const instance = await startInstance(deps, (err) => lost.push(err));
       expect(['of-live', 'of-dead', 'of-nobody', 'of-self'].map(status)).toEqual(['running', 'unknown_outcome', 'unknown_outcome', 'running']);
       expect(instances()).toEqual([deps.instanceId, 'live-replica'].sort());
 

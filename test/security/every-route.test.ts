@@ -42,7 +42,7 @@ import { createApp } from '../../src/app/app.js';
 import { TOKEN_ROUTE_PREFIXES } from '../../src/app/authenticate.js';
 import { signRequest, type GroupCredential } from '../../src/client/index.js';
 import { ERROR_STATUS, type ErrorCode } from '../../src/platform/http/problem.js';
-import { BODY_METHODS } from '../../src/platform/http/verify.js';
+import { BODY_METHODS } from '../../src/protocol/profile.js';
 import { tokenFor } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 

@@ -5,7 +5,7 @@ import type { Clock } from '../../platform/clock.js';
 import { MIN_CALL_RETENTION_MS, parseDurationMs, type Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/open.js';
 import { countPurgeable, purgeCalls } from './retention.js';
-import { CALL_STATUSES, CallStore } from './store.js';
+import { CALL_STATUSES, SqliteCallStore } from './store.js';
 import { callView } from './views.js';
 
 const ListOptions = z.object({
@@ -52,14 +52,14 @@ export async function purgeCommand(deps: CallCliDeps, opts: Record<string, unkno
   }
   const before = deps.clock.now() - ageMs;
   const iso = new Date(before).toISOString();
-  if (dryRun) return { before: iso, dry_run: true, would_delete: countPurgeable(deps.db, before) };
+  if (dryRun) return { before: iso, dry_run: true, would_delete: await countPurgeable(deps.db, before) };
   return { before: iso, deleted: await purgeCalls(deps, { before, actor }) };
 }
 
 /**
  * Registers `broker calls list [--status S] [--group G] [--task T] [--limit N]` and
- * `broker calls show --group G <request-id>` (issue 4): read-only operator views of external
- * calls, printed as JSON on stdout. After a crash, `broker calls list --status unknown_outcome`
+ * `broker calls show --group G <request-id>`: read-only operator views of external calls,
+ * printed as JSON on stdout. After a crash, `broker calls list --status unknown_outcome`
  * lists the calls whose effect must be checked by hand. Also `broker calls purge [--older-than D]
  * [--dry-run]` ({@link purgeCommand}): deletes old call rows by hand, printing `{before, deleted}`
  * (or `{before, dry_run, would_delete}`). Bad options exit 1 with the reason.
@@ -74,11 +74,11 @@ export function registerCallCommands(program: Command, withDeps: CliRunner<CallC
     .option('--task <id>', 'coupled task id')
     .option('--limit <n>', 'at most this many, 1–1000', '100')
     .action((opts: Record<string, string | undefined>) =>
-      withDeps((deps) => {
+      withDeps(async (deps) => {
         const parsed = ListOptions.safeParse(opts);
         if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
         const o = parsed.data;
-        const rows = new CallStore(deps.db).list({ status: o.status, group: o.group, taskId: o.task, limit: o.limit });
+        const rows = await new SqliteCallStore(deps.db).list({ status: o.status, group: o.group, taskId: o.task, limit: o.limit });
         printJson({ data: rows.map((r) => callView(r, false)) });
       }),
     );
@@ -88,8 +88,8 @@ export function registerCallCommands(program: Command, withDeps: CliRunner<CallC
     .argument('<request-id>', 'the Idempotency-Key of the call')
     .requiredOption('--group <group>', 'calling group')
     .action((requestId: string, opts: { group: string }) =>
-      withDeps((deps) => {
-        const row = new CallStore(deps.db).find(opts.group, requestId);
+      withDeps(async (deps) => {
+        const row = await new SqliteCallStore(deps.db).find(opts.group, requestId);
         if (!row) throw new CliExit(`no call ${requestId} of group ${opts.group}`);
         printJson(callView(row));
       }),

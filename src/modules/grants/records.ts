@@ -5,7 +5,7 @@
  */
 import type { Activity } from '../../platform/audit/trail.js';
 import { ApiError } from '../../platform/http/problem.js';
-import type { ActionLevel } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 import type { ApprovalRow, GrantRow, StoredGrant } from './store.js';
 import type { GrantTerms } from './terms.js';
 import type { GrantStatus } from './types.js';

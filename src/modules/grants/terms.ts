@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
-import type { ActionLevel, Catalog } from '../calls/catalog.js';
+import type { Catalog } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { GroupName, type Groups } from '../identity/groups.js';
 

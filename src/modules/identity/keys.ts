@@ -7,6 +7,7 @@ import type { Planned } from '../../platform/db/seam.js';
 import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
 import type { Clock } from '../../platform/clock.js';
 import { sqliteGroupKeyStore, type GroupKeyChange, type GroupKeyRow, type GroupKeyStore } from './store.js';
+import { KEYID_RE } from '../../protocol/profile.js';
 
 /** Master key length, in bytes. */
 const MASTER_KEY_BYTES = 32;
@@ -71,8 +72,6 @@ interface KeyRow {
   retiresAt: number | null;
 }
 
-/** A `keyid` the broker accepts: `<group>:<version>`. */
-const KEYID_RE = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/;
 
 /** A cached key version: its retirement instant (Unix ms, null while current) and, once looked up, its key. */
 interface CachedKey {

@@ -10,10 +10,10 @@ import { callView } from '../views.js';
  * call that does not exist, so request ids of other groups cannot be probed.
  */
 export function getOwnCallRoute(store: CallStore) {
-  return (c: Context<AppEnv>): Response => {
+  return async (c: Context<AppEnv>): Promise<Response> => {
     const p = c.get('principal');
     if (p.type !== 'group') throw new ApiError('forbidden', 'Agent groups read their own calls here; tokens use GET /v1/calls/{group}/{request_id}.');
-    return c.json(found(store, p.group, c.req.param('request_id')!));
+    return c.json(await found(store, p.group, c.req.param('request_id')!));
   };
 }
 
@@ -22,11 +22,11 @@ export function getOwnCallRoute(store: CallStore) {
  * receipt and stored answer. 404 `not_found` when there is none.
  */
 export function getAnyCallRoute(store: CallStore) {
-  return (c: Context<AppEnv>): Response => c.json(found(store, c.req.param('group')!, c.req.param('request_id')!));
+  return async (c: Context<AppEnv>): Promise<Response> => c.json(await found(store, c.req.param('group')!, c.req.param('request_id')!));
 }
 
-function found(store: CallStore, group: string, requestId: string) {
-  const row = store.find(group, requestId);
+async function found(store: CallStore, group: string, requestId: string) {
+  const row = await store.find(group, requestId);
   if (!row) throw new ApiError('not_found', `No call ${requestId} of group ${group}.`);
   return callView(row);
 }

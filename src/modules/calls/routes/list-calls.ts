@@ -30,11 +30,11 @@ export const ListCallsQuery = z.object({
  * @throws ApiError 422 `validation_failed` for a bad query.
  */
 export function listCallsRoute(store: CallStore, scope: 'own' | 'all') {
-  return (c: Context<AppEnv>): Response => {
+  return async (c: Context<AppEnv>): Promise<Response> => {
     const p = c.get('principal');
     if (scope === 'own' && p.type !== 'group') throw new ApiError('forbidden', 'Agent groups list their own calls here; tokens use GET /v1/calls.');
     const q = queryParams(c, ListCallsQuery);
-    const rows = store.list({
+    const rows = await store.list({
       group: p.type === 'group' ? p.group : q.group,
       status: q.status,
       taskId: q.task_id,

@@ -22,7 +22,7 @@ export function taskContextRoute(deps: KernelDeps & { db: Db }) {
       task: taskJson(ctx.task),
       activity: ctx.activity.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, detail: a.detail })),
       gate_decisions: ctx.gateDecisions,
-      external_calls: callsForTask(deps.db, ctx.task.id),
+      external_calls: await callsForTask(deps.db, ctx.task.id),
     });
   };
 }
