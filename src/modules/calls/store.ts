@@ -45,12 +45,16 @@ const COLUMNS = `"group", request_id AS requestId, fingerprint, action, level, r
   grant_id AS grantId, status, http_status AS httpStatus, response, receipt, attempts, created_at AS createdAt,
   finished_at AS finishedAt, duration_ms AS durationMs, instance_id AS instanceId`;
 
-/** Filters for {@link CallStore.list}; all optional. `before` pages by `createdAt` (exclusive). */
+/**
+ * Filters for {@link CallStore.list}; all optional. `before` keeps calls created before it
+ * (exclusive); `after` keeps the calls that follow that call in the list's order (keyset paging).
+ */
 export interface CallFilter {
   group?: string;
   status?: CallStatus;
   taskId?: string;
   before?: number;
+  after?: { createdAt: number; requestId: string; group: string };
   limit?: number;
 }
 
@@ -96,7 +100,10 @@ export class CallStore {
     if (this.endStmt.run({ ...end, group, requestId }).changes !== 1) throw new Error(`call ${group}/${requestId} is not running`);
   }
 
-  /** Calls matching `filter`, newest first, at most `limit` (default 100, max 1000). */
+  /**
+   * Calls matching `filter`, newest first (`created_at DESC, request_id, "group"`), at most `limit`
+   * (default 100, max 1001: a page of 1000 and the row that says more follow).
+   */
   list(filter: CallFilter = {}): CallRow[] {
     const where: string[] = [];
     const args: Record<string, unknown> = {};
@@ -104,8 +111,12 @@ export class CallStore {
     if (filter.status !== undefined) (where.push('status = @status'), (args['status'] = filter.status));
     if (filter.taskId !== undefined) (where.push('task_id = @taskId'), (args['taskId'] = filter.taskId));
     if (filter.before !== undefined) (where.push('created_at < @before'), (args['before'] = filter.before));
-    args['limit'] = Math.min(Math.max(filter.limit ?? 100, 1), 1000);
-    const sql = `SELECT ${COLUMNS} FROM ext_calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, request_id LIMIT @limit`;
+    if (filter.after !== undefined) {
+      where.push('(created_at < @afterAt OR (created_at = @afterAt AND (request_id > @afterId OR (request_id = @afterId AND "group" > @afterGroup))))');
+      Object.assign(args, { afterAt: filter.after.createdAt, afterId: filter.after.requestId, afterGroup: filter.after.group });
+    }
+    args['limit'] = Math.min(Math.max(filter.limit ?? 100, 1), 1001);
+    const sql = `SELECT ${COLUMNS} FROM ext_calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, request_id, "group" LIMIT @limit`;
     return this.db.sqlite.prepare(sql).all(args) as CallRow[];
   }
 }
