@@ -82,6 +82,20 @@ describe('operations and reference (no credentials)', () => {
   }
 });
 
+describe('readiness refused', () => {
+  it('GET /ready: 503 not_ready with reasons and providers when the database takes no writes', async () => {
+    const ro = await startBroker({ dataDir: broker.dataDir, readonlyDb: true, providers: [provider.provider] });
+    try {
+      const res = await fetch(new URL('/ready', ro.url));
+      const body = (await res.json()) as Record<string, unknown>;
+      checker.check('GET /ready', { status: res.status, headers: res.headers, body });
+      expect(body).toMatchObject({ code: 'not_ready', reasons: [expect.stringContaining('not writable')] });
+    } finally {
+      await ro.stop();
+    }
+  });
+});
+
 describe('identity', () => {
   it('GET /v1/whoami: 200 for a group, 403 for a token, 401 without credentials', async () => {
     expect((await signed('GET /v1/whoami', 'developer', '/v1/whoami')).body).toMatchObject({ group: 'developer' });

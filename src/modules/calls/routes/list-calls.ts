@@ -43,8 +43,14 @@ function positionOf(cursor: string): CallPosition {
 /** The answer of both list routes. */
 const CallPage = pageOf(CallSummarySchema);
 
-function listCalls(store: CallStore, c: Context<AppEnv>, group: string | undefined): Response {
+/**
+ * Answers one page of calls for the request's query: the calling group's own calls (`own`:
+ * a `group` filter is ignored), or any group's (`all`, tokens).
+ */
+function listCalls(store: CallStore, c: Context<AppEnv>, scope: 'own' | 'all'): Response {
   const q = queryParams(c, ListCallsQuery);
+  const p = c.get('principal');
+  const group = scope === 'own' && p.type === 'group' ? p.group : q.group;
   const after = q.cursor === undefined ? undefined : positionOf(q.cursor);
   pagePosition(after, 'before', q.before);
   const rows = store.list({
@@ -79,7 +85,7 @@ export function listOwnCallsOp(store: CallStore): Operation {
     handler: (c) => {
       const p = c.get('principal');
       if (p.type !== 'group') throw new ApiError('forbidden', 'Agent groups list their own calls here; tokens use GET /v1/calls.');
-      return listCalls(store, c, p.group);
+      return listCalls(store, c, 'own');
     },
   };
 }
@@ -102,9 +108,6 @@ export function listAllCallsOp(store: CallStore): Operation {
       responses: { 200: json('A page of calls, newest first.', CallPage), ...problems('validation_failed') },
     }),
     guard: requireRole('operator', 'auditor'),
-    handler: (c) => {
-      const p = c.get('principal');
-      return listCalls(store, c, p.type === 'group' ? p.group : queryParams(c, ListCallsQuery).group);
-    },
+    handler: (c) => listCalls(store, c, 'all'),
   };
 }

@@ -34,12 +34,12 @@ const CALL_ERRORS: readonly ErrorCode[] = [
 ];
 
 /**
- * `POST /v1/ext/calls`: body {@link CallRequest} `{action, params?, task_id?}` (the call path
- * parses it itself, step 2 of the decision order, and checks `params` against the action's own
- * schema), signed by an agent group with an
- * `Idempotency-Key`. 200 `{request_id, status: "succeeded", action, result, receipt,
- * duration_ms}`; every other answer is problem+json with `code` and `receipt` (docs: decision
- * order and codes). A replay answers the stored status and body with `Idempotent-Replayed: true`.
+ * `POST /v1/ext/calls`: body {@link CallRequest} `{action, params?, task_id?}`, signed by an agent
+ * group with an `Idempotency-Key`. The call path parses the body itself (step 2 of the decision
+ * order) and checks `params` against the action's own schema. 200 `{request_id, status:
+ * "succeeded", action, result, receipt, duration_ms}`; every other answer after the signature is
+ * problem+json with `code`, `request_id` and `receipt` (docs: decision order and codes). A replay
+ * answers the stored status and body with `Idempotent-Replayed: true`.
  */
 export function postCallOp(service: CallService): Operation {
   return {
