@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The PostgreSQL suites need the server `npm run test:postgres` starts (vitest.postgres.config.ts).
+    exclude: [...configDefaults.exclude, 'test/postgres/**'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

@@ -1,6 +1,8 @@
 /**
- * The schema index: every capability's tables, as drizzle-kit and drizzle see them.
- * Each capability keeps its tables next to its code and is re-exported here.
+ * The schema index: every capability's tables, as drizzle-kit sees them (`drizzle.config.ts`;
+ * `npm run db:generate` writes the migrations in `drizzle/` from it). Each capability keeps its
+ * tables next to its code and is re-exported here; the running broker never imports this file
+ * (its stores use their own module's tables), so the platform depends on no capability.
  */
 export * from './platform/db/meta.js';
 export * from './platform/audit/schema.js';

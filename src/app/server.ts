@@ -8,7 +8,7 @@ import { startCallRetention } from '../modules/calls/retention.js';
 import { readApproversFile } from '../modules/grants/approvers.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startInstance } from './serving.js';
-import { startDispatchLoop } from '../modules/kernel/dispatch.js';
+import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
 import { dropUnredactedDebug } from '../platform/log.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
@@ -75,7 +75,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
-  const instance = startInstance(deps, (err) => {
+  const instance = await startInstance(deps, (err) => {
     deps.logger.fatal({ err: err.message }, 'this broker lost its instance lease to another one; stopping');
     void shutdown('lease lost', 1);
   });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import ms from 'ms';
 import { z } from 'zod';
+import { parseDatabaseUrl, type DatabaseTarget } from './db/url.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -45,6 +46,18 @@ const EnvSchema = z.object({
   BROKER_PORT: int(0, 65535).default(8787),
   BROKER_DATA_DIR: z.string().min(1).default('./data'),
   BROKER_DB_PATH: z.string().min(1).optional(),
+  BROKER_DATABASE_URL: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text.trim() === '') return undefined;
+      const target = parseDatabaseUrl(text);
+      if ('error' in target) {
+        ctx.addIssue({ code: 'custom', message: target.error });
+        return z.NEVER;
+      }
+      return target;
+    }),
   BROKER_POLICIES_DIR: z.string().min(1).default('./policies'),
   BROKER_CLOCK_SKEW_S: int(1, 3600).default(300),
   BROKER_BODY_LIMIT_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
@@ -73,8 +86,17 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
-  /** SQLite file; `${dataDir}/broker.db` unless `BROKER_DB_PATH` is set. */
+  /**
+   * SQLite file; `${dataDir}/broker.db` unless `BROKER_DB_PATH` or a `file:` `BROKER_DATABASE_URL`
+   * is set. Only meaningful when `database.engine` is `sqlite`.
+   */
   dbPath: string;
+  /**
+   * The database engine and where it is (`BROKER_DATABASE_URL`): unset or `file:<path>` is the
+   * embedded SQLite file at {@link Config.dbPath}; `postgres://` / `postgresql://` is a PostgreSQL
+   * server (the URL may hold a password: log it only through `describeDatabase`).
+   */
+  database: DatabaseTarget;
   policiesDir: string;
   /** Allowed distance between a signature's `created` and now, in seconds (RFC 9421 §3.2.1). */
   clockSkewS: number;
@@ -132,11 +154,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.BROKER_DATA_DIR);
+  const fileTarget = e.BROKER_DATABASE_URL?.engine === 'sqlite' ? e.BROKER_DATABASE_URL : undefined;
+  const dbPath = fileTarget?.path ?? path.resolve(e.BROKER_DB_PATH ?? path.join(dataDir, 'broker.db'));
+  if (fileTarget && e.BROKER_DB_PATH !== undefined && path.resolve(e.BROKER_DB_PATH) !== fileTarget.path) {
+    throw new ConfigError(`invalid configuration: BROKER_DATABASE_URL: names ${fileTarget.path} but BROKER_DB_PATH names ${path.resolve(e.BROKER_DB_PATH)}; set one of them`);
+  }
   return {
     host: e.BROKER_HOST,
     port: e.BROKER_PORT,
     dataDir,
-    dbPath: path.resolve(e.BROKER_DB_PATH ?? path.join(dataDir, 'broker.db')),
+    dbPath,
+    database: e.BROKER_DATABASE_URL ?? { engine: 'sqlite', path: dbPath },
     policiesDir: path.resolve(e.BROKER_POLICIES_DIR),
     clockSkewS: e.BROKER_CLOCK_SKEW_S,
     bodyLimitBytes: e.BROKER_BODY_LIMIT_BYTES,

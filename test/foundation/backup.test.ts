@@ -2,7 +2,7 @@
  * `broker backup --out FILE`: a consistent copy of the live database, taken by the real CLI
  * process while a real broker writes to the same SQLite file, checked (integrity, migrations,
  * the audit chain), audited as `backup.created`, never overwriting; and a restore from it (the
- * README's procedure) that a real `broker serve` starts on, with the same group keys.
+ * procedure of docs/operations.md) that a real `broker serve` starts on, with the same group keys.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -106,7 +106,7 @@ describe('broker backup', () => {
   });
 });
 
-describe('restoring a backup (README procedure)', () => {
+describe('restoring a backup (docs/operations.md procedure)', () => {
   it('a broker started on the copy, with the same master.key, verifies its trail and the groups’ keys', async () => {
     const dataDir = tempDir();
     const cliEnv = { BROKER_DATA_DIR: dataDir };

@@ -1,7 +1,8 @@
 /**
- * The README's examples, kept true: the worked signing example gives the same headers and base;
- * the walk-through's grant examples, run against a real broker, grant what they say (the HTTP
- * example the same terms as the CLI one); the shell signing example runs with Node alone.
+ * The documentation's examples, kept true: the worked signing example of docs/signing.md gives the
+ * same headers and base; the README walk-through's grant examples, run against a real broker,
+ * grant what they say (the HTTP example the same terms as the CLI one); the README's shell signing
+ * example runs with Node alone.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { exportSecretFile } from '../../src/modules/identity/keys.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
 
-describe('README worked example', () => {
+describe('docs/signing.md worked example', () => {
   const secret = Buffer.from('AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8', 'base64url');
   const url = 'http://127.0.0.1:8787/v1/ext/calls';
   const body = '{"action":"github.get_repo","params":{"owner":"acme","repo":"api"}}';
@@ -22,19 +23,19 @@ describe('README worked example', () => {
     { keyid: 'developer:1', secret },
     1795226400,
   );
-  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const signing = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'signing.md'), 'utf8');
 
-  it('signs with the headers the README shows', () => {
+  it('signs with the headers the page shows', () => {
     for (const name of ['content-digest', 'signature-input', 'signature'] as const) {
-      const shown = new RegExp(`^${name}: (.+)$`, 'im').exec(readme)?.[1];
+      const shown = new RegExp(`^${name}: (.+)$`, 'im').exec(signing)?.[1];
       expect(shown, name).toBe(headers[name]);
     }
   });
 
-  it('builds the signature base the README shows', () => {
+  it('builds the signature base the page shows', () => {
     const parsed = parseSignature(headers['signature-input']!, headers['signature']!, 'broker')!;
     const base = signatureBase({ method: 'POST', url, headers: new Headers(headers) }, parsed.components, parsed.innerList);
-    const shown = /```text\n([\s\S]*?)\n```/.exec(readme)?.[1];
+    const shown = /```text\n([\s\S]*?)\n```/.exec(signing)?.[1];
     expect(shown).toBe(base);
   });
 });

@@ -6,7 +6,7 @@ import { runCli } from '../helpers/process.js';
 import { addApprover, generateApproverKey } from '../../src/modules/grants/approvers.js';
 import { bearer, makeApprover, signDecision, startGrantsBroker, submit, tokenFor } from './helpers.js';
 
-/** The approver walk-through of the README, as real CLI processes on the running server's data dir. */
+/** The README's approver walk-through (docs/grants.md), as real CLI processes on the running server's data dir. */
 describe('broker approvers keygen|add|list and broker approve', () => {
   let broker: TestBroker;
   let env: Record<string, string>;

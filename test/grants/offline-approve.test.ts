@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliOperator } from '../../src/modules/tokens/cli.js';
+import { cliOperator } from '../../src/platform/cli.js';
 import { addApprover } from '../../src/modules/grants/approvers.js';
 import { termsDigest } from '../../src/modules/grants/terms.js';
 import { REPO_ROOT, tempDir, type TestBroker } from '../helpers/harness.js';
@@ -10,7 +10,7 @@ import { runCli, type CliResult } from '../helpers/process.js';
 import { bearer, startGrantsBroker, tokenFor } from './helpers.js';
 
 /**
- * README "Walk-through", offline approvals: the approver signs on their own machine from the
+ * docs/grants.md "Approvers and their signatures", offline approval: the approver signs on their own machine from the
  * grant JSON `GET /v1/grants/{id}` answers (`broker approve --grant-file FILE --key FILE`, in a
  * process whose data directory does not exist), and the operator submits the JWS on the broker
  * host (`broker approve <grant-id> --jws FILE`). Real processes, real SQLite, real Ed25519.

@@ -2,9 +2,11 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
-import { immediate, openDb } from '../../src/platform/db/open.js';
-import { runDispatchOnce, startDispatchLoop } from '../../src/modules/kernel/dispatch.js';
-import { createTask, transitionTask } from '../../src/modules/kernel/tasks.js';
+import { openDb } from '../../src/platform/db/open.js';
+import { runDispatchOnce, startDispatchLoop } from '../../src/modules/kernel/service/dispatch.js';
+import { createTask } from '../../src/modules/kernel/service/create.js';
+import { transitionTask } from '../../src/modules/kernel/service/transition.js';
+import { sqliteTaskStore } from '../../src/modules/kernel/store.js';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
 import { startServeProcess } from '../helpers/process.js';
 import { auditVerifyCli } from './helpers.js';
@@ -23,15 +25,15 @@ afterEach(async () => {
   broker = null;
 });
 
-/** Creates `n` READY tasks assigned to developer through the task service (one transaction). */
-function readyTasks(b: TestBroker, n: number): string[] {
-  return immediate(b.deps.db, () =>
-    Array.from({ length: n }, (_, i) => {
-      const { task } = createTask(b.deps, 'main', { title: `race ${i}`, type: 'BUG', assigned_group: 'developer' }, null);
-      transitionTask(b.deps, task.id, 'main', '"v1"', { to: 'TRIAGED' });
-      return transitionTask(b.deps, task.id, 'main', '"v2"', { to: 'READY' }).id;
-    }),
-  );
+/** Creates `n` READY tasks assigned to developer through the task service, one after the other. */
+async function readyTasks(b: TestBroker, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i += 1) {
+    const { task } = await createTask(b.deps, 'main', { title: `race ${i}`, type: 'BUG', assigned_group: 'developer' }, null);
+    await transitionTask(b.deps, task.id, 'main', '"v1"', { to: 'TRIAGED' });
+    ids.push((await transitionTask(b.deps, task.id, 'main', '"v2"', { to: 'READY' })).id);
+  }
+  return ids;
 }
 
 /** What the database holds after the dispatches: counts that must all equal the task count. */
@@ -69,12 +71,12 @@ describe('the dispatch loop', () => {
   it('moves READY → DOING and gated REVIEW → APPROVAL once, with audit rows, and leaves the rest alone', async () => {
     broker = await startBroker({ env: FAST });
     const b = broker;
-    const [ready] = readyTasks(b, 1);
-    const { task: gated } = createTask(b.deps, 'main', { title: 'gated', type: 'SECURITY', assigned_group: 'developer' }, null);
+    const [ready] = await readyTasks(b, 1);
+    const { task: gated } = await createTask(b.deps, 'main', { title: 'gated', type: 'SECURITY', assigned_group: 'developer' }, null);
     for (const [to, by, v] of [['TRIAGED', 'main', 1], ['READY', 'main', 2], ['DOING', 'developer', 3], ['REVIEW', 'developer', 4]] as const) {
-      transitionTask(b.deps, gated.id, by, `"v${v}"`, { to });
+      await transitionTask(b.deps, gated.id, by, `"v${v}"`, { to });
     }
-    const { task: inbox } = createTask(b.deps, 'main', { title: 'untouched', type: 'BUG', assigned_group: 'developer' }, null);
+    const { task: inbox } = await createTask(b.deps, 'main', { title: 'untouched', type: 'BUG', assigned_group: 'developer' }, null);
 
     const pass = await runDispatchOnce(b.deps);
     expect(pass.examined).toBe(2);
@@ -97,7 +99,7 @@ describe('the dispatch loop', () => {
   it('runs at start-up and stops when told', async () => {
     broker = await startBroker({ env: FAST });
     const b = broker;
-    const [id] = readyTasks(b, 1);
+    const [id] = await readyTasks(b, 1);
     const stop = startDispatchLoop(b.deps);
     await new Promise((r) => setImmediate(r));
     stop();
@@ -108,7 +110,7 @@ describe('the dispatch loop', () => {
   it('`broker serve` runs the loop at start-up and stops it on SIGTERM', async () => {
     broker = await startBroker({ env: FAST });
     const b = broker;
-    const [id] = readyTasks(b, 1);
+    const [id] = await readyTasks(b, 1);
     const serve = await startServeProcess({ BROKER_DATA_DIR: b.dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_LOG_LEVEL: 'info' });
     const state = () => (b.deps.db.sqlite.prepare('SELECT state FROM tasks WHERE id = ?').get(id) as { state: string }).state;
     await vi.waitFor(() => expect(state()).toBe('DOING'), { timeout: 20_000, interval: 50 });
@@ -121,10 +123,14 @@ describe('the dispatch loop', () => {
   it(`two interleaved loops on two connections over ${N} READY tasks: exactly ${N} dispatches and transitions`, async () => {
     broker = await startBroker({ env: FAST });
     const b = broker;
-    readyTasks(b, N);
+    await readyTasks(b, N);
     const other = openDb({ path: b.deps.db.path, synchronous: 'NORMAL' });
     try {
-      const [one, two] = await Promise.all([runDispatchOnce(b.deps), runDispatchOnce({ ...b.deps, db: other })]);
+      // The second loop starts once the first has made its first dispatch: started together, both
+      // would read the same candidates and the second would trail one task behind, losing each race.
+      const first = runDispatchOnce(b.deps);
+      await new Promise((r) => setImmediate(r));
+      const [one, two] = await Promise.all([first, runDispatchOnce({ ...b.deps, tasks: sqliteTaskStore(other) })]);
       expect(one.examined).toBe(N);
       expect(one.dispatched.length).toBeGreaterThan(0);
       expect(two.dispatched.length).toBeGreaterThan(0);
@@ -140,7 +146,7 @@ describe('the dispatch loop', () => {
   it(`two loops in two processes racing over ${N} READY tasks: exactly ${N} dispatches and transitions`, async () => {
     broker = await startBroker({ env: FAST });
     const b = broker;
-    readyTasks(b, N);
+    await readyTasks(b, N);
     const workers = [worker(b.deps.db.path), worker(b.deps.db.path)];
     await Promise.all(workers.map((w) => w.ready));
     for (const w of workers) w.go();
@@ -158,7 +164,7 @@ describe('the dispatch loop', () => {
   it('a loop killed in the middle of a dispatch, then a new loop on the same file: no duplicates, nothing lost', async () => {
     broker = await startBroker({ env: FAST });
     const b = broker;
-    readyTasks(b, N);
+    await readyTasks(b, N);
     const crashAt = 37;
     const w = worker(b.deps.db.path, { CRASH_AT_DISPATCH: String(crashAt) });
     await w.ready;

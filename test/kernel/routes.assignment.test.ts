@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
-import type { DispatchJson } from '../../src/modules/kernel/dispatch.js';
+import type { DispatchJson } from '../../src/modules/kernel/service/dispatch.js';
 import type { TaskState } from '../../src/modules/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { Kernel, seen, type Seen } from './helpers.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
-import { runDispatchOnce } from '../../src/modules/kernel/dispatch.js';
+import { runDispatchOnce } from '../../src/modules/kernel/service/dispatch.js';
 import type { TaskState } from '../../src/modules/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { auditVerifyCli, Kernel, seen, type Seen } from './helpers.js';

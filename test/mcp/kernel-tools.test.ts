@@ -6,7 +6,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDispatchOnce } from '../../src/modules/kernel/dispatch.js';
+import { runDispatchOnce } from '../../src/modules/kernel/service/dispatch.js';
 import { exportSecretFile } from '../../src/modules/identity/keys.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { BIN } from '../helpers/process.js';

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runDispatchOnce } from '../../src/modules/kernel/dispatch.js';
+import { runDispatchOnce } from '../../src/modules/kernel/service/dispatch.js';
 import { bearer, tokenFor } from '../grants/helpers.js';
 import { testProvider } from '../calls/provider.js';
 import { call, grant, taskIn } from '../calls/helpers.js';

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app/app.js';
 import { generateApproverKey, addApprover, signApproval } from '../../src/modules/grants/approvers.js';
-import { runDispatchOnce } from '../../src/modules/kernel/dispatch.js';
+import { runDispatchOnce } from '../../src/modules/kernel/service/dispatch.js';
 import { bearer, tokenFor } from '../grants/helpers.js';
 import { testProvider } from '../calls/provider.js';
 import { taskIn } from '../calls/helpers.js';

@@ -42,7 +42,7 @@ import { createApp } from '../../src/app/app.js';
 import { TOKEN_ROUTE_PREFIXES } from '../../src/app/authenticate.js';
 import { signRequest, type GroupCredential } from '../../src/client/index.js';
 import { ERROR_STATUS, type ErrorCode } from '../../src/platform/http/problem.js';
-import { BODY_METHODS } from '../../src/platform/http/verify.js';
+import { BODY_METHODS } from '../../src/protocol/profile.js';
 import { tokenFor } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 
@@ -116,7 +116,7 @@ const MIDDLEWARE: readonly string[] = [
 /**
  * Refusals the broker writes an audit row for, by design (every other refusal here writes
  * nothing): `POST /v1/ext/calls` audits every decision after the signature, a rejected request
- * shape included (README "Decision order", step 2: `call.rejected`, the key stays unused).
+ * shape included (docs/decisions.md "Decision order", step 2: `call.rejected`, the key stays unused).
  */
 const AUDITED_BY_DESIGN: Readonly<Record<string, Partial<Record<CheckId, string[]>>>> = {
   'POST /v1/ext/calls': { malformed_json: ['call.rejected'] },

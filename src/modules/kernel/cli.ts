@@ -1,10 +1,17 @@
 import type { Command } from 'commander';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
+import { CliExit, printJson } from '../../platform/cli.js';
 import { ApiError } from '../../platform/http/problem.js';
-import { dispatchJson } from './dispatch.js';
 import { taskJson } from './model.js';
 import { ListTasksQuery, tasksPage } from './routes/list-tasks.js';
-import { dispatchesFor, taskContext } from './tasks.js';
+import type { KernelDeps } from './service/common.js';
+import { dispatchJson } from './service/dispatch.js';
+import { dispatchesFor, taskContext } from './service/read.js';
+
+/**
+ * How a command runs against the broker: the app's `withDeps` (opens the database and policies
+ * from the `BROKER_*` environment, runs `fn`, closes them).
+ */
+export type KernelCliRun = <T>(fn: (deps: KernelDeps) => T | Promise<T>) => Promise<T>;
 
 function cliError(err: unknown): never {
   if (err instanceof ApiError) throw new CliExit(err.detail);
@@ -12,10 +19,10 @@ function cliError(err: unknown): never {
 }
 
 /**
- * Registers `broker tasks list` and `broker tasks show <id>` (issue 3): read-only operator views of
- * the kernel's tasks, printed as JSON on stdout. Invalid options exit 1 with the reason on stderr.
+ * Registers `broker tasks list` and `broker tasks show <id>`: read-only operator views of the
+ * kernel's tasks, printed as JSON on stdout. Invalid options exit 1 with the reason on stderr.
  */
-export function registerKernelCommands(program: Command): void {
+export function registerKernelCommands(program: Command, run: KernelCliRun): void {
   const tasks = program.command('tasks').description("the orchestration kernel's tasks (read-only)");
   tasks
     .command('list')
@@ -26,10 +33,10 @@ export function registerKernelCommands(program: Command): void {
     .option('--limit <n>', 'page size, 1–200', '50')
     .option('--starting-after <id>', 'the previous page’s next_cursor')
     .action((opts: { state?: string; group?: string; type?: string; limit: string; startingAfter?: string }) =>
-      withDeps((deps) => {
+      run(async (deps) => {
         const parsed = ListTasksQuery.safeParse({ state: opts.state, group: opts.group, type: opts.type, limit: opts.limit, starting_after: opts.startingAfter });
         if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `--${i.path.join('.').replace('_', '-')}: ${i.message}`).join('; ')}`);
-        printJson(tasksPage(deps.db, parsed.data));
+        printJson(await tasksPage(deps, parsed.data));
       }),
     );
   tasks
@@ -37,14 +44,14 @@ export function registerKernelCommands(program: Command): void {
     .description('one task with its activity, gate decisions and dispatches')
     .argument('<id>', 'task id')
     .action((id: string) =>
-      withDeps((deps) => {
+      run(async (deps) => {
         try {
-          const ctx = taskContext(deps.db, id);
+          const ctx = await taskContext(deps, id);
           printJson({
             task: taskJson(ctx.task),
             activity: ctx.activity.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, detail: a.detail })),
             gate_decisions: ctx.gateDecisions,
-            dispatches: dispatchesFor(deps.db, id).map(dispatchJson),
+            dispatches: (await dispatchesFor(deps, id)).map(dispatchJson),
           });
         } catch (err) {
           cliError(err);

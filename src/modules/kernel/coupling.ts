@@ -1,11 +1,17 @@
 /**
- * The kernel's contract with the capability broker's task coupling (issues 3 and 4): the facts the
- * decision path checks on every L2+ call, read with one prepared primary-key lookup.
+ * The kernel's contract with the call path's task coupling: the facts the decision path checks on
+ * every L2+ call that names a task, read with one prepared primary-key lookup.
+ *
+ * The one read of the kernel outside `store.ts`, in raw SQL rather than the query builder: the
+ * decision path is synchronous (it runs between the signature check and the claim of the call),
+ * so this lookup cannot be a promise, and a statement prepared once per connection keeps it to a
+ * single B-tree probe with no query building per call. An engine without synchronous reads gives
+ * the call path its own way to answer it.
  */
 import type { Db } from '../../platform/db/open.js';
+import type { TaskState } from './schema.js';
 
-/** A task's lifecycle state (issue 3, "State machine"). */
-export type TaskState = 'INBOX' | 'TRIAGED' | 'READY' | 'DOING' | 'REVIEW' | 'APPROVAL' | 'DONE' | 'BLOCKED';
+export type { TaskState } from './schema.js';
 
 /** What {@link findTaskForCoupling} returns. */
 export interface CouplingTask {

@@ -10,14 +10,15 @@ import { taskContextOp } from './routes/task-context.js';
 import { transitionTaskOp } from './routes/transition-task.js';
 import { updateDodOp } from './routes/update-dod.js';
 import { updateTaskOp } from './routes/update-task.js';
-import type { KernelDeps } from './tasks.js';
+import type { Db } from '../../platform/db/open.js';
+import type { KernelDeps } from './service/common.js';
 
 /**
  * The kernel's signed routes: `/v1/tasks…` and `/v1/dispatches…`, for agent groups (the
  * authentication middleware refuses tokens here). Each handler checks what the calling group may
  * do with the task.
  */
-export function kernelRoutes(deps: KernelDeps): Router {
+export function kernelRoutes(deps: KernelDeps & { db: Db }): Router {
   return mount(
     createRouter(),
     createTaskOp(deps),

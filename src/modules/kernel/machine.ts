@@ -1,10 +1,10 @@
 /**
- * The task state machine (issue 3, "State machine" and "Who may do what"), table-driven and in one
- * place: which transitions exist and which roles may take each. Everything else in the kernel asks
- * this module; no other file decides whether a move is legal.
+ * The task state machine, table-driven and in one place: which transitions exist and which roles
+ * may take each. Everything else in the kernel asks this module; no other file decides whether a
+ * move is legal.
  */
 import { ApiError } from '../../platform/http/problem.js';
-import type { TaskState } from './coupling.js';
+import type { TaskState } from './schema.js';
 import { GATE_APPROVER, type Gate } from './model.js';
 
 /**

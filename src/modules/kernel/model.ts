@@ -1,12 +1,11 @@
 /**
- * The task model of the orchestration kernel (issue 3, "Tasks"): enums, the stored row, and the
- * public JSON shape every task route answers with.
+ * The task model of the orchestration kernel: enums, the stored rows, and the public JSON shape
+ * every task route answers with.
  */
 import { monotonicFactory } from 'ulid';
-import type { TaskState } from './coupling.js';
-import type { tasks } from './schema.js';
+import type { TaskState, taskDispatches, taskGateDecisions, tasks } from './schema.js';
 
-export type { TaskState } from './coupling.js';
+export type { TaskState } from './schema.js';
 
 /** Every task state, in forward order, then BLOCKED. */
 export const TASK_STATES = ['INBOX', 'TRIAGED', 'READY', 'DOING', 'REVIEW', 'APPROVAL', 'DONE', 'BLOCKED'] as const satisfies readonly TaskState[];
@@ -28,7 +27,7 @@ export type Gate = (typeof GATES)[number];
 /** One of {@link GATE_STATUSES}. */
 export type GateStatus = (typeof GATE_STATUSES)[number];
 
-/** The group that approves each gate: Security by `security`, the others by `main` (issue 3). */
+/** The group that approves each gate: Security by `security`, the others by `main`. */
 export const GATE_APPROVER: Record<Exclude<Gate, 'none'>, string> = {
   Security: 'security',
   RevOps: 'main',
@@ -64,6 +63,21 @@ export interface DodItem {
 
 /** A stored `tasks` row, as drizzle reads it. */
 export type TaskRow = typeof tasks.$inferSelect;
+/** A `tasks` row to insert (columns with defaults may be left out). */
+export type TaskInsert = typeof tasks.$inferInsert;
+/**
+ * The columns a change of a task may set. `id` never changes; `version` and `updatedAt` are the
+ * store's to set (the version read + 1, the change's time).
+ */
+export type TaskPatch = Partial<Omit<TaskInsert, 'id' | 'version' | 'updatedAt'>>;
+/** A stored `task_gate_decisions` row. */
+export type GateDecisionRow = typeof taskGateDecisions.$inferSelect;
+/** A `task_gate_decisions` row to insert. */
+export type GateDecisionInsert = typeof taskGateDecisions.$inferInsert;
+/** A stored `task_dispatches` row. */
+export type DispatchRow = typeof taskDispatches.$inferSelect;
+/** A `task_dispatches` row to insert. */
+export type DispatchInsert = typeof taskDispatches.$inferInsert;
 
 /** A task as the API answers (snake_case; times RFC 3339 UTC). */
 export interface TaskJson {

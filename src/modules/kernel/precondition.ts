@@ -1,6 +1,6 @@
 /**
- * Optimistic locking for task mutations (issue 3, "Optimistic locking"; RFC 9110 §13.1.1 If-Match,
- * RFC 6585 §3 428 Precondition Required).
+ * Optimistic locking for task mutations (RFC 9110 §13.1.1 If-Match, RFC 6585 §3 428 Precondition
+ * Required).
  */
 import { ApiError } from '../../platform/http/problem.js';
 import { etagOf } from './model.js';

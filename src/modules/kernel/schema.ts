@@ -1,9 +1,14 @@
 import { sql } from 'drizzle-orm';
-import type { TaskState } from './coupling.js';
 import { index, integer, sqliteTable, text, uniqueIndex, type AnySQLiteColumn } from 'drizzle-orm/sqlite-core';
 
 /**
- * `tasks`: the orchestration kernel's work items (issue 3). `state` moves only through the table in
+ * A task's lifecycle state: forward INBOX → TRIAGED → READY → DOING → REVIEW → APPROVAL → DONE,
+ * and BLOCKED from any state but DONE (the moves are the table in `machine.ts`).
+ */
+export type TaskState = 'INBOX' | 'TRIAGED' | 'READY' | 'DOING' | 'REVIEW' | 'APPROVAL' | 'DONE' | 'BLOCKED';
+
+/**
+ * `tasks`: the orchestration kernel's work items. `state` moves only through the table in
  * `src/modules/kernel/machine.ts`; every update bumps `version` (optimistic locking, `ETag: "v<version>"`).
  * Times are Unix ms.
  */

@@ -5,13 +5,15 @@ import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { packagePath } from '../paths.js';
-import * as schema from '../../schema.js';
 
 /** The committed drizzle-kit migrations (`drizzle/` at the package root, from source or `dist/`). */
 export const MIGRATIONS_DIR = packagePath('drizzle');
 
-/** The drizzle handle over every capability's tables. */
-export type Orm = BetterSQLite3Database<typeof schema>;
+/**
+ * The drizzle handle over the connection. It carries no schema: stores build their queries from
+ * their module's tables (`db.orm.select().from(tasks)…`), so the platform imports no capability.
+ */
+export type Orm = BetterSQLite3Database;
 
 /** One open SQLite database: the raw better-sqlite3 connection and drizzle over it. */
 export interface Db {
@@ -67,7 +69,7 @@ export function openDb(opts: OpenDbOptions): Db {
   }
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-  const db: Db = { sqlite, orm: drizzle(sqlite, { schema }), path: path.resolve(opts.path), singleServer: true };
+  const db: Db = { sqlite, orm: drizzle(sqlite), path: path.resolve(opts.path), singleServer: true };
   if (opts.migrate ?? !opts.readonly) migrate(db.orm, { migrationsFolder: MIGRATIONS_DIR });
   return db;
 }

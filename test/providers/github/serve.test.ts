@@ -1,5 +1,5 @@
 /**
- * The README walk-through, against the real process `npm start` runs (`broker serve` from the `dist/` build)
+ * The GitHub walk-through of docs/providers.md, against the real process `npm start` runs (`broker serve` from the `dist/` build)
  * with `GITHUB_API_URL` and `GITHUB_TOKEN` set: the developer group with L1 granted reads a
  * repository; with L2 granted, a write without a DOING task is refused, then allowed with one.
  */
@@ -47,7 +47,7 @@ beforeAll(async () => {
     });
   });
   // The group keys the process created, read from its data directory (what `broker secrets export` writes out).
-  const deps = createDeps(loadConfig({ BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies') }), {
+  const deps = await createDeps(loadConfig({ BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies') }), {
     logger: createLogger('silent'),
   });
   for (const group of ['main', 'developer']) {

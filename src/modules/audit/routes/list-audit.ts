@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import type { Db } from '../../../platform/db/open.js';
-import type { Activity } from '../../../platform/audit/trail.js';
 import { BEARER, createRoute, json, problems, type Operation } from '../../../platform/http/contract.js';
 import { requireRole } from '../../../platform/http/guard.js';
 import { Cursor, decodeCursor, deprecatedAlias, encodeCursor, invalidCursor, pageOf, pagePosition, pageQuery } from '../../../platform/http/pagination.js';
 import { queryParams } from '../../../platform/http/validate.js';
+import type { AuditDeps } from '../store.js';
 
 /** The query of `GET /v1/audit`; the cursor encodes the last row's `seq`. */
 const AuditQuery = z.strictObject({
@@ -20,15 +19,6 @@ const AuditQuery = z.strictObject({
   /** Rows after this seq (exclusive): the previous page's `next_since`. Deprecated: use `cursor`. */
   since: deprecatedAlias(z.coerce.number().int().min(0).optional(), "rows after this seq (exclusive), the previous page's `next_since`; use `cursor`."),
 });
-
-/** Filters of {@link listActivities}: rows after `since` (a seq, exclusive), at most `limit`. */
-export interface AuditFilter {
-  subject?: string | undefined;
-  kind?: string | undefined;
-  actor?: string | undefined;
-  since: number;
-  limit: number;
-}
 
 /** One audit row as the API answers it: the chain members `prev_hash` and `hash` let a reader check it. */
 export const AuditEntry = z
@@ -49,25 +39,6 @@ const AuditPage = pageOf(AuditEntry).extend({
   next_since: z.number().int().nullable().meta({ deprecated: true, description: 'Deprecated: the last seq when more rows follow (pass as `since`). Use `next_cursor`.' }),
 });
 
-/**
- * Reads audit rows in `seq` order after `since`, filtered by subject, kind (exact or `prefix.*`)
- * and actor, at most `limit`. Rows carry `prev_hash` and `hash` so a reader can check the chain.
- * @returns the page and `nextSince` (its last seq when more rows follow, else null).
- */
-export function listActivities(deps: { db: Db }, f: AuditFilter): { items: Activity[]; nextSince: number | null } {
-  const where = ['seq > ?'];
-  const args: (string | number)[] = [f.since];
-  if (f.subject !== undefined) (where.push('subject = ?'), args.push(f.subject));
-  if (f.actor !== undefined) (where.push('actor = ?'), args.push(f.actor));
-  if (f.kind?.endsWith('.*')) (where.push('kind >= ? AND kind < ?'), args.push(f.kind.slice(0, -1), `${f.kind.slice(0, -1)}\uffff`));
-  else if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
-  const rows = deps.db.sqlite
-    .prepare(`SELECT seq, ts, actor, kind, subject, detail, prev_hash AS prevHash, hash FROM gov_activities WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
-    .all(...args, f.limit + 1) as (Omit<Activity, 'detail'> & { detail: string })[];
-  const items = rows.slice(0, f.limit).map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
-  return { items, nextSince: rows.length > f.limit ? items[items.length - 1]!.seq : null };
-}
-
 /** The seq an audit cursor holds. @throws ApiError 422 `validation_failed` for any other cursor. */
 function seqOf(cursor: string): number {
   const position = decodeCursor(cursor);
@@ -82,7 +53,7 @@ function seqOf(cursor: string): number {
  * `since`/`next_since` pair pages the same way).
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
-export function listAuditOp(deps: { db: Db }): Operation {
+export function listAuditOp(deps: AuditDeps): Operation {
   return {
     route: createRoute({
       method: 'get',
@@ -95,10 +66,10 @@ export function listAuditOp(deps: { db: Db }): Operation {
       responses: { 200: json('A page of audit rows in seq order.', AuditPage), ...problems('validation_failed') },
     }),
     guard: requireRole('operator', 'auditor'),
-    handler: (c) => {
+    handler: async (c) => {
       const q = queryParams(c, AuditQuery);
       const since = pagePosition(q.cursor === undefined ? undefined : seqOf(q.cursor), 'since', q.since) ?? 0;
-      const { items, nextSince } = listActivities(deps, { subject: q.subject, kind: q.kind, actor: q.actor, limit: q.limit, since });
+      const { items, nextSince } = await deps.stores.audit.list({ subject: q.subject, kind: q.kind, actor: q.actor, limit: q.limit, since });
       return c.json({
         data: items.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, subject: a.subject, detail: a.detail, prev_hash: a.prevHash, hash: a.hash })),
         has_more: nextSince !== null,

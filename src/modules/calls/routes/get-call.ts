@@ -23,10 +23,10 @@ export function getOwnCallOp(store: CallStore): Operation {
       request: { params: z.object({ request_id: z.string().describe("The call's Idempotency-Key.") }) },
       responses: { 200: json('The call with its receipt and answer.', CallSchema), ...problems('not_found') },
     }),
-    handler: (c) => {
+    handler: async (c) => {
       const p = c.get('principal');
       if (p.type !== 'group') throw new ApiError('forbidden', 'Agent groups read their own calls here; tokens use GET /v1/calls/{group}/{request_id}.');
-      return c.json(found(store, p.group, c.req.param('request_id')!));
+      return c.json(await found(store, p.group, c.req.param('request_id')!));
     },
   };
 }
@@ -48,12 +48,12 @@ export function getAnyCallOp(store: CallStore): Operation {
       responses: { 200: json('The call with its receipt and answer.', CallSchema), ...problems('not_found') },
     }),
     guard: requireRole('operator', 'auditor'),
-    handler: (c) => c.json(found(store, c.req.param('group')!, c.req.param('request_id')!)),
+    handler: async (c) => c.json(await found(store, c.req.param('group')!, c.req.param('request_id')!)),
   };
 }
 
-function found(store: CallStore, group: string, requestId: string) {
-  const row = store.find(group, requestId);
+async function found(store: CallStore, group: string, requestId: string) {
+  const row = await store.find(group, requestId);
   if (!row) throw new ApiError('not_found', `No call ${requestId} of group ${group}.`);
   return callView(row);
 }

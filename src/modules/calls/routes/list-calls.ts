@@ -47,13 +47,13 @@ const CallPage = pageOf(CallSummarySchema);
  * Answers one page of calls for the request's query: the calling group's own calls (`own`:
  * a `group` filter is ignored), or any group's (`all`, tokens).
  */
-function listCalls(store: CallStore, c: Context<AppEnv>, scope: 'own' | 'all'): Response {
+async function listCalls(store: CallStore, c: Context<AppEnv>, scope: 'own' | 'all'): Promise<Response> {
   const q = queryParams(c, ListCallsQuery);
   const p = c.get('principal');
   const group = scope === 'own' && p.type === 'group' ? p.group : q.group;
   const after = q.cursor === undefined ? undefined : positionOf(q.cursor);
   pagePosition(after, 'before', q.before);
-  const rows = store.list({
+  const rows = await store.list({
     group,
     status: q.status,
     taskId: q.task_id,

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { COMMON_ERRORS, createRoute, IdempotencyKeyHeader, json, jsonRequest, problemResponses, ReplayedHeader, SIGNED, type Operation } from '../../../platform/http/contract.js';
 import { ApiError, type ErrorCode } from '../../../platform/http/problem.js';
-import { CallRequest, type CallService } from '../service.js';
+import type { CallService } from '../service.js';
+import { CallRequest } from '../shape.js';
 import { CallResultSchema, ReceiptSchema } from './schemas.js';
 
 /** Every code a call can be refused or fail with, after authentication (README "Decision order"). */

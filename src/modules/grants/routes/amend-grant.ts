@@ -29,7 +29,7 @@ export function amendGrantOp(deps: GrantDeps): Operation {
     guard: requirePrincipal(GRANTORS),
     handler: async (c) => {
       const patch = await jsonBody(c, AmendGrantBody);
-      return c.json(amendGrant(deps, c.req.param('id')!, patch, principalName(c.get('principal'))));
+      return c.json(await amendGrant(deps, c.req.param('id')!, patch, principalName(c.get('principal'))));
     },
   };
 }

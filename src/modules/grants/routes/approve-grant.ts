@@ -6,7 +6,8 @@ import { principalName, requirePrincipal } from '../../../platform/http/guard.js
 import { ApiError } from '../../../platform/http/problem.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { GRANTORS } from '../access.js';
-import { submitApproval, type GrantDeps } from '../service.js';
+import { submitApproval } from '../approvals.js';
+import type { GrantDeps } from '../service.js';
 import { GrantIdParams, GrantSchema } from './schemas.js';
 
 /** The JSON form of an approval: the approver's compact JWS. */

@@ -33,7 +33,7 @@ export function createGrantOp(deps: GrantDeps): Operation {
     handler: async (c) => {
       const input = await jsonBody(c, CreateGrantBody);
       const requestHash = bodyHash(c);
-      const { grant, replayed } = createGrant(deps, input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
+      const { grant, replayed } = await createGrant(deps, input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
       if (replayed) c.header('Idempotent-Replayed', 'true');
       c.header('Location', `/v1/grants/${grant.id}`);
       return c.json(grant, 201);

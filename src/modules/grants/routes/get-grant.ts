@@ -21,6 +21,6 @@ export function getGrantOp(deps: GrantDeps): Operation {
       responses: { 200: json('The grant.', GrantDetailSchema), ...problems('not_found') },
     }),
     guard: requirePrincipal(GRANT_READERS),
-    handler: (c) => c.json(getGrant(deps, c.req.param('id')!)),
+    handler: async (c) => c.json(await getGrant(deps, c.req.param('id')!)),
   };
 }

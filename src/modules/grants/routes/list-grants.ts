@@ -39,9 +39,9 @@ export function listGrantsOp(deps: GrantDeps): Operation {
       responses: { 200: json('A page of grants, oldest first.', pageOf(GrantSchema)), ...problems('validation_failed') },
     }),
     guard: requirePrincipal(GRANT_READERS),
-    handler: (c) => {
+    handler: async (c) => {
       const q = queryParams(c, ListQuery);
-      const { items, nextCursor } = listGrants(deps, {
+      const { items, nextCursor } = await listGrants(deps, {
         group: q.group,
         provider: q.provider,
         status: q.status,

@@ -29,7 +29,7 @@ export function revokeGrantOp(deps: GrantDeps): Operation {
     guard: requirePrincipal(GRANTORS),
     handler: async (c) => {
       const body = c.get('rawBody').length === 0 ? {} : await jsonBody(c, RevokeBody);
-      const { grant } = revokeGrant(deps, c.req.param('id')!, principalName(c.get('principal')), body.reason ?? null);
+      const { grant } = await revokeGrant(deps, c.req.param('id')!, principalName(c.get('principal')), body.reason ?? null);
       return c.json(grant);
     },
   };

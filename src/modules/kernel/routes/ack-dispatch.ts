@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { createRoute, json, jsonRequest, problems, SIGNED, WRITE_ERRORS, IdempotencyKeyHeader, type Operation } from '../../../platform/http/contract.js';
 import { jsonBody } from '../../../platform/http/validate.js';
-import { ackDispatch, dispatchJson } from '../dispatch.js';
+import { ackDispatch, dispatchJson } from '../service/dispatch.js';
 import { actorOf } from '../http.js';
-import type { KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
 import { DispatchIdParams, DispatchSchema } from './schemas.js';
 
 /** The body of an ack: `{}` (no members), or no body at all. */
@@ -30,7 +30,7 @@ export function ackDispatchOp(deps: KernelDeps): Operation {
     handler: async (c) => {
       const group = actorOf(c);
       if (c.get('rawBody').byteLength > 0) await jsonBody(c, AckBody);
-      return c.json(dispatchJson(ackDispatch(deps, c.req.param('id') ?? '', group)));
+      return c.json(dispatchJson(await ackDispatch(deps, c.req.param('id') ?? '', group)));
     },
   };
 }

@@ -4,7 +4,8 @@ import { bodyHash, jsonBody } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
 import { actorOf, sendTask, TaskId } from '../http.js';
 import { GATES, PRIORITIES, TASK_TYPES } from '../model.js';
-import { createTask, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { createTask } from '../service/create.js';
 import { ETagHeader, TaskSchema } from './schemas.js';
 
 /** The body of `POST /v1/tasks`. Unknown members are refused. */
@@ -46,7 +47,7 @@ export function createTaskOp(deps: KernelDeps): Operation {
     handler: async (c) => {
       const actor = actorOf(c);
       const body = await jsonBody(c, CreateTaskBody);
-      const { task, replayed } = createTask(deps, actor, body, { key: c.get('idempotencyKey'), requestHash: bodyHash(c) });
+      const { task, replayed } = await createTask(deps, actor, body, { key: c.get('idempotencyKey'), requestHash: bodyHash(c) });
       c.header('Location', `/v1/tasks/${task.id}`);
       if (replayed) c.header('Idempotent-Replayed', 'true');
       return sendTask(c, task, 201);

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { createRoute, json, jsonRequest, problems, SIGNED, WRITE_ERRORS, type Operation } from '../../../platform/http/contract.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, ReasonText, sendTask, taskIdParam } from '../http.js';
-import { decideGate, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { decideGate } from '../service/gates.js';
 import { ETagHeader, TaskIdParams, TaskMutationHeaders, TaskSchema } from './schemas.js';
 
 /** The body of `POST /v1/tasks/{id}/gate`. */
@@ -35,7 +36,7 @@ export function gateDecisionOp(deps: KernelDeps): Operation {
       const actor = actorOf(c);
       const id = taskIdParam(c);
       const body = await jsonBody(c, GateDecisionBody);
-      const row = decideGate(deps, id, actor, c.req.header('if-match'), {
+      const row = await decideGate(deps, id, actor, c.req.header('if-match'), {
         decision: body.decision,
         ...(body.reason !== undefined ? { reason: body.reason } : {}),
       });

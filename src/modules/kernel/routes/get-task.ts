@@ -1,6 +1,7 @@
 import { createRoute, json, problems, SIGNED, type Operation } from '../../../platform/http/contract.js';
 import { actorOf, sendTask, taskIdParam } from '../http.js';
-import { requireTask, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { requireTask } from '../service/read.js';
 import { ETagHeader, TaskIdParams, TaskSchema } from './schemas.js';
 
 /** `GET /v1/tasks/{id}`: the task with its `ETag`. Any group may read. 404 `not_found`. */
@@ -16,9 +17,9 @@ export function getTaskOp(deps: KernelDeps): Operation {
       request: { params: TaskIdParams },
       responses: { 200: json('The task.', TaskSchema, ETagHeader), ...problems('not_found') },
     }),
-    handler: (c) => {
+    handler: async (c) => {
       actorOf(c);
-      return sendTask(c, requireTask(deps.db, taskIdParam(c)));
+      return sendTask(c, await requireTask(deps, taskIdParam(c)));
     },
   };
 }

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { createRoute, json, problems, SIGNED, type Operation } from '../../../platform/http/contract.js';
 import { deprecatedAlias, pageOf, pagePosition, pageQuery } from '../../../platform/http/pagination.js';
 import { queryParams } from '../../../platform/http/validate.js';
-import { dispatchJson, listDispatches } from '../dispatch.js';
+import { dispatchJson, listDispatches } from '../service/dispatch.js';
 import { actorOf, TaskId } from '../http.js';
-import type { KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
 import { DispatchSchema } from './schemas.js';
 
 /** The query of `GET /v1/dispatches`; the cursor is the last dispatch's id (a ULID). */
@@ -30,11 +30,11 @@ export function listDispatchesOp(deps: KernelDeps): Operation {
       request: { query: ListDispatchesQuery },
       responses: { 200: json('A page of dispatches, oldest first.', pageOf(DispatchSchema)), ...problems('validation_failed') },
     }),
-    handler: (c) => {
+    handler: async (c) => {
       const group = actorOf(c);
       const q = queryParams(c, ListDispatchesQuery);
       const after = pagePosition(q.cursor, 'starting_after', q.starting_after);
-      const { rows, hasMore } = listDispatches(deps.db, {
+      const { rows, hasMore } = await listDispatches(deps, {
         group,
         limit: q.limit,
         ...(q.status ? { status: q.status } : {}),

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import type { Db } from '../../../platform/db/open.js';
 import { createRoute, json, problems, SIGNED, type Operation } from '../../../platform/http/contract.js';
 import { deprecatedAlias, pageOf, pagePosition, pageQuery } from '../../../platform/http/pagination.js';
 import { queryParams } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
 import { actorOf, TaskId } from '../http.js';
 import { TASK_STATES, TASK_TYPES, taskJson } from '../model.js';
-import { listTasks, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { listTasks } from '../service/read.js';
 import { TaskSchema } from './schemas.js';
 
 /** The query of `GET /v1/tasks`. `group` matches `assigned_group`; the cursor is the last task's id. */
@@ -36,9 +36,9 @@ export function listTasksOp(deps: KernelDeps): Operation {
       request: { query: ListTasksQuery },
       responses: { 200: json('A page of tasks, oldest first.', pageOf(TaskSchema)), ...problems('validation_failed') },
     }),
-    handler: (c) => {
+    handler: async (c) => {
       actorOf(c);
-      return c.json(tasksPage(deps.db, queryParams(c, ListTasksQuery)));
+      return c.json(await tasksPage(deps, queryParams(c, ListTasksQuery)));
     },
   };
 }
@@ -48,9 +48,9 @@ export function listTasksOp(deps: KernelDeps): Operation {
  * `broker tasks list` render it: `{data: Task[], has_more, next_cursor}`.
  * @throws ApiError 422 `validation_failed` when both `cursor` and `starting_after` are given.
  */
-export function tasksPage(db: Db, q: z.infer<typeof ListTasksQuery>) {
+export async function tasksPage(deps: Pick<KernelDeps, 'tasks'>, q: z.infer<typeof ListTasksQuery>) {
   const after = pagePosition(q.cursor, 'starting_after', q.starting_after);
-  const { rows, hasMore } = listTasks(db, {
+  const { rows, hasMore } = await listTasks(deps, {
     limit: q.limit,
     ...(q.state ? { state: q.state } : {}),
     ...(q.group ? { group: q.group } : {}),

@@ -3,7 +3,8 @@ import { createRoute, json, jsonRequest, problems, SIGNED, WRITE_ERRORS, type Op
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, ReasonText, taskIdParam } from '../http.js';
 import { etagOf, taskJson } from '../model.js';
-import { overrideGate, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { overrideGate } from '../service/gates.js';
 import { ETagHeader, TaskIdParams, TaskMutationHeaders, TaskSchema } from './schemas.js';
 
 /** The body of `POST /v1/tasks/{id}/override`. */
@@ -39,7 +40,7 @@ export function overrideGateOp(deps: KernelDeps): Operation {
       const actor = actorOf(c);
       const id = taskIdParam(c);
       const body = await jsonBody(c, OverrideBody);
-      const { task, followUp } = overrideGate(deps, id, actor, c.req.header('if-match'), { reason: body.reason, riskAcceptance: body.risk_acceptance });
+      const { task, followUp } = await overrideGate(deps, id, actor, c.req.header('if-match'), { reason: body.reason, riskAcceptance: body.risk_acceptance });
       c.header('ETag', etagOf(task.version));
       return c.json({ task: taskJson(task), follow_up: taskJson(followUp) });
     },

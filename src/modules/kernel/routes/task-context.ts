@@ -2,7 +2,9 @@ import { callsForTask } from '../../calls/views.js';
 import { createRoute, json, problems, SIGNED, type Operation } from '../../../platform/http/contract.js';
 import { actorOf, taskIdParam } from '../http.js';
 import { etagOf, taskJson } from '../model.js';
-import { taskContext, type KernelDeps } from '../tasks.js';
+import type { Db } from '../../../platform/db/open.js';
+import type { KernelDeps } from '../service/common.js';
+import { taskContext } from '../service/read.js';
 import { ETagHeader, TaskContextSchema, TaskIdParams } from './schemas.js';
 
 /**
@@ -11,7 +13,7 @@ import { ETagHeader, TaskContextSchema, TaskIdParams } from './schemas.js';
  * first (`{seq, ts, actor, kind, detail}`); `external_calls` is the task's broker calls, oldest first,
  * without receipts or results (`callsForTask`). 404 `not_found`.
  */
-export function taskContextOp(deps: KernelDeps): Operation {
+export function taskContextOp(deps: KernelDeps & { db: Db }): Operation {
   return {
     route: createRoute({
       method: 'get',
@@ -23,15 +25,15 @@ export function taskContextOp(deps: KernelDeps): Operation {
       request: { params: TaskIdParams },
       responses: { 200: json('The task, its activity, gate decisions and external calls.', TaskContextSchema, ETagHeader), ...problems('not_found') },
     }),
-    handler: (c) => {
+    handler: async (c) => {
       actorOf(c);
-      const ctx = taskContext(deps.db, taskIdParam(c));
+      const ctx = await taskContext(deps, taskIdParam(c));
       c.header('ETag', etagOf(ctx.task.version));
       return c.json({
         task: taskJson(ctx.task),
         activity: ctx.activity.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, detail: a.detail })),
         gate_decisions: ctx.gateDecisions,
-        external_calls: callsForTask(deps.db, ctx.task.id),
+        external_calls: await callsForTask(deps.db, ctx.task.id),
       });
     },
   };

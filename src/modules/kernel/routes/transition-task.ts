@@ -4,7 +4,8 @@ import { jsonBody } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
 import { actorOf, ReasonText, sendTask, taskIdParam } from '../http.js';
 import { TASK_STATES } from '../model.js';
-import { transitionTask, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { transitionTask } from '../service/transition.js';
 import { ETagHeader, TaskIdParams, TaskMutationHeaders, TaskSchema } from './schemas.js';
 
 /** The body of `POST /v1/tasks/{id}/transition`. */
@@ -46,7 +47,7 @@ export function transitionTaskOp(deps: KernelDeps): Operation {
       const actor = actorOf(c);
       const id = taskIdParam(c);
       const body = await jsonBody(c, TransitionBody);
-      const row = transitionTask(deps, id, actor, c.req.header('if-match'), {
+      const row = await transitionTask(deps, id, actor, c.req.header('if-match'), {
         to: body.to,
         ...(body.reason !== undefined ? { reason: body.reason } : {}),
         ...(body.assigned_group !== undefined ? { assignedGroup: body.assigned_group } : {}),

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { createRoute, json, jsonRequest, problems, SIGNED, WRITE_ERRORS, type Operation } from '../../../platform/http/contract.js';
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, DodItemUpdates, sendTask, taskIdParam } from '../http.js';
-import { updateDod, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { updateDod } from '../service/edit.js';
 import { ETagHeader, TaskIdParams, TaskMutationHeaders, TaskSchema } from './schemas.js';
 
 /** The body of `PATCH /v1/tasks/{id}/dod`: at least one of `items`, `docs_updated`. */
@@ -37,7 +38,7 @@ export function updateDodOp(deps: KernelDeps): Operation {
       const actor = actorOf(c);
       const id = taskIdParam(c);
       const body = await jsonBody(c, UpdateDodBody);
-      const row = updateDod(deps, id, actor, c.req.header('if-match'), {
+      const row = await updateDod(deps, id, actor, c.req.header('if-match'), {
         ...(body.items !== undefined ? { items: body.items } : {}),
         ...(body.docs_updated !== undefined ? { docsUpdated: body.docs_updated } : {}),
       });

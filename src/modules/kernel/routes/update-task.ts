@@ -3,7 +3,8 @@ import { createRoute, json, jsonRequest, problems, SIGNED, WRITE_ERRORS, type Op
 import { jsonBody } from '../../../platform/http/validate.js';
 import { actorOf, sendTask, taskIdParam } from '../http.js';
 import { PRIORITIES } from '../model.js';
-import { updateTask, type KernelDeps } from '../tasks.js';
+import type { KernelDeps } from '../service/common.js';
+import { updateTask } from '../service/edit.js';
 import { CreateTaskBody } from './create-task.js';
 import { ETagHeader, TaskIdParams, TaskMutationHeaders, TaskSchema } from './schemas.js';
 
@@ -60,7 +61,7 @@ export function updateTaskOp(deps: KernelDeps): Operation {
       const actor = actorOf(c);
       const id = taskIdParam(c);
       const body = await jsonBody(c, UpdateTaskBody);
-      const row = updateTask(deps, id, actor, c.req.header('if-match'), {
+      const row = await updateTask(deps, id, actor, c.req.header('if-match'), {
         ...(body.title !== undefined ? { title: body.title } : {}),
         ...(body.description !== undefined ? { description: body.description } : {}),
         ...(body.priority !== undefined ? { priority: body.priority } : {}),

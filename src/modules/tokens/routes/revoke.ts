@@ -1,4 +1,4 @@
-import type { TokenService } from '../service.js';
+import type { TokensDeps } from '../service.js';
 import { bodyHash, jsonBody } from '../../../platform/http/validate.js';
 import { BEARER, createRoute, IdempotencyKeyHeader, json, jsonRequest, problems, ReplayedHeader, WRITE_ERRORS, type Operation } from '../../../platform/http/contract.js';
 import { principalName, requireRole } from '../../../platform/http/guard.js';
@@ -14,7 +14,7 @@ import { TokenRevocationSchema } from './schemas.js';
  * tokens are already revoked (nothing written).
  * Errors: 400 `malformed_json`, 422 `validation_failed` | `idempotency_key_reused`, 403 `forbidden`.
  */
-export function revokeTokensOp(deps: { tokens: Pick<TokenService, 'revocations'> }): Operation {
+export function revokeTokensOp(deps: TokensDeps): Operation {
   return {
     route: createRoute({
       method: 'post',
@@ -34,7 +34,7 @@ export function revokeTokensOp(deps: { tokens: Pick<TokenService, 'revocations'>
     handler: async (c) => {
       const input = await jsonBody(c, RevokeTokensInput);
       const requestHash = bodyHash(c);
-      const { revocation, outcome } = deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
+      const { revocation, outcome } = await deps.tokens.revocations.revoke(input, principalName(c.get('principal')), { key: c.get('idempotencyKey'), requestHash });
       if (outcome === 'replayed') c.header('Idempotent-Replayed', 'true');
       return c.json(revocation, outcome === 'already_revoked' ? 200 : 201);
     },

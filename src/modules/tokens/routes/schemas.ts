@@ -1,6 +1,6 @@
 /** The response shapes of the token routes, as OpenAPI components. */
 import { z } from 'zod';
-import { ROLES } from '../service.js';
+import { ROLES } from '../types.js';
 
 /** A token revocation as the API answers it (`TokenRevocation` in revocations.ts). */
 export const TokenRevocationSchema = z

@@ -1,1 +1,0 @@
-DROP TABLE `grants_version`;

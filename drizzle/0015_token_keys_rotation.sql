@@ -1,1 +1,0 @@
-ALTER TABLE `token_keys` ADD `rotation` text;
