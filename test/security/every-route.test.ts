@@ -62,10 +62,14 @@ import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 type Access = 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator';
 
 const ROUTES: Readonly<Record<string, Access>> = {
-  // src/app/app.ts
+  // src/app/probes.ts
   'GET /health': 'public',
   'GET /ready': 'public',
   'GET /metrics': 'public',
+  // src/app/reference.ts
+  'GET /openapi.json': 'public',
+  'GET /docs': 'public',
+  // src/modules/identity/index.ts
   'GET /v1/whoami': 'group',
   // src/modules/grants/index.ts (GRANTORS, GRANT_READERS in src/modules/grants/access.ts)
   'POST /v1/grants': 'main+operator',

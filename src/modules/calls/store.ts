@@ -9,7 +9,7 @@
  * idempotency check and the claim.
  */
 import type { Statement } from 'better-sqlite3';
-import { and, asc, desc, eq, gt, lt, lte, ne, notExists, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, lt, lte, ne, notExists, or, sql, type SQL } from 'drizzle-orm';
 import { appendActivity, type ActivityInput } from '../../platform/audit/trail.js';
 import { immediate, type Db } from '../../platform/db/open.js';
 import { brokerInstances } from '../../platform/lease/schema.js';
@@ -51,12 +51,16 @@ export type NewCall = Pick<CallRow, 'group' | 'requestId' | 'fingerprint' | 'act
 /** What ending a call stores. */
 export type CallEnd = Pick<CallRow, 'status' | 'httpStatus' | 'response' | 'attempts' | 'finishedAt' | 'durationMs'>;
 
-/** Filters for {@link CallStore.list}; all optional. `before` pages by `createdAt` (exclusive). */
+/**
+ * Filters for {@link CallStore.list}; all optional. `before` keeps calls created before it
+ * (exclusive); `after` keeps the calls that follow that call in the list's order (keyset paging).
+ */
 export interface CallFilter {
   group?: string;
   status?: CallStatus;
   taskId?: string;
   before?: number;
+  after?: { createdAt: number; requestId: string; group: string };
   limit?: number;
 }
 
@@ -91,7 +95,10 @@ export interface CallKeyReader {
 export interface CallStore {
   /** The call with this key, or undefined. */
   find(group: string, requestId: string): Promise<CallRow | undefined>;
-  /** Calls matching `filter`, newest first, at most `limit` (default 100, max 1000). */
+  /**
+   * Calls matching `filter`, newest first (`created_at DESC, request_id, "group"`), at most `limit`
+   * (default 100, max 1001: a page of 1000 and the row that says more follow).
+   */
   list(filter?: CallFilter): Promise<CallRow[]>;
   /**
    * The claim: inserts the `running` call with its `call.claimed` audit row; resolves once durable.
@@ -199,12 +206,18 @@ export class SqliteCallStore implements CallStore, CallKeyReader {
       if (filter.status !== undefined) where.push(eq(extCalls.status, filter.status));
       if (filter.taskId !== undefined) where.push(eq(extCalls.taskId, filter.taskId));
       if (filter.before !== undefined) where.push(lt(extCalls.createdAt, filter.before));
-      const limit = Math.min(Math.max(filter.limit ?? 100, 1), 1000);
+      const a = filter.after;
+      if (a !== undefined) {
+        const sameId = and(eq(extCalls.requestId, a.requestId), gt(extCalls.group, a.group));
+        const sameAt = and(eq(extCalls.createdAt, a.createdAt), or(gt(extCalls.requestId, a.requestId), sameId));
+        where.push(or(lt(extCalls.createdAt, a.createdAt), sameAt)!);
+      }
+      const limit = Math.min(Math.max(filter.limit ?? 100, 1), 1001);
       const rows = this.db.orm
         .select()
         .from(extCalls)
         .where(and(...where))
-        .orderBy(desc(extCalls.createdAt), asc(extCalls.requestId))
+        .orderBy(desc(extCalls.createdAt), asc(extCalls.requestId), asc(extCalls.group))
         .limit(limit)
         .all();
       return rows as CallRow[];
