@@ -14,6 +14,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY src ./src
 COPY drizzle ./drizzle
+COPY drizzle-pg ./drizzle-pg
 COPY policies ./policies
 # Compile to dist/ (what bin/broker.js runs), then drop the TypeScript sources and dev dependencies.
 RUN npm run build \

@@ -32,7 +32,7 @@ const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 8);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const WARMUP_S = 2;
 
-const deps = benchDeps(env);
+const deps = await benchDeps(env);
 const service = new CallService(deps);
 const log = createLogger('silent');
 const body = new TextEncoder().encode(JSON.stringify({ action: 'bench.noop', params: {} }));
@@ -60,13 +60,13 @@ async function run(seconds: number): Promise<number> {
 }
 
 await run(WARMUP_S);
-const stats0 = { ...service.commits.stats };
+const stats0 = { ...service.store.stats };
 const cpu0 = process.cpuUsage();
 const started = performance.now();
 const calls = await run(DURATION_S);
 const elapsedS = (performance.now() - started) / 1000;
 const cpu = process.cpuUsage(cpu0);
-const stats = service.commits.stats;
+const stats = service.store.stats;
 const batches = stats.batches - stats0.batches;
 const result: CallsResult = {
   calls_per_s: Math.round(calls / elapsedS),

@@ -4,7 +4,7 @@
  * service.
  */
 import { z } from 'zod';
-import { defineAction, type Provider } from '../src/modules/calls/catalog.js';
+import { defineAction, type Provider } from '../src/providers/contract.js';
 
 const Params = z.strictObject({ resource: z.string().min(1).max(200).default('bench/noop') });
 

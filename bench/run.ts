@@ -201,8 +201,8 @@ const started = performance.now();
 const callers = Array.from({ length: 128 }, (_, i) => `call${String(i).padStart(3, '0')}`);
 const denied = Array.from({ length: 16 }, (_, i) => `deny${String(i).padStart(2, '0')}`);
 const { dataDir, env } = benchDataDir([...callers, ...denied]);
-const setup = benchDeps(env);
-createGrants(setup, [
+const setup = await benchDeps(env);
+await createGrants(setup, [
   ...callers.map((group) => ({ group, provider: 'bench', level: 1 as const, reason: 'bench', allowed_actions: null, denied_actions: null, resources: null })),
   ...denied.map((group) => ({ group, provider: 'bench', level: 1 as const, reason: 'bench', allowed_actions: null, denied_actions: ['bench.noop'], resources: null })),
 ]);

@@ -12,7 +12,7 @@ import { Hono } from 'hono';
 import { startServer } from '../src/app/server.js';
 import { benchDeps } from './setup.js';
 
-const deps = benchDeps(process.env as Record<string, string>, {
+const deps = await benchDeps(process.env as Record<string, string>, {
   logger: (await import('../src/platform/log.js')).createLogger(process.env['BROKER_LOG_LEVEL'] ?? 'info'),
 });
 const broker = await startServer(deps, '127.0.0.1', 0);

@@ -36,16 +36,22 @@ export function benchCatalog(): Catalog {
 }
 
 /** Deps over a bench data directory, with the bench catalog and a silent logger. */
-export function benchDeps(env: Record<string, string>, overrides: DepsOverrides = {}): Deps {
+export function benchDeps(env: Record<string, string>, overrides: DepsOverrides = {}): Promise<Deps> {
   const config: Config = loadConfig(env);
   return createDeps(config, { catalog: benchCatalog(), logger: createLogger('silent'), ...overrides });
 }
 
-/** Creates grants through the grants service, all in one transaction (savepoint per grant). */
-export function createGrants(deps: Deps, grants: CreateGrantInput[]): void {
+/**
+ * Creates grants through the grants service, all in one transaction (savepoint per grant): the
+ * SQLite grant store does each grant's work synchronously when `createGrant` is called, so every
+ * call is started inside the outer transaction and only their results are awaited after it.
+ */
+export async function createGrants(deps: Deps, grants: CreateGrantInput[]): Promise<void> {
+  const created: Promise<unknown>[] = [];
   immediate(deps.db, () => {
-    for (const g of grants) createGrant(deps, g, 'operator:bench');
+    for (const g of grants) created.push(createGrant(deps, g, 'operator:bench'));
   });
+  await Promise.all(created);
 }
 
 /** Appends `rows` filler audit rows through the audit trail, 10 000 per transaction. */

@@ -1,15 +1,10 @@
 /**
- * The `broker` CLI: `serve`, `secrets`, `audit`, and the verbs each capability registers
- * (`tasks`, `grants`, `approvers`, `approve`, `token`, `calls`). Run `broker --help`.
+ * The `broker` CLI: `serve`, `backup`, and the verbs each capability registers (`secrets`,
+ * `audit`, `grants`, `approvers`, `approve`, `token`, `tasks`, `calls`, `mcp`). Run `broker --help`.
  */
 import { Command, CommanderError } from 'commander';
-import { CliExit, withDeps } from './app/cli-common.js';
-import { registerFoundationCommands } from './app/cli-foundation.js';
-import { registerGrantsCommands } from './modules/grants/cli.js';
-import { registerTokenCommands } from './modules/tokens/cli.js';
-import { registerKernelCommands } from './modules/kernel/cli.js';
-import { registerCallCommands } from './modules/calls/cli.js';
-import { registerMcpCommands } from './mcp/cli.js';
+import { registerCommands } from './app/cli.js';
+import { CliExit } from './platform/cli.js';
 
 const program = new Command('broker')
   .description('NanoClaw OS External Access Broker')
@@ -20,12 +15,7 @@ const program = new Command('broker')
   .enablePositionalOptions()
   .exitOverride();
 
-registerFoundationCommands(program);
-registerGrantsCommands(program);
-registerTokenCommands(program);
-registerKernelCommands(program, withDeps);
-registerCallCommands(program);
-registerMcpCommands(program);
+registerCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,31 +1,37 @@
-import { Hono, type Context } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { HTTPException } from 'hono/http-exception';
 import { randomUUID } from 'node:crypto';
 import { redactString } from '../platform/audit/redact.js';
 import { authenticate } from './authenticate.js';
 import type { Deps } from './deps.js';
-import { pendingMigrations, writeProbe } from '../platform/db/open.js';
+import { probeRoutes } from './probes.js';
+import { referenceRoutes } from './reference.js';
 import type { AppEnv } from '../platform/http/env.js';
 import { requestRecorder, routeLabel } from '../platform/http/metrics.js';
 import { ApiError, problemResponse } from '../platform/http/problem.js';
-import { whoamiRoute } from '../modules/identity/routes/whoami.js';
+import { identityRoutes } from '../modules/identity/index.js';
 import { grantsRoutes } from '../modules/grants/index.js';
 import { auditRoutes } from '../modules/audit/index.js';
 import { kernelRoutes } from '../modules/kernel/index.js';
 import { callRoutes } from '../modules/calls/index.js';
 import { tokenRoutes } from '../modules/tokens/index.js';
 
+export { providerStatus, readinessProblems } from './probes.js';
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Builds the broker's Hono app over its dependencies: request ids and logging, metrics, the body
- * limit, `/health`, `/ready`, `/metrics`, the signed `/v1/*` routes of every capability, and one
- * error handler that renders every failure as RFC 9457 problem+json.
+ * limit, `/health`, `/ready`, `/metrics`, the signed `/v1/*` routes of every capability, their
+ * OpenAPI document (`/openapi.json`, `/docs`), and one error handler that renders every failure as
+ * RFC 9457 problem+json. Every route is an operation with a contract; the app's
+ * `openAPIRegistry` holds them all.
  * Tests call `createApp(deps).request(...)` in-process or serve it on port 0.
  */
-export function createApp(deps: Deps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
 
   // One middleware for every request (each Hono middleware layer is an async dispatch of its
   // own): the request id, the body limit, then, once answered, X-Request-Id, the metrics and the
@@ -64,54 +70,19 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     }
   });
 
-  app.get('/health', (c) => c.json({ status: 'ok' }));
-  app.get('/ready', (c) => {
-    const reasons = readinessProblems(deps);
-    if (reasons.length > 0) {
-      return problemResponse(new ApiError('not_ready', reasons.join('; '), { reasons, providers: providerStatus(deps) }), c.req.path);
-    }
-    return c.json({ status: 'ready', providers: providerStatus(deps) });
-  });
-  app.get('/metrics', async (c) => {
-    c.header('content-type', deps.metrics.registry.contentType);
-    return c.body(await deps.metrics.registry.metrics());
-  });
-
+  app.route('/', probeRoutes(deps));
   app.use('/v1/*', authenticate(deps));
-  app.get('/v1/whoami', whoamiRoute);
-  app.route('/v1/grants', grantsRoutes(deps));
-  app.route('/v1/audit', auditRoutes(deps));
-  app.route('/v1/tokens', tokenRoutes(deps));
+  app.route('/', identityRoutes());
+  app.route('/', grantsRoutes(deps));
+  app.route('/', auditRoutes(deps));
+  app.route('/', tokenRoutes(deps));
   app.route('/', kernelRoutes(deps));
   app.route('/', callRoutes(deps));
+  app.route('/', referenceRoutes(app));
 
   app.notFound((c) => notFound(app, c));
   app.onError((err, c) => renderError(err, c));
   return app;
-}
-
-/**
- * Why the broker is not ready, empty when it is: the database cannot commit a durable write
- * (`writeProbe`: a full or read-only disk; at most one probe commit per second), or committed
- * migrations are not applied.
- */
-export function readinessProblems(deps: Pick<Deps, 'db'>): string[] {
-  const reasons: string[] = [];
-  const probe = writeProbe(deps.db);
-  if (probe) reasons.push(`database is not writable: ${probe}`);
-  const pending = pendingMigrations(deps.db);
-  if (pending > 0) reasons.push(`${pending} migration(s) not applied`);
-  return reasons;
-}
-
-/** Each provider's availability: `{name: {available, reason?}}` (an unavailable provider answers 503 per call). */
-export function providerStatus(deps: Pick<Deps, 'catalog'>): Record<string, { available: boolean; reason?: string }> {
-  return Object.fromEntries(
-    deps.catalog.providers.map((p) => {
-      const reason = p.unavailableReason();
-      return [p.name, reason === null ? { available: true } : { available: false, reason }];
-    }),
-  );
 }
 
 function renderError(err: Error, c: Context<AppEnv>): Response {
@@ -126,7 +97,7 @@ function renderError(err: Error, c: Context<AppEnv>): Response {
   return problemResponse(new ApiError('internal_error', 'The broker failed to handle the request; nothing was executed.'), c.req.path);
 }
 
-function notFound(app: Hono<AppEnv>, c: Context<AppEnv>): Response {
+function notFound(app: OpenAPIHono<AppEnv>, c: Context<AppEnv>): Response {
   const allowed = allowedMethods(app, c.req.path);
   if (allowed.length > 0) {
     const err = new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${allowed.join(', ')}.`, { allowed }, { Allow: allowed.join(', ') });
@@ -136,7 +107,7 @@ function notFound(app: Hono<AppEnv>, c: Context<AppEnv>): Response {
 }
 
 /** The methods registered for a concrete path (for 405 and `Allow`). */
-function allowedMethods(app: Hono<AppEnv>, path: string): string[] {
+function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
   const methods = new Set<string>();
   for (const r of app.routes) {
     if (r.method === 'ALL') continue;

@@ -7,7 +7,8 @@ import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { Clock } from '../platform/clock.js';
 import type { AppEnv, Principal } from '../platform/http/env.js';
 import { ApiError } from '../platform/http/problem.js';
-import { BODY_METHODS, IDEMPOTENCY_KEY_RE, readRawBody, requireGroupSignature } from '../platform/http/verify.js';
+import { BODY_METHODS, IDEMPOTENCY_KEY_RE } from '../protocol/profile.js';
+import { readRawBody, requireGroupSignature } from '../platform/http/verify.js';
 import type { KeyStore } from '../modules/identity/keys.js';
 import { wwwAuthenticate, type TokenService } from '../modules/tokens/service.js';
 

@@ -1,20 +1,46 @@
 import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from '../modules/calls/catalog.js';
-import { GrantStore } from '../modules/grants/source.js';
-import { loadOrCreateSigningKey, type BrokerSigningKey } from '../modules/tokens/signing-key.js';
-import { TokenRevocations } from '../modules/tokens/revocations.js';
-import { TokenKeys } from '../modules/tokens/keys.js';
+import { sqliteAuditStore, type AuditStore } from '../modules/audit/store.js';
+import { GrantStore as GrantIndex } from '../modules/grants/source.js';
+import { sqliteGrantStore, type GrantStore } from '../modules/grants/store.js';
+import { loadGroups, type Groups } from '../modules/identity/groups.js';
+import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
+import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
+import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
+import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
 import type { Clock } from '../platform/clock.js';
 import { systemClock } from '../platform/clock.js';
-import type { Config } from '../platform/config.js';
+import { ConfigError, type Config } from '../platform/config.js';
 import { openDb, type Db } from '../platform/db/open.js';
 import { createMetrics, type Metrics } from '../platform/http/metrics.js';
 import { createLogger, type Logger } from '../platform/log.js';
-import { loadGroups, type Groups } from '../modules/identity/groups.js';
-import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
-import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
+import { loadOrCreateSigningKey, type BrokerSigningKey } from '../platform/signing-key.js';
+
+/**
+ * Every module's store (see `platform/db/seam.ts`): the one place the application picks the
+ * database engine of each. Modules declare the stores they need (`{ stores: { grants: GrantStore } }`)
+ * and receive this object.
+ */
+export interface Stores {
+  audit: AuditStore;
+  grants: GrantStore;
+  groupKeys: GroupKeyStore;
+  tasks: TaskStore;
+  tokens: TokenStore;
+}
+
+/** The SQLite implementation of every store, over one connection and clock. */
+export function createStores(db: Db, clock: Clock): Stores {
+  return {
+    audit: sqliteAuditStore(db),
+    grants: sqliteGrantStore(db, clock),
+    groupKeys: sqliteGroupKeyStore(db, clock),
+    tasks: sqliteTaskStore(db),
+    tokens: sqliteTokenStore(db, clock),
+  };
+}
 
 /** Everything the app and the CLI run on. Built once per process by {@link createDeps}. */
 export interface Deps {
@@ -28,14 +54,16 @@ export interface Deps {
   /** The registered provider actions. */
   catalog: Catalog;
   /** Grants served from memory, reloaded when any connection changes them (`GrantSource`). */
-  grants: GrantStore;
+  grants: GrantIndex;
+  /** Every module's store. */
+  stores: Stores;
   /**
    * Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`);
    * `tokens.revocations` and `tokens.keys` are the `token_revocations` and `token_keys` tables
    * every verification asks.
    */
   tokens: TokenService;
-  /** The kernel's tasks, gate decisions and dispatches (`TaskStore`). */
+  /** The kernel's tasks, gate decisions and dispatches: `stores.tasks`, where the kernel's `KernelDeps` reads it. */
   tasks: TaskStore;
   /**
    * This process's broker instance id (a ULID made by {@link createDeps}). A serving process
@@ -59,9 +87,14 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
  * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
  * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each
  * group a key.
- * @throws ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
+ * @throws ConfigError for a PostgreSQL `BROKER_DATABASE_URL` (not served yet); ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
  */
-export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
+export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+  // Fail closed: the PostgreSQL engine's schema and migrations exist, but the stores do not serve
+  // it yet, so a postgres:// URL must never fall back to the embedded SQLite file.
+  if (config.database.engine === 'postgres') {
+    throw new ConfigError('BROKER_DATABASE_URL: this build does not serve PostgreSQL yet (its schema and migrations are in drizzle-pg/; the stores come next). Unset it to use the embedded SQLite database.');
+  }
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const master = loadOrCreateMasterKey(config.dataDir);
@@ -71,17 +104,19 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     overrides.db ??
     openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
   const groups = loadGroups(config.policiesDir);
-  const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000);
-  keys.ensureGroups(groups.keys());
-  const tokenKeys = new TokenKeys(db, clock);
-  const registered = tokenKeys.register(signingKey);
+  const stores = createStores(db, clock);
+  const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000, stores.groupKeys);
+  await keys.ensureGroups(groups.keys());
+  const tokens = new TokenService(signingKey, clock, stores.tokens);
+  const tokenKeys = tokens.keys;
+  const registered = await tokenKeys.register(signingKey);
   if (registered === 'retired') {
     logger.warn({ kid: signingKey.kid, token_key: signingKey.path }, 'token.key holds a retired signing key: tokens it signs stop verifying after its grace; run `broker token rotate-key`');
   } else if (registered === 'current') {
-    const finished = tokenKeys.finishInterruptedRotation(signingKey, MAX_TOKEN_TTL_S * 1000);
+    const finished = await tokenKeys.finishInterruptedRotation(signingKey, MAX_TOKEN_TTL_S * 1000);
     if (finished) logger.warn({ kid: signingKey.kid, retired: finished.retired, verify_until: new Date(finished.verifyUntil).toISOString() }, 'finished an interrupted `broker token rotate-key`: the keys before token.key are retired with the grace it asked');
   } else {
-    const replaced = tokenKeys.retireReplaced(signingKey);
+    const replaced = await tokenKeys.retireReplaced(signingKey);
     if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
   }
   return {
@@ -94,9 +129,10 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     metrics: createMetrics(),
     instanceId: ulid(),
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
-    grants: new GrantStore(db, clock),
-    tokens: new TokenService(signingKey, clock, new TokenRevocations(db, clock), tokenKeys),
-    tasks: sqliteTaskStore(db),
+    grants: new GrantIndex(db, clock),
+    stores,
+    tokens,
+    tasks: stores.tasks,
     checkpointKey,
     paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };

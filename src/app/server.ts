@@ -75,7 +75,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
-  const instance = startInstance(deps, (err) => {
+  const instance = await startInstance(deps, (err) => {
     deps.logger.fatal({ err: err.message }, 'this broker lost its instance lease to another one; stopping');
     void shutdown('lease lost', 1);
   });

@@ -30,14 +30,14 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  * each renewal. A renewal that fails (a busy or full disk) is logged and retried at the next tick.
  * @param onLost called (once, renewal stopped) when the lease had run out and the database is now
  *   served by another instance of a single-server engine: the process must stop serving.
- * @throws AlreadyServedError when a single-server database has a live lease (nothing written);
- *   ApiError 503 `audit_unavailable` when recovery cannot be recorded (the lease is released).
+ * @throws (rejects) AlreadyServedError when a single-server database has a live lease (nothing
+ *   written); ApiError 503 `audit_unavailable` when recovery cannot be recorded (the lease is released).
  */
-export function startInstance(deps: Pick<Deps, 'db' | 'clock' | 'logger' | 'config' | 'instanceId'>, onLost: (err: AlreadyServedError) => void): ServingInstance {
+export async function startInstance(deps: Pick<Deps, 'db' | 'clock' | 'logger' | 'config' | 'instanceId'>, onLost: (err: AlreadyServedError) => void): Promise<ServingInstance> {
   const me: LeaseHolder = { id: deps.instanceId, ttlMs: deps.config.leaseTtlMs };
   acquireLease(deps.db, me, deps.clock.now());
   try {
-    recoverInterruptedCalls(deps, me.id);
+    await recoverInterruptedCalls(deps, me.id);
   } catch (err) {
     releaseLease(deps.db, me.id);
     throw err;
@@ -73,11 +73,7 @@ export function startInstance(deps: Pick<Deps, 'db' | 'clock' | 'logger' | 'conf
       deps.logger.warn({ instance: me.id, err: message(err) }, 'instance lease renewal failed; retrying');
       return;
     }
-    try {
-      recoverInterruptedCalls(deps, me.id);
-    } catch (err) {
-      deps.logger.warn({ err: message(err) }, 'crash recovery of expired instances failed; retrying');
-    }
+    recoverInterruptedCalls(deps, me.id).catch((err: unknown) => deps.logger.warn({ err: message(err) }, 'crash recovery of expired instances failed; retrying'));
   };
   timer = setInterval(tick, Math.max(1, Math.floor(me.ttlMs / 3)));
   timer.unref();

@@ -1,13 +1,13 @@
 /**
- * A small typed client that signs requests with a group secret (the broker's RFC 9421 profile)
- * and sends them. Agents, the CLI and the tests use it. Node 20+ (`fetch`, `node:crypto`).
+ * A small typed client that signs requests with a group secret and sends them: the broker's RFC
+ * 9421 signing profile (`src/protocol/profile.ts`), the one the verifier checks. Agents, the CLI
+ * and the tests use it. Node 20+ (`fetch`, `node:crypto`).
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { serializeDictionary, type Item } from 'structured-headers';
-import { contentDigest } from '../protocol/digest.js';
+import { bodyDigest, coveredComponents, hasBody, keyidGroup, SIGNATURE_LABEL, signingParams } from '../protocol/profile.js';
 import { hmacSha256, serializeSignatureParams, signatureBase, signatureParams } from '../protocol/signature.js';
-import { BODY_COMPONENTS, BODY_METHODS, REQUIRED_COMPONENTS, SIGNATURE_ALG, SIGNATURE_LABEL, SIGNATURE_TAG } from '../platform/http/verify.js';
 
 /** A group credential: `keyid` is `<group>:<version>`, `secret` the raw HMAC key. */
 export interface GroupCredential {
@@ -46,13 +46,12 @@ export function signRequest(req: RequestToSign, cred: GroupCredential, createdS 
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
   const method = req.method.toUpperCase();
-  const components: string[] = [...REQUIRED_COMPONENTS];
-  if (BODY_METHODS.has(method)) {
-    headers['content-digest'] = contentDigest(req.body ?? '');
+  if (hasBody(method)) {
+    headers['content-digest'] = bodyDigest(req.body ?? '');
     if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
-    components.push(...BODY_COMPONENTS.filter((c) => headers[c] !== undefined));
   }
-  const params = serializeSignatureParams(signatureParams(components, { created: createdS, keyid: cred.keyid, alg: SIGNATURE_ALG, tag: SIGNATURE_TAG }));
+  const components = coveredComponents(method, headers);
+  const params = serializeSignatureParams(signatureParams(components, signingParams(createdS, cred.keyid)));
   const base = signatureBase({ method, url: req.url, headers: { get: (n) => headers[n.toLowerCase()] ?? null } }, components, params);
   const signature = hmacSha256(cred.secret, base);
   headers['signature-input'] = `${SIGNATURE_LABEL}=${params}`;
@@ -95,7 +94,7 @@ export class BrokerClient {
 
   /** The group this client signs as (the part of the key id before `:`). */
   get group(): string {
-    return this.opts.credential.keyid.split(':')[0]!;
+    return keyidGroup(this.opts.credential.keyid);
   }
 
   /**
@@ -108,15 +107,15 @@ export class BrokerClient {
     const url = new URL(path, this.opts.baseUrl);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const upper = method.toUpperCase();
-    const hasBody = BODY_METHODS.has(upper);
-    const body = options.rawBody ?? (options.json !== undefined ? JSON.stringify(options.json) : hasBody ? '{}' : undefined);
+    const withBody = hasBody(upper);
+    const body = options.rawBody ?? (options.json !== undefined ? JSON.stringify(options.json) : withBody ? '{}' : undefined);
     const headers = signRequest(
       {
         method: upper,
         url: url.href,
         headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
         body,
-        idempotencyKey: hasBody ? (options.idempotencyKey ?? randomUUID()) : undefined,
+        idempotencyKey: withBody ? (options.idempotencyKey ?? randomUUID()) : undefined,
       },
       this.opts.credential,
       Math.floor((this.opts.now ?? Date.now)() / 1000),

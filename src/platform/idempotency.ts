@@ -34,7 +34,9 @@ export function keyReused(key: string, what?: string): ApiError {
 
 /**
  * Runs a create-like operation once per idempotency key. Call it inside the transaction that
- * writes the result, so the look-up and the write are atomic.
+ * writes the result, so the look-up and the write are atomic: with a store (`platform/db/seam.ts`),
+ * inside the plan, where `findPrior` hands over what the store read in the transaction and the
+ * value is the plan's `Planned` (nothing to write on a replay).
  * @param idem the request's key and body hash; null or undefined runs `create` unconditionally.
  * @param findPrior reads what an earlier request with `idem.key` (from the same principal) left.
  * @param create does the work (and its audit rows) when the key is new.

@@ -3,8 +3,9 @@
  * field components (§2.1), and the `hmac-sha256` algorithm (§3.3.3). Structured fields (RFC 8941)
  * are parsed and serialized with `structured-headers`; crypto is `node:crypto`.
  *
- * This module is profile-free: {@link verifyBrokerSignature} in `verify.ts` applies the broker's
- * profile (label, required components, `tag`, freshness) on top of it.
+ * This module is profile-free: the broker's signing profile (label, parameters, covered
+ * components) is `profile.ts`, which the client signs with and the verifier
+ * (`src/platform/http/verify.ts`) checks, with freshness, on top of this module.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import {

@@ -1,4 +1,4 @@
-import type { Provider } from '../modules/calls/catalog.js';
+import type { Provider } from './contract.js';
 import { cloudLogsProvider } from './cloudlogs/index.js';
 import { githubProviderFromEnv } from './github/index.js';
 

@@ -34,7 +34,7 @@ describe('a broker killed while a call runs', () => {
     const first = await serve(env);
     children.push(first.child);
     // The test process reads the same data directory (keys, rows) but never serves calls.
-    deps = createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    deps = await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
     const client = (group: string, url: string) => {
       const key = deps!.keys.current(group);
       return new BrokerClient({ baseUrl: url, credential: { keyid: key.keyid, secret: key.secret } });

@@ -53,7 +53,7 @@ describe('a second broker serve beside a live one', () => {
   it('exits non-zero naming the live instance, changes nothing, and the call in flight completes', async () => {
     const live = await serveFixture(env);
     children.push(live.child);
-    deps = createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    deps = await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
     const db = deps.db.sqlite;
     const client = (group: string) => {
       const key = deps!.keys.current(group);
@@ -137,7 +137,7 @@ describe('recovery by lease (an engine serving replicas)', () => {
       const instances = () => (db.prepare('SELECT id FROM broker_instances ORDER BY id').all() as { id: string }[]).map((r) => r.id);
 
       const lost: unknown[] = [];
-      const instance = startInstance(deps, (err) => lost.push(err));
+      const instance = await startInstance(deps, (err) => lost.push(err));
       expect(['of-live', 'of-dead', 'of-nobody', 'of-self'].map(status)).toEqual(['running', 'unknown_outcome', 'unknown_outcome', 'running']);
       expect(instances()).toEqual([deps.instanceId, 'live-replica'].sort());
 

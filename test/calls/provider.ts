@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { registerSecret } from '../../src/platform/audit/redact.js';
-import { defineAction, ProviderError, type ActionDefinition, type ActionLevel, type Provider } from '../../src/modules/calls/catalog.js';
+import { defineAction, ProviderError, type ActionDefinition, type ActionLevel, type Provider } from '../../src/providers/contract.js';
 
 /** A credential the provider "leaks" into its errors; registered for redaction like a real token. */
 export const PROVIDER_SECRET = 'prov-secret-6f1d2c9a4b7e';

@@ -10,8 +10,9 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { purgeCommand } from '../../src/modules/calls/cli.js';
-import { countPurgeable, PURGE_SELECT_SQL, purgeCalls, startCallRetention } from '../../src/modules/calls/retention.js';
-import { CliExit } from '../../src/app/cli-common.js';
+import { countPurgeable, purgeCalls, startCallRetention } from '../../src/modules/calls/retention.js';
+import { PURGE_SELECT_SQL } from '../../src/modules/calls/store.js';
+import { CliExit } from '../../src/platform/cli.js';
 import { ConfigError, loadConfig } from '../../src/platform/config.js';
 import { openDb } from '../../src/platform/db/open.js';
 import { createLogger } from '../../src/platform/log.js';
@@ -76,7 +77,7 @@ describe('purgeCalls', () => {
     broker.clock.advance(RETENTION + DAY);
     const young = await made();
     const before = cutoff();
-    expect(countPurgeable(broker.deps.db, before)).toBe(3);
+    expect(await countPurgeable(broker.deps.db, before)).toBe(3);
 
     expect(await purgeCalls(broker.deps, { before })).toBe(3);
     expect(keysLeft()).toEqual([runningKey, young]);

@@ -32,13 +32,13 @@ describe('hash chain', () => {
 });
 
 describe('fail-closed', () => {
-  it('rolls the state change back and answers audit_unavailable when the audit write fails', () => {
+  it('rolls the state change back and answers audit_unavailable when the audit write fails', async () => {
     const db = broker.deps.db;
     db.sqlite.exec("CREATE TRIGGER audit_refuses BEFORE INSERT ON gov_activities BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
     try {
       let thrown: unknown;
       try {
-        broker.deps.keys.rotate('developer', 'operator:test');
+        await broker.deps.keys.rotate('developer', 'operator:test');
       } catch (err) {
         thrown = err;
       }
@@ -52,8 +52,8 @@ describe('fail-closed', () => {
     expect(verifyChain(db).ok).toBe(true);
   });
 
-  it('commits the change and its row together', () => {
-    broker.deps.keys.rotate('developer', 'operator:test');
+  it('commits the change and its row together', async () => {
+    await broker.deps.keys.rotate('developer', 'operator:test');
     const rows = activitiesFor(broker.deps.db, 'group:developer');
     expect(rows.at(-1)).toMatchObject({ kind: 'key.rotated', actor: 'operator:test', detail: { version: 2, previous: 1 } });
   });

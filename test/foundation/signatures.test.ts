@@ -156,7 +156,7 @@ describe('key rotation', () => {
   it('the previous version verifies during the grace period, then stops', async () => {
     const oldKey = broker.deps.keys.current('security');
     const old = { keyid: oldKey.keyid, secret: oldKey.secret };
-    const next = broker.deps.keys.rotate('security', 'operator:test');
+    const next = await broker.deps.keys.rotate('security', 'operator:test');
     expect(next.keyid).toBe('security:2');
     expect((await send({ cred: old })).status).toBe(200);
     expect((await send({ cred: { keyid: next.keyid, secret: next.secret } })).body).toMatchObject({ group: 'security', key_version: 2 });

@@ -161,15 +161,15 @@ describe('KeyStore lookups from memory', () => {
   const T0 = Date.UTC(2026, 0, 1);
   const master = Buffer.alloc(32, 7);
 
-  it('honour a rotation made on another connection at the very next lookup, and retire the old version at its exact instant', () => {
+  it('honour a rotation made on another connection at the very next lookup, and retire the old version at its exact instant', async () => {
     const clock = new ManualClock(T0);
     const keys = new KeyStore(db, master, clock, 600_000);
-    keys.ensureGroups(['developer']);
+    await keys.ensureGroups(['developer']);
     expect(keys.lookup('developer:1')).toMatchObject({ group: 'developer', version: 1 });
     expect(keys.lookup('developer:2')).toBeNull();
 
     const elsewhere = new KeyStore(other, master, new ManualClock(T0 + 1000), 5_000);
-    const next = elsewhere.rotate('developer', 'operator:test');
+    const next = await elsewhere.rotate('developer', 'operator:test');
     expect(keys.lookup('developer:2')).toMatchObject({ keyid: 'developer:2', secret: next.secret });
     expect(keys.lookup('developer:1')).not.toBeNull();
     clock.set(T0 + 1000 + 5_000 - 1);
@@ -179,10 +179,10 @@ describe('KeyStore lookups from memory', () => {
     expect(keys.lookup('developer:2')).not.toBeNull();
   });
 
-  it('see a retirement written directly by another connection, and a rotation with no grace at once', () => {
+  it('see a retirement written directly by another connection, and a rotation with no grace at once', async () => {
     const clock = new ManualClock(T0);
     const keys = new KeyStore(db, master, clock, 600_000);
-    keys.ensureGroups(['developer', 'security']);
+    await keys.ensureGroups(['developer', 'security']);
     expect(keys.lookup('security:1')).not.toBeNull();
     other.sqlite.prepare('UPDATE group_keys SET retires_at = ? WHERE "group" = ?').run(T0 + 10, 'security');
     expect(keys.lookup('security:1')).not.toBeNull();
@@ -190,15 +190,15 @@ describe('KeyStore lookups from memory', () => {
     expect(keys.lookup('security:1')).toBeNull();
 
     expect(keys.lookup('developer:1')).not.toBeNull();
-    new KeyStore(other, master, clock, 0).rotate('developer', 'operator:test');
+    await new KeyStore(other, master, clock, 0).rotate('developer', 'operator:test');
     expect(keys.lookup('developer:1')).toBeNull();
     expect(keys.lookup('developer:2')).not.toBeNull();
   });
 
-  it('honour a retirement written by another process at its exact instant', () => {
+  it('honour a retirement written by another process at its exact instant', async () => {
     const clock = new ManualClock(T0);
     const keys = new KeyStore(db, master, clock, 600_000);
-    keys.ensureGroups(['developer']);
+    await keys.ensureGroups(['developer']);
     expect(keys.lookup('developer:1')).not.toBeNull();
     inAnotherProcess(db.path, 'UPDATE group_keys SET retires_at = ? WHERE "group" = ?', T0 + 250, 'developer');
     clock.set(T0 + 249);
@@ -207,10 +207,10 @@ describe('KeyStore lookups from memory', () => {
     expect(keys.lookup('developer:1')).toBeNull();
   });
 
-  it('refuse malformed and unknown ids, and answer the same inside a transaction', () => {
+  it('refuse malformed and unknown ids, and answer the same inside a transaction', async () => {
     const clock = new ManualClock(T0);
     const keys = new KeyStore(db, master, clock, 600_000);
-    keys.ensureGroups(['developer']);
+    await keys.ensureGroups(['developer']);
     for (const id of ['developer', 'developer:0', 'developer:01', 'Developer:1', 'nobody:1', 'developer:1:1']) expect(keys.lookup(id)).toBeNull();
     const outside = keys.lookup('developer:1');
     const inside = db.sqlite.transaction(() => keys.lookup('developer:1'))();
@@ -218,10 +218,10 @@ describe('KeyStore lookups from memory', () => {
     expect(db.sqlite.transaction(() => keys.lookup('developer:9'))()).toBeNull();
   });
 
-  it('a rotation rolled back on its own connection leaves no trace in the cache', () => {
+  it('a rotation rolled back on its own connection leaves no trace in the cache', async () => {
     const clock = new ManualClock(T0);
     const keys = new KeyStore(db, master, clock, 0);
-    keys.ensureGroups(['developer']);
+    await keys.ensureGroups(['developer']);
     expect(keys.lookup('developer:1')).not.toBeNull();
     expect(() =>
       db.sqlite.transaction(() => {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { z } from 'zod';
 import { addApprover } from '../../src/modules/grants/approvers.js';
-import { defineAction, type ActionLevel, type Provider } from '../../src/modules/calls/catalog.js';
+import { defineAction, type ActionLevel, type Provider } from '../../src/providers/contract.js';
 import { startBroker, type BrokerOptions, type TestBroker } from '../helpers/harness.js';
 
 const action = (name: string, level: ActionLevel) =>

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliOperator } from '../../src/modules/tokens/cli.js';
+import { cliOperator } from '../../src/platform/cli.js';
 import { addApprover } from '../../src/modules/grants/approvers.js';
 import { termsDigest } from '../../src/modules/grants/terms.js';
 import { REPO_ROOT, tempDir, type TestBroker } from '../helpers/harness.js';

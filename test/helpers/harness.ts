@@ -8,7 +8,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { hostProviders } from '../../src/providers/index.js';
 import { createApp } from '../../src/app/app.js';
-import { Catalog, type Provider } from '../../src/modules/calls/catalog.js';
+import { Catalog } from '../../src/modules/calls/catalog.js';
+import type { Provider } from '../../src/providers/contract.js';
 import { BrokerClient } from '../../src/client/index.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { loadConfig } from '../../src/platform/config.js';
@@ -90,7 +91,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
   });
   const db = opts.readonlyDb ? openDb({ path: config.dbPath, readonly: true }) : undefined;
   const catalog = opts.providers ? new Catalog([...hostProviders(), ...opts.providers]) : undefined;
-  const deps = createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) });
+  const deps = await createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) });
   const listen = opts.listen ?? true;
   const server = listen ? await startServer(deps, '127.0.0.1', 0) : null;
   const app = listen ? null : createApp(deps);

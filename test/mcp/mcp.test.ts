@@ -6,7 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineAction, type Provider } from '../../src/modules/calls/catalog.js';
+import { defineAction, type Provider } from '../../src/providers/contract.js';
 import { exportSecretFile } from '../../src/modules/identity/keys.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { BIN } from '../helpers/process.js';

@@ -42,7 +42,7 @@ import { createApp } from '../../src/app/app.js';
 import { TOKEN_ROUTE_PREFIXES } from '../../src/app/authenticate.js';
 import { signRequest, type GroupCredential } from '../../src/client/index.js';
 import { ERROR_STATUS, type ErrorCode } from '../../src/platform/http/problem.js';
-import { BODY_METHODS } from '../../src/platform/http/verify.js';
+import { BODY_METHODS } from '../../src/protocol/profile.js';
 import { tokenFor } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 
@@ -62,10 +62,14 @@ import { REPO_ROOT, startBroker } from '../helpers/harness.js';
 type Access = 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator';
 
 const ROUTES: Readonly<Record<string, Access>> = {
-  // src/app/app.ts
+  // src/app/probes.ts
   'GET /health': 'public',
   'GET /ready': 'public',
   'GET /metrics': 'public',
+  // src/app/reference.ts
+  'GET /openapi.json': 'public',
+  'GET /docs': 'public',
+  // src/modules/identity/index.ts
   'GET /v1/whoami': 'group',
   // src/modules/grants/index.ts (GRANTORS, GRANT_READERS in src/modules/grants/access.ts)
   'POST /v1/grants': 'main+operator',

@@ -38,7 +38,7 @@ beforeAll(async () => {
     bearerStatuses.push(res.status);
     await record(res);
   }
-  broker.deps.keys.rotate('developer', 'operator:test');
+  await broker.deps.keys.rotate('developer', 'operator:test');
   // Failures: a bad signature, a wrong key, a tampered body, a bad bearer token.
   const key = broker.deps.keys.current('developer');
   const url = `${broker.url}/v1/whoami`;

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKey, writeSigningKeyFile } from '../../src/modules/tokens/signing-key.js';
+import { generateSigningKey, writeSigningKeyFile } from '../../src/platform/signing-key.js';
 import { openDb } from '../../src/platform/db/open.js';
 import { bearer, type Answer } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
@@ -126,7 +126,7 @@ describe('token key rotation in-process (manual clock)', () => {
   it('an old token works until 1 ms before verify_until and is refused exactly at it', async () => {
     const a = await mint('erin');
     const start = broker.clock.now();
-    const rotation = broker.deps.tokens.rotateSigningKey(60_000, 'test', 'operator:test');
+    const rotation = await broker.deps.tokens.rotateSigningKey(60_000, 'test', 'operator:test');
     const until = Date.parse(rotation.old_verifies_until);
     expect(until).toBe(start + 60_000);
     const b = await mint('frank');
@@ -233,7 +233,7 @@ describe('token.key_registered: every new signing key is audited', () => {
         (broker.deps.db.sqlite.prepare("SELECT actor, subject, detail FROM gov_activities WHERE kind = 'token.key_registered' ORDER BY seq").all() as { actor: string; subject: string; detail: string }[]).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
       const first = broker.deps.tokens.kid;
       expect(registered()).toEqual([{ actor: 'system', subject: first, detail: { kid: first } }]);
-      const rotation = broker.deps.tokens.rotateSigningKey(60_000, 'yearly', 'operator:olga');
+      const rotation = await broker.deps.tokens.rotateSigningKey(60_000, 'yearly', 'operator:olga');
       expect(registered()[1]).toEqual({ actor: 'operator:olga', subject: rotation.new_kid, detail: { kid: rotation.new_kid, old_kid: first, grace_ms: 60_000, reason: 'yearly', actor: 'operator:olga' } });
       expect(JSON.stringify(registered())).not.toContain(privateD(broker.dataDir));
     } finally {
@@ -256,7 +256,7 @@ describe('a rotation interrupted after token.key was replaced', () => {
     // rotateSigningKey's steps 1 and 2 a second later, then the process dies before step 3 retires the old key.
     first.clock.set(T0 + 1000);
     const next = generateSigningKey(path.join(dataDir, 'token.key'));
-    first.deps.tokens.keys.register(next, { old_kid: oldKid, grace_ms: GRACE, reason: 'yearly', actor: 'operator:olga' });
+    await first.deps.tokens.keys.register(next, { old_kid: oldKid, grace_ms: GRACE, reason: 'yearly', actor: 'operator:olga' });
     writeSigningKeyFile(next);
     await first.stop();
 
@@ -293,7 +293,7 @@ describe('a rotation interrupted after token.key was replaced', () => {
     // Another process's rotation at step 1: its key is registered, token.key not yet replaced.
     const pending = generateSigningKey(path.join(dataDir, 'token.key'));
     first.clock.set(T0 + 1000);
-    first.deps.tokens.keys.register(pending, { old_kid: current, grace_ms: GRACE, reason: 'in progress', actor: 'operator:olga' });
+    await first.deps.tokens.keys.register(pending, { old_kid: current, grace_ms: GRACE, reason: 'in progress', actor: 'operator:olga' });
     await first.stop();
 
     const again = await startBroker({ dataDir, startMs: T0 + 2000 });

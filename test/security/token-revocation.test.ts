@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenRevocations } from '../../src/modules/tokens/revocations.js';
+import { sqliteTokenStore } from '../../src/modules/tokens/store.js';
 import { openDb } from '../../src/platform/db/open.js';
 import { bearer, tokenFor, type Answer } from '../grants/helpers.js';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
@@ -39,7 +40,7 @@ describe('token revocation', () => {
       const { token, claims } = await minted('auditor', 'ada');
       const other = (await minted('auditor', 'ada')).token;
       expect((await get(token)).status).toBe(200);
-      const { revocation, outcome } = broker.deps.tokens.revocations.revoke({ jti: claims.jti, reason: 'laptop lost' }, 'operator:test');
+      const { revocation, outcome } = await broker.deps.tokens.revocations.revoke({ jti: claims.jti, reason: 'laptop lost' }, 'operator:test');
       expect(outcome).toBe('revoked');
       expect(revocation).toMatchObject({ jti: claims.jti, subject: null, role: null, issued_before: null, revoked_by: 'operator:test', reason: 'laptop lost' });
       expectRevoked(await get(token), token);
@@ -52,17 +53,17 @@ describe('token revocation', () => {
       expect((await get(token)).status).toBe(200);
       const db = openDb({ path: broker.deps.db.path });
       try {
-        new TokenRevocations(db, broker.clock).revoke({ jti: claims.jti, reason: 'from elsewhere' }, 'operator:elsewhere');
+        await new TokenRevocations(sqliteTokenStore(db, broker.clock)).revoke({ jti: claims.jti, reason: 'from elsewhere' }, 'operator:elsewhere');
       } finally {
         db.sqlite.close();
       }
       expectRevoked(await get(token), token);
     });
 
-    it('revoking the same jti again writes nothing and answers the first revocation', () => {
+    it('revoking the same jti again writes nothing and answers the first revocation', async () => {
       const jti = 'not-even-a-real-token';
-      const first = broker.deps.tokens.revocations.revoke({ jti, reason: 'one' }, 'operator:test');
-      const again = broker.deps.tokens.revocations.revoke({ jti, reason: 'two' }, 'operator:test');
+      const first = await broker.deps.tokens.revocations.revoke({ jti, reason: 'one' }, 'operator:test');
+      const again = await broker.deps.tokens.revocations.revoke({ jti, reason: 'two' }, 'operator:test');
       expect(again.outcome).toBe('already_revoked');
       expect(again.revocation).toEqual(first.revocation);
       expect(rows('jti = ?', jti)).toHaveLength(1);
@@ -75,7 +76,7 @@ describe('token revocation', () => {
       const au = (await minted('auditor', 'sam')).token;
       const bystander = (await minted('auditor', 'samantha')).token;
       broker.clock.advance(1000);
-      const { revocation } = broker.deps.tokens.revocations.revoke({ subject: 'sam', reason: 'left the team' }, 'operator:test');
+      const { revocation } = await broker.deps.tokens.revocations.revoke({ subject: 'sam', reason: 'left the team' }, 'operator:test');
       expect(revocation.issued_before).toBe(new Date(Math.floor(broker.clock.now() / 1000) * 1000).toISOString());
       expectRevoked(await get(op), op);
       expectRevoked(await get(au), au);
@@ -92,19 +93,19 @@ describe('token revocation', () => {
       const au = (await minted('auditor', 'rita')).token;
       const op = (await minted('operator', 'rita')).token;
       broker.clock.advance(1000);
-      broker.deps.tokens.revocations.revoke({ subject: 'rita', role: 'auditor', reason: 'audit over' }, 'operator:test');
+      await broker.deps.tokens.revocations.revoke({ subject: 'rita', role: 'auditor', reason: 'audit over' }, 'operator:test');
       expectRevoked(await get(au), au);
       expect((await get(op)).status).toBe(200);
       broker.clock.advance(1000);
     });
 
-    it('the same subject revocation twice in one second writes one row', () => {
+    it('the same subject revocation twice in one second writes one row', async () => {
       broker.clock.advance(1000);
-      const first = broker.deps.tokens.revocations.revoke({ subject: 'twice', role: 'auditor', reason: 'a' }, 'operator:test');
-      const covered = broker.deps.tokens.revocations.revoke({ subject: 'twice', role: 'auditor', reason: 'b' }, 'operator:test');
+      const first = await broker.deps.tokens.revocations.revoke({ subject: 'twice', role: 'auditor', reason: 'a' }, 'operator:test');
+      const covered = await broker.deps.tokens.revocations.revoke({ subject: 'twice', role: 'auditor', reason: 'b' }, 'operator:test');
       expect(covered).toEqual({ revocation: first.revocation, outcome: 'already_revoked' });
       // all roles is wider than one role: a new row
-      expect(broker.deps.tokens.revocations.revoke({ subject: 'twice', reason: 'c' }, 'operator:test').outcome).toBe('revoked');
+      expect((await broker.deps.tokens.revocations.revoke({ subject: 'twice', reason: 'c' }, 'operator:test')).outcome).toBe('revoked');
       expect(rows('subject = ?', 'twice')).toHaveLength(2);
       broker.clock.advance(1000);
     });

@@ -1,12 +1,8 @@
-import { Hono } from 'hono';
-import { requireRole } from '../../platform/http/guard.js';
-import type { Deps } from '../../app/deps.js';
-import type { AppEnv } from '../../platform/http/env.js';
-import { listAuditRoute } from './routes/list-audit.js';
+import { createRouter, mount, type Router } from '../../platform/http/contract.js';
+import { listAuditOp } from './routes/list-audit.js';
+import type { AuditDeps } from './store.js';
 
 /** The `/v1/audit` routes: reading the trail, for operator and auditor tokens only (never agent groups). */
-export function auditRoutes(deps: Deps): Hono<AppEnv> {
-  const r = new Hono<AppEnv>();
-  r.get('/', requireRole('operator', 'auditor'), listAuditRoute(deps));
-  return r;
+export function auditRoutes(deps: AuditDeps): Router {
+  return mount(createRouter(), listAuditOp(deps));
 }

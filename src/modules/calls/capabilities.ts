@@ -1,5 +1,5 @@
 /**
- * What a group may call now (issue 4, `GET /v1/ext/capabilities`): the decision steps that do not
+ * What a group may call now (`GET /v1/ext/capabilities`): the decision steps that do not
  * depend on a particular call (grant, expiry, level, deny list, allow list, approval, provider)
  * evaluated for every registered action.
  */

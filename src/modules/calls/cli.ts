@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { cliOperator } from '../tokens/cli.js';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
-import { MIN_CALL_RETENTION_MS, parseDurationMs } from '../../platform/config.js';
-import type { Deps } from '../../app/deps.js';
+import { CliExit, cliOperator, printJson, type CliRunner } from '../../platform/cli.js';
+import type { Clock } from '../../platform/clock.js';
+import { MIN_CALL_RETENTION_MS, parseDurationMs, type Config } from '../../platform/config.js';
+import type { Db } from '../../platform/db/open.js';
 import { countPurgeable, purgeCalls } from './retention.js';
-import { CALL_STATUSES, CallStore } from './store.js';
+import { CALL_STATUSES, SqliteCallStore } from './store.js';
 import { callView } from './views.js';
 
 const ListOptions = z.object({
@@ -20,6 +20,13 @@ const PurgeOptions = z.object({
   dryRun: z.boolean().default(false),
 });
 
+/** What the `broker calls` verbs run on. */
+export interface CallCliDeps {
+  db: Db;
+  clock: Clock;
+  config: Config;
+}
+
 /** What `broker calls purge` prints: the cutoff (RFC 3339) and the rows deleted, or that would be with `--dry-run`. */
 export type PurgeReport = { before: string; deleted: number } | { before: string; dry_run: true; would_delete: number };
 
@@ -30,7 +37,7 @@ export type PurgeReport = { before: string; deleted: number } | { before: string
  * @param opts commander's options: `olderThan` a duration such as `30d` (a bare number is seconds).
  * @throws CliExit when `olderThan` is not a duration or is under 7 days (the idempotency guarantee).
  */
-export async function purgeCommand(deps: Pick<Deps, 'db' | 'clock' | 'config'>, opts: Record<string, unknown>, actor: string): Promise<PurgeReport> {
+export async function purgeCommand(deps: CallCliDeps, opts: Record<string, unknown>, actor: string): Promise<PurgeReport> {
   const parsed = PurgeOptions.safeParse(opts);
   if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const { olderThan, dryRun } = parsed.data;
@@ -45,19 +52,19 @@ export async function purgeCommand(deps: Pick<Deps, 'db' | 'clock' | 'config'>, 
   }
   const before = deps.clock.now() - ageMs;
   const iso = new Date(before).toISOString();
-  if (dryRun) return { before: iso, dry_run: true, would_delete: countPurgeable(deps.db, before) };
+  if (dryRun) return { before: iso, dry_run: true, would_delete: await countPurgeable(deps.db, before) };
   return { before: iso, deleted: await purgeCalls(deps, { before, actor }) };
 }
 
 /**
  * Registers `broker calls list [--status S] [--group G] [--task T] [--limit N]` and
- * `broker calls show --group G <request-id>` (issue 4): read-only operator views of external
- * calls, printed as JSON on stdout. After a crash, `broker calls list --status unknown_outcome`
+ * `broker calls show --group G <request-id>`: read-only operator views of external calls,
+ * printed as JSON on stdout. After a crash, `broker calls list --status unknown_outcome`
  * lists the calls whose effect must be checked by hand. Also `broker calls purge [--older-than D]
  * [--dry-run]` ({@link purgeCommand}): deletes old call rows by hand, printing `{before, deleted}`
  * (or `{before, dry_run, would_delete}`). Bad options exit 1 with the reason.
  */
-export function registerCallCommands(program: Command): void {
+export function registerCallCommands(program: Command, withDeps: CliRunner<CallCliDeps>): void {
   const calls = program.command('calls').description('external calls made through the broker');
   calls
     .command('list')
@@ -67,11 +74,11 @@ export function registerCallCommands(program: Command): void {
     .option('--task <id>', 'coupled task id')
     .option('--limit <n>', 'at most this many, 1–1000', '100')
     .action((opts: Record<string, string | undefined>) =>
-      withDeps((deps) => {
+      withDeps(async (deps) => {
         const parsed = ListOptions.safeParse(opts);
         if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
         const o = parsed.data;
-        const rows = new CallStore(deps.db).list({ status: o.status, group: o.group, taskId: o.task, limit: o.limit });
+        const rows = await new SqliteCallStore(deps.db).list({ status: o.status, group: o.group, taskId: o.task, limit: o.limit });
         printJson({ data: rows.map((r) => callView(r, false)) });
       }),
     );
@@ -81,8 +88,8 @@ export function registerCallCommands(program: Command): void {
     .argument('<request-id>', 'the Idempotency-Key of the call')
     .requiredOption('--group <group>', 'calling group')
     .action((requestId: string, opts: { group: string }) =>
-      withDeps((deps) => {
-        const row = new CallStore(deps.db).find(opts.group, requestId);
+      withDeps(async (deps) => {
+        const row = await new SqliteCallStore(deps.db).find(opts.group, requestId);
         if (!row) throw new CliExit(`no call ${requestId} of group ${opts.group}`);
         printJson(callView(row));
       }),

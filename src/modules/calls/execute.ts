@@ -1,11 +1,13 @@
 /**
- * Step 14 of the decision order: running an action on the host, bounded by the provider timeout,
- * with automatic retries for idempotent actions only (issue 4, "Outcomes and provider failures").
+ * Execution, the step after the claim: running an action on the host, bounded by the provider
+ * timeout, with automatic retries for idempotent actions only (transient failures, as the provider
+ * contract's `isTransient` classifies them). What the action threw becomes the answer through the
+ * contract's `failureProblem`.
  */
 import pRetry from 'p-retry';
-import { redact, redactString } from '../../platform/audit/redact.js';
+import { redactString } from '../../platform/audit/redact.js';
 import { ApiError } from '../../platform/http/problem.js';
-import { ProviderError, type ActionContext, type ActionDefinition } from './catalog.js';
+import { failureProblem, isTransient, ProviderError, untilAborted, type ActionContext, type ActionDefinition } from '../../providers/contract.js';
 
 /** Automatic retries of an idempotent action (so at most 3 attempts); never for the others. */
 export const IDEMPOTENT_RETRIES = 2;
@@ -20,39 +22,6 @@ export type Outcome =
 /** Raised through `ctx.signal` when the provider timeout fires. */
 class ProviderTimeout extends Error {
   override name = 'ProviderTimeout';
-}
-
-/**
- * Whether a failed attempt may be retried: provider 5xx, 408, 429 and transport errors are;
- * anything the provider rejected for a reason (4xx) and every `ApiError` the action threw are not.
- */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof ApiError) return false;
-  if (err instanceof ProviderError) {
-    const s = typeof err.providerStatus === 'number' ? err.providerStatus : null;
-    return s === null || s >= 500 || s === 408 || s === 429;
-  }
-  return true;
-}
-
-/**
- * Maps what an action threw to the answer: an `ApiError` as-is; a {@link ProviderError} to 502
- * `provider_error` with `provider_status`, `provider_code` and redacted `details`; anything else
- * to 502 `provider_error` with a generic sentence (the error itself is only logged).
- */
-export function toApiError(err: unknown, actionId: string): ApiError {
-  if (err instanceof ApiError) return err;
-  if (err instanceof ProviderError) {
-    return new ApiError('provider_error', redactString(`${actionId} failed at the provider: ${err.message}`), {
-      provider_status: err.providerStatus,
-      provider_code: err.providerCode,
-      ...(err.details !== undefined ? { details: redact(err.details) } : {}),
-    });
-  }
-  return new ApiError('provider_error', `${actionId} failed on the host for an unexpected reason; the broker logged it.`, {
-    provider_status: null,
-    provider_code: null,
-  });
 }
 
 /**
@@ -106,30 +75,9 @@ export async function runAction(
       return { kind: 'timed_out', error, attempts, durationMs: elapsed() };
     }
     if (!(err instanceof ApiError) && !(err instanceof ProviderError)) ctx.log.error({ action: action.id, err }, 'action failed unexpectedly');
-    return { kind: 'failed', error: toApiError(err, action.id), attempts, durationMs: elapsed() };
+    return { kind: 'failed', error: failureProblem(err, action.id), attempts, durationMs: elapsed() };
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/**
- * Runs `run` unless `signal` is or becomes aborted first: rejects with the signal's reason at once
- * when it is already aborted (`run` is not started), or as soon as it aborts, without waiting for
- * `run`'s promise, which is left to settle unobserved (its rejection is handled). For actions and
- * provider requests that may ignore the signal.
- * @throws the signal's reason, or whatever `run` rejects with.
- */
-export async function untilAborted<T>(signal: AbortSignal, run: () => Promise<T>): Promise<T> {
-  signal.throwIfAborted();
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([run(), aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -6,27 +6,21 @@
  *
  * What goes: rows whose `created_at` is before the cutoff and whose status is not `running` (a
  * running call is never purged, whatever its age; `unknown_outcome` rows go like finished ones).
- * A purged key is simply new again: step 3 reads no row for it (the in-memory `RecentCallKeys`
- * may still hold its hash, which only makes step 3 read the row, and there is none), so a call
- * under it is claimed and executed as a new call.
+ * A purged key is simply new again: step 3 finds no row for it, so a call under it is claimed and
+ * executed as a new call.
  *
- * One exception keeps `RecentCallKeys` exact: the row with the highest rowid is never purged.
- * `ext_calls` has no AUTOINCREMENT, so SQLite gives a new row `max(rowid) + 1`; deleting the
- * newest row would let the next claim reuse a rowid that every process's `RecentCallKeys` has
- * already passed, and its catch-up (`rowid > last seen`) would miss that claim and every later one
- * up to the old maximum. Keeping that one row keeps rowids increasing; it goes at the next purge
- * after a newer call.
+ * The row with the highest rowid is never purged; it goes at the next purge after a newer call.
+ * `ext_calls` has no AUTOINCREMENT, so SQLite gives a new row `max(rowid) + 1`: keeping the newest
+ * row keeps rowids increasing in claim order.
  *
  * Nothing references `ext_calls` by foreign key, so deleting a row touches no other table.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Statement } from 'better-sqlite3';
-import { appendActivity } from '../../platform/audit/trail.js';
 import type { Clock } from '../../platform/clock.js';
 import type { Config } from '../../platform/config.js';
-import { immediate, type Db } from '../../platform/db/open.js';
+import type { Db } from '../../platform/db/open.js';
 import type { Logger } from '../../platform/log.js';
-import { CALL_STATUSES } from './store.js';
+import { SqliteCallStore } from './store.js';
 
 /** Rows deleted per transaction by default: each batch holds the write lock for a few ms at most. */
 export const PURGE_BATCH_SIZE = 1000;
@@ -36,21 +30,6 @@ export const CALL_PURGE_INTERVAL_MS = 3600 * 1000;
 export const PURGE_AUDIT_KIND = 'calls.purged';
 /** The audit subject of purge batches: the table. */
 export const PURGE_SUBJECT = 'ext_calls';
-
-/** The statuses a purge deletes: every one but `running`. */
-const PURGEABLE = CALL_STATUSES.filter((s) => s !== 'running');
-
-/**
- * Rows older than `@before` that may go, by `ext_calls_status_idx (status, created_at)`: one
- * range per purgeable status, covering (the index holds the rowid). The newest row (highest
- * rowid) is left, see the module note.
- */
-const ELIGIBLE = `FROM ext_calls
-  WHERE status IN (${PURGEABLE.map((s) => `'${s}'`).join(', ')}) AND created_at < @before
-    AND rowid < (SELECT max(rowid) FROM ext_calls)`;
-
-/** The rowids one batch deletes: at most `@limit`. Exported for the query-plan test. */
-export const PURGE_SELECT_SQL = `SELECT rowid ${ELIGIBLE} LIMIT @limit`;
 
 /** What {@link purgeCalls} and {@link countPurgeable} run on. */
 export interface PurgeDeps {
@@ -75,8 +54,8 @@ export interface PurgeOptions {
  * Number of rows a purge with this cutoff would delete now (`broker calls purge --dry-run`).
  * @param before the cutoff, Unix ms.
  */
-export function countPurgeable(db: Db, before: number): number {
-  return (db.sqlite.prepare(`SELECT count(*) AS n ${ELIGIBLE}`).get({ before }) as { n: number }).n;
+export function countPurgeable(db: Db, before: number): Promise<number> {
+  return new SqliteCallStore(db).countPurgeable(before);
 }
 
 /**
@@ -93,22 +72,16 @@ export function countPurgeable(db: Db, before: number): number {
 export async function purgeCalls(deps: PurgeDeps, opts: PurgeOptions): Promise<number> {
   const batchSize = opts.batchSize ?? PURGE_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, not ${batchSize}`);
-  const { db, clock } = deps;
-  const del = db.sqlite.prepare(`DELETE FROM ext_calls WHERE rowid IN (${PURGE_SELECT_SQL})`) as Statement<[{ before: number; limit: number }]>;
-  const any = db.sqlite.prepare(PURGE_SELECT_SQL).pluck() as Statement<[{ before: number; limit: number }], number>;
+  const store = new SqliteCallStore(deps.db);
   const before = new Date(opts.before).toISOString();
+  const audit = (deleted: number) => ({
+    input: { actor: opts.actor ?? 'system', kind: PURGE_AUDIT_KIND, subject: PURGE_SUBJECT, detail: { before, deleted } },
+    nowMs: deps.clock.now(),
+  });
   let total = 0;
   for (;;) {
-    // Nothing to purge (the usual hourly case): no write transaction, no lock, and no error on a
-    // read-only database.
-    if (opts.signal?.aborted || any.get({ before: opts.before, limit: 1 }) === undefined) break;
-    const deleted = immediate(db, () => {
-      const n = del.run({ before: opts.before, limit: batchSize }).changes;
-      if (n > 0) {
-        appendActivity(db, { actor: opts.actor ?? 'system', kind: PURGE_AUDIT_KIND, subject: PURGE_SUBJECT, detail: { before, deleted: n } }, clock.now());
-      }
-      return n;
-    });
+    if (opts.signal?.aborted) break;
+    const deleted = await store.purgeBatch(opts.before, batchSize, audit);
     total += deleted;
     if (deleted < batchSize) break;
     await yieldToEventLoop();

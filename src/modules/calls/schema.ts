@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /**
- * `ext_calls`: one row per claimed external call (issue 4, decision steps 13–14). The primary key
+ * `ext_calls`: one row per claimed external call (decision steps 13–14). The primary key
  * (group, request_id) is the idempotency key and the inflight lock: a second claim of the same key
  * fails, so a call executes at most once under any concurrency and across restarts.
  * Denials (steps 4–12) write no row, so they never use up a key. Finished rows older than

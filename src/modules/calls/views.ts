@@ -3,7 +3,7 @@
  * of a stored call (snake_case, RFC 3339 times).
  */
 import type { Db } from '../../platform/db/open.js';
-import { CallStore, type CallRow, type CallStatus } from './store.js';
+import { SqliteCallStore, type CallRow, type CallStatus } from './store.js';
 
 /**
  * A call as the API shows it. `response` is the answer sent (and replayed), null while running;
@@ -52,13 +52,11 @@ export function callView(row: CallRow, full = true): CallView | Omit<CallView, '
 }
 
 /**
- * The external calls coupled to a task, oldest first (for `GET /v1/tasks/{id}/context`, issue 3's
- * slot filled by issue 4): each call's summary view, without receipts or results.
+ * The external calls coupled to a task, oldest first (the `external_calls` of
+ * `GET /v1/tasks/{id}/context`): each call's summary view, without receipts or results.
  * @param limit at most this many (default 200).
  */
-export function callsForTask(db: Db, taskId: string, limit = 200): Omit<CallView, 'receipt' | 'response'>[] {
-  return new CallStore(db)
-    .list({ taskId, limit })
-    .reverse()
-    .map((r) => callView(r, false));
+export async function callsForTask(db: Db, taskId: string, limit = 200): Promise<Omit<CallView, 'receipt' | 'response'>[]> {
+  const rows = await new SqliteCallStore(db).list({ taskId, limit });
+  return rows.reverse().map((r) => callView(r, false));
 }

@@ -2,7 +2,7 @@ import type { Access } from '../../platform/http/guard.js';
 
 /**
  * Who may create, amend and revoke grants, and carry approvals: operators and the `main` group
- * (issue 4, "Who grants": an agent group's signature never grants an operator route, except that
+ * (an agent group's signature never grants an operator route, except that
  * `main` may create and revoke grants; amending a pending grant is re-creating it, and carrying an
  * approver's JWS confers nothing, the signature is the authority).
  */

@@ -1,5 +1,5 @@
 /**
- * Approvers and their signatures (issue 4, "Approvers and their signatures"): registered with an
+ * Approvers and their signatures: registered with an
  * id, a group and an Ed25519 public JWK, in `policies/approvers.json` or with
  * `broker approvers add`; an approval is a compact EdDSA JWS with the payload
  * `{grant_id, grant_digest, decision, iat, exp}` and the header `kid` = the approver id.
@@ -8,11 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, errors, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWK } from 'jose';
 import { z } from 'zod';
-import { appendActivity } from '../../platform/audit/trail.js';
-import type { Clock } from '../../platform/clock.js';
-import { immediate, type Db } from '../../platform/db/open.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { GroupName } from '../identity/groups.js';
+import type { GrantStore } from './store.js';
 
 /** Approver ids: 1–64 of `[A-Za-z0-9._@-]` (an operator's token subject, if they have one). */
 export const ApproverId = z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'approver ids are 1–64 of [A-Za-z0-9._@-]');
@@ -39,10 +37,9 @@ export interface Approver {
   source: 'policy' | 'cli';
 }
 
-/** What the registry needs. */
+/** What the registry needs: the store (approvers added with the CLI) and where `approvers.json` is. */
 export interface ApproverDeps {
-  db: Db;
-  clock: Clock;
+  stores: { grants: GrantStore };
   config: { policiesDir: string };
 }
 
@@ -82,12 +79,7 @@ export async function listApprovers(deps: ApproverDeps): Promise<Approver[]> {
     fromFile.push({ id: a.id, group: a.group, publicJwk: a.public_jwk, thumbprint: await calculateJwkThumbprint(a.public_jwk), source: 'policy' });
   }
   const taken = new Set(fromFile.map((a) => a.id));
-  const rows = deps.db.sqlite.prepare('SELECT id, "group", public_jwk AS publicJwk, thumbprint FROM approvers ORDER BY id').all() as {
-    id: string;
-    group: string;
-    publicJwk: string;
-    thumbprint: string;
-  }[];
+  const rows = await deps.stores.grants.approvers();
   const fromDb = rows
     .filter((r) => !taken.has(r.id))
     .map((r): Approver => ({ id: r.id, group: r.group, publicJwk: JSON.parse(r.publicJwk) as JWK, thumbprint: r.thumbprint, source: 'cli' }));
@@ -114,14 +106,14 @@ export async function addApprover(deps: ApproverDeps, input: { id: string; group
   const { id, group, publicJwk } = parsed.data;
   if (await findApprover(deps, id)) throw new ApiError('conflict', `An approver "${id}" is already registered.`);
   const thumbprint = await calculateJwkThumbprint(publicJwk);
-  immediate(deps.db, () => {
-    const now = deps.clock.now();
-    deps.db.sqlite
-      .prepare('INSERT INTO approvers (id, "group", public_jwk, thumbprint, added_by, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, group, JSON.stringify(publicJwk), thumbprint, actor, now);
-    appendActivity(deps.db, { actor, kind: 'approver.added', subject: `approver:${id}`, detail: { id, group, thumbprint } }, now);
+  return deps.stores.grants.addApprover(id, (existing) => {
+    if (existing) throw new ApiError('conflict', `An approver "${id}" is already registered.`);
+    return {
+      write: { id, group, publicJwk: JSON.stringify(publicJwk), thumbprint, addedBy: actor },
+      audit: [{ actor, kind: 'approver.added', subject: `approver:${id}`, detail: { id, group, thumbprint } }],
+      result: { id, group, publicJwk, thumbprint, source: 'cli' },
+    };
   });
-  return { id, group, publicJwk, thumbprint, source: 'cli' };
 }
 
 /** A new approver key pair: the private JWK carries `kid` = the approver id and `alg: EdDSA`. */

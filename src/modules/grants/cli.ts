@@ -1,5 +1,5 @@
 /**
- * CLI verbs of the grants capability (issue 4): `broker grants list|show|create|revoke`,
+ * CLI verbs of the grants capability: `broker grants list|show|create|revoke`,
  * `broker approvers add|keygen|list`, and `broker approve` in three forms:
  * `approve <grant-id> --key FILE [--deny] [--ttl D]` (sign and submit, on the broker host),
  * `approve --grant-file FILE --key FILE [--deny] [--ttl D] [--out FILE]` (sign offline on the
@@ -12,14 +12,14 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import writeFileAtomic from 'write-file-atomic';
 import type { JWK } from 'jose';
-import { cliOperator, parseDurationS } from '../tokens/cli.js';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
+import { CliExit, cliOperator, parseDurationS, printJson, type CliRunner } from '../../platform/cli.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { validate } from '../../platform/http/validate.js';
 import { systemClock } from '../../platform/clock.js';
 import { addApprover, generateApproverKey, listApprovers } from './approvers.js';
 import { describeDecision, GrantFileError, reviewGrantFile, signGrantDecision, type ReviewedGrant } from './review.js';
-import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, submitApproval } from './service.js';
+import { submitApproval } from './approvals.js';
+import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, type GrantDeps } from './service.js';
 import { CreateGrantBody } from './terms.js';
 import type { GrantStatus } from './types.js';
 
@@ -35,8 +35,8 @@ async function cli<T>(fn: () => T | Promise<T>): Promise<T> {
 
 const csv = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
 
-/** Registers `grants`, `approvers` and `approve` on the program. */
-export function registerGrantsCommands(program: Command): void {
+/** Registers `grants`, `approvers` and `approve` on the program; `withDeps` opens the broker's database for each. */
+export function registerGrantsCommands(program: Command, withDeps: CliRunner<GrantDeps>): void {
   const grants = program.command('grants').description('capability grants');
 
   grants
@@ -50,10 +50,10 @@ export function registerGrantsCommands(program: Command): void {
     .option('--starting-after <id>', "the previous page's next_cursor")
     .action((o: { group?: string; provider?: string; status?: GrantStatus; at?: string; limit: string; startingAfter?: string }) =>
       withDeps((deps) =>
-        cli(() => {
+        cli(async () => {
           const at = o.at === undefined ? undefined : Date.parse(o.at);
           if (at !== undefined && Number.isNaN(at)) throw new CliExit('--at: not an RFC 3339 instant');
-          const { items, nextCursor } = listGrants(deps, { group: o.group, provider: o.provider, status: o.status, at, limit: Number(o.limit), after: o.startingAfter });
+          const { items, nextCursor } = await listGrants(deps, { group: o.group, provider: o.provider, status: o.status, at, limit: Number(o.limit), after: o.startingAfter });
           printJson({ data: items, has_more: nextCursor !== null, next_cursor: nextCursor });
         }),
       ),
@@ -62,7 +62,7 @@ export function registerGrantsCommands(program: Command): void {
   grants
     .command('show <id>')
     .description('one grant with its approvals and timeline')
-    .action((id: string) => withDeps((deps) => cli(() => printJson(getGrant(deps, id)))));
+    .action((id: string) => withDeps((deps) => cli(async () => printJson(await getGrant(deps, id)))));
 
   grants
     .command('create')
@@ -78,7 +78,7 @@ export function registerGrantsCommands(program: Command): void {
     .option('--expires-at <rfc3339>', 'absolute expiry instead of --ttl')
     .action((o: { group: string; provider: string; level: string; reason: string; allow?: string; deny?: string; resources?: string; ttl?: string; expiresAt?: string }) =>
       withDeps((deps) =>
-        cli(() => {
+        cli(async () => {
           const level = /^\d$/.test(o.level) ? Number(o.level) : o.level;
           const input = validate(
             CreateGrantBody,
@@ -95,7 +95,7 @@ export function registerGrantsCommands(program: Command): void {
             },
             'options',
           );
-          printJson(createGrant(deps, input, cliOperator()).grant);
+          printJson((await createGrant(deps, input, cliOperator())).grant);
         }),
       ),
     );
@@ -109,15 +109,15 @@ export function registerGrantsCommands(program: Command): void {
     .option('--reason <text>')
     .action((id: string | undefined, o: { group?: string; provider?: string; all?: boolean; reason?: string }) =>
       withDeps((deps) =>
-        cli(() => {
+        cli(async () => {
           if (o.all) {
             if (id !== undefined || o.group === undefined) throw new CliExit('use either `grants revoke <id>` or `grants revoke --group X --all`');
-            const ids = revokeAllGrants(deps, o.group, cliOperator(), o.reason ?? 'break-glass', o.provider);
+            const ids = await revokeAllGrants(deps, o.group, cliOperator(), o.reason ?? 'break-glass', o.provider);
             printJson({ group: o.group, provider: o.provider ?? null, revoked: ids });
             return;
           }
           if (id === undefined) throw new CliExit('name the grant to revoke, or use --group X --all');
-          printJson(revokeGrant(deps, id, cliOperator(), o.reason ?? null).grant);
+          printJson((await revokeGrant(deps, id, cliOperator(), o.reason ?? null)).grant);
         }),
       ),
     );
@@ -201,7 +201,7 @@ export function registerGrantsCommands(program: Command): void {
       const ttlS = parseDurationS(o.ttl ?? DEFAULT_APPROVAL_TTL, '--ttl');
       return withDeps((deps) =>
         cli(async () => {
-          const grant = getGrant(deps, grantId!);
+          const grant = await getGrant(deps, grantId!);
           const decision = o.deny ? 'deny' : 'approve';
           process.stderr.write(describeDecision(grant, decision));
           const jws = await signGrantDecision(privateJwk, grant, decision, deps.clock.now(), ttlS);

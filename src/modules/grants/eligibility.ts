@@ -4,11 +4,9 @@
  * every signed approval, whichever way the JWS arrives: `POST /v1/grants/{id}/approvals`,
  * `broker approve <grant-id> --key` or `--jws` (a JWS signed offline with `--grant-file`).
  */
-import { activitiesFor } from '../../platform/audit/trail.js';
-import type { Db } from '../../platform/db/open.js';
 import { ApiError } from '../../platform/http/problem.js';
 import type { Approver } from './approvers.js';
-import type { grantApprovals, grants } from './schema.js';
+import type { ApprovalRow, GrantRow } from './store.js';
 
 /**
  * Why an approver may not approve, as the `rule` member of a 403 `approver_ineligible`:
@@ -25,19 +23,19 @@ export type IneligibleRule = 'requester' | 'beneficiary_group' | 'same_group';
  *    or a group the approver belongs to (`requester`);
  * 2. the approver belongs to the grant's own group, whoever requested it (`beneficiary_group`);
  * 3. an approver of the same group approved these terms already (`same_group`).
- * @param grant the grant row (`id`, `group`, `requestedBy`).
+ * @param grant the grant (`id`, `group`, `requestedBy`, and `amendedBy`: the actors of its
+ *   `grant.amended` audit rows).
  * @param current the decisions already recorded on the grant's current digest.
  * @throws ApiError 403 `approver_ineligible` with the extensions `rule` ({@link IneligibleRule})
  *   and `approver_group`.
  */
 export function requireEligible(
-  db: Db,
-  grant: Pick<typeof grants.$inferSelect, 'id' | 'group' | 'requestedBy'>,
-  current: readonly Pick<typeof grantApprovals.$inferSelect, 'approverId' | 'approverGroup' | 'decision'>[],
+  grant: Pick<GrantRow, 'id' | 'group' | 'requestedBy'> & { amendedBy: readonly string[] },
+  current: readonly Pick<ApprovalRow, 'approverId' | 'approverGroup' | 'decision'>[],
   approver: Pick<Approver, 'id' | 'group'>,
 ): void {
   const refuse = (rule: IneligibleRule, detail: string) => new ApiError('approver_ineligible', detail, { rule, approver_group: approver.group });
-  const authors = grantAuthors(db, grant);
+  const authors = new Set([grant.requestedBy, ...grant.amendedBy]);
   if (authors.has(`operator:${approver.id}`)) {
     throw refuse('requester', `Approver ${approver.id} requested or changed this grant as operator:${approver.id}; the requester cannot approve it.`);
   }
@@ -54,12 +52,4 @@ export function requireEligible(
   if (sameGroup) {
     throw refuse('same_group', `${sameGroup.approverId} of the ${approver.group} group has approved already; the second approval must come from another group.`);
   }
-}
-
-/** The requester and every principal that amended the grant (the actors of its `grant.amended` audit rows). */
-function grantAuthors(db: Db, grant: Pick<typeof grants.$inferSelect, 'id' | 'requestedBy'>): Set<string> {
-  const amenders = activitiesFor(db, grant.id)
-    .filter((a) => a.kind === 'grant.amended')
-    .map((a) => a.actor);
-  return new Set([grant.requestedBy, ...amenders]);
 }

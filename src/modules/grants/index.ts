@@ -1,23 +1,16 @@
-import { Hono } from 'hono';
-import { requirePrincipal } from '../../platform/http/guard.js';
-import type { Deps } from '../../app/deps.js';
-import type { AppEnv } from '../../platform/http/env.js';
-import { GRANT_READERS, GRANTORS } from './access.js';
-import { amendGrantRoute } from './routes/amend-grant.js';
-import { approveGrantRoute } from './routes/approve-grant.js';
-import { createGrantRoute } from './routes/create-grant.js';
-import { listGrantsRoute } from './routes/list-grants.js';
-import { revokeGrantRoute } from './routes/revoke-grant.js';
-import { showGrantRoute } from './routes/get-grant.js';
+import { createRouter, mount, type Router } from '../../platform/http/contract.js';
+import type { GrantDeps } from './service.js';
+import { amendGrantOp } from './routes/amend-grant.js';
+import { approveGrantOp } from './routes/approve-grant.js';
+import { createGrantOp } from './routes/create-grant.js';
+import { getGrantOp } from './routes/get-grant.js';
+import { listGrantsOp } from './routes/list-grants.js';
+import { revokeGrantOp } from './routes/revoke-grant.js';
 
-/** The `/v1/grants` routes (issue 4, "Routes and people"), each with its access guard. */
-export function grantsRoutes(deps: Deps): Hono<AppEnv> {
-  const r = new Hono<AppEnv>();
-  r.post('/', requirePrincipal(GRANTORS), createGrantRoute(deps));
-  r.get('/', requirePrincipal(GRANT_READERS), listGrantsRoute(deps));
-  r.get('/:id', requirePrincipal(GRANT_READERS), showGrantRoute(deps));
-  r.patch('/:id', requirePrincipal(GRANTORS), amendGrantRoute(deps));
-  r.post('/:id/revoke', requirePrincipal(GRANTORS), revokeGrantRoute(deps));
-  r.post('/:id/approvals', requirePrincipal(GRANTORS), approveGrantRoute(deps));
-  return r;
+/**
+ * The `/v1/grants` routes, each with its access guard (`GRANTORS` change grants and carry
+ * approvals, `GRANT_READERS` read them; see access.ts).
+ */
+export function grantsRoutes(deps: GrantDeps): Router {
+  return mount(createRouter(), createGrantOp(deps), listGrantsOp(deps), getGrantOp(deps), amendGrantOp(deps), revokeGrantOp(deps), approveGrantOp(deps));
 }

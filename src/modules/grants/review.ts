@@ -8,7 +8,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { GroupName } from '../identity/groups.js';
 import { signApproval } from './approvers.js';
-import type { GrantRecord } from './service.js';
+import type { GrantRecord } from './records.js';
 import { ActionPattern, ProviderName, ResourcePattern, termsDigest, type GrantTerms } from './terms.js';
 
 /**

@@ -2,13 +2,14 @@ import { sql } from 'drizzle-orm';
 import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 /**
- * `grants`: capability grants (issue 4, "Grants"). Times are Unix ms.
+ * `grants`: capability grants, written through `store.ts`. Times are Unix ms.
  *
  * The stored `status` is one of `pending_approval`, `active`, `rejected`, `revoked`; `expired` is
  * derived from the clock (`expires_at` for active grants, `pending_expires_at` for pending ones),
  * so a grant stops working at its exact instant without any sweeper. Every insert, update or
  * delete is logged in `grant_changes` by triggers (`drizzle/*_grant_changes_triggers.sql`), which
- * the in-memory {@link GrantStore} reads per lookup to notice changes made by any connection.
+ * the in-memory grant index of the decision path (`source.ts`) reads per lookup to notice changes
+ * made by any connection.
  */
 export const grants = sqliteTable(
   'grants',
@@ -99,7 +100,7 @@ export const approvers = sqliteTable('approvers', {
 /**
  * `grant_changes`: which grant changed, in commit order. Triggers on `grants` and
  * `grant_approvals` append a row per changed grant (and keep only the last 1000), so the
- * in-memory {@link GrantStore} reads `MAX(seq)` per lookup and reloads only the grants that
+ * in-memory grant index (`source.ts`) reads `MAX(seq)` per lookup and reloads only the grants that
  * changed, from any connection or process. A reader that fell more than 1000 changes behind
  * reloads everything.
  */

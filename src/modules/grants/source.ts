@@ -3,7 +3,7 @@
  * invalidated on change").
  */
 import type { Statement } from 'better-sqlite3';
-import type { ActionLevel } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 import type { Clock } from '../../platform/clock.js';
 import type { Db } from '../../platform/db/open.js';
 import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';

@@ -1,12 +1,12 @@
 /**
  * A grant's terms: their request shape, the rules they must meet (ceilings, expiry bounds, known
- * provider and actions) and the digest approvals sign (issue 4, "Grants" and "Approvers and their
- * signatures").
+ * provider and actions) and the digest approvals sign.
  */
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
-import type { ActionLevel, Catalog } from '../calls/catalog.js';
+import type { Catalog } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { GroupName, type Groups } from '../identity/groups.js';
 

@@ -2,9 +2,9 @@
  * The grant shape the decision path reads. The grants module (store, routes, approvals) produces
  * it; the call path consumes it through {@link GrantSource}, never through SQL of its own.
  */
-import type { ActionLevel } from '../calls/catalog.js';
+import type { ActionLevel } from '../../providers/contract.js';
 
-/** Grant lifecycle (issue "Capability broker"): L3 grants start `pending_approval`. */
+/** Grant lifecycle: L1/L2 grants start `active`, L3 grants `pending_approval` until two approvals. */
 export type GrantStatus = 'pending_approval' | 'active' | 'rejected' | 'expired' | 'revoked';
 
 /** A grant as the decision path sees it. Times are Unix ms. */

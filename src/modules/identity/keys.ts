@@ -1,11 +1,13 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { appendActivity } from '../../platform/audit/trail.js';
 import { registerSecret, registerSecretBytes } from '../../platform/audit/redact.js';
-import { immediate, type Db } from '../../platform/db/open.js';
+import type { Db } from '../../platform/db/open.js';
+import type { Planned } from '../../platform/db/seam.js';
 import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
 import type { Clock } from '../../platform/clock.js';
+import { sqliteGroupKeyStore, type GroupKeyChange, type GroupKeyRow, type GroupKeyStore } from './store.js';
+import { KEYID_RE } from '../../protocol/profile.js';
 
 /** Master key length, in bytes. */
 const MASTER_KEY_BYTES = 32;
@@ -70,8 +72,6 @@ interface KeyRow {
   retiresAt: number | null;
 }
 
-/** A `keyid` the broker accepts: `<group>:<version>`. */
-const KEYID_RE = /^([a-z][a-z0-9_-]{0,62}):([1-9][0-9]{0,8})$/;
 
 /** A cached key version: its retirement instant (Unix ms, null while current) and, once looked up, its key. */
 interface CachedKey {
@@ -113,12 +113,14 @@ export class KeyStore {
 
   /**
    * @param graceMs how long a rotated-out version keeps verifying, in ms.
+   * @param store where versions are created and retired (default: the SQLite store over `db`).
    */
   constructor(
     private readonly db: Db,
     private readonly masterKey: Buffer,
     private readonly clock: Clock,
     private readonly graceMs: number,
+    private readonly store: GroupKeyStore = sqliteGroupKeyStore(db, clock),
   ) {
     this.versionRow = db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as KeyStore['versionRow'];
     this.watch = ChangeWatch.of(db);
@@ -129,18 +131,14 @@ export class KeyStore {
   /**
    * Gives every listed group a version-1 key if it has none (audited as `key.created`), then
    * derives every live and look-ahead secret of every group in `group_keys`, which registers them
-   * for redaction (see the class note). Idempotent.
+   * for redaction (see the class note). Idempotent; writes nothing when every group has a key
+   * (so a read-only database whose groups are keyed still starts).
+   * @throws the store's rejection (503 `audit_unavailable`, the SQLite error); start-up stops.
    */
-  ensureGroups(groups: Iterable<string>): void {
-    const has = this.db.sqlite.prepare('SELECT 1 FROM group_keys WHERE "group" = ? LIMIT 1');
-    const insert = this.db.sqlite.prepare('INSERT OR IGNORE INTO group_keys ("group", version, created_at) VALUES (?, 1, ?)');
+  async ensureGroups(groups: Iterable<string>): Promise<void> {
+    const keyed = await this.store.groupsWithKeys();
     for (const group of groups) {
-      if (has.get(group)) continue;
-      immediate(this.db, () => {
-        const now = this.clock.now();
-        if (insert.run(group, now).changes === 0) return;
-        appendActivity(this.db, { actor: 'system', kind: 'key.created', subject: `group:${group}`, detail: { group, version: 1 } }, now);
-      });
+      if (!keyed.has(group)) await this.store.change(group, firstVersionPlan(group));
     }
     this.deriveLive(this.loadStmt.all());
   }
@@ -225,24 +223,10 @@ export class KeyStore {
    * Rotates a group's key: creates version N+1 and retires every older live version after the
    * grace period. Audited as `key.rotated`.
    * @returns the new current key.
+   * @throws Error when the group has no key; the store's rejection (503 `audit_unavailable`).
    */
-  rotate(group: string, actor: string): GroupKey {
-    const version = immediate(this.db, () => {
-      const now = this.clock.now();
-      const { version: current } = this.current(group);
-      const next = current + 1;
-      const retiresAt = now + this.graceMs;
-      this.db.sqlite
-        .prepare('UPDATE group_keys SET retires_at = ? WHERE "group" = ? AND (retires_at IS NULL OR retires_at > ?)')
-        .run(retiresAt, group, retiresAt);
-      this.db.sqlite.prepare('INSERT INTO group_keys ("group", version, created_at) VALUES (?, ?, ?)').run(group, next, now);
-      appendActivity(
-        this.db,
-        { actor, kind: 'key.rotated', subject: `group:${group}`, detail: { group, version: next, previous: current, previous_retires_at: new Date(retiresAt).toISOString() } },
-        now,
-      );
-      return next;
-    });
+  async rotate(group: string, actor: string): Promise<GroupKey> {
+    const version = await this.store.change(group, rotationPlan(group, actor, this.graceMs));
     return { group, version, keyid: `${group}:${version}`, secret: this.secret(group, version) };
   }
 
@@ -255,6 +239,31 @@ export class KeyStore {
     }
     return s;
   }
+}
+
+/** A group without a key gets version 1 (audited `key.created`); one that has a key (another process was first) is left. */
+function firstVersionPlan(group: string) {
+  return (rows: GroupKeyRow[]): Planned<GroupKeyChange, void> =>
+    rows.length > 0
+      ? { result: undefined }
+      : { write: { add: { version: 1 } }, audit: [{ actor: 'system', kind: 'key.created', subject: `group:${group}`, detail: { group, version: 1 } }], result: undefined };
+}
+
+/**
+ * Rotation of `group`'s key at `now`: version N+1 is added, and every version still live at
+ * now + `graceMs` retires then (audited `key.rotated`).
+ * @throws Error when the group has no key.
+ */
+function rotationPlan(group: string, actor: string, graceMs: number) {
+  return (rows: GroupKeyRow[], now: number): Planned<GroupKeyChange, number> => {
+    if (rows.length === 0) throw new Error(`group ${group} has no key; is it in policies/groups.json?`);
+    const current = Math.max(...rows.map((r) => r.version));
+    const next = current + 1;
+    const retiresAt = now + graceMs;
+    const versions = rows.filter((r) => r.retiresAt === null || r.retiresAt > retiresAt).map((r) => r.version);
+    const detail = { group, version: next, previous: current, previous_retires_at: new Date(retiresAt).toISOString() };
+    return { write: { retire: { versions, retiresAt }, add: { version: next } }, audit: [{ actor, kind: 'key.rotated', subject: `group:${group}`, detail }], result: next };
+  };
 }
 
 /**

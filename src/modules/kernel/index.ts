@@ -1,34 +1,36 @@
-import { Hono } from 'hono';
-import type { AppEnv } from '../../platform/http/env.js';
-import { ackDispatchRoute } from './routes/ack-dispatch.js';
-import { createTaskRoute } from './routes/create-task.js';
-import { gateDecisionRoute } from './routes/gate-decision.js';
-import { getTaskRoute } from './routes/get-task.js';
-import { listDispatchesRoute } from './routes/list-dispatches.js';
-import { listTasksRoute } from './routes/list-tasks.js';
-import { overrideGateRoute } from './routes/override-gate.js';
-import { taskContextRoute } from './routes/task-context.js';
-import { transitionTaskRoute } from './routes/transition-task.js';
-import { updateDodRoute } from './routes/update-dod.js';
-import { updateTaskRoute } from './routes/update-task.js';
+import { createRouter, mount, type Router } from '../../platform/http/contract.js';
+import { ackDispatchOp } from './routes/ack-dispatch.js';
+import { createTaskOp } from './routes/create-task.js';
+import { gateDecisionOp } from './routes/gate-decision.js';
+import { getTaskOp } from './routes/get-task.js';
+import { listDispatchesOp } from './routes/list-dispatches.js';
+import { listTasksOp } from './routes/list-tasks.js';
+import { overrideGateOp } from './routes/override-gate.js';
+import { taskContextOp } from './routes/task-context.js';
+import { transitionTaskOp } from './routes/transition-task.js';
+import { updateDodOp } from './routes/update-dod.js';
+import { updateTaskOp } from './routes/update-task.js';
 import type { Db } from '../../platform/db/open.js';
 import type { KernelDeps } from './service/common.js';
 
 /**
- * The kernel's signed routes (issue 3): `/v1/tasks…` and `/v1/dispatches…`. Mounted under the
- * app's `/v1/*` group-signature middleware.
+ * The kernel's signed routes: `/v1/tasks…` and `/v1/dispatches…`, for agent groups (the
+ * authentication middleware refuses tokens here). Each handler checks what the calling group may
+ * do with the task.
  */
-export function kernelRoutes(deps: KernelDeps & { db: Db }): Hono<AppEnv> {
-  return new Hono<AppEnv>()
-    .post('/v1/tasks', createTaskRoute(deps))
-    .get('/v1/tasks', listTasksRoute(deps))
-    .get('/v1/tasks/:id', getTaskRoute(deps))
-    .patch('/v1/tasks/:id', updateTaskRoute(deps))
-    .get('/v1/tasks/:id/context', taskContextRoute(deps))
-    .post('/v1/tasks/:id/transition', transitionTaskRoute(deps))
-    .post('/v1/tasks/:id/gate', gateDecisionRoute(deps))
-    .post('/v1/tasks/:id/override', overrideGateRoute(deps))
-    .patch('/v1/tasks/:id/dod', updateDodRoute(deps))
-    .get('/v1/dispatches', listDispatchesRoute(deps))
-    .post('/v1/dispatches/:id/ack', ackDispatchRoute(deps));
+export function kernelRoutes(deps: KernelDeps & { db: Db }): Router {
+  return mount(
+    createRouter(),
+    createTaskOp(deps),
+    listTasksOp(deps),
+    getTaskOp(deps),
+    updateTaskOp(deps),
+    taskContextOp(deps),
+    transitionTaskOp(deps),
+    gateDecisionOp(deps),
+    overrideGateOp(deps),
+    updateDodOp(deps),
+    listDispatchesOp(deps),
+    ackDispatchOp(deps),
+  );
 }

@@ -1,31 +1,14 @@
-import os from 'node:os';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { appendActivity } from '../../platform/audit/trail.js';
-import { CliExit, printJson, withDeps } from '../../app/cli-common.js';
+import { CliExit, cliOperator, parseDurationS, printJson, type CliRunner } from '../../platform/cli.js';
 import { parseDurationMs } from '../../platform/config.js';
-import { immediate } from '../../platform/db/open.js';
 import { Jti, RevokeTokensInput } from './revocations.js';
-import { MAX_TOKEN_TTL_S, ROLES, Subject, type Role } from './service.js';
+import { MAX_TOKEN_TTL_S, type TokenService } from './service.js';
+import { ROLES, Subject, type Role } from './types.js';
 
-/**
- * The actor recorded for an operator using the CLI on the broker host: `operator:<OS user>`.
- */
-export function cliOperator(): string {
-  const name = os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g, '_') || 'unknown';
-  return `operator:${name}`;
-}
-
-/**
- * Parses a human duration (`90s`, `15m`, `8h`, `7d`; a bare number is seconds) with
- * {@link parseDurationMs}.
- * @returns whole seconds.
- * @throws CliExit when it is not a duration of at least one second.
- */
-export function parseDurationS(text: string, option: string): number {
-  const millis = parseDurationMs(text);
-  if (millis === null || millis < 1000) throw new CliExit(`${option}: "${text}" is not a duration such as 90s, 15m, 8h or 7d`);
-  return Math.floor(millis / 1000);
+/** What the `broker token` verbs run on. */
+export interface TokenCliDeps {
+  tokens: TokenService;
 }
 
 /**
@@ -83,7 +66,7 @@ function optionIssues(error: z.ZodError): string {
  * `revoke`, before it to `token`. `--role`/`--subject` of `token` are checked in its action, not
  * with `requiredOption` (commander would demand them for the subcommands as well).
  */
-export function registerTokenCommands(program: Command): void {
+export function registerTokenCommands(program: Command, withDeps: CliRunner<TokenCliDeps>): void {
   const token = program
     .command('token')
     .description('mint an operator or auditor bearer token (printed on stdout; treat it as a password); revoke tokens; rotate the signing key')
@@ -97,19 +80,7 @@ export function registerTokenCommands(program: Command): void {
         if (opts.subject === undefined || !Subject.safeParse(opts.subject).success) throw new CliExit('--subject: 1–128 of [A-Za-z0-9._@-]');
         const ttlS = parseDurationS(opts.ttl, '--ttl');
         if (ttlS > MAX_TOKEN_TTL_S) throw new CliExit(`--ttl: at most ${MAX_TOKEN_TTL_S / 86400}d`);
-        const { token, claims } = await deps.tokens.mint(opts.role as Role, opts.subject, ttlS);
-        immediate(deps.db, () =>
-          appendActivity(
-            deps.db,
-            {
-              actor: cliOperator(),
-              kind: 'token.issued',
-              subject: `${claims.role}:${claims.subject}`,
-              detail: { role: claims.role, subject: claims.subject, jti: claims.jti, expires_at: new Date(claims.expiresAt).toISOString() },
-            },
-            deps.clock.now(),
-          ),
-        );
+        const { token, claims } = await deps.tokens.issue(opts.role as Role, opts.subject, ttlS, cliOperator());
         process.stdout.write(`${token}\n`);
         process.stderr.write(`${claims.role} token for ${claims.subject}, expires ${new Date(claims.expiresAt).toISOString()}\n`);
       }),
@@ -122,10 +93,10 @@ export function registerTokenCommands(program: Command): void {
     .option('--role <role>', `with --subject: only tokens of this role (${ROLES.join(' | ')})`)
     .option('--reason <text>', 'why (required, audited)')
     .action((opts: Record<string, string | undefined>) =>
-      withDeps((deps) => {
+      withDeps(async (deps) => {
         const parsed = RevokeTokensInput.safeParse(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)));
         if (!parsed.success) throw new CliExit(`broker token revoke: ${optionIssues(parsed.error)} (use --jti ID or --subject NAME [--role R], and --reason TEXT)`);
-        const { revocation, outcome } = deps.tokens.revocations.revoke(parsed.data, cliOperator());
+        const { revocation, outcome } = await deps.tokens.revocations.revoke(parsed.data, cliOperator());
         printJson(revocation);
         const what = revocation.jti !== null ? `token ${revocation.jti}` : `tokens of ${revocation.role ?? 'every role'} ${revocation.subject} issued up to ${revocation.issued_before}`;
         process.stderr.write(
@@ -144,8 +115,8 @@ export function registerTokenCommands(program: Command): void {
       const parsed = RotateOptions.safeParse(opts);
       if (!parsed.success) throw new CliExit(`broker token rotate-key: ${optionIssues(parsed.error)}`);
       const graceMs = parseGraceMs(parsed.data.grace);
-      await withDeps((deps) => {
-        const rotation = deps.tokens.rotateSigningKey(graceMs, parsed.data.reason, cliOperator());
+      await withDeps(async (deps) => {
+        const rotation = await deps.tokens.rotateSigningKey(graceMs, parsed.data.reason, cliOperator());
         printJson(rotation);
         process.stderr.write(`token.key now holds ${rotation.new_kid}; tokens signed by ${rotation.old_kid} verify until ${rotation.old_verifies_until}\n`);
       });
@@ -154,8 +125,8 @@ export function registerTokenCommands(program: Command): void {
     .command('keys')
     .description('the token-signing public keys, oldest first: {data: [{kid, created_at, retired_at, verify_until, current}]}')
     .action(() =>
-      withDeps((deps) => {
-        printJson({ data: deps.tokens.keys.list(deps.tokens.kid) });
+      withDeps(async (deps) => {
+        printJson({ data: await deps.tokens.keys.list(deps.tokens.kid) });
       }),
     );
   token
@@ -165,10 +136,10 @@ export function registerTokenCommands(program: Command): void {
     .option('--subject <name>', 'only revocations of this subject')
     .option('--limit <n>', 'at most this many, 1–1000', '100')
     .action((opts: Record<string, string | undefined>) =>
-      withDeps((deps) => {
+      withDeps(async (deps) => {
         const parsed = ListOptions.safeParse(opts);
         if (!parsed.success) throw new CliExit(`invalid options: ${optionIssues(parsed.error)}`);
-        const { items } = deps.tokens.revocations.list({ jti: parsed.data.jti, subject: parsed.data.subject, limit: parsed.data.limit });
+        const { items } = await deps.tokens.revocations.list({ jti: parsed.data.jti, subject: parsed.data.subject, limit: parsed.data.limit });
         printJson({ data: items });
       }),
     );

@@ -1,17 +1,12 @@
-import { Hono } from 'hono';
-import type { Deps } from '../../app/deps.js';
-import type { AppEnv } from '../../platform/http/env.js';
-import { listRevocationsRoute } from './routes/list-revocations.js';
-import { requireRole } from '../../platform/http/guard.js';
-import { revokeTokensRoute } from './routes/revoke.js';
+import { createRouter, mount, type Router } from '../../platform/http/contract.js';
+import type { TokensDeps } from './service.js';
+import { listRevocationsOp } from './routes/list-revocations.js';
+import { revokeTokensOp } from './routes/revoke.js';
 
 /**
  * The `/v1/tokens` routes: operators revoke bearer tokens, operators and auditors read the
  * revocations. Agent groups never reach them (403 `forbidden`).
  */
-export function tokenRoutes(deps: Pick<Deps, 'tokens'>): Hono<AppEnv> {
-  const r = new Hono<AppEnv>();
-  r.post('/revocations', requireRole('operator'), revokeTokensRoute(deps));
-  r.get('/revocations', requireRole('operator', 'auditor'), listRevocationsRoute(deps));
-  return r;
+export function tokenRoutes(deps: TokensDeps): Router {
+  return mount(createRouter(), revokeTokensOp(deps), listRevocationsOp(deps));
 }

@@ -1,20 +1,17 @@
 /**
  * Revoking operator and auditor bearer tokens one at a time (by `jti`), or every token of a
  * subject issued up to now (by `sub`, optionally one role), before their `exp`. Revocations live in
- * `token_revocations` (append-only); {@link TokenRevocations.find} is asked by
+ * `token_revocations` (append-only, see `store.ts`); {@link TokenRevocations.find} is asked by
  * `TokenService.verify` on every bearer request, straight from the database, so a revocation
  * written by any process (the CLI, another server) refuses the token on its next request.
  */
-import { and, asc, eq, gt, gte, isNull, or, sql } from 'drizzle-orm';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
-import { appendActivity } from '../../platform/audit/trail.js';
-import type { IdempotencyRef } from '../grants/service.js';
-import type { Clock } from '../../platform/clock.js';
-import { immediate, type Db } from '../../platform/db/open.js';
+import type { Planned } from '../../platform/db/seam.js';
 import { ApiError } from '../../platform/http/problem.js';
-import { tokenRevocations } from './schema.js';
-import { ROLES, Subject, type Role } from './service.js';
+import { idempotent, type IdempotencyRef } from '../../platform/idempotency.js';
+import type { RevocationFilter, RevocationProbe, RevocationRow, RevocationTarget, TokenStore } from './store.js';
+import { ROLES, Subject, type Role } from './types.js';
 
 /** A token id as minted (`randomUUID`), or any `jti` up to 128 printable ASCII characters. */
 export const Jti = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'a jti is 1–128 printable ASCII characters');
@@ -60,64 +57,23 @@ export interface TokenRevocation {
  */
 export type RevokeOutcome = 'revoked' | 'replayed' | 'already_revoked';
 
-/** The claims a revocation is checked against; `issuedAtS` is the token's `iat` (Unix s). */
-export interface RevocationProbe {
-  jti: string;
-  subject: string;
-  role: Role;
-  issuedAtS: number;
-}
-
-/** Filters and page of {@link TokenRevocations.list}; `after` is the previous page's `nextCursor`. */
-export interface RevocationFilter {
-  jti?: string;
-  subject?: string;
-  limit: number;
-  after?: string;
-}
-
-type Row = typeof tokenRevocations.$inferSelect;
+type Row = RevocationRow;
 
 const nextUlid = monotonicFactory();
 
-/** Reads and writes `token_revocations` over one database connection, with the injected clock. */
+/** Revoking tokens and checking revocations, over the {@link TokenStore}. */
 export class TokenRevocations {
-  private findStmt: ReturnType<typeof this.prepareFind> | undefined;
-
-  constructor(
-    private readonly db: Db,
-    private readonly clock: Clock,
-  ) {}
-
-  private prepareFind() {
-    const t = tokenRevocations;
-    return this.db.orm
-      .select({ id: t.id, revokedAt: t.revokedAt })
-      .from(t)
-      .where(
-        or(
-          eq(t.jti, sql.placeholder('jti')),
-          and(
-            eq(t.subject, sql.placeholder('subject')),
-            gte(t.issuedBefore, sql.placeholder('iat')),
-            or(isNull(t.role), eq(t.role, sql.placeholder('role'))),
-          ),
-        ),
-      )
-      .limit(1)
-      .prepare();
-  }
+  constructor(private readonly store: TokenStore) {}
 
   /**
-   * The revocation that refuses a token with these claims, or null: one indexed SELECT, prepared
-   * on first use and reused (no cache: every call sees every committed revocation).
+   * The revocation that refuses a token with these claims, or null: one indexed read of the
+   * database on every call (no cache: every call sees every committed revocation).
    * @returns `{id, revokedAt}` (Unix ms) of a matching revocation.
    * @throws ApiError 503 `service_unavailable` when the database cannot be read (fail closed).
    */
-  find(probe: RevocationProbe): { id: string; revokedAt: number } | null {
+  async find(probe: RevocationProbe): Promise<{ id: string; revokedAt: number } | null> {
     try {
-      this.findStmt ??= this.prepareFind();
-      return this.findStmt.get({ jti: probe.jti, subject: probe.subject, iat: probe.issuedAtS, role: probe.role }) ?? null;
+      return await this.store.findRevocation(probe);
     } catch (err) {
       throw new ApiError('service_unavailable', 'The broker could not check token revocations; try again.', { cause: err instanceof Error ? err.message : String(err) });
     }
@@ -126,57 +82,23 @@ export class TokenRevocations {
   /**
    * Revokes one token (`jti`) or every token of `subject` (of `role` when given) with `iat` at or
    * before the clock's current second. Writes the row and the audit row `token.revoked` (detail:
-   * `id`, `jti` or `subject`/`role`/`issued_before`, `reason`) in one `BEGIN IMMEDIATE`
-   * transaction. With `idem`, a repeat of the same key by the same actor answers the first
-   * revocation (`replayed`) when the body hash is the same. Revoking what is already revoked writes
-   * nothing (`already_revoked`, with the existing revocation).
+   * `id`, `jti` or `subject`/`role`/`issued_before`, `reason`) in one transaction. With `idem`, a
+   * repeat of the same key by the same actor answers the first revocation (`replayed`) when the
+   * body hash is the same (`idempotent()`). Revoking what is already revoked writes nothing
+   * (`already_revoked`, with the existing revocation).
    * @param actor who revokes, `operator:<subject>`.
    * @throws ApiError 422 `idempotency_key_reused` (same key, other body), 503 `audit_unavailable`.
    */
-  revoke(input: RevokeTokensInput, actor: string, idem?: IdempotencyRef): { revocation: TokenRevocation; outcome: RevokeOutcome } {
-    const t = tokenRevocations;
-    return immediate(this.db, () => {
-      const now = this.clock.now();
-      if (idem) {
-        const prior = this.db.orm.select().from(t).where(and(eq(t.revokedBy, actor), eq(t.idempotencyKey, idem.key))).get();
-        if (prior) {
-          if (prior.requestHash !== idem.requestHash) {
-            throw new ApiError('idempotency_key_reused', `The Idempotency-Key "${idem.key}" already made revocation ${prior.id} with a different body; use a new key.`);
-          }
-          return { revocation: toView(prior), outcome: 'replayed' };
-        }
-      }
-      const issuedBefore = input.subject === undefined ? null : Math.floor(now / 1000);
-      const existing =
-        input.jti !== undefined
-          ? this.db.orm.select().from(t).where(eq(t.jti, input.jti)).get()
-          : this.db.orm
-              .select()
-              .from(t)
-              .where(and(eq(t.subject, input.subject!), gte(t.issuedBefore, issuedBefore!), input.role === undefined ? isNull(t.role) : or(isNull(t.role), eq(t.role, input.role))))
-              .orderBy(asc(t.id))
-              .get();
-      if (existing) return { revocation: toView(existing), outcome: 'already_revoked' };
-      const row: Row = {
-        id: `rvk_${nextUlid(now)}`,
-        jti: input.jti ?? null,
-        subject: input.subject ?? null,
-        role: input.role ?? null,
-        issuedBefore,
-        revokedAt: now,
-        revokedBy: actor,
-        reason: input.reason,
-        idempotencyKey: idem?.key ?? null,
-        requestHash: idem?.requestHash ?? null,
-      };
-      this.db.orm.insert(t).values(row).run();
-      const revocation = toView(row);
-      const detail =
-        row.jti !== null
-          ? { id: row.id, jti: row.jti, reason: row.reason }
-          : { id: row.id, subject: row.subject, role: row.role, issued_before: revocation.issued_before, reason: row.reason };
-      appendActivity(this.db, { actor, kind: 'token.revoked', subject: row.id, detail }, now);
-      return { revocation, outcome: 'revoked' };
+  revoke(input: RevokeTokensInput, actor: string, idem?: IdempotencyRef): Promise<{ revocation: TokenRevocation; outcome: RevokeOutcome }> {
+    const target: RevocationTarget = input.jti !== undefined ? { jti: input.jti } : { subject: input.subject!, ...(input.role ? { role: input.role } : {}) };
+    return this.store.revoke(actor, idem?.key ?? null, target, ({ prior, existing }, now) => {
+      const { value, replayed } = idempotent(
+        idem,
+        () => (prior ? { value: { result: { revocation: toView(prior), outcome: 'replayed' as RevokeOutcome } }, requestHash: prior.requestHash, id: prior.id } : undefined),
+        () => revocationPlan(input, actor, idem, existing, now),
+        (p) => `revocation ${p.id}`,
+      );
+      return replayed ? { result: value.result } : value;
     });
   }
 
@@ -184,24 +106,36 @@ export class TokenRevocations {
    * Revocations oldest first (by id), filtered by `jti` or `subject`, at most `limit`.
    * @returns the page and `nextCursor` (its last id when more follow, else null).
    */
-  list(f: RevocationFilter): { items: TokenRevocation[]; nextCursor: string | null } {
-    const t = tokenRevocations;
-    const rows = this.db.orm
-      .select()
-      .from(t)
-      .where(
-        and(
-          f.jti === undefined ? undefined : eq(t.jti, f.jti),
-          f.subject === undefined ? undefined : eq(t.subject, f.subject),
-          f.after === undefined ? undefined : gt(t.id, f.after),
-        ),
-      )
-      .orderBy(asc(t.id))
-      .limit(f.limit + 1)
-      .all();
-    const items = rows.slice(0, f.limit).map(toView);
-    return { items, nextCursor: rows.length > f.limit ? items[items.length - 1]!.id : null };
+  async list(f: RevocationFilter): Promise<{ items: TokenRevocation[]; nextCursor: string | null }> {
+    const { rows, more } = await this.store.listRevocations(f);
+    const items = rows.map(toView);
+    return { items, nextCursor: more ? items[items.length - 1]!.id : null };
   }
+}
+
+/** A new revocation of `input` at `now`, or the one already there that covers the same tokens. */
+function revocationPlan(input: RevokeTokensInput, actor: string, idem: IdempotencyRef | undefined, existing: readonly Row[], now: number): Planned<Row, { revocation: TokenRevocation; outcome: RevokeOutcome }> {
+  const issuedBefore = input.subject === undefined ? null : Math.floor(now / 1000);
+  const covering = issuedBefore === null ? existing[0] : existing.find((r) => r.issuedBefore !== null && r.issuedBefore >= issuedBefore);
+  if (covering) return { result: { revocation: toView(covering), outcome: 'already_revoked' } };
+  const row: Row = {
+    id: `rvk_${nextUlid(now)}`,
+    jti: input.jti ?? null,
+    subject: input.subject ?? null,
+    role: input.role ?? null,
+    issuedBefore,
+    revokedAt: now,
+    revokedBy: actor,
+    reason: input.reason,
+    idempotencyKey: idem?.key ?? null,
+    requestHash: idem?.requestHash ?? null,
+  };
+  const revocation = toView(row);
+  const detail =
+    row.jti !== null
+      ? { id: row.id, jti: row.jti, reason: row.reason }
+      : { id: row.id, subject: row.subject, role: row.role, issued_before: revocation.issued_before, reason: row.reason };
+  return { write: row, audit: [{ actor, kind: 'token.revoked', subject: row.id, detail }], result: { revocation, outcome: 'revoked' } };
 }
 
 function toView(row: Row): TokenRevocation {

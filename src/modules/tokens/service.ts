@@ -1,6 +1,5 @@
 /**
- * Operator and auditor bearer tokens (issue 4, "Routes and people"): JWTs signed with EdDSA by the
- * broker's own Ed25519 key, checked with jose (`iss`, `aud`, `exp`, `sub`, `role`) against the
+ * Operator and auditor bearer tokens: JWTs signed with EdDSA by the broker's own Ed25519 key, checked with jose (`iss`, `aud`, `exp`, `sub`, `role`) against the
  * public key their header `kid` names in `token_keys` (current, or retired and still in its grace).
  */
 import { randomUUID } from 'node:crypto';
@@ -8,9 +7,16 @@ import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Clock } from '../../platform/clock.js';
 import { ApiError } from '../../platform/http/problem.js';
-import { generateSigningKey, writeSigningKeyFile, type BrokerSigningKey } from './signing-key.js';
-import type { TokenRevocations } from './revocations.js';
-import type { KnownTokenKey, TokenKeys } from './keys.js';
+import { generateSigningKey, writeSigningKeyFile, type BrokerSigningKey } from '../../platform/signing-key.js';
+import { TokenKeys, type KnownTokenKey } from './keys.js';
+import { TokenRevocations } from './revocations.js';
+import type { TokenStore } from './store.js';
+import { ROLES, Subject, type Role } from './types.js';
+
+/** What the token routes run on. */
+export interface TokensDeps {
+  tokens: TokenService;
+}
 
 /** `iss` of every broker token. */
 export const TOKEN_ISSUER = 'nanoclaw-broker';
@@ -18,14 +24,6 @@ export const TOKEN_ISSUER = 'nanoclaw-broker';
 export const TOKEN_AUDIENCE = 'nanoclaw-broker';
 /** The longest token lifetime `mint` accepts, in seconds (30 days). */
 export const MAX_TOKEN_TTL_S = 30 * 24 * 3600;
-
-/** Token roles: operators manage grants; auditors read grants, calls and the audit trail. */
-export const ROLES = ['operator', 'auditor'] as const;
-/** A bearer token's role. */
-export type Role = (typeof ROLES)[number];
-
-/** Token subjects (who holds it): 1–128 of `[A-Za-z0-9._@-]`. */
-export const Subject = z.string().regex(/^[A-Za-z0-9._@-]{1,128}$/, 'subjects are 1–128 of [A-Za-z0-9._@-]');
 
 /** What a verified token says. `issuedAt` and `expiresAt` are Unix ms (whole seconds). */
 export interface TokenClaims {
@@ -50,17 +48,24 @@ const Claims = z.object({ role: z.enum(ROLES), sub: Subject, jti: z.string().min
 
 /**
  * Mints and verifies bearer tokens against the clock (`iat`/`exp` come from it, never `Date.now`).
- * `revocations` is the database's `token_revocations` and `keys` its `token_keys`, both asked on
- * every {@link TokenService.verify}. Minting uses the private key this process loaded from
- * `token.key` (or the one its own {@link TokenService.rotateSigningKey} made).
+ * `revocations` (`token_revocations`) and `keys` (`token_keys`) work over `store` and are both
+ * asked on every {@link TokenService.verify}. Minting uses the private key this process loaded
+ * from `token.key` (or the one its own {@link TokenService.rotateSigningKey} made).
  */
 export class TokenService {
+  /** Revoking tokens, and the revocation check of every verification. */
+  readonly revocations: TokenRevocations;
+  /** The registry of token-signing public keys. */
+  readonly keys: TokenKeys;
+
   constructor(
     private key: BrokerSigningKey,
     private readonly clock: Clock,
-    readonly revocations: TokenRevocations,
-    readonly keys: TokenKeys,
-  ) {}
+    private readonly store: TokenStore,
+  ) {
+    this.revocations = new TokenRevocations(store);
+    this.keys = new TokenKeys(store);
+  }
 
   /** The `kid` new tokens are signed with (the key in `token.key` as this process knows it). */
   get kid(): string {
@@ -91,6 +96,26 @@ export class TokenService {
   }
 
   /**
+   * Mints a token ({@link TokenService.mint}) and audits it as `token.issued` by `actor` (subject
+   * `<role>:<subject>`; detail: role, subject, jti, expiry; never the token).
+   * @throws RangeError as {@link TokenService.mint}; ApiError 503 `audit_unavailable` (the token
+   *   is then not handed out).
+   */
+  async issue(role: Role, subject: string, ttlS: number, actor: string): Promise<{ token: string; claims: TokenClaims }> {
+    const minted = await this.mint(role, subject, ttlS);
+    const { claims } = minted;
+    await this.store.audit([
+      {
+        actor,
+        kind: 'token.issued',
+        subject: `${claims.role}:${claims.subject}`,
+        detail: { role: claims.role, subject: claims.subject, jti: claims.jti, expires_at: new Date(claims.expiresAt).toISOString() },
+      },
+    ]);
+    return minted;
+  }
+
+  /**
    * Verifies a compact JWT: EdDSA with the key its header `kid` names in `token_keys` (every
    * token `mint` has ever signed carries one; a token without is refused), which must be current
    * or retired with clock now < its `verify_until` (read from the database on every call), `typ` JWT, `iss`/`aud`, not
@@ -102,7 +127,7 @@ export class TokenService {
    *   signing keys or the revocations cannot be read.
    */
   async verify(token: string): Promise<TokenClaims> {
-    const key = this.signingKeyOf(token);
+    const key = await this.signingKeyOf(token);
     let payload: unknown;
     try {
       ({ payload } = await jwtVerify(token, key.publicKey, {
@@ -119,7 +144,7 @@ export class TokenService {
     const claims = Claims.safeParse(payload);
     if (!claims.success) throw new ApiError('unauthorized', 'The bearer token has no valid role (operator or auditor) or subject.', {}, wwwAuthenticate('invalid_token'));
     const { role, sub, jti, iat, exp } = claims.data;
-    const revoked = this.revocations.find({ jti, subject: sub, role, issuedAtS: iat });
+    const revoked = await this.revocations.find({ jti, subject: sub, role, issuedAtS: iat });
     if (revoked) {
       throw new ApiError(
         'unauthorized',
@@ -135,7 +160,7 @@ export class TokenService {
    * The registered key a token's header `kid` names, valid at the clock's now.
    * @throws ApiError 401 (malformed header, no `kid`, unknown kid, retired past `verify_until`); 503.
    */
-  private signingKeyOf(token: string): KnownTokenKey {
+  private async signingKeyOf(token: string): Promise<KnownTokenKey> {
     let kid: unknown;
     try {
       kid = decodeProtectedHeader(token).kid;
@@ -143,7 +168,7 @@ export class TokenService {
       throw new ApiError('unauthorized', tokenProblem(err), {}, wwwAuthenticate('invalid_token'));
     }
     if (typeof kid !== 'string') throw new ApiError('unauthorized', 'The bearer token names no signing key (`kid`); mint a new one with `broker token`.', {}, wwwAuthenticate('invalid_token'));
-    const key = this.keys.lookup(kid);
+    const key = await this.keys.lookup(kid);
     if (!key || (key.verifyUntil !== null && this.clock.now() >= key.verifyUntil)) {
       throw new ApiError('unauthorized', 'The bearer token\'s signing key is unknown or retired; mint a new one with `broker token`.', {}, wwwAuthenticate('invalid_token'));
     }
@@ -170,14 +195,14 @@ export class TokenService {
    *   failed step (the key file is untouched before step 2);
    *   Error when another rotation replaced `token.key` meanwhile; ApiError 503 `audit_unavailable`.
    */
-  rotateSigningKey(graceMs: number, reason: string, actor: string): KeyRotation {
+  async rotateSigningKey(graceMs: number, reason: string, actor: string): Promise<KeyRotation> {
     if (!Number.isInteger(graceMs) || graceMs < 0) throw new RangeError('grace must be a whole number of ms, at least 0');
     const old = this.key;
     const next = generateSigningKey(old.path);
-    this.keys.register(next, { old_kid: old.kid, grace_ms: graceMs, reason, actor });
+    await this.keys.register(next, { old_kid: old.kid, grace_ms: graceMs, reason, actor });
     writeSigningKeyFile(next);
     this.key = next;
-    const { verifyUntil } = this.keys.retireAllBut(next, graceMs, reason, actor);
+    const { verifyUntil } = await this.keys.retireAllBut(next, graceMs, reason, actor);
     return { old_kid: old.kid, new_kid: next.kid, old_verifies_until: new Date(verifyUntil).toISOString() };
   }
 }

@@ -14,7 +14,22 @@
 import { createHash, hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Db } from '../db/open.js';
-import type { Activity } from './trail.js';
+
+/**
+ * One audit row. `ts` is RFC 3339 UTC with ms; `detail` is the parsed JSON object (stored as its
+ * RFC 8785 canonical text; see {@link StoredActivity} for the row as stored). The trail
+ * (`trail.ts`) writes and reads them; this file defines them with the hash that chains them.
+ */
+export interface Activity {
+  seq: number;
+  ts: string;
+  actor: string;
+  kind: string;
+  subject: string;
+  detail: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
 
 /** prev_hash of the first row. */
 export const GENESIS_HASH = '0'.repeat(64);

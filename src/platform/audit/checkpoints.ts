@@ -24,8 +24,11 @@ import path from 'node:path';
 import canonicalize from 'canonicalize';
 import { calculateJwkThumbprint, CompactSign, compactVerify, type JWK } from 'jose';
 import { z } from 'zod';
-import { publicJwk, type BrokerSigningKey } from '../../modules/tokens/signing-key.js';
-import type { Deps } from '../../app/deps.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/open.js';
+import type { Logger } from '../log.js';
+import { publicJwk, type BrokerSigningKey } from '../signing-key.js';
 import { fsyncPath } from '../fsync.js';
 import type { SignedPoint } from './chain.js';
 import { chainHead } from './export.js';
@@ -197,6 +200,15 @@ export interface CheckpointWriter {
   stop(): Promise<void>;
 }
 
+/** What the checkpoint writer runs on: the trail's database, the clock, a logger, its settings and the key it signs with. */
+export interface CheckpointDeps {
+  config: Pick<Config, 'checkpointDir' | 'checkpointEveryRows' | 'checkpointIntervalS'>;
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  checkpointKey: BrokerSigningKey;
+}
+
 /** How long the writer waits before trying again after a failed write, in ms. */
 const RETRY_AFTER_MS = 30_000;
 
@@ -210,7 +222,7 @@ const RETRY_AFTER_MS = 30_000;
  * or rewritten, or a database restored from a backup).
  * @throws the fs error when the directory or the public key file cannot be written (start-up stops).
  */
-export function startCheckpoints(deps: Pick<Deps, 'config' | 'db' | 'clock' | 'logger' | 'checkpointKey'>): CheckpointWriter {
+export function startCheckpoints(deps: CheckpointDeps): CheckpointWriter {
   const { checkpointDir: dir, checkpointEveryRows: everyRows } = deps.config;
   const intervalMs = deps.config.checkpointIntervalS * 1000;
   const keyFile = publishCheckpointKey(dir, deps.checkpointKey);

@@ -1,7 +1,9 @@
 import type { Db } from '../db/open.js';
 import { ApiError } from '../http/problem.js';
-import { canonicalDetail, GENESIS_HASH, storedActivityHash } from './chain.js';
+import { canonicalDetail, GENESIS_HASH, storedActivityHash, type Activity } from './chain.js';
 import { redact } from './redact.js';
+
+export type { Activity } from './chain.js';
 
 /**
  * What a caller records; `detail` is redacted, then stored as its RFC 8785 canonical JSON text,
@@ -14,21 +16,9 @@ export interface ActivityInput {
   detail?: Record<string, unknown>;
 }
 
-/**
- * One audit row. `ts` is RFC 3339 UTC with ms; `detail` is the parsed JSON object (stored as its
- * RFC 8785 canonical text; see `StoredActivity` in chain.ts for the row as stored).
- */
-export interface Activity {
-  seq: number;
-  ts: string;
-  actor: string;
-  kind: string;
-  subject: string;
-  detail: Record<string, unknown>;
-  prevHash: string;
-  hash: string;
-}
 
+// Raw prepared statements, prepared once per connection: the append runs inside every audited
+// transaction (the call path's claim and outcome included), so it skips the query builder.
 interface Statements {
   head: { get(): { seq: number; hash: string } | undefined };
   insert: { run(...args: unknown[]): unknown };

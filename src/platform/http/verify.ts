@@ -1,38 +1,33 @@
 /**
- * The broker's RFC 9421 profile and the middleware that enforces it on `/v1/*` group requests.
- *
- * Profile (README "Signed requests"): label `broker`; parameters `created`, `keyid="<group>:<version>"`,
- * `alg="hmac-sha256"`, `tag="nanoclaw-broker"`; covered components at least `@method`, `@path`,
- * `@query`, plus `content-digest` and `idempotency-key` when the method carries a body.
+ * The RFC 9421 verifier: the middleware that checks the broker's signing profile
+ * (`src/protocol/profile.ts`: label, parameters, covered components, `Content-Digest`,
+ * `Idempotency-Key`) on `/v1/*` group requests, plus the signature's freshness (`created` within
+ * the allowed clock skew, `expires`) and the group's key.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Clock } from '../clock.js';
-import type { KeyStore } from '../../modules/identity/keys.js';
 import { checkContentDigest, sha256 } from '../../protocol/digest.js';
+import { acceptSignature, checkParams, hasBody, IDEMPOTENCY_KEY_RE, requiredComponents, SIGNATURE_LABEL, SIGNATURE_TAG } from '../../protocol/profile.js';
+import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from '../../protocol/signature.js';
 import type { AppEnv } from './env.js';
 import { ApiError } from './problem.js';
-import { hmacSha256, macEquals, parseSignedFields, signatureBase, SignatureFormatError, type SignableRequest } from '../../protocol/signature.js';
-import { serializeDictionary, type BareItem, type InnerList, type Item, type Parameters } from 'structured-headers';
 
-/** The signature label the broker reads (`Signature-Input: broker=(…)`). */
-export const SIGNATURE_LABEL = 'broker';
-/** The required `tag` parameter (RFC 9421 §2.3), binding signatures to this application. */
-export const SIGNATURE_TAG = 'nanoclaw-broker';
-/** The only algorithm accepted. */
-export const SIGNATURE_ALG = 'hmac-sha256';
-/** Components every request covers. */
-export const REQUIRED_COMPONENTS = ['@method', '@path', '@query'] as const;
-/** Components a request with a body also covers. */
-export const BODY_COMPONENTS = ['content-digest', 'idempotency-key'] as const;
-/** Methods that carry a body and so need a digest and an idempotency key. */
-export const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
-/** `Idempotency-Key` syntax: 1–255 of `[A-Za-z0-9._:-]`. */
-export const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,255}$/;
+/** A group's signing key as the verifier needs it: who it names, and the HMAC secret. */
+export interface SigningKey {
+  group: string;
+  version: number;
+  /** `<group>:<version>`. */
+  keyid: string;
+  secret: Uint8Array;
+}
 
-/** What the verification needs: key lookup, the clock, and the allowed skew in seconds. */
+/**
+ * What the verification needs: the key lookup (the identity module's `KeyStore` is one: null for
+ * an unknown or retired `keyid`), the clock, and the allowed skew in seconds.
+ */
 export interface VerifyDeps {
-  keys: Pick<KeyStore, 'lookup'>;
+  keys: { lookup(keyid: string): SigningKey | null };
   clock: Clock;
   clockSkewS: number;
 }
@@ -71,15 +66,9 @@ export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, de
     throw new ApiError('signature_missing', `Sign the request (RFC 9421) with Signature-Input and Signature under the label "${SIGNATURE_LABEL}".`);
   }
   const parsed = fields.input;
-  const { params } = parsed;
-  const created = params.get('created');
-  const keyid = params.get('keyid');
-  const expires = params.get('expires');
-  if (params.get('alg') !== SIGNATURE_ALG) throw invalid(`The signature parameter alg must be "${SIGNATURE_ALG}".`);
-  if (params.get('tag') !== SIGNATURE_TAG) throw invalid(`The signature parameter tag must be "${SIGNATURE_TAG}".`);
-  if (typeof keyid !== 'string') throw invalid('The signature parameter keyid must be a string "<group>:<version>".');
-  if (typeof created !== 'number' || !Number.isInteger(created)) throw invalid('The signature parameter created must be an integer (Unix seconds).');
-  if (expires !== undefined && (typeof expires !== 'number' || !Number.isInteger(expires))) throw invalid('The signature parameter expires must be an integer.');
+  const checked = checkParams(parsed.params);
+  if (typeof checked === 'string') throw invalid(checked);
+  const { keyid, created, expires } = checked;
 
   const key = deps.keys.lookup(keyid);
   if (!key) throw new ApiError('unknown_key', `The key id "${keyid}" is unknown or retired; export the group's current secret.`);
@@ -90,10 +79,9 @@ export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, de
   }
   if (typeof expires === 'number' && nowS > expires) throw new ApiError('signature_expired', 'The signature is past its expires parameter.');
 
-  const hasBody = BODY_METHODS.has(req.method.toUpperCase());
   let idempotencyKey: string | null = null;
   let bodySha256: Buffer | null = null;
-  if (hasBody) {
+  if (hasBody(req.method)) {
     idempotencyKey = req.headers.get('idempotency-key');
     if (idempotencyKey === null || !IDEMPOTENCY_KEY_RE.test(idempotencyKey)) {
       throw new ApiError('idempotency_key_missing', 'A request with a body needs an Idempotency-Key of 1–255 characters of [A-Za-z0-9._:-].');
@@ -102,7 +90,7 @@ export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, de
     const digestProblem = checkContentDigest(req.headers.get('content-digest'), body, bodySha256);
     if (digestProblem) throw new ApiError('digest_mismatch', `${digestProblem} (RFC 9530, sha-256 over the raw body bytes).`);
   }
-  const required = hasBody ? REQUIRED_WITH_BODY : REQUIRED_COMPONENTS;
+  const required = requiredComponents(req.method);
   if (!required.every((c) => parsed.components.includes(c))) {
     const uncovered = required.filter((c) => !parsed.components.includes(c));
     throw invalid(`The signature must cover ${uncovered.map((c) => `"${c}"`).join(', ')}.`);
@@ -120,7 +108,6 @@ export function verifyBrokerSignature(req: SignableRequest, body: Uint8Array, de
   }
   return { group: key.group, keyVersion: key.version, keyid: key.keyid, idempotencyKey, bodySha256 };
 }
-const REQUIRED_WITH_BODY: readonly string[] = [...REQUIRED_COMPONENTS, ...BODY_COMPONENTS];
 
 /**
  * Hono middleware: reads the raw body, verifies the broker signature, and sets `principal`
@@ -160,25 +147,12 @@ export function requireGroupSignature(deps: VerifyDeps): MiddlewareHandler<AppEn
 /**
  * The challenge of a signature 401 (RFC 9110 §11.6.1 requires one on every 401):
  * `WWW-Authenticate: Signature realm="nanoclaw-broker"`, and what to sign as RFC 9421 §5.1's
- * `Accept-Signature`: the broker label with the components `method` must cover, `created`, `alg`
- * and `tag` (no `keyid`: it is the group's). `Signature` is not a registered authentication scheme;
- * RFC 9421 defines none, so the challenge names the field profile the README documents.
+ * `Accept-Signature` (the profile's {@link acceptSignature}). `Signature` is not a registered
+ * authentication scheme; RFC 9421 defines none, so the challenge names the field profile.
  */
 export function signatureChallenge(method: string): Record<string, string> {
-  return BODY_METHODS.has(method.toUpperCase()) ? BODY_CHALLENGE : PLAIN_CHALLENGE;
+  return { 'WWW-Authenticate': `Signature realm="${SIGNATURE_TAG}"`, 'Accept-Signature': acceptSignature(method) };
 }
-
-function challenge(components: readonly string[]): Record<string, string> {
-  const params: Parameters = new Map<string, BareItem>([
-    ['created', true],
-    ['alg', SIGNATURE_ALG],
-    ['tag', SIGNATURE_TAG],
-  ]);
-  const wanted: InnerList = [components.map((c): Item => [c, new Map()]), params];
-  return { 'WWW-Authenticate': `Signature realm="${SIGNATURE_TAG}"`, 'Accept-Signature': serializeDictionary(new Map([[SIGNATURE_LABEL, wanted]])) };
-}
-const PLAIN_CHALLENGE = challenge(REQUIRED_COMPONENTS);
-const BODY_CHALLENGE = challenge([...REQUIRED_COMPONENTS, ...BODY_COMPONENTS]);
 
 /** A 401 of the verification with {@link signatureChallenge}'s headers; any other error as is. */
 function withChallenge(err: unknown, method: string): unknown {

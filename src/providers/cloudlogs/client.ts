@@ -6,8 +6,7 @@
 import type { Logging, LoggingOptions } from '@google-cloud/logging';
 import type { Compute, ComputeOptions, GoogleAuth } from 'google-auth-library';
 import { redactString, registerSecret } from '../../platform/audit/redact.js';
-import { ProviderError } from '../../modules/calls/catalog.js';
-import { untilAborted } from '../../modules/calls/execute.js';
+import { ProviderError, untilAborted } from '../contract.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { LOGGING_READ_SCOPE, type CloudLogsSettings, type CredentialsSource } from './config.js';
 

@@ -1,5 +1,5 @@
 /**
- * The Cloud Logs provider's host configuration (issue 6). Credentials come from the host only,
+ * The Cloud Logs provider's host configuration. Credentials come from the host only,
  * chosen by `CLOUDLOGS_CREDENTIALS`: an Application Default Credentials file
  * (`GOOGLE_APPLICATION_CREDENTIALS` or else gcloud's, `gcloud auth application-default login`), or
  * a service account attached to the GCE VM, Cloud Run service or GKE workload

@@ -1,5 +1,5 @@
 /**
- * What the Cloud Logs actions return (issue 6): trimmed, redacted log entries, with each payload
+ * What the Cloud Logs actions return: trimmed, redacted log entries, with each payload
  * and the whole result capped in bytes. A payload is text, JSON, or a decoded protoPayload (Cloud
  * Audit Logs, see proto-payload.ts); a protoPayload that cannot be decoded is reported, not dropped.
  */

@@ -1,5 +1,5 @@
 /**
- * Caller filters and the filter the broker sends (issue 6). The broker composes the final
+ * Caller filters and the filter the broker sends. The broker composes the final
  * Logging-query-language filter itself:
  *
  *     (<caller filter>) AND timestamp >= "<start>" AND timestamp < "<end>"

@@ -1,5 +1,5 @@
 /**
- * The Cloud Logs provider (issue 6): three L1 reads on Google Cloud Logging through
+ * The Cloud Logs provider: three L1 reads on Google Cloud Logging through
  * `@google-cloud/logging` over gRPC, answered with the host's own Google credentials.
  *
  * - `cloudlogs.list_logs`: log names in a project;
@@ -10,7 +10,7 @@
  * provider refuses (403 `resource_out_of_scope`, before any request) a project outside
  * `CLOUDLOGS_PROJECT_IDS`. Results are trimmed entries, redacted, capped in size.
  */
-import type { Provider } from '../../modules/calls/catalog.js';
+import type { Provider } from '../contract.js';
 import { LoggingClients } from './client.js';
 import { loadSettings } from './config.js';
 import { listLogsAction } from './list-logs.js';

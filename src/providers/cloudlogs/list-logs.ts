@@ -1,8 +1,7 @@
-/** `cloudlogs.list_logs` (issue 6): the log names in a project, a page at a time. */
+/** `cloudlogs.list_logs`: the log names in a project, a page at a time. */
 import { z } from 'zod';
 import { redact } from '../../platform/audit/redact.js';
-import { defineAction } from '../../modules/calls/catalog.js';
-import { untilAborted } from '../../modules/calls/execute.js';
+import { defineAction, untilAborted } from '../contract.js';
 import { mapClientError } from './client.js';
 import { decodeCursor, encodeCursor, queryFingerprint, takePage } from './cursor.js';
 import { ResultBudget } from './entries.js';

@@ -1,10 +1,9 @@
 /**
- * `cloudlogs.query_entries` (issue 6): entries matching a Logging query-language filter within a
+ * `cloudlogs.query_entries`: entries matching a Logging query-language filter within a
  * required time range of at most 7 days, a page at a time.
  */
 import { z } from 'zod';
-import { defineAction } from '../../modules/calls/catalog.js';
-import { untilAborted } from '../../modules/calls/execute.js';
+import { defineAction, untilAborted } from '../contract.js';
 import { mapClientError } from './client.js';
 import { decodeCursor, encodeCursor, queryFingerprint, takePage } from './cursor.js';
 import { ResultBudget, trimEntry, type TrimmedEntry } from './entries.js';

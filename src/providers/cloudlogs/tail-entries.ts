@@ -1,11 +1,11 @@
 /**
- * `cloudlogs.tail_entries` (issue 6): live entries for a filter, collected over a bounded window
+ * `cloudlogs.tail_entries`: live entries for a filter, collected over a bounded window
  * (at most 30 s and at most 500 entries) through the client's `tailEntries` (gRPC
  * TailLogEntries), then returned at once.
  */
 import type { Entry } from '@google-cloud/logging';
 import { z } from 'zod';
-import { defineAction } from '../../modules/calls/catalog.js';
+import { defineAction } from '../contract.js';
 import { mapClientError } from './client.js';
 import { ResultBudget, trimEntry, type TrimmedEntry } from './entries.js';
 import { filterParam, scopedRuntime, projectParam, shortFilter, type CloudLogsRuntime } from './runtime.js';

@@ -2,7 +2,7 @@
  * The GitHub side of the provider: host credentials (a token or a GitHub App installation),
  * a per-call Octokit client, and the mapping of GitHub failures to {@link ProviderError}.
  *
- * Retries are the call path's only (issue 4: idempotent actions at most twice, with backoff; the
+ * Retries are the call path's only (idempotent actions at most twice, with backoff; the
  * others never), so the client has no retry or throttling plugin and one attempt sends each
  * request once. A rate-limited answer fails the attempt; its `retry_after_s` tells the agent how
  * long to wait.
@@ -11,8 +11,7 @@ import fs from 'node:fs';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
 import { redact, redactString, registerSecret } from '../../platform/audit/redact.js';
-import { ProviderError, type ActionContext } from '../../modules/calls/catalog.js';
-import { untilAborted } from '../../modules/calls/execute.js';
+import { ProviderError, untilAborted, type ActionContext } from '../contract.js';
 import { ApiError } from '../../platform/http/problem.js';
 import type { Logger } from '../../platform/log.js';
 import { capResult } from './results.js';
@@ -102,7 +101,7 @@ export type GitHubPermissions = Partial<
 
 /**
  * The client of one call, for reads and writes alike. It never retries: retries are the call
- * path's only (issue 4: idempotent actions at most twice, with backoff), so one attempt sends
+ * path's only (idempotent actions at most twice, with backoff), so one attempt sends
  * each request once.
  */
 export interface GitHubSession {

@@ -1,6 +1,6 @@
 /**
  * Result shaping for the GitHub actions: trimmed, documented shapes instead of raw GitHub
- * payloads, passed through the audit trail's redaction and capped in size (issue 5, "Results"),
+ * payloads, passed through the audit trail's redaction and capped in size,
  * and the bounded reading of a raw file body (only its front is ever held in memory).
  */
 import { redact } from '../../platform/audit/redact.js';

@@ -1,5 +1,5 @@
 /**
- * Zod building blocks for the GitHub actions' params (issue 5, "Params and resources").
+ * Zod building blocks for the GitHub actions' params and the resources they name.
  * Every action's params are a strict object (unknown keys refused) built from these, so a request
  * that could steer the host's credential somewhere else (an owner with `/`, a `../` path, a ref
  * that is not a branch name) is answered 422 before any HTTP request.

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { jwtVerify } from 'jose';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ProviderError, type ActionContext, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ProviderError, type ActionContext, type Provider } from '../../../src/providers/contract.js';
 import { ApiError } from '../../../src/platform/http/problem.js';
 import { createLogger } from '../../../src/platform/log.js';
 import { cloudLogsProvider } from '../../../src/providers/cloudlogs/index.js';

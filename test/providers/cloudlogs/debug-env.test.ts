@@ -37,7 +37,7 @@ beforeAll(async () => {
     GCE_METADATA_HOST: metadata.host,
     GOOGLE_SDK_NODE_LOGGING: 'all',
   });
-  const deps = createDeps(loadConfig({ BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: policies }), { logger: createLogger('silent') });
+  const deps = await createDeps(loadConfig({ BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: policies }), { logger: createLogger('silent') });
   for (const group of ['main', 'developer']) {
     const key = deps.keys.current(group);
     clients[group] = new BrokerClient({ baseUrl: serve.url, credential: { keyid: key.keyid, secret: key.secret } });

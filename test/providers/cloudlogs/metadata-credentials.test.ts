@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ProviderError, type ActionContext, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ProviderError, type ActionContext, type Provider } from '../../../src/providers/contract.js';
 import { createLogger } from '../../../src/platform/log.js';
 import { LOGGING_READ_SCOPE } from '../../../src/providers/cloudlogs/config.js';
 import { cloudLogsProvider } from '../../../src/providers/cloudlogs/index.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { githubProviderFromEnv } from '../../../src/providers/github/index.js';
-import { ProviderError, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ProviderError, type Provider } from '../../../src/providers/contract.js';
 import { ApiError } from '../../../src/platform/http/problem.js';
 import { DEFAULT_RESULT_MAX_BYTES } from '../../../src/providers/github/client.js';
 import { largeBinary, largeText, leakedKeyText } from '../../fixtures/github/build.js';

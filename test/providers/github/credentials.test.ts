@@ -16,7 +16,7 @@ import express from 'express';
 import { importSPKI, jwtVerify } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { githubProviderFromEnv, githubSettingsFromEnv } from '../../../src/providers/github/index.js';
-import { ProviderError, type Provider } from '../../../src/modules/calls/catalog.js';
+import { ProviderError, type Provider } from '../../../src/providers/contract.js';
 import { ApiError } from '../../../src/platform/http/problem.js';
 import { redactString } from '../../../src/platform/audit/redact.js';
 import { tempDir } from '../../helpers/harness.js';

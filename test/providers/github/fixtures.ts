@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import fixturesServer from '@octokit/fixtures-server';
 import pino from 'pino';
-import type { ActionContext, Provider } from '../../../src/modules/calls/catalog.js';
+import type { ActionContext, Provider } from '../../../src/providers/contract.js';
 import { generatedScenarios, recorded, type FixtureEntry } from '../../fixtures/github/build.js';
 
 /** The token every recording expects (`authorization: token …`). */

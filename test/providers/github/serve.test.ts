@@ -47,7 +47,7 @@ beforeAll(async () => {
     });
   });
   // The group keys the process created, read from its data directory (what `broker secrets export` writes out).
-  const deps = createDeps(loadConfig({ BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies') }), {
+  const deps = await createDeps(loadConfig({ BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies') }), {
     logger: createLogger('silent'),
   });
   for (const group of ['main', 'developer']) {

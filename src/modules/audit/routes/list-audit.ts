@@ -1,55 +1,81 @@
-import type { Context } from 'hono';
 import { z } from 'zod';
-import type { Deps } from '../../../app/deps.js';
-import type { AppEnv } from '../../../platform/http/env.js';
+import { BEARER, createRoute, json, problems, type Operation } from '../../../platform/http/contract.js';
+import { requireRole } from '../../../platform/http/guard.js';
+import { Cursor, decodeCursor, deprecatedAlias, encodeCursor, invalidCursor, pageOf, pagePosition, pageQuery } from '../../../platform/http/pagination.js';
 import { queryParams } from '../../../platform/http/validate.js';
-import type { Activity } from '../../../platform/audit/trail.js';
+import type { AuditDeps } from '../store.js';
 
+/** The query of `GET /v1/audit`; the cursor encodes the last row's `seq`. */
 const AuditQuery = z.strictObject({
   subject: z.string().min(1).max(256).optional(),
   /** Exact kind (`grant.revoked`) or a prefix ending in `.*` (`grant.*`). */
-  kind: z.string().regex(/^[a-z0-9_.]+(\.\*)?$/, 'kind is a dotted name, optionally ending in ".*"').optional(),
+  kind: z
+    .string()
+    .regex(/^[a-z0-9_.]+(\.\*)?$/, 'kind is a dotted name, optionally ending in ".*"')
+    .optional()
+    .describe('An exact kind (`grant.revoked`) or a prefix ending in `.*` (`grant.*`).'),
   actor: z.string().min(1).max(256).optional(),
-  /** Rows after this seq (exclusive): pass the previous page's `next_since`. */
-  since: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  ...pageQuery(1000, 100, Cursor),
+  /** Rows after this seq (exclusive): the previous page's `next_since`. Deprecated: use `cursor`. */
+  since: deprecatedAlias(z.coerce.number().int().min(0).optional(), "rows after this seq (exclusive), the previous page's `next_since`; use `cursor`."),
 });
 
-/** Filters of {@link listActivities}. */
-export type AuditFilter = z.infer<typeof AuditQuery>;
+/** One audit row as the API answers it: the chain members `prev_hash` and `hash` let a reader check it. */
+export const AuditEntry = z
+  .strictObject({
+    seq: z.number().int().min(1),
+    ts: z.iso.datetime(),
+    actor: z.string(),
+    kind: z.string(),
+    subject: z.string(),
+    detail: z.record(z.string(), z.unknown()),
+    prev_hash: z.string(),
+    hash: z.string(),
+  })
+  .meta({ id: 'AuditEntry' });
 
-/**
- * Reads audit rows in `seq` order after `since`, filtered by subject, kind (exact or `prefix.*`)
- * and actor, at most `limit`. Rows carry `prev_hash` and `hash` so a reader can check the chain.
- * @returns the page and `nextSince` (its last seq when more rows follow, else null).
- */
-export function listActivities(deps: Pick<Deps, 'db'>, f: AuditFilter): { items: Activity[]; nextSince: number | null } {
-  const where = ['seq > ?'];
-  const args: (string | number)[] = [f.since];
-  if (f.subject !== undefined) (where.push('subject = ?'), args.push(f.subject));
-  if (f.actor !== undefined) (where.push('actor = ?'), args.push(f.actor));
-  if (f.kind?.endsWith('.*')) (where.push('kind >= ? AND kind < ?'), args.push(f.kind.slice(0, -1), `${f.kind.slice(0, -1)}\uffff`));
-  else if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
-  const rows = deps.db.sqlite
-    .prepare(`SELECT seq, ts, actor, kind, subject, detail, prev_hash AS prevHash, hash FROM gov_activities WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
-    .all(...args, f.limit + 1) as (Omit<Activity, 'detail'> & { detail: string })[];
-  const items = rows.slice(0, f.limit).map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
-  return { items, nextSince: rows.length > f.limit ? items[items.length - 1]!.seq : null };
+/** A page of the audit trail, with the deprecated `next_since` beside `next_cursor`. */
+const AuditPage = pageOf(AuditEntry).extend({
+  next_since: z.number().int().nullable().meta({ deprecated: true, description: 'Deprecated: the last seq when more rows follow (pass as `since`). Use `next_cursor`.' }),
+});
+
+/** The seq an audit cursor holds. @throws ApiError 422 `validation_failed` for any other cursor. */
+function seqOf(cursor: string): number {
+  const position = decodeCursor(cursor);
+  if (typeof position !== 'number') throw invalidCursor();
+  return position;
 }
 
 /**
- * `GET /v1/audit?subject=&kind=&actor=&since=&limit=` (operators and auditors): the audit trail
- * in seq order. 200 `{data: [{seq, ts, actor, kind, subject, detail, prev_hash, hash}], has_more, next_since}`
- * (pass `next_since` as `since` for the next page).
+ * `GET /v1/audit?subject=&kind=&actor=&limit=&cursor=` (operators and auditors): the audit trail
+ * in seq order. 200 `{data: [{seq, ts, actor, kind, subject, detail, prev_hash, hash}], has_more,
+ * next_cursor, next_since}` (pass `next_cursor` as `cursor` for the next page; the deprecated
+ * `since`/`next_since` pair pages the same way).
  * Errors: 422 `validation_failed`, 403 `forbidden`.
  */
-export function listAuditRoute(deps: Pick<Deps, 'db'>) {
-  return (c: Context<AppEnv>): Response => {
-    const { items, nextSince } = listActivities(deps, queryParams(c, AuditQuery));
-    return c.json({
-      data: items.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, subject: a.subject, detail: a.detail, prev_hash: a.prevHash, hash: a.hash })),
-      has_more: nextSince !== null,
-      next_since: nextSince,
-    });
+export function listAuditOp(deps: AuditDeps): Operation {
+  return {
+    route: createRoute({
+      method: 'get',
+      path: '/v1/audit',
+      operationId: 'listAudit',
+      tags: ['audit'],
+      summary: 'Read the audit trail',
+      security: [BEARER],
+      request: { query: AuditQuery },
+      responses: { 200: json('A page of audit rows in seq order.', AuditPage), ...problems('validation_failed') },
+    }),
+    guard: requireRole('operator', 'auditor'),
+    handler: async (c) => {
+      const q = queryParams(c, AuditQuery);
+      const since = pagePosition(q.cursor === undefined ? undefined : seqOf(q.cursor), 'since', q.since) ?? 0;
+      const { items, nextSince } = await deps.stores.audit.list({ subject: q.subject, kind: q.kind, actor: q.actor, limit: q.limit, since });
+      return c.json({
+        data: items.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, subject: a.subject, detail: a.detail, prev_hash: a.prevHash, hash: a.hash })),
+        has_more: nextSince !== null,
+        next_cursor: nextSince === null ? null : encodeCursor(nextSince),
+        next_since: nextSince,
+      });
+    },
   };
 }

@@ -4,7 +4,7 @@
  * a {@link GrantSource} (in memory), tasks from one prepared primary-key read, time from the caller.
  */
 import type { Groups } from '../../identity/groups.js';
-import type { ActionLevel } from '../catalog.js';
+import type { ActionLevel } from '../../../providers/contract.js';
 import type { GrantView, RevokedGrant } from '../../grants/types.js';
 import type { CouplingTask, TaskState } from '../../kernel/coupling.js';
 import { aboveCeilingDetail, ceilingBreach, noCapabilityDetail, revokedGrantMember } from './explain.js';

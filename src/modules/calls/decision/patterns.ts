@@ -1,6 +1,6 @@
 /**
- * Grant patterns (issue 4, "Grants"): an action id or a resource, matched exactly, or by prefix
- * when the pattern ends in `*` (`github.get_*`, `acme/*`; a lone `*` matches everything).
+ * Grant patterns: an action id or a resource, matched exactly, or by prefix when the pattern
+ * ends in `*` (`github.get_*`, `acme/*`; a lone `*` matches everything).
  * Matching is case-sensitive: a pattern never matches more than it spells out.
  */
 

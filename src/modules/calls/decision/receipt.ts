@@ -1,7 +1,7 @@
 /**
- * The decision receipt (issue 4, "Decision order for a call"): every step the broker took on a
- * call, in order, with its result. It is returned in every answer to `POST /v1/ext/calls`
- * (success and problem alike) and written to the audit trail.
+ * The decision receipt: every step the broker took on a call, in order, with its result. It is
+ * returned in every answer to `POST /v1/ext/calls` (success and problem alike) and written to the
+ * audit trail.
  */
 
 /** The steps of the decision order, as they appear in a receipt (README "Calls"). */

@@ -1,12 +1,12 @@
-import type { Context } from 'hono';
 import { z } from 'zod';
-import type { AppEnv } from '../../../platform/http/env.js';
+import { createRoute, json, jsonRequest, IdempotencyKeyHeader, problems, ReplayedHeader, SIGNED, WRITE_ERRORS, type Operation } from '../../../platform/http/contract.js';
 import { bodyHash, jsonBody } from '../../../platform/http/validate.js';
 import { GroupName } from '../../identity/groups.js';
 import { actorOf, sendTask, TaskId } from '../http.js';
 import { GATES, PRIORITIES, TASK_TYPES } from '../model.js';
 import type { KernelDeps } from '../service/common.js';
 import { createTask } from '../service/create.js';
+import { ETagHeader, TaskSchema } from './schemas.js';
 
 /** The body of `POST /v1/tasks`. Unknown members are refused. */
 export const CreateTaskBody = z.strictObject({
@@ -29,13 +29,28 @@ export const CreateTaskBody = z.strictObject({
  * 403 `separation_of_powers` (`assigned_group` is the approver of the task's gate; with `gate`,
  * `approver_group`, `assigned_group`).
  */
-export function createTaskRoute(deps: KernelDeps) {
-  return async (c: Context<AppEnv>) => {
-    const actor = actorOf(c);
-    const body = await jsonBody(c, CreateTaskBody);
-    const { task, replayed } = await createTask(deps, actor, body, { key: c.get('idempotencyKey'), requestHash: bodyHash(c) });
-    c.header('Location', `/v1/tasks/${task.id}`);
-    if (replayed) c.header('Idempotent-Replayed', 'true');
-    return sendTask(c, task, 201);
+export function createTaskOp(deps: KernelDeps): Operation {
+  return {
+    route: createRoute({
+      method: 'post',
+      path: '/v1/tasks',
+      operationId: 'createTask',
+      tags: ['kernel'],
+      summary: 'Create a task (main only)',
+      security: [SIGNED],
+      request: { headers: IdempotencyKeyHeader, body: jsonRequest(CreateTaskBody) },
+      responses: {
+        201: json('The task, in INBOX (or, for a retry, as it is now).', TaskSchema, ETagHeader.extend(ReplayedHeader.shape).extend({ Location: z.string().describe('`/v1/tasks/{id}`') })),
+        ...problems(...WRITE_ERRORS, 'idempotency_key_reused', 'separation_of_powers'),
+      },
+    }),
+    handler: async (c) => {
+      const actor = actorOf(c);
+      const body = await jsonBody(c, CreateTaskBody);
+      const { task, replayed } = await createTask(deps, actor, body, { key: c.get('idempotencyKey'), requestHash: bodyHash(c) });
+      c.header('Location', `/v1/tasks/${task.id}`);
+      if (replayed) c.header('Idempotent-Replayed', 'true');
+      return sendTask(c, task, 201);
+    },
   };
 }

@@ -3,6 +3,7 @@
  * more than one operation makes (a known group, an existing task, separation of powers at
  * assignment).
  */
+import { withAuditedRefusals } from '../../../platform/audit/refusal.js';
 import type { Clock } from '../../../platform/clock.js';
 import { ApiError, type ErrorCode } from '../../../platform/http/problem.js';
 import type { Groups } from '../../identity/groups.js';
@@ -28,15 +29,10 @@ const AUDITED_REFUSALS: ReadonlySet<ErrorCode> = new Set(['forbidden', 'separati
  * error is rethrown. Request errors (404, 412, 422, 428) are not audited.
  * @throws what `fn` throws; 503 `audit_unavailable` when the refusal cannot be recorded.
  */
-export async function refusing<T>(deps: Pick<KernelDeps, 'tasks' | 'clock'>, actor: string, subject: string, action: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ApiError && AUDITED_REFUSALS.has(err.code)) {
-      await deps.tasks.record({ actor, kind: 'task.refused', subject, detail: { ...action, code: err.code, detail: err.detail } }, deps.clock.now());
-    }
-    throw err;
-  }
+export function refusing<T>(deps: Pick<KernelDeps, 'tasks' | 'clock'>, actor: string, subject: string, action: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+  return withAuditedRefusals(AUDITED_REFUSALS, fn, (err) =>
+    deps.tasks.record({ actor, kind: 'task.refused', subject, detail: { ...action, code: err.code, detail: err.detail } }, deps.clock.now()),
+  );
 }
 
 /** A 422 `validation_failed` naming one body member, shaped like the schema validator's. */

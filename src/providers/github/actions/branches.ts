@@ -4,7 +4,7 @@
  * with 412 `precondition_failed`.
  */
 import { z } from 'zod';
-import { defineAction, type ActionDefinition } from '../../../modules/calls/catalog.js';
+import { defineAction, type ActionDefinition } from '../../contract.js';
 import { ApiError } from '../../../platform/http/problem.js';
 import { isNotFound, type GitHubClient, type GitHubSession } from '../client.js';
 import { branch, MAX_FILE_CONTENT, repoPath, repoResource, repoTarget, sha } from '../schemas.js';

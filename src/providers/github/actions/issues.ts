@@ -4,7 +4,7 @@
  * on both.
  */
 import { z } from 'zod';
-import { defineAction, type ActionDefinition } from '../../../modules/calls/catalog.js';
+import { defineAction, type ActionDefinition } from '../../contract.js';
 import type { GitHubClient } from '../client.js';
 import {
   clipBody,

@@ -4,7 +4,7 @@
  * head passed, and its base branch is protected).
  */
 import { z } from 'zod';
-import { defineAction, type ActionDefinition } from '../../../modules/calls/catalog.js';
+import { defineAction, type ActionDefinition } from '../../contract.js';
 import { ApiError } from '../../../platform/http/problem.js';
 import type { GitHubClient, GitHubSession } from '../client.js';
 import { clipBody, collect, pullSummary, type GitHubPullLike, type ListResult, type PullEnd, type PullSummary } from '../results.js';

@@ -2,7 +2,7 @@
  * Repository reads: `github.get_repo` and `github.get_content` (L1).
  */
 import { z } from 'zod';
-import { defineAction, type ActionDefinition } from '../../../modules/calls/catalog.js';
+import { defineAction, type ActionDefinition } from '../../contract.js';
 import { redactString } from '../../../platform/audit/redact.js';
 import type { GitHubClient } from '../client.js';
 import { decodeUtf8, fitString, readPrefix, type StreamPrefix } from '../results.js';

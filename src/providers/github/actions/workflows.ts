@@ -3,7 +3,7 @@
  * action: runs a `workflow_dispatch` workflow at a ref with inputs).
  */
 import { z } from 'zod';
-import { defineAction, type ActionDefinition } from '../../../modules/calls/catalog.js';
+import { defineAction, type ActionDefinition } from '../../contract.js';
 import type { GitHubClient } from '../client.js';
 import { collect, type ListResult } from '../results.js';
 import { branch, limit, login, perPage, repoResource, repoTarget, sha } from '../schemas.js';

@@ -1,64 +1,28 @@
+/**
+ * CLI verbs of the audit trail: `broker audit verify` (the hash chain, against the signed
+ * checkpoints, from the database or from an export file on any machine), `broker audit head` (an
+ * anchor to record off the host) and `broker audit export` (JSON Lines).
+ */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import ms from 'ms';
-import { ChainChecker, parseAnchor, verifyChain, type ChainPoint } from '../platform/audit/chain.js';
-import { CheckpointError, readCheckpoints, type Checkpoint } from '../platform/audit/checkpoints.js';
-import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../platform/audit/export.js';
-import { loadConfig } from '../platform/config.js';
-import { createDeps } from './deps.js';
-import { exportSecretFile } from '../modules/identity/keys.js';
-import { runBroker } from './server.js';
-import { assertSqliteNotServed } from '../platform/lease/lease.js';
-import { cliOperator } from '../modules/tokens/cli.js';
-import { backupDatabase } from '../platform/db/backup.js';
-import { CliExit, printJson, withDeps } from './cli-common.js';
+import { ChainChecker, parseAnchor, verifyChain, type ChainPoint } from '../../platform/audit/chain.js';
+import { CheckpointError, readCheckpoints, type Checkpoint } from '../../platform/audit/checkpoints.js';
+import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../../platform/audit/export.js';
+import { CliExit, printJson, type CliRunner } from '../../platform/cli.js';
+import type { Config } from '../../platform/config.js';
+import type { Db } from '../../platform/db/open.js';
 
-/** Registers `serve`, `secrets export|rotate`, `backup` and `audit verify|head|export`. */
-export function registerFoundationCommands(program: Command): void {
-  program
-    .command('serve')
-    .description('start the broker (BROKER_HOST:BROKER_PORT, default 127.0.0.1:8787)')
-    .action(serve);
+/** What the `broker audit` verbs run on: the database and where the signed checkpoints are. */
+export interface AuditCliDeps {
+  db: Db;
+  config: Pick<Config, 'checkpointDir'>;
+}
 
-  const secrets = program.command('secrets').description("manage the groups' HMAC keys");
-  secrets
-    .command('export')
-    .description("write DIR/.ipc_secret (mode 0600) with the group's current key, for its container")
-    .requiredOption('--group <group>', 'agent group')
-    .requiredOption('--out <dir>', 'directory to write .ipc_secret into')
-    .action((opts: { group: string; out: string }) =>
-      withDeps((deps) => {
-        requireGroup(deps.groups, opts.group);
-        const file = exportSecretFile(opts.out, deps.keys.current(opts.group));
-        process.stdout.write(`${file}\n`);
-      }),
-    );
-  secrets
-    .command('rotate')
-    .description('create the next key version; the previous one verifies for BROKER_KEY_GRACE_S more seconds')
-    .requiredOption('--group <group>', 'agent group')
-    .action((opts: { group: string }) =>
-      withDeps((deps) => {
-        requireGroup(deps.groups, opts.group);
-        const key = deps.keys.rotate(opts.group, cliOperator());
-        printJson({ group: key.group, keyid: key.keyid, previous_verifies_for_s: deps.config.keyGraceS });
-      }),
-    );
-
-  program
-    .command('backup')
-    .description('write a consistent copy of the database while the broker runs (mode 0600), checked and audited; master.key and token.key are not in it')
-    .requiredOption('--out <file>', 'the copy to write (never overwritten)')
-    .action((opts: { out: string }) =>
-      withDeps((deps) => {
-        const report = backupDatabase(deps.db, opts.out, deps.clock, cliOperator());
-        printJson(report);
-        process.stderr.write(`backed up to ${report.path}; keep ${deps.paths.masterKey} (it decrypts the group keys in it) and ${deps.paths.tokenKey} safe apart from it\n`);
-      }),
-    );
-
+/** Registers `audit verify|head|export`; `withDeps` opens the broker's database for each. */
+export function registerAuditCommands(program: Command, withDeps: CliRunner<AuditCliDeps>): void {
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
@@ -70,7 +34,7 @@ export function registerFoundationCommands(program: Command): void {
     .option('--checkpoints <dir>', 'a directory of signed checkpoints to check against (default for the database: BROKER_CHECKPOINT_DIR; --file: none)')
     .action((opts: { file?: string; anchor?: string; checkpoints?: string }) => {
       const anchor = opts.anchor === undefined ? undefined : anchorOption(opts.anchor);
-      return opts.file === undefined ? verifyDatabase(anchor, opts.checkpoints) : verifyFile(opts.file, anchor, opts.checkpoints);
+      return opts.file === undefined ? verifyDatabase(withDeps, anchor, opts.checkpoints) : verifyFile(opts.file, anchor, opts.checkpoints);
     });
   audit
     .command('head')
@@ -112,7 +76,7 @@ function anchorOption(text: string): ChainPoint {
   return anchor;
 }
 
-function verifyDatabase(anchor?: ChainPoint, checkpointsDir?: string): Promise<void> {
+function verifyDatabase(withDeps: CliRunner<AuditCliDeps>, anchor?: ChainPoint, checkpointsDir?: string): Promise<void> {
   return withDeps(async (deps) => {
     const dir = checkpointsDir ?? deps.config.checkpointDir;
     const checkpoints = await checkpointsIn(dir, checkpointsDir !== undefined);
@@ -165,15 +129,4 @@ function coverage(checkpoints: readonly Checkpoint[], dir: string, first: number
   if (newest.seq < first) return `newest checkpoint seq ${newest.seq} (${when}) is before seq ${first}, so no checkpoint covers these rows`;
   const after = last - newest.seq;
   return `newest checkpoint seq ${newest.seq} (${when}, key ${newest.kid}) covers ${newest.seq} rows${after > 0 ? `; ${after} rows after it not yet covered` : ''}`;
-}
-
-function requireGroup(groups: ReadonlyMap<string, unknown>, group: string): void {
-  if (!groups.has(group)) throw new CliExit(`unknown group "${group}"; groups: ${[...groups.keys()].join(', ')}`);
-}
-
-async function serve(): Promise<void> {
-  const config = loadConfig();
-  // Before createDeps, which may migrate or write: a served database is left exactly as it is.
-  assertSqliteNotServed(config.dbPath, Date.now());
-  await runBroker(createDeps(config));
 }

@@ -1,11 +1,19 @@
+/**
+ * The broker's own Ed25519 signing keys as files in the data directory (a private JWK, mode 0600):
+ * loading, creating, replacing atomically, and their public JWK. Bearer tokens and audit
+ * checkpoints are signed with them.
+ */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import { registerSecret } from '../../platform/audit/redact.js';
-import { fsyncPath } from '../../platform/fsync.js';
+import { registerSecret } from './audit/redact.js';
+import { fsyncPath } from './fsync.js';
 
-/** The broker's own Ed25519 signing key for bearer tokens. `kid` is its RFC 7638 thumbprint. */
+/**
+ * One of the broker's own Ed25519 signing keys (`token.key` for bearer tokens, `checkpoint.key` for
+ * audit checkpoints). `kid` is its RFC 7638 thumbprint.
+ */
 export interface BrokerSigningKey {
   privateKey: KeyObject;
   publicKey: KeyObject;
