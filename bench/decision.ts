@@ -1,12 +1,12 @@
 /**
  * Bench (d): the decision path in-process, no HTTP — step 1 (`verifyBrokerSignature`: parse,
  * key lookup, digest, HMAC) and steps 2–12 (`CallService.evaluate`: shape, idempotency lookup,
- * backpressure, grant lookup in the GrantStore, steps 6–12) — over 100 000 grants and 1 000 000
+ * backpressure, grant lookup in the grant index, steps 6–12) — over 100 000 grants and 1 000 000
  * audit rows, all made through the real services.
  *
  * Two processes, started by `bench/run.ts` with IPC: `BENCH_PHASE=setup` builds the database and
  * sends `{env}`; `BENCH_PHASE=measure` (with that `env` in `BENCH_ENV`) opens it as a broker would
- * at start-up (the GrantStore loads every grant), times each decision with `performance.now()`,
+ * at start-up (the grant index loads every grant), times each decision with `performance.now()`,
  * and sends its figures, so its peak RSS is the broker's, not the fixture builder's. Beside the
  * decisions it times step 1's floor on the same machine: the body's SHA-256 and the signature
  * base's HMAC alone, over the same requests.
@@ -113,8 +113,7 @@ async function measure(env: Record<string, string>) {
     const t0 = performance.now();
     const v = verifyBrokerSignature(req, body, verifyDeps);
     const t1 = performance.now();
-    // As POST /v1/ext/calls does: step 1's key lookup polled the change watch for this request.
-    const ev = service.evaluate({ group: v.group, keyid: v.keyid, requestId: v.idempotencyKey!, rawBody: body, bodySha256: v.bodySha256, log, watchPolled: true }, clock.now());
+    const ev = service.evaluate({ group: v.group, keyid: v.keyid, requestId: v.idempotencyKey!, rawBody: body, bodySha256: v.bodySha256, log }, clock.now());
     const t2 = performance.now();
     if (ev.kind !== 'allowed') throw new Error(`the bench decision was not allowed: ${JSON.stringify(ev)}`);
     if (i < WARMUP) continue;

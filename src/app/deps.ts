@@ -2,7 +2,7 @@ import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from '../modules/calls/catalog.js';
 import { sqliteAuditStore, type AuditStore } from '../modules/audit/store.js';
-import { GrantStore as GrantIndex } from '../modules/grants/source.js';
+import { GrantIndex } from '../modules/grants/source.js';
 import { sqliteGrantStore, type GrantStore } from '../modules/grants/store.js';
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';

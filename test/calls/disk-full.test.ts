@@ -41,8 +41,8 @@ beforeAll(async () => {
 afterAll(async () => {
   tp?.release();
   await broker?.stop();
-  // Lazy: this process keeps a read descriptor of the -shm file for good (src/platform/db/watch.ts), so
-  // the tmpfs is detached now and freed when the test process exits.
+  // Lazy: should a descriptor of a file on the tmpfs still be open in this process, the tmpfs is
+  // detached now and freed when the test process exits.
   if (mounted) execFileSync('umount', ['--lazy', mountDir], { stdio: 'pipe' });
 });
 

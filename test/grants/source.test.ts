@@ -5,8 +5,8 @@ import { immediate, openDb, type Db } from '../../src/platform/db/open.js';
 import type { TestBroker } from '../helpers/harness.js';
 import { createAsMain, startGrantsBroker } from './helpers.js';
 
-/** The in-memory GrantSource the decision path reads. */
-describe('GrantStore', () => {
+/** The in-memory GrantSource the decision path reads (`GrantIndex`). */
+describe('GrantIndex', () => {
   let broker: TestBroker;
   let other: Db;
   beforeAll(async () => {
@@ -73,6 +73,28 @@ describe('GrantStore', () => {
       })(),
     ).toThrow('roll back');
     expect(store.candidates('security', 'ops').map((v) => v.id)).toContain(g.id);
+  });
+
+  it('a change rolled back on its own connection, then another committed elsewhere under the same log seq, gives the committed one', async () => {
+    const kept = await createAsMain(broker, { group: 'security', level: 1, reason: 'kept' });
+    const revoked = await createAsMain(broker, { group: 'security', level: 1, reason: 'revoked elsewhere' });
+    const store = broker.deps.grants;
+    const ids = () => store.candidates('security', 'ops').map((v) => v.id);
+    expect(ids()).toEqual(expect.arrayContaining([kept.id, revoked.id]));
+    const head = () => other.sqlite.prepare('SELECT MAX(seq) FROM grant_changes').pluck().get() as number;
+    const before = head();
+    const db = broker.deps.db.sqlite;
+    expect(() =>
+      db.transaction(() => {
+        db.prepare("UPDATE grants SET status = 'revoked', revoked_at = ? WHERE id = ?").run(broker.clock.now(), kept.id);
+        expect(ids()).not.toContain(kept.id);
+        throw new Error('roll back');
+      })(),
+    ).toThrow('roll back');
+    other.sqlite.prepare("UPDATE grants SET status = 'revoked', revoked_at = ? WHERE id = ?").run(broker.clock.now(), revoked.id);
+    expect(head()).toBe(before + 1); // the rolled-back change's seq, taken again
+    expect(ids()).toContain(kept.id);
+    expect(ids()).not.toContain(revoked.id);
   });
 
   it('reloads everything when it fell behind the change log (more than 1000 changes elsewhere)', async () => {

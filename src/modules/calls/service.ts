@@ -14,7 +14,6 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../../platform/clock.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/open.js';
-import { ChangeWatch } from '../../platform/db/watch.js';
 import { ApiError } from '../../platform/http/problem.js';
 import type { Logger } from '../../platform/log.js';
 import { sha256 } from '../../protocol/digest.js';
@@ -61,13 +60,6 @@ export interface CallSubmission {
   log: Logger;
   /** The request path, for the problem `instance`. */
   instance?: string;
-  /**
-   * True when this connection's change watch was polled after the request arrived: the signature
-   * check of step 1 does it (`KeyStore.lookup`), so `POST /v1/ext/calls` sets it. `evaluate` then
-   * reads keys and grants as of that poll instead of polling again (see `ChangeWatch.hold`).
-   * Leave it unset when unsure: `evaluate` polls.
-   */
-  watchPolled?: boolean;
   /** SHA-256 of `rawBody` when step 1 already computed it (the `Content-Digest` check); else it is hashed here. */
   bodySha256?: Buffer | null;
 }
@@ -113,8 +105,6 @@ export class CallService {
   private readonly findTask: (taskId: string) => CouplingTask | null;
   /** What refusal texts may name (ceilings, revocations), built once. */
   private readonly decisionContext: DecisionContext;
-  /** The connection's change watch: one poll per {@link evaluate}, shared by steps 3 and 5. */
-  private readonly watch: ChangeWatch;
 
   constructor(private readonly deps: CallServiceDeps) {
     this.metrics = callMetrics(deps.metrics.registry);
@@ -128,7 +118,6 @@ export class CallService {
     this.lanes = new GroupLanes(deps.config);
     this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
     this.decisionContext = { groups: deps.groups, lastRevoked: deps.grants.lastRevoked?.bind(deps.grants) };
-    this.watch = ChangeWatch.of(deps.db);
   }
 
   /** Calls of `group` claimed and not yet ended in this process (queued or running). */
@@ -139,17 +128,11 @@ export class CallService {
   /**
    * Steps 2–12 and the provider check for one verified request: synchronous, no writes, no
    * await (so nothing can slip between the idempotency and backpressure checks and the claim).
-   * `submit` runs it on every call; the bench runs it alone. The database is polled once for all
-   * of it ({@link ChangeWatch.hold}), or not at all when `s.watchPolled` says step 1 did: the
-   * idempotency keys and grants are read from memory as of that poll.
+   * `submit` runs it on every call; the bench runs it alone. Step 3 reads the call's row, step 5
+   * the grant index (`GrantSource`, refreshed through its change sequence).
    * @param now the decision instant, Unix ms.
    */
   evaluate(s: CallSubmission, now: number): Evaluation {
-    return this.watch.hold(() => this.evaluateHeld(s, now), s.watchPolled === true);
-  }
-
-  /** {@link evaluate}'s steps, inside the watch's hold. */
-  private evaluateHeld(s: CallSubmission, now: number): Evaluation {
     const receipt = newReceipt(s.group, s.requestId, s.keyid, now);
 
     // Step 2: the request's shape.

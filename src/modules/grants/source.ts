@@ -1,12 +1,12 @@
 /**
- * The in-memory grant index the decision path reads (issue 4: "grants cached in memory and
- * invalidated on change").
+ * The in-memory grant index the decision path reads (`GrantSource`): every live grant in memory,
+ * refreshed through the grants' change sequence (`platform/db/change-sequence.ts`).
  */
 import type { Statement } from 'better-sqlite3';
 import type { ActionLevel } from '../../providers/contract.js';
 import type { Clock } from '../../platform/clock.js';
 import type { Db } from '../../platform/db/open.js';
-import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
+import { sqliteChangeSequence, type ChangeSequence } from '../../platform/db/change-sequence.js';
 import type { GrantSource, GrantStatus, GrantView, RevokedGrant } from './types.js';
 
 const EMPTY: readonly GrantView[] = Object.freeze([]);
@@ -38,28 +38,26 @@ const COLUMNS = `
  * `GrantSource` over SQLite: every `active` or `pending_approval` grant, indexed in memory by
  * group then provider.
  *
- * Cost per {@link candidates} call: one poll of the connection's {@link ChangeWatch} (shared with
- * the other caches of the decision path, and with nothing to do when the caller holds it) and two
- * Map lookups. Only when the watch says the database may have changed is `MAX(seq)` read from
+ * Cost per {@link candidates} call: one read of the grants' change sequence, `MAX(seq)` of
  * `grant_changes` (a log appended by triggers on every write to `grants`/`grant_approvals`, from
- * any connection or process). When the log moved, only the grants it lists are re-read and
- * swapped in (copy-on-write lists, so arrays already handed out never change); a reader more than
- * the log's 1000 kept rows behind reloads everything. So a revocation made by `broker grants
- * revoke` in another process is seen by the very next lookup. Pending grants past their approval
- * deadline leave the index at that instant (no SQL).
+ * any connection or process), and two Map lookups. When the log moved, only the grants it lists
+ * are re-read and swapped in (copy-on-write lists, so arrays already handed out never change); a
+ * reader more than the log's 1000 kept rows behind reloads everything. So a revocation made by
+ * `broker grants revoke` in another process is seen by the very next lookup. Pending grants past
+ * their approval deadline leave the index at that instant (no SQL). Inside a transaction on this
+ * connection the candidates are read from the table and the index is left as it is (what the
+ * transaction wrote may still roll back).
  *
  * Active grants past `expiresAt` stay in the index: the decision path compares `expiresAt` with
- * its clock and answers `capability_expired` (issue 4, decision step 6).
+ * its clock and answers `capability_expired` (decision step 6).
  */
-export class GrantStore implements GrantSource {
-  private readonly headStmt: Statement<[], number | null>;
+export class GrantIndex implements GrantSource {
+  private readonly changes: ChangeSequence;
   private readonly changesStmt: Statement<[number], { seq: number; grantId: string }>;
   private readonly loadAllStmt: Statement<[], LoadedRow>;
   private readonly loadOneStmt: Statement<[string], LoadedRow>;
+  private readonly loadCandidatesStmt: Statement<[string, string], LoadedRow>;
   private readonly lastRevokedStmt: Statement<[string, string], RevokedGrant>;
-  private readonly watch: ChangeWatch;
-  /** The watch stamp `MAX(seq)` was last read at (0: never). */
-  private stamp = 0;
   /** The last change seq applied; -1 before the first load. */
   private seen = -1;
   private index = new Map<string, Map<string, readonly GrantView[]>>();
@@ -72,11 +70,13 @@ export class GrantStore implements GrantSource {
     db: Db,
     private readonly clock: Clock,
   ) {
-    this.watch = ChangeWatch.of(db);
-    this.headStmt = db.sqlite.prepare('SELECT MAX(seq) FROM grant_changes').pluck() as Statement<[], number | null>;
+    this.changes = sqliteChangeSequence(db, 'SELECT MAX(seq) FROM grant_changes');
     this.changesStmt = db.sqlite.prepare('SELECT seq, grant_id AS grantId FROM grant_changes WHERE seq > ? ORDER BY seq') as Statement<[number], { seq: number; grantId: string }>;
     this.loadAllStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.status IN ('active', 'pending_approval')`) as Statement<[], LoadedRow>;
     this.loadOneStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.id = ?`) as Statement<[string], LoadedRow>;
+    this.loadCandidatesStmt = db.sqlite.prepare(
+      `SELECT ${COLUMNS} FROM grants g WHERE g."group" = ? AND g.provider = ? AND g.status IN ('active', 'pending_approval') ORDER BY g.rowid`,
+    ) as Statement<[string, string], LoadedRow>;
     this.lastRevokedStmt = db.sqlite.prepare(
       `SELECT id, revoked_at AS revokedAt, revoked_by AS revokedBy, revoke_reason AS reason FROM grants
        WHERE "group" = ? AND provider = ? AND status = 'revoked' ORDER BY revoked_at DESC, id DESC LIMIT 1`,
@@ -89,8 +89,17 @@ export class GrantStore implements GrantSource {
    * The returned array and views are frozen and shared.
    */
   candidates(group: string, provider: string): readonly GrantView[] {
+    if (this.changes.inTransaction()) return this.candidatesInTransaction(group, provider);
     this.refresh();
     return this.index.get(group)?.get(provider) ?? EMPTY;
+  }
+
+  /** {@link candidates} straight from `grants`, for a caller inside a transaction (the index is left as it is). */
+  private candidatesInTransaction(group: string, provider: string): readonly GrantView[] {
+    const now = this.clock.now();
+    const out: GrantView[] = [];
+    for (const row of this.loadCandidatesStmt.iterate(group, provider)) if (this.belongs(row, now)) out.push(toView(row));
+    return Object.freeze(out);
   }
 
   /**
@@ -106,13 +115,10 @@ export class GrantStore implements GrantSource {
     return this.views.size;
   }
 
+  /** Catches up with the change sequence when its head moved, then drops lapsed pending grants. */
   private refresh(): void {
-    const stamp = this.watch.poll();
-    if (stamp !== this.stamp || stamp === IN_TRANSACTION) {
-      const head = this.headStmt.get() ?? 0;
-      if (head !== this.seen) this.catchUp(head);
-      this.stamp = stamp;
-    }
+    const head = this.changes.head();
+    if (head !== this.seen) this.catchUp(head);
     if (this.clock.now() >= this.nextPendingDeadline) this.dropLapsedPending();
   }
 

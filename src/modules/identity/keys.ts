@@ -4,7 +4,7 @@ import path from 'node:path';
 import { registerSecret, registerSecretBytes } from '../../platform/audit/redact.js';
 import type { Db } from '../../platform/db/open.js';
 import type { Planned } from '../../platform/db/seam.js';
-import { ChangeWatch, IN_TRANSACTION } from '../../platform/db/watch.js';
+import { sqliteChangeSequence, type ChangeSequence } from '../../platform/db/change-sequence.js';
 import type { Clock } from '../../platform/clock.js';
 import { sqliteGroupKeyStore, type GroupKeyChange, type GroupKeyRow, type GroupKeyStore } from './store.js';
 import { KEYID_RE } from '../../protocol/profile.js';
@@ -91,24 +91,24 @@ interface CachedKey {
  * grace) and the next {@link LOOKAHEAD_VERSIONS} versions.
  *
  * {@link lookup} (step 1 of every signed request) answers from memory: every `group_keys` row is
- * cached with its `retires_at`, which is compared with the clock on each lookup, so a retired
- * version stops verifying at its exact instant. The cache is checked against the database when
- * the connection's {@link ChangeWatch} says something may have changed (one poll per lookup): then
- * one primary-key read of `group_keys_version`, a counter that triggers bump on every write to
- * `group_keys` from any connection or process, and a reload of the table when it moved. So a
- * rotation by `broker keys rotate` in another process is honoured by the very next lookup.
+ * kept with its `retires_at`, which is compared with the clock on each lookup, so a retired
+ * version stops verifying at its exact instant. Each lookup first reads the keys' change sequence
+ * (`platform/db/change-sequence.ts`): `group_keys_version`, a counter that triggers bump on every
+ * write to `group_keys` from any connection or process (one primary-key read); when it moved, the
+ * table is reloaded, and the reload derives (so registers for redaction) every new live and
+ * look-ahead version. So a rotation by `broker secrets rotate` in another process is honoured by
+ * the very next lookup. Inside a transaction on this connection a lookup reads its row instead and
+ * keeps nothing.
  */
 export class KeyStore {
   private readonly cache = new Map<string, Buffer>();
   private readonly versionRow: { get(group: string, version: number): Pick<KeyRow, 'retiresAt'> | undefined };
-  private readonly watch: ChangeWatch;
-  private readonly counterStmt: { get(): number | undefined };
+  /** `group_keys_version.version`: the keys' change sequence. */
+  private readonly changes: ChangeSequence;
   private readonly loadStmt: { all(): Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[] };
   /** keyid → cached version; rebuilt when {@link counter} moves. */
   private keys = new Map<string, CachedKey>();
-  /** The watch stamp the cache was last checked at (0: never). */
-  private stamp = 0;
-  /** `group_keys_version.version` when the cache was loaded (-1: never). */
+  /** The change sequence's head when the cache was loaded (-1: never). */
   private counter = -1;
 
   /**
@@ -123,8 +123,7 @@ export class KeyStore {
     private readonly store: GroupKeyStore = sqliteGroupKeyStore(db, clock),
   ) {
     this.versionRow = db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as KeyStore['versionRow'];
-    this.watch = ChangeWatch.of(db);
-    this.counterStmt = db.sqlite.prepare('SELECT version FROM group_keys_version WHERE id = 1').pluck() as KeyStore['counterStmt'];
+    this.changes = sqliteChangeSequence(db, 'SELECT version FROM group_keys_version WHERE id = 1');
     this.loadStmt = db.sqlite.prepare('SELECT "group", version, retires_at AS retiresAt FROM group_keys') as KeyStore['loadStmt'];
   }
 
@@ -162,14 +161,15 @@ export class KeyStore {
 
   /**
    * Resolves a `keyid` (`<group>:<version>`) to its secret. From memory (see the class note): one
-   * change poll, then a Map lookup; SQL only after a change, or inside a transaction.
+   * read of the change sequence, then a Map lookup; the table only after a change, or inside a
+   * transaction.
    * @returns null when the id is malformed, unknown, or past its retirement instant. The returned
    *   key is frozen and shared between lookups.
    */
   lookup(keyid: string): GroupKey | null {
-    const stamp = this.watch.poll();
-    if (stamp === IN_TRANSACTION) return this.lookupInTransaction(keyid);
-    if (stamp !== this.stamp) this.sync(stamp);
+    if (this.changes.inTransaction()) return this.lookupInTransaction(keyid);
+    const counter = this.changes.head();
+    if (counter !== this.counter) this.reload(counter);
     const cached = this.keys.get(keyid);
     if (cached === undefined) return null;
     if (cached.retiresAt !== null && this.clock.now() >= cached.retiresAt) return null;
@@ -188,23 +188,19 @@ export class KeyStore {
     return { group, version, keyid, secret: this.secret(group, version) };
   }
 
-  /** Reloads the cache when `group_keys_version` moved since it was loaded; then keeps `stamp`. */
-  private sync(stamp: number): void {
-    const counter = this.counterStmt.get() ?? 0;
-    if (counter !== this.counter) {
-      const keys = new Map<string, CachedKey>();
-      const rows = this.loadStmt.all();
-      this.deriveLive(rows);
-      for (const row of rows) {
-        const keyid = `${row.group}:${row.version}`;
-        if (!KEYID_RE.test(keyid)) continue;
-        const prev = this.keys.get(keyid);
-        keys.set(keyid, { group: row.group, version: row.version, retiresAt: row.retiresAt, key: prev?.key ?? null });
-      }
-      this.keys = keys;
-      this.counter = counter;
+  /** Reloads the cache from `group_keys`, as of the change sequence's head `counter`. */
+  private reload(counter: number): void {
+    const keys = new Map<string, CachedKey>();
+    const rows = this.loadStmt.all();
+    this.deriveLive(rows);
+    for (const row of rows) {
+      const keyid = `${row.group}:${row.version}`;
+      if (!KEYID_RE.test(keyid)) continue;
+      const prev = this.keys.get(keyid);
+      keys.set(keyid, { group: row.group, version: row.version, retiresAt: row.retiresAt, key: prev?.key ?? null });
     }
-    this.stamp = stamp;
+    this.keys = keys;
+    this.counter = counter;
   }
 
   /**

@@ -20,8 +20,9 @@ export const groupKeys = sqliteTable(
 /**
  * `group_keys_version`: one row (`id` 1) whose `version` counts every write to `group_keys`,
  * bumped by triggers (see the `keys_version_triggers` migration), from any connection or process.
- * The in-memory {@link KeyStore} cache reads it (one primary-key read) only when its connection's
- * change watch says the database may have changed, and reloads `group_keys` when it moved.
+ * It is the keys' change sequence (`platform/db/change-sequence.ts`): the in-memory
+ * {@link KeyStore} reads it on every lookup (one primary-key read) and reloads `group_keys` when it
+ * moved.
  */
 export const groupKeysVersion = sqliteTable('group_keys_version', {
   id: integer('id').primaryKey(),

@@ -3,7 +3,7 @@
  * `platform/db/seam.ts`). Which versions exist and when they retire is stored; the secrets are
  * derived from the master key and never stored. The in-memory cache `KeyStore` reads the table on
  * its own (the signature check's hot path) and learns of every write here through the
- * `group_keys_version` counter that triggers bump.
+ * `group_keys_version` counter that triggers bump (the keys' change sequence).
  */
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Clock } from '../../platform/clock.js';

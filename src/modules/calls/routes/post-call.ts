@@ -71,8 +71,6 @@ export function postCallOp(service: CallService): Operation {
         bodySha256: c.get('bodySha256'),
         log: c.get('log'),
         instance: c.req.path,
-        // The signature middleware's key lookup polled the change watch for this request.
-        watchPolled: true,
       });
       return new Response(answer.body, { status: answer.status, headers: answer.headers });
     },
