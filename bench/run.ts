@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (issue 4, "Performance"): builds `dist/`, starts a real broker process (the same
+ * `npm run bench` (docs/performance.md): builds `dist/`, starts a real broker process (the same
  * compiled JavaScript `npm start` runs) and drives it with autocannon, then runs the in-process
  * decision micro-benchmark:
  * - (a) a bare Hono endpoint (same process as the broker, its own port): the baseline;
