@@ -189,8 +189,8 @@ export class GitHubClient {
 
   /**
    * The host token, or an App installation token for `repo` (every repository of the installation
-   * when null) and `permissions` (plus metadata:read). A cached App token is used as is; otherwise the token request is sent with the call's signal
-   * and logged to the call's logger.
+   * when null) and `permissions` (plus metadata:read). A cached App token is used as is; otherwise
+   * the token request is sent with the call's signal and logged to the call's logger.
    */
   private async token(repo: string | null, permissions: GitHubPermissions, ctx: ActionContext): Promise<string> {
     const cred = this.settings.credential;
