@@ -14,6 +14,7 @@
  * - a poll of the capabilities sends `notifications/tools/list_changed` when they change
  *   (`capabilities.ts`: bounded by the poll interval, default 3 s).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { BrokerClient } from '../client/index.js';
@@ -23,6 +24,9 @@ import { errorResult } from './result.js';
 import { rolesOf } from './roles.js';
 import { ActionTools } from './tools/actions.js';
 import { TOOL_FAMILIES } from './tools/index.js';
+
+/** How long `tools/list` waits for fresh capabilities before answering with the last ones, in ms. */
+const LIST_WAIT_MS = 2000;
 
 /** Default time between two reads of the capabilities, in ms. */
 export const DEFAULT_POLL_MS = 3000;
@@ -65,7 +69,9 @@ export function createMcpServer(client: BrokerClient, opts: McpServerOptions = {
   registry.addSource(new ActionTools(watch, ctx));
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
-    await watch.refresh();
+    // A broker that does not answer soon does not hold the list up: the last capabilities serve,
+    // and the poll announces the change once the answer arrives.
+    await Promise.race([watch.refresh(), delay(LIST_WAIT_MS, undefined, { ref: false })]);
     watch.markServed();
     return { tools: registry.listFor(ctx.roles).map(listed) };
   });
