@@ -149,11 +149,13 @@ describe('two groups with different grants', () => {
         const unknown = await agent.call(tool.name, { ...valid, bogus_argument: 1 });
         expect(unknown.isError, tool.name).toBe(true);
         expect(textOf(unknown)).toMatch(new RegExp(`^Input validation error: Invalid arguments for tool ${tool.name}: unknown argument bogus_argument; \\S+ takes `));
-        const missing = tool.inputSchema.required![0]!;
-        const { [missing]: _dropped, ...incomplete } = valid;
-        const res = await agent.call(tool.name, incomplete);
-        expect(res.isError, tool.name).toBe(true);
-        expect(textOf(res)).toContain(`must have required property '${missing}'`);
+        const missing = tool.inputSchema.required?.[0];
+        if (missing !== undefined) {
+          const { [missing]: _dropped, ...incomplete } = valid;
+          const res = await agent.call(tool.name, incomplete);
+          expect(res.isError, tool.name).toBe(true);
+          expect(textOf(res)).toContain(`must have required property '${missing}'`);
+        }
         expect(callRequests(broker).length, `${tool.name}: nothing reaches the broker`).toBe(sent);
       }
     }
