@@ -118,8 +118,8 @@ export function requireNotRequester(row: GrantRequestRow, actor: string): void {
   }
 }
 
-/** @throws ApiError 409 `grant_request_not_pending` (with its `status`) unless the request is pending at `nowMs`. */
+/** @throws ApiError 409 `grant_request_not_pending` (with its `request_status`) unless the request is pending at `nowMs`. */
 export function requirePendingRequest(row: GrantRequestRow, nowMs: number): void {
   const status = effectiveRequestStatus(row, nowMs);
-  if (status !== 'pending') throw new ApiError('grant_request_not_pending', `Grant request ${row.id} is ${status}, not pending; nothing was changed.`, { status });
+  if (status !== 'pending') throw new ApiError('grant_request_not_pending', `Grant request ${row.id} is ${status}, not pending; nothing was changed.`, { request_status: status });
 }

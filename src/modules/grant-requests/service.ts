@@ -130,7 +130,7 @@ async function renewedTerms(deps: GrantRequestDeps, id: string, group: string): 
     return new ApiError('validation_failed', message, { issues: [{ path: ['renews'], code: 'custom', message }] });
   }
   const status = effectiveStatus(found.row, deps.clock.now());
-  if (status !== 'active') return new ApiError('conflict', `Grant ${id} is ${status}; only an active grant is renewed. Ask for new terms instead.`, { status });
+  if (status !== 'active') return new ApiError('conflict', `Grant ${id} is ${status}; only an active grant is renewed. Ask for new terms instead.`, { grant_status: status });
   const { provider, level, allowedActions, deniedActions, resources } = termsOf(found.row);
   return { provider, level, allowedActions, deniedActions, resources };
 }
@@ -196,7 +196,7 @@ async function createClaimedGrant(deps: GrantRequestDeps, claimed: GrantRequestR
       const renewed = await deps.stores.grants.get(claimed.renews);
       const status = renewed ? effectiveStatus(renewed.row, deps.clock.now()) : 'revoked';
       if (status === 'revoked' || status === 'rejected') {
-        throw new ApiError('conflict', `Grant ${claimed.renews}, which this request renews, was ${status}; it is not renewed. Deny the request.`, { status });
+        throw new ApiError('conflict', `Grant ${claimed.renews}, which this request renews, was ${status}; it is not renewed. Deny the request.`, { grant_status: status });
       }
     }
     const t = grantTermsOf(claimed);
