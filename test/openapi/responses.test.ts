@@ -74,6 +74,7 @@ describe('operations and reference (no credentials)', () => {
     ['GET /metrics', '/metrics'],
     ['GET /openapi.json', '/openapi.json'],
     ['GET /docs', '/docs'],
+    ['GET /docs/scalar.js', '/docs/scalar.js'],
   ] as const) {
     it(`${key}: 200, and 413 payload_too_large`, async () => {
       expect((await open(key, path)).status).toBe(200);

@@ -71,6 +71,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
   // src/app/reference.ts
   'GET /openapi.json': 'public',
   'GET /docs': 'public',
+  'GET /docs/scalar.js': 'public',
   // src/modules/identity/index.ts
   'GET /v1/whoami': 'group',
   // src/modules/grants/index.ts (GRANTORS, GRANT_READERS in src/modules/grants/access.ts)
