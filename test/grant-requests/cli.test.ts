@@ -2,9 +2,10 @@
  * `broker grants requests [list|show|approve|deny]` as real CLI processes on a running broker's
  * data directory: what an operator does with agents' access requests from the broker host.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
+import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
 
 describe('broker grants requests', () => {
@@ -61,5 +62,29 @@ describe('broker grants requests', () => {
     expect([late.code, late.stderr]).toEqual([1, expect.stringContaining('grant_request_not_pending')]);
     const unknown = await runCli(['grants', 'requests', 'approve', 'grq_01JAAAAAAAAAAAAAAAAAAAAAAA'], env);
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining('not_found')]);
+  });
+
+  it('applies the ceiling again at the approval: lowered since the request, the approval is refused and the request is pending again', async () => {
+    const policies = tempDir('broker-policies-');
+    fs.copyFileSync(path.join(REPO_ROOT, 'policies', 'groups.json'), path.join(policies, 'groups.json'));
+    const lowered = await startBroker({ env: { BROKER_POLICIES_DIR: policies } });
+    try {
+      const asked = await lowered.client('developer').post('/v1/grant-requests', { provider: 'github', level: 2, allowed_actions: ['github.create_issue'], resources: ['acme/api'], ttl_s: 3600, justification: 'file the bug' });
+      expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+      const groups = JSON.parse(fs.readFileSync(path.join(policies, 'groups.json'), 'utf8')) as { groups: { name: string; ceiling: string }[] };
+      for (const g of groups.groups) if (g.name === 'developer') g.ceiling = 'L1';
+      fs.writeFileSync(path.join(policies, 'groups.json'), JSON.stringify(groups));
+
+      const cliEnv = { BROKER_DATA_DIR: lowered.dataDir, BROKER_POLICIES_DIR: policies, BROKER_LOG_LEVEL: 'warn' };
+      const refused = await runCli(['grants', 'requests', 'approve', asked.body.id], cliEnv);
+      expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('level_above_ceiling')]);
+      const shown = JSON.parse((await runCli(['grants', 'requests', 'show', asked.body.id], cliEnv)).stdout);
+      expect(shown).toMatchObject({ status: 'pending', decided_by: null, grant_id: null });
+      expect(shown.timeline.map((t: { kind: string }) => t.kind)).toEqual(['grant_request.created', 'grant_request.approved', 'grant_request.approval_failed']);
+      expect(shown.timeline[2].detail).toMatchObject({ code: 'level_above_ceiling' });
+      expect((lowered.deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM grants').get() as { n: number }).n).toBe(0);
+    } finally {
+      await lowered.stop();
+    }
   });
 });

@@ -148,7 +148,7 @@ async function renewedTerms(deps: GrantRequestDeps, id: string, group: string): 
  * @param actor the deciding principal (`operator:<subject>`, or `main` for another group's request).
  * @throws ApiError 404 `not_found`, 403 `separation_of_powers` (the requesting group; audited),
  *   409 `grant_request_not_pending` (denied or expired), 409 `conflict` (the renewed grant was
- *   revoked or rejected meanwhile), the grants' 422 codes, 503 `audit_unavailable`.
+ *   revoked or rejected meanwhile; nothing changes), the grants' 422 codes, 503 `audit_unavailable`.
  */
 export async function approveGrantRequest(
   deps: GrantRequestDeps,
@@ -160,11 +160,15 @@ export async function approveGrantRequest(
   return withAuditedRefusals(
     AUDITED_REFUSALS,
     async () => {
+      // Read before the transaction (nothing is awaited inside it), raised only by a new claim: an
+      // approval being finished made its grant already, and must link it whatever happened since.
+      const stale = await renewalRefusal(deps, id);
       const claimed = await store.change<GrantRequestRow>(id, (current, now) => {
         const row = requireRequest(current, id);
         requireNotRequester(row, actor);
         if (row.status === 'approved') return { result: row };
         requirePendingRequest(row, now);
+        if (stale) throw stale;
         const after: GrantRequestRow = { ...row, status: 'approved', decidedBy: actor, decidedAt: now, decisionReason: reason, updatedAt: now };
         const detail = { ...auditRequest(toRequestRecord(after, now)), reason };
         return { write: { status: 'approved', decidedBy: actor, decidedAt: now, decisionReason: reason, updatedAt: now }, audit: [{ actor, kind: 'grant_request.approved', subject: id, detail }], result: after };
@@ -186,19 +190,26 @@ export async function approveGrantRequest(
 }
 
 /**
- * Creates the grant of a claimed request as its approver; on a refusal by the grants (4xx) the
- * claim is undone first. A renewal whose grant was revoked or rejected since is refused (409
- * `conflict`): approving it must not bring back what an operator took away.
+ * Why a pending renewal request must not be approved now, or null: the grant it renews was revoked
+ * or rejected since it was asked (409 `conflict`), and approving it must not bring back what an
+ * operator took away. Null for other requests.
+ */
+async function renewalRefusal(deps: GrantRequestDeps, id: string): Promise<ApiError | null> {
+  const row = await deps.stores.grantRequests.get(id);
+  if (row === null || row.renews === null || row.status !== 'pending') return null;
+  const renewed = await deps.stores.grants.get(row.renews);
+  const status = renewed ? effectiveStatus(renewed.row, deps.clock.now()) : 'revoked';
+  if (status !== 'revoked' && status !== 'rejected') return null;
+  return new ApiError('conflict', `Grant ${row.renews}, which this request renews, was ${status}; it is not renewed. Deny the request.`, { grant_status: status });
+}
+
+/**
+ * Creates the grant of a claimed request as its approver, or finds the one an interrupted approval
+ * made (the same Idempotency-Key replays it); on a refusal by the grants (4xx) the claim is undone
+ * first.
  */
 async function createClaimedGrant(deps: GrantRequestDeps, claimed: GrantRequestRow): Promise<GrantRecord> {
   try {
-    if (claimed.renews !== null) {
-      const renewed = await deps.stores.grants.get(claimed.renews);
-      const status = renewed ? effectiveStatus(renewed.row, deps.clock.now()) : 'revoked';
-      if (status === 'revoked' || status === 'rejected') {
-        throw new ApiError('conflict', `Grant ${claimed.renews}, which this request renews, was ${status}; it is not renewed. Deny the request.`, { grant_status: status });
-      }
-    }
     const t = grantTermsOf(claimed);
     const input: CreateGrantInput = {
       group: t.group,
