@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import { startCheckpoints } from '../platform/audit/checkpoints.js';
 import { startCallRetention } from '../modules/calls/retention.js';
 import { readApproversFile } from '../modules/grants/approvers.js';
+import { startGrantRequestExpiry } from '../modules/grant-requests/expiry.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startInstance } from './serving.js';
 import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
@@ -59,7 +60,8 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * process's instance lease and recovers the calls of stopped instances (`startInstance`; a
  * single-server database with a live lease stops the start before anything is written), serves
  * the app, starts the kernel's dispatch loop, the hourly purge of old call rows
- * (`BROKER_CALL_RETENTION`, `startCallRetention`) and the signed audit checkpoints
+ * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
+ * (`startGrantRequestExpiry`) and the signed audit checkpoints
  * (`startCheckpoints`), logs where everything is, and on SIGTERM or SIGINT stops accepting
  * connections, lets requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
  * loops, writes a final checkpoint, releases the lease, closes providers and the database, and
@@ -88,6 +90,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   }
   let stopDispatch: () => void = () => {};
   let stopRetention: () => void = () => {};
+  let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
@@ -96,6 +99,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     deps.logger.info({ signal }, 'stopping: finishing requests in flight');
     stopDispatch();
     stopRetention();
+    stopRequestExpiry();
     await running.stop();
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     instance.release();
@@ -116,6 +120,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if ((dirMode & 0o077) !== 0) deps.logger.warn({ data_dir: dataDir, mode: dirMode.toString(8) }, 'the data directory is open to other users; `chmod 700` it (new ones are created 0700)');
   stopDispatch = startDispatchLoop(deps);
   stopRetention = startCallRetention(deps);
+  stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;
   return running;
 }

@@ -70,6 +70,7 @@ const EnvSchema = z.object({
   BROKER_GROUP_CONCURRENCY: int(1, 100).default(2),
   BROKER_PROVIDER_TIMEOUT_MS: int(100, 600_000).default(20_000),
   BROKER_PENDING_GRANT_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
+  BROKER_GRANT_REQUEST_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
   BROKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(30_000),
   BROKER_LEASE_TTL_MS: int(1000, 600_000).default(15_000),
   BROKER_CALL_RETENTION: duration(
@@ -115,6 +116,8 @@ export interface Config {
   providerTimeoutMs: number;
   /** How long an L3 grant may wait for its approvals, in seconds. */
   pendingGrantTtlS: number;
+  /** How long an access request waits for an operator's decision before it expires, in seconds (`BROKER_GRANT_REQUEST_TTL_S`, default 24 h). */
+  grantRequestTtlS: number;
   shutdownTimeoutMs: number;
   /**
    * How long a serving process's instance lease lasts without renewal, in ms
@@ -177,6 +180,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     groupConcurrency: e.BROKER_GROUP_CONCURRENCY,
     providerTimeoutMs: e.BROKER_PROVIDER_TIMEOUT_MS,
     pendingGrantTtlS: e.BROKER_PENDING_GRANT_TTL_S,
+    grantRequestTtlS: e.BROKER_GRANT_REQUEST_TTL_S,
     shutdownTimeoutMs: e.BROKER_SHUTDOWN_TIMEOUT_MS,
     leaseTtlMs: e.BROKER_LEASE_TTL_MS,
     callRetentionMs: e.BROKER_CALL_RETENTION,
