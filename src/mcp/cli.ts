@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { BrokerClient, loadCredential } from '../client/index.js';
+import { BrokerClient, IPC_BASE_URL, ipcFetch, loadCredential } from '../client/index.js';
 import { createMcpServer } from './server.js';
 
 /**
  * Registers `broker mcp`: the agents' MCP server on stdio, signing as the group whose
- * `.ipc_secret` it is given. It needs no database and no provider credentials.
+ * `.ipc_secret` it is given. It needs no database and no provider credentials. It reaches the
+ * broker over HTTP (`--url`), or, in a container without a network, through the group's IPC
+ * directory (`--ipc /workspace/ipc`: request files answered by a broker serving `BROKER_IPC_DIR`;
+ * `--ipc-timeout` ms to wait for each answer).
  */
 export function registerMcpCommands(program: Command): void {
   program
@@ -13,8 +16,16 @@ export function registerMcpCommands(program: Command): void {
     .description("serve the broker's tools to an agent over MCP (stdio), signing with a group secret")
     .option('--secret <file>', 'the group secret file written by `broker secrets export`', process.env.BROKER_SECRET_FILE ?? '/run/secrets/.ipc_secret')
     .option('--url <url>', 'broker origin', process.env.BROKER_URL ?? 'http://127.0.0.1:8787')
-    .action(async (opts: { secret: string; url: string }) => {
-      const client = new BrokerClient({ baseUrl: opts.url, credential: loadCredential(opts.secret) });
+    .option('--ipc <dir>', "use the file transport through this group's IPC directory instead of HTTP (e.g. /workspace/ipc)", process.env.BROKER_IPC)
+    .option('--ipc-timeout <ms>', 'with --ipc: how long to wait for each answer, in ms', '60000')
+    .action(async (opts: { secret: string; url: string; ipc?: string; ipcTimeout: string }) => {
+      const credential = loadCredential(opts.secret);
+      const timeoutMs = Number(opts.ipcTimeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new Error(`--ipc-timeout must be a positive number of ms, not "${opts.ipcTimeout}"`);
+      const client =
+        opts.ipc !== undefined && opts.ipc !== ''
+          ? new BrokerClient({ baseUrl: IPC_BASE_URL, credential, fetch: ipcFetch({ dir: opts.ipc, timeoutMs }) })
+          : new BrokerClient({ baseUrl: opts.url, credential });
       await createMcpServer(client).connect(new StdioServerTransport());
     });
 }
