@@ -1,20 +1,21 @@
 /**
  * The file operations of the IPC transport, each safe in a directory the agent also writes to:
  * nothing here follows a symbolic link, reads a file that is not a regular file of its own, or
- * writes through a name the agent prepared. Node has no `openat`, so every open is checked
- * afterwards against the path it was meant to reach (`/proc/self/fd/<fd>` on Linux): a directory
- * swapped for a link between a check and an open is caught there.
+ * writes through a name the agent prepared. Node has no `openat`; on Linux the same effect comes
+ * from opening each directory once (`O_DIRECTORY | O_NOFOLLOW`, its real path checked) and naming
+ * files through it as `/proc/self/fd/<fd>/<name>` ({@link DirHandle}), so a directory the agent
+ * swaps for a link after it was opened is never followed.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApiError, problemBody, type ErrorCode } from '../../platform/http/problem.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 
 /** Why a file was refused: `reason` names the check, `code`/`detail` are its problem+json. */
 export interface FileProblem {
-  reason: 'symlink' | 'not_regular' | 'hard_link' | 'too_large' | 'bad_name' | 'outside_directory' | 'malformed_json' | 'invalid_file';
+  reason: 'symlink' | 'not_regular' | 'hard_link' | 'too_large' | 'bad_name' | 'malformed_json' | 'invalid_file';
   code: ErrorCode;
   detail: string;
 }
@@ -44,7 +45,7 @@ const HAS_PROC = fs.existsSync('/proc/self/fd');
 
 /**
  * The path an open descriptor really reaches (Linux `/proc/self/fd`), or null where the system
- * cannot tell (the check is then skipped; `O_NOFOLLOW` still refuses a final link).
+ * cannot tell (the checks that need it are then skipped).
  */
 async function realPathOf(fd: number): Promise<string | null> {
   if (!HAS_PROC) return null;
@@ -52,6 +53,58 @@ async function realPathOf(fd: number): Promise<string | null> {
     return await fs.promises.readlink(`/proc/self/fd/${fd}`);
   } catch {
     return null;
+  }
+}
+
+/** Thrown by {@link DirHandle.open} when the directory is a link, not a directory, or elsewhere than expected. */
+export class DirRefusedError extends Error {
+  override name = 'DirRefusedError';
+}
+
+/**
+ * An open directory, and names in it that keep meaning that directory: on Linux
+ * `/proc/self/fd/<fd>/<name>`, which resolves through the open descriptor (as `openat` would), so
+ * renaming the directory or putting a link in its place after it was opened changes nothing for
+ * the operations made through the handle. Elsewhere the plain path (checked only when opened).
+ */
+export class DirHandle {
+  private constructor(
+    private readonly fh: fs.promises.FileHandle,
+    readonly path: string,
+  ) {}
+
+  /**
+   * Opens `p` with `O_DIRECTORY | O_NOFOLLOW` and checks that it is `realPath`.
+   * @throws DirRefusedError for a link, a non-directory or another directory; fs errors (ENOENT).
+   */
+  static async open(p: string, realPath: string): Promise<DirHandle> {
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    } catch (err) {
+      if (isCode(err, 'ELOOP', 'ENOTDIR', 'EMLINK')) throw new DirRefusedError(`${p} is not a directory of its own (a link?)`);
+      throw err;
+    }
+    const real = await realPathOf(fh.fd);
+    if (real !== null && real !== realPath) {
+      await fh.close();
+      throw new DirRefusedError(`${p} is ${real}, not ${realPath}`);
+    }
+    return new DirHandle(fh, p);
+  }
+
+  /** A name in this directory that resolves through the open descriptor (see the class). */
+  entry(name: string): string {
+    return HAS_PROC ? `/proc/self/fd/${this.fh.fd}/${name}` : path.join(this.path, name);
+  }
+
+  /** fsyncs the directory (after a rename or link in it); errors are ignored (the rename is atomic anyway). */
+  async sync(): Promise<void> {
+    await this.fh.sync().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => {});
   }
 }
 
@@ -65,12 +118,12 @@ export interface ReadFile {
 /**
  * Reads a request file the broker claimed: opens it with `O_NOFOLLOW | O_NONBLOCK` (a link is
  * refused, a FIFO does not block), then checks on the open descriptor that it is a regular file
- * with one link (a hard link could name another group's file), at most `maxBytes` long, at the
- * path it was meant to be (`expectedPath`, real: no directory on the way was a link).
+ * with one link (a hard link could name another group's file) and at most `maxBytes` long.
+ * @param p the file, through a {@link DirHandle}.
  * @returns the bytes, or the problem that makes the file rejected.
  * @throws fs errors other than the refusals (ENOENT when the file is gone).
  */
-export async function readOwnFile(p: string, expectedPath: string, maxBytes: number): Promise<ReadFile | FileProblem> {
+export async function readOwnFile(p: string, maxBytes: number): Promise<ReadFile | FileProblem> {
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
@@ -82,8 +135,6 @@ export async function readOwnFile(p: string, expectedPath: string, maxBytes: num
     const st = await fh.stat();
     if (!st.isFile()) return fileProblem('not_regular', 'The request is not a regular file.');
     if (st.nlink !== 1) return fileProblem('hard_link', 'The request file has other hard links; write a new file.');
-    const real = await realPathOf(fh.fd);
-    if (real !== null && real !== expectedPath) return fileProblem('outside_directory', "The request file is not in the group's own IPC directory (a directory on the way is a link).");
     if (st.size > maxBytes) return fileProblem('too_large', `The request file is larger than ${maxBytes} bytes.`);
     const bytes = Buffer.alloc(maxBytes + 1);
     let length = 0;
@@ -100,61 +151,47 @@ export async function readOwnFile(p: string, expectedPath: string, maxBytes: num
 }
 
 /**
- * Writes `data` to `<dir>/<name>` atomically without following links: a new temporary file
- * `.<name>.<random>.tmp` (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600) checked to be in
- * `realDir`, written, fsynced, then renamed over `name` (a rename replaces a link planted under
- * that name instead of writing through it), and the directory fsynced.
+ * Writes `data` to `name` in `dir` atomically without following links: a new temporary file
+ * `.<name>.<random>.tmp` (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600), written, fsynced, then
+ * renamed over `name` (a rename replaces a link planted under that name instead of writing
+ * through it), and the directory fsynced.
  * write-file-atomic is not used here: it resolves the target's links (`realpath`) and copies the
  * old file's owner, which in a directory the agent writes is the very attack to refuse.
- * @throws Error when `dir` is not `realDir` (a directory on the way is a link), or the fs error.
+ * @throws the fs error; the temporary file is then removed.
  */
-export async function writeAtomic(dir: string, realDir: string, name: string, data: string): Promise<void> {
-  const temp = path.join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+export async function writeAtomic(dir: DirHandle, name: string, data: string): Promise<void> {
+  const temp = dir.entry(`.${name}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await fs.promises.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   let renamed = false;
   try {
-    const real = await realPathOf(fh.fd);
-    if (real !== null && path.dirname(real) !== realDir) throw new Error(`${dir} is not the directory ${realDir} (a link?); nothing written`);
     await fh.writeFile(data, 'utf8');
     await fh.sync();
     await fh.close();
-    await fs.promises.rename(temp, path.join(dir, name));
+    await fs.promises.rename(temp, dir.entry(name));
     renamed = true;
   } finally {
     await fh.close().catch(() => {});
     if (!renamed) await fs.promises.unlink(temp).catch(() => {});
   }
-  await fsyncDir(dir);
-}
-
-/** fsyncs a directory after a rename or link in it (skipped where directories cannot be fsynced). */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: fs.promises.FileHandle | undefined;
-  try {
-    fh = await fs.promises.open(dir, O_RDONLY | O_NOFOLLOW);
-    await fh.sync();
-  } catch {
-    // not fatal: the rename itself is atomic
-  } finally {
-    await fh?.close();
-  }
+  await dir.sync();
 }
 
 /**
  * Moves the entry `from` (a file, a link, a directory: whatever it is, itself, never what a link
- * names) into `rejectedDir` under `name`, or `<name>.<random>` when that is taken, and writes the
+ * names) into `rejected` under `name`, or `<name>.<random>` when that is taken, and writes the
  * problem+json error file `<moved name>.error.json` beside it.
+ * @param from the entry, through a {@link DirHandle} (or a path in a directory the agent cannot replace).
  * @param instance the name the agent gave (the problem's `instance`).
- * @returns the moved entry's name in `rejectedDir`.
+ * @returns the moved entry's name in `rejected/`.
  * @throws fs errors (ENOENT when `from` is gone).
  */
-export async function moveToRejected(from: string, rejectedDir: string, realRejectedDir: string, name: string, problem: FileProblem, instance: string): Promise<string> {
+export async function moveToRejected(from: string, rejected: DirHandle, name: string, problem: FileProblem, instance: string): Promise<string> {
   let target = name;
-  while ((await lstatOrNull(path.join(rejectedDir, target))) !== null || (await lstatOrNull(path.join(rejectedDir, `${target}.error.json`))) !== null) {
+  while ((await lstatOrNull(rejected.entry(target))) !== null || (await lstatOrNull(rejected.entry(`${target}.error.json`))) !== null) {
     target = `${name}.${randomBytes(4).toString('hex')}`;
   }
-  await fs.promises.rename(from, path.join(rejectedDir, target));
+  await fs.promises.rename(from, rejected.entry(target));
   const body = problemBody(new ApiError(problem.code, problem.detail, { reason: problem.reason, file: instance, rejected_as: target }), instance);
-  await writeAtomic(rejectedDir, realRejectedDir, `${target}.error.json`, `${JSON.stringify(body, null, 2)}\n`);
+  await writeAtomic(rejected, `${target}.error.json`, `${JSON.stringify(body, null, 2)}\n`);
   return target;
 }

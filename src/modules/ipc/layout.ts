@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileProblem, lstatOrNull, moveToRejected } from './files.js';
+import { DirHandle, fileProblem, lstatOrNull, moveToRejected } from './files.js';
 
 /** The sub-directories of a group's IPC directory. */
 export const IPC_SUBDIRS = ['requests', 'processing', 'responses', 'rejected'] as const;
@@ -40,6 +40,15 @@ export class GroupDir {
   /** The real path of `<sub>/<name>` (or of `<sub>`). */
   realPath(sub: IpcSubdir, name?: string): string {
     return name === undefined ? path.join(this.realDir, sub) : path.join(this.realDir, sub, name);
+  }
+
+  /**
+   * Opens `<sub>` as a {@link DirHandle}: the files named through it stay in this directory even
+   * if the agent replaces `<sub>` afterwards.
+   * @throws DirRefusedError when `<sub>` is a link or not this group's directory; fs errors.
+   */
+  open(sub: IpcSubdir): Promise<DirHandle> {
+    return DirHandle.open(this.path(sub), this.realPath(sub));
   }
 }
 
@@ -79,7 +88,12 @@ export async function ensureLayout(g: GroupDir, clockMs: number): Promise<Layout
       // (`rejected/` itself was set aside above, so it is absent or real here)
       const kind = st.isSymbolicLink() ? 'symlink' : 'not_regular';
       const problem = fileProblem(kind, `${sub}/ must be a directory of this group's own; it was ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}, so the broker moved it here and made a new one.`);
-      await moveToRejected(p, g.path('rejected'), g.realPath('rejected'), sub, problem, sub);
+      const rejectedDir = await g.open('rejected');
+      try {
+        await moveToRejected(p, rejectedDir, sub, problem, sub);
+      } finally {
+        await rejectedDir.close();
+      }
       repaired.push(sub);
       st = null;
     }

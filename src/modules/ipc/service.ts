@@ -13,8 +13,8 @@
 import fs from 'node:fs';
 import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/log.js';
-import { ensureLayout, GroupDir } from './layout.js';
-import { fileProblem, fsyncDir, isCode, lstatOrNull, moveToRejected, readOwnFile, writeAtomic, type FileProblem } from './files.js';
+import { ensureLayout, GroupDir, type IpcSubdir } from './layout.js';
+import { DirHandle, DirRefusedError, fileProblem, isCode, lstatOrNull, moveToRejected, readOwnFile, writeAtomic, type FileProblem } from './files.js';
 import { admit, toRequest, toResponseFile } from './admit.js';
 import { watchDirectory, type DirectoryWatcher } from './watch.js';
 import { isTemporaryName, parseRequestFile, requestIdOf } from '../../protocol/ipc.js';
@@ -137,9 +137,14 @@ export class IpcService {
       if (state.watchedIno !== layout.inodes.requests) this.rewatch(state, layout.inodes.requests);
       state.backlog = false;
       for (const sub of ['processing', 'requests'] as const) {
-        for (const name of await fs.promises.readdir(g.path(sub))) {
-          if (!isTemporaryName(name)) this.handle(state, sub, name);
+        const dir = await g.open(sub);
+        let entries: string[];
+        try {
+          entries = await fs.promises.readdir(dir.entry('.'));
+        } finally {
+          await dir.close();
         }
+        for (const name of entries) if (!isTemporaryName(name)) this.handle(state, sub, name);
       }
     } catch (err) {
       this.log.error({ group: g.group, err: (err as Error).message }, 'IPC sweep failed; trying again at the next one');
@@ -187,19 +192,48 @@ export class IpcService {
     this.tasks.add(task);
   }
 
-  /** Claims, reads, answers and clears one request file. */
+  /**
+   * Claims, reads, answers and clears one request file. Every name is taken through directories
+   * opened for this file ({@link DirHandle}), so a sub-directory the agent swaps for a link
+   * meanwhile is never followed (the next sweep moves the link to `rejected/`).
+   */
   private async process(state: GroupState, sub: 'requests' | 'processing', name: string): Promise<void> {
     const g = state.dir;
+    const opened: DirHandle[] = [];
+    const open = async (s: IpcSubdir) => {
+      const h = await g.open(s);
+      opened.push(h);
+      return h;
+    };
+    try {
+      const source = await open(sub);
+      const processing = sub === 'processing' ? source : await open('processing');
+      const rejected = await open('rejected');
+      const responses = await open('responses');
+      await this.answerFile(g, name, sub, source, processing, rejected, responses);
+    } catch (err) {
+      if (err instanceof DirRefusedError) this.log.warn({ group: g.group, err: err.message }, 'IPC directory changed under a request; the next sweep repairs it');
+      else throw err;
+    } finally {
+      for (const h of opened) await h.close();
+    }
+  }
+
+  private async answerFile(g: GroupDir, name: string, sub: 'requests' | 'processing', source: DirHandle, processing: DirHandle, rejected: DirHandle, responses: DirHandle): Promise<void> {
+    const reject = async (from: string, problem: FileProblem) => {
+      const moved = await moveToRejected(from, rejected, name, problem, name);
+      this.log.warn({ group: g.group, file: name, rejected_as: moved, reason: problem.reason, detail: problem.detail }, 'IPC request file rejected');
+    };
     const id = requestIdOf(name);
-    const from = g.path(sub, name);
+    const from = source.entry(name);
     const st = await lstatOrNull(from);
     if (st === null) return; // gone (claimed by an earlier event, or withdrawn)
-    if (id === null) return this.reject(g, from, name, fileProblem('bad_name', 'A request file is named <request id>.json, the id 1–128 of [A-Za-z0-9._:-] not starting with "."; write under a temporary name (".x.tmp") and rename.'));
-    if (st.isSymbolicLink()) return this.reject(g, from, name, fileProblem('symlink', 'The request file is a symbolic link; write a regular file.'));
-    if (!st.isFile()) return this.reject(g, from, name, fileProblem('not_regular', 'The request is not a regular file.'));
-    const claimed = g.path('processing', name);
+    if (id === null) return reject(from, fileProblem('bad_name', 'A request file is named <request id>.json, the id 1–128 of [A-Za-z0-9._:-] not starting with "."; write under a temporary name (".x.tmp") and rename.'));
+    if (st.isSymbolicLink()) return reject(from, fileProblem('symlink', 'The request file is a symbolic link; write a regular file.'));
+    if (!st.isFile()) return reject(from, fileProblem('not_regular', 'The request is not a regular file.'));
+    const claimed = processing.entry(name);
     if (sub === 'requests') {
-      if (st.nlink !== 1) return this.reject(g, from, name, fileProblem('hard_link', 'The request file has other hard links; write a new file.'));
+      if (st.nlink !== 1) return reject(from, fileProblem('hard_link', 'The request file has other hard links; write a new file.'));
       try {
         await fs.promises.link(from, claimed);
       } catch (err) {
@@ -207,30 +241,30 @@ export class IpcService {
         throw err;
       }
       await fs.promises.unlink(from);
-      await fsyncDir(g.path('processing'));
+      await processing.sync();
     } else {
       // A crash between the claim's link and unlink leaves the same file under requests/ too.
-      const twin = await lstatOrNull(g.path('requests', name));
-      if (twin !== null && twin.ino === st.ino && twin.dev === st.dev) await fs.promises.unlink(g.path('requests', name));
+      const requests = await DirHandle.open(g.path('requests'), g.realPath('requests'));
+      try {
+        const twin = await lstatOrNull(requests.entry(name));
+        if (twin !== null && twin.ino === st.ino && twin.dev === st.dev) await fs.promises.unlink(requests.entry(name));
+      } finally {
+        await requests.close();
+      }
     }
-    const read = await readOwnFile(claimed, g.realPath('processing', name), this.maxBytes).catch((err: unknown) => {
+    const read = await readOwnFile(claimed, this.maxBytes).catch((err: unknown) => {
       if (isCode(err, 'ENOENT')) return null; // withdrawn from processing/ by its writer
       throw err;
     });
     if (read === null) return;
-    if (!('bytes' in read)) return this.reject(g, claimed, name, read);
+    if (!('bytes' in read)) return reject(claimed, read);
     const parsed = parseRequestFile(read.bytes);
-    if ('reason' in parsed) return this.reject(g, claimed, name, fileProblem(parsed.reason, parsed.detail));
+    if ('reason' in parsed) return reject(claimed, fileProblem(parsed.reason, parsed.detail));
     const response = admit(parsed, g.group) ?? (await this.deps.fetch(toRequest(parsed, id)));
     const answer = await toResponseFile(id, response);
-    await writeAtomic(g.path('responses'), g.realPath('responses'), `${id}.json`, `${JSON.stringify(answer)}\n`);
+    await writeAtomic(responses, `${id}.json`, `${JSON.stringify(answer)}\n`);
     await fs.promises.unlink(claimed);
     this.log.debug({ group: g.group, request_id: id, status: answer.status }, 'IPC request answered');
-  }
-
-  private async reject(g: GroupDir, from: string, name: string, problem: FileProblem): Promise<void> {
-    const moved = await moveToRejected(from, g.path('rejected'), g.realPath('rejected'), name, problem, name);
-    this.log.warn({ group: g.group, file: name, rejected_as: moved, reason: problem.reason, detail: problem.detail }, 'IPC request file rejected');
   }
 }
 
