@@ -182,6 +182,9 @@ describe('the inflight lock and backpressure, as over HTTP', () => {
     expect(refused.map((a) => [a.status, a.body.code, a.headers['retry-after']])).toEqual(Array(15).fill([429, 'backpressure', '1']));
     const other = await b.client('security').post('/v1/ext/calls', { action: 'test.read' });
     expect(other.status).toBe(200);
+    // One set of lanes for both transports: the group is full over HTTP too.
+    const http = await b.broker.client('developer').post('/v1/ext/calls', { action: 'test.read' });
+    expect([http.status, http.body.code]).toEqual([429, 'backpressure']);
     const caps = await b.client('developer').get('/v1/ext/capabilities');
     expect(caps.body.pending).toBe(5);
     expect(names(b, 'developer', 'processing')).toHaveLength(5);
