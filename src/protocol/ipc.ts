@@ -94,7 +94,7 @@ const RequestFileSchema = z.strictObject({
   path: z.string().min(1).max(2048),
   query: z.string().max(4096).optional(),
   headers: z
-    .record(z.string(), z.string().max(8192))
+    .record(z.string(), z.string().max(8192).regex(/^[\t\x20-\x7e]*$/, 'a header value is printable ASCII (no CR, LF or NUL)'))
     .refine((h) => Object.keys(h).every((k) => (IPC_HEADERS as readonly string[]).includes(k)), { message: `header names are lower-case, one of ${IPC_HEADERS.join(', ')}` }),
   body: z.string().optional(),
   body_base64: Base64.optional(),

@@ -89,6 +89,7 @@ describe('malformed files', () => {
   it.each([
     ['not JSON', 'broken.json', '{"method": "GET", ', 'malformed_json', 400, 'malformed_json'],
     ['an unknown header (a bearer token)', 'bearer.json', JSON.stringify({ method: 'GET', path: '/v1/whoami', headers: { authorization: 'Bearer x' } }), 'validation_failed', 422, 'invalid_file'],
+    ['a header value with a line break', 'crlf.json', JSON.stringify({ method: 'GET', path: '/v1/whoami', headers: { signature: 'broker=:x:\r\nx-evil: 1' } }), 'validation_failed', 422, 'invalid_file'],
     ['a path with ".."', 'dots.json', JSON.stringify({ method: 'GET', path: '/v1/ext/../grants', headers: {} }), 'validation_failed', 422, 'invalid_file'],
     ['an encoded "/"', 'slash.json', JSON.stringify({ method: 'GET', path: '/v1/ext/calls%2F..%2Fx', headers: {} }), 'validation_failed', 422, 'invalid_file'],
     ['a query not as a URL writes it', 'query.json', JSON.stringify({ method: 'GET', path: '/v1/tasks', query: 'a=b c', headers: {} }), 'validation_failed', 422, 'invalid_file'],

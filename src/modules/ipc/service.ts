@@ -260,7 +260,14 @@ export class IpcService {
     if (!('bytes' in read)) return reject(claimed, read);
     const parsed = parseRequestFile(read.bytes);
     if ('reason' in parsed) return reject(claimed, fileProblem(parsed.reason, parsed.detail));
-    const response = admit(parsed, g.group) ?? (await this.deps.fetch(toRequest(parsed, id)));
+    let request: Request;
+    try {
+      request = toRequest(parsed, id);
+    } catch (err) {
+      // A file the parser let through that is still no HTTP request: refused, never retried forever.
+      return reject(claimed, fileProblem('invalid_file', `The request file does not make an HTTP request: ${(err as Error).message}`));
+    }
+    const response = admit(parsed, g.group) ?? (await this.deps.fetch(request));
     const answer = await toResponseFile(id, response);
     await writeAtomic(responses, `${id}.json`, `${JSON.stringify(answer)}\n`);
     await fs.promises.unlink(claimed);
