@@ -253,3 +253,5 @@ export class BrokerUnreachableError extends Error {
     this.reason = reason;
   }
 }
+
+export { IPC_BASE_URL, ipcFetch, IpcTimeoutError, type IpcFetchOptions } from './ipc.js';

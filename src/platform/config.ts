@@ -80,6 +80,8 @@ const EnvSchema = z.object({
   BROKER_CHECKPOINT_EVERY_ROWS: int(1, 100_000_000).default(1000),
   BROKER_CHECKPOINT_INTERVAL_S: int(1, 7 * 24 * 3600).default(300),
   BROKER_CHECKPOINT_DIR: z.string().min(1).optional(),
+  BROKER_IPC_DIR: z.string().optional(),
+  BROKER_IPC_SWEEP_MS: int(50, 3600 * 1000).default(1000),
 });
 
 /** Validated broker configuration. Paths are absolute. */
@@ -137,6 +139,14 @@ export interface Config {
   checkpointIntervalS: number;
   /** Where signed checkpoints go (`BROKER_CHECKPOINT_DIR`, default `${dataDir}/checkpoints`), absolute. */
   checkpointDir: string;
+  /**
+   * The root of the agent groups' IPC directories (`BROKER_IPC_DIR`), absolute: group `g` uses
+   * `<ipcDir>/<g>/` (mounted as `/workspace/ipc` in its container). Null (unset or empty): no file
+   * transport.
+   */
+  ipcDir: string | null;
+  /** How often `serve` sweeps every IPC `requests/` directory for files its watcher missed, in ms (`BROKER_IPC_SWEEP_MS`, default 1000). */
+  ipcSweepMs: number;
 }
 
 /** Thrown by {@link loadConfig} when a variable is invalid; the message names the variable. */
@@ -187,5 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     checkpointEveryRows: e.BROKER_CHECKPOINT_EVERY_ROWS,
     checkpointIntervalS: e.BROKER_CHECKPOINT_INTERVAL_S,
     checkpointDir: path.resolve(e.BROKER_CHECKPOINT_DIR ?? path.join(dataDir, 'checkpoints')),
+    ipcDir: e.BROKER_IPC_DIR === undefined || e.BROKER_IPC_DIR.trim() === '' ? null : path.resolve(e.BROKER_IPC_DIR),
+    ipcSweepMs: e.BROKER_IPC_SWEEP_MS,
   };
 }
