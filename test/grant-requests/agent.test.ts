@@ -1,15 +1,15 @@
 /**
  * The agent's side of access requests, through the project's signing client (`requestAccess`,
- * `accessRequest`) and through the MCP tools of `src/mcp/request-access.ts`, driven by the MCP
- * SDK's own `Client` over its in-memory transport against a real broker on an ephemeral port.
+ * `accessRequest`) and through the agents' MCP server's access tools (`src/mcp/tools/access.ts`),
+ * driven by the MCP SDK's own `Client` over its in-memory transport against a real broker on an
+ * ephemeral port.
  */
 import net from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerClient } from '../../src/client/index.js';
-import { registerRequestAccessTool } from '../../src/mcp/request-access.js';
+import { createMcpServer } from '../../src/mcp/server.js';
 import type { TestBroker } from '../helpers/harness.js';
 import { bearer, startGrantsBroker, tokenFor } from '../grants/helpers.js';
 
@@ -20,8 +20,7 @@ let mcp: Client;
 beforeAll(async () => {
   broker = await startGrantsBroker();
   operator = await tokenFor(broker, 'operator', 'olga');
-  const server = new McpServer({ name: 'request-access-test', version: '0.0.0' });
-  registerRequestAccessTool(server, broker.client('developer'));
+  const server = createMcpServer(broker.client('developer'), { warn: () => {} });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   mcp = new Client({ name: 'test-agent', version: '1.0.0' });
@@ -56,7 +55,7 @@ describe('the request_access and get_access_request MCP tools', () => {
   it('are listed with their schemas', async () => {
     const { tools } = await mcp.listTools();
     const byName = new Map(tools.map((t) => [t.name, t]));
-    expect([...byName.keys()].sort()).toEqual(['get_access_request', 'request_access']);
+    expect([...byName.keys()]).toEqual(expect.arrayContaining(['get_access_request', 'request_access']));
     expect(byName.get('request_access')!.inputSchema.required).toEqual(expect.arrayContaining(['ttl_s', 'justification']));
     expect(byName.get('get_access_request')!.annotations?.readOnlyHint).toBe(true);
   });
@@ -95,9 +94,8 @@ describe('the request_access and get_access_request MCP tools', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const server = new McpServer({ name: 'unreachable', version: '0.0.0' });
     const key = broker.deps.keys.current('developer');
-    registerRequestAccessTool(server, new BrokerClient({ baseUrl: `http://127.0.0.1:${port}`, credential: { keyid: key.keyid, secret: key.secret } }));
+    const server = createMcpServer(new BrokerClient({ baseUrl: `http://127.0.0.1:${port}`, credential: { keyid: key.keyid, secret: key.secret } }), { warn: () => {} });
     const [c, s] = InMemoryTransport.createLinkedPair();
     await server.connect(s);
     const client = new Client({ name: 'agent', version: '1.0.0' });

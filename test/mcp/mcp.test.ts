@@ -63,6 +63,8 @@ describe('broker mcp', () => {
       'ext_call',
       'ext_get_call',
       'ext_list_calls',
+      'request_access',
+      'get_access_request',
       'gov_list_pipeline',
       'gov_task_context',
       'gov_transition',

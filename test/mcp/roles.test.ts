@@ -12,7 +12,7 @@ import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { bodyOf, ok, startAgent, type Agent } from './helpers.js';
 
 /** The tools each group lists with no grant (recorded in the closing note of the change). */
-const COMMON = ['whoami', 'ext_capabilities', 'ext_call', 'ext_get_call', 'ext_list_calls', 'gov_list_pipeline', 'gov_task_context'];
+const COMMON = ['whoami', 'ext_capabilities', 'ext_call', 'ext_get_call', 'ext_list_calls', 'request_access', 'get_access_request', 'gov_list_pipeline', 'gov_task_context'];
 const DISPATCH = ['gov_list_dispatches', 'gov_ack_dispatch'];
 const EXPECTED: Record<string, string[]> = {
   main: [...COMMON, 'gov_create_task', 'gov_assign', 'gov_transition', ...DISPATCH, 'gov_approve'],

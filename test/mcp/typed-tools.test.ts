@@ -31,6 +31,8 @@ const DEVELOPER_STATIC = [
   'ext_call',
   'ext_get_call',
   'ext_list_calls',
+  'request_access',
+  'get_access_request',
   'gov_list_pipeline',
   'gov_task_context',
   'gov_transition',
@@ -178,7 +180,7 @@ describe('an action outside the grants', () => {
     expect(http.status).toBe(403);
     expect(refusal).toMatchObject({ code: http.body.code, detail: http.body.detail, status: 403, failed_step: 'level' });
     expect(refusal.code).toBe('insufficient_level');
-    expect(refusal.what_to_do).toMatch(/^The grant's level is below the action's: ask an operator \(or main\) for a grant at the action's level\.$/);
+    expect(refusal.what_to_do).toMatch(/^The grant's level is below the action's: ask for it with request_access \(an operator decides\) at the action's level\.$/);
     expect(refusal.receipt.steps).toEqual(http.body.receipt.steps);
     const keys = Object.keys(refusal);
     expect(keys.slice(0, 4)).toEqual(['code', 'what_to_do', 'failed_step', 'detail']);

@@ -4,6 +4,7 @@
  * are not a family: they follow the capabilities (`actions.ts`, wired in `server.ts`).
  */
 import type { ToolFamily } from '../registry.js';
+import { accessTools } from './access.js';
 import { dispatchTools } from './dispatches.js';
 import { extTools } from './ext.js';
 import { gateTools } from './gates.js';
@@ -14,7 +15,7 @@ import { taskTools } from './tasks.js';
 export const TOOL_FAMILIES: readonly ToolFamily[] = [
   identityTools,
   extTools,
-  // Access requests: `request_access` (POST /v1/grant-requests) goes here, from ./request-access.js.
+  accessTools,
   taskTools,
   dispatchTools,
   gateTools,
