@@ -6,7 +6,7 @@
  * (replicas) may open the same database at once; nothing here assumes a single process.
  */
 import pg from 'pg';
-import { sql, type ExtractTablesWithRelations, type SQL } from 'drizzle-orm';
+import { DrizzleQueryError, sql, type ExtractTablesWithRelations, type SQL } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { drizzle, type NodePgDatabase, type NodePgTransaction } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
@@ -30,9 +30,12 @@ export const PG_LOCK_CLASS = 1313030738;
  * - `migrations`: session lock held while one process applies migrations;
  * - `auditAppend`: transaction lock held from an audit append to its commit (`appendActivitiesPg`);
  * - `grantChanges`: transaction lock the `grants` / `grant_approvals` triggers take (the number is
- *   also written in the baseline migration), so `grant_changes.seq` order is commit order.
+ *   also written in the baseline migration), so `grant_changes.seq` order is commit order;
+ * - `tokenRevocations`: transaction lock a token revocation takes before it reads the revocations
+ *   already there, so two revocations of the same subject (no unique index covers it) on two
+ *   replicas are decided one after the other, as on one broker.
  */
-export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3 } as const;
+export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3, tokenRevocations: 4 } as const;
 
 /** The drizzle handle over every capability's PostgreSQL tables. */
 export type PgOrm = NodePgDatabase<typeof schema>;
@@ -237,6 +240,7 @@ const DRIVER_UNAVAILABLE = /connection terminated|connection timeout|timeout exc
  * (`ECONNREFUSED`, `ETIMEDOUT`, …); a TLS error; the driver's own connection and timeout errors.
  */
 export function isPgUnavailable(err: unknown): boolean {
+  err = driverError(err);
   if (err instanceof pg.DatabaseError) {
     const code = err.code ?? '';
     return UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_SQLSTATE_CLASSES.has(code.slice(0, 2));
@@ -290,7 +294,29 @@ export function advisoryXactLock(key: (typeof PG_LOCKS)[keyof typeof PG_LOCKS]):
   return sql`SELECT pg_advisory_xact_lock(${PG_LOCK_CLASS}, ${key})`;
 }
 
-function errorText(err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorText).join('; ');
+/**
+ * The driver's own error of a statement run through drizzle: drizzle wraps it in a
+ * `DrizzleQueryError` (message: the query text and its parameters) with the driver's error as
+ * `cause`; any other error is returned as it is.
+ */
+export function driverError(err: unknown): unknown {
+  return err instanceof DrizzleQueryError && err.cause !== undefined ? err.cause : err;
+}
+
+/** The SQLSTATE of a failed statement (`23505` unique_violation…), through drizzle's wrapper; undefined for other errors. */
+export function pgErrorCode(err: unknown): string | undefined {
+  const e = driverError(err);
+  return e instanceof pg.DatabaseError ? e.code : undefined;
+}
+
+/**
+ * What went wrong, in the driver's words, for logs and a problem's `cause`: never drizzle's
+ * wrapper message, which carries the statement's parameters (row values).
+ */
+export function pgErrorText(err: unknown): string {
+  err = driverError(err);
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(pgErrorText).join('; ');
   return err instanceof Error ? err.message || err.name : String(err);
 }
+
+const errorText = pgErrorText;
