@@ -80,6 +80,8 @@ export const postgresEngine: Engine = {
     const url = await freshDatabase(label);
     const first = await openPgDb({ url, poolMax: 6 });
     const pools = [first, await openPgDb({ url, poolMax: 6, migrate: false }), await openPgDb({ url, poolMax: 6, migrate: false })] as const;
+    // Open every pool's connections now, so the first race of a test is not decided by who connected first.
+    await Promise.all(pools.flatMap((p) => Array.from({ length: 6 }, () => p.pool.query('SELECT pg_sleep(0.05)'))));
     const rows = async <T>(sql: string) => (await first.pool.query(sql)).rows as T[];
     return {
       engine: 'postgres',
