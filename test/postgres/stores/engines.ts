@@ -1,17 +1,19 @@
 /**
  * The two engines, as the store tests use them: each test file writes its behaviours once, as a
  * function of a store factory, and runs them on SQLite (a file in a temp directory) and on
- * PostgreSQL (a fresh database on the test server), so the PostgreSQL stores are held to the
+ * PostgreSQL (a fresh database on the test server, with a linguistic default collation), so the PostgreSQL stores are held to the
  * SQLite ones. A database is opened as three "replicas": three connections to the same SQLite
  * file, or three pools on the same PostgreSQL database (what three broker processes would hold).
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import pg from 'pg';
 import { verifyChain, type ChainVerdict } from '../../../src/platform/audit/chain.js';
 import { verifyChainPg } from '../../../src/platform/audit/trail.pg.js';
 import { openDb, type Db } from '../../../src/platform/db/open.js';
 import { openPgDb, type PgDb } from '../../../src/platform/db/pg.js';
 import { tempDir } from '../../helpers/harness.js';
-import { freshDatabase } from '../../helpers/postgres.js';
+import { testServerUrl } from '../../helpers/postgres.js';
 
 /** One replica's connection: a SQLite handle or a PostgreSQL pool. */
 export type Handle = { engine: 'sqlite'; db: Db } | { engine: 'postgres'; db: PgDb };
@@ -74,10 +76,31 @@ export const sqliteEngine: Engine = {
   },
 };
 
+/**
+ * Creates an empty database on the test server whose default collation is ICU's English one, as
+ * a production database's `en_US.UTF-8` is (the test server's own default, `C.UTF-8`, orders text
+ * byte by byte like SQLite and so would hide a store that depends on the collation).
+ * @returns its URL.
+ */
+async function linguisticDatabase(label: string): Promise<string> {
+  const admin = testServerUrl();
+  const name = `${label}_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C.UTF-8'`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 export const postgresEngine: Engine = {
   name: 'postgres',
   async open(label) {
-    const url = await freshDatabase(label);
+    const url = await linguisticDatabase(label);
     const first = await openPgDb({ url, poolMax: 6 });
     const pools = [first, await openPgDb({ url, poolMax: 6, migrate: false }), await openPgDb({ url, poolMax: 6, migrate: false })] as const;
     // Open every pool's connections now, so the first race of a test is not decided by who connected first.
