@@ -92,6 +92,12 @@ export async function openPgDb(opts: OpenPgDbOptions): Promise<PgDb> {
   });
   // Without a listener, an idle connection's error (server restart, network cut) would crash the process.
   pool.on('error', (err) => opts.onIdleError?.(err));
+  // The pool listens for errors of idle connections only. A checked-out one (a transaction's, held
+  // from pool.connect()) that the server drops emits 'error' too, which with no listener would
+  // crash the process: every connection gets one for good. The error still reaches the statement
+  // waiting on it (the transaction then fails closed), and the pool discards the connection when
+  // it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   let ended = false;
   const db: PgDb = {
     engine: 'postgres',
