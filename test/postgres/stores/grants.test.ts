@@ -106,7 +106,7 @@ function grantStoreBehaviours(engine: Engine, makeStore: (h: Handle, clock: Cloc
       await expectChain();
     });
 
-    it('a refused plan rolls back with no audit row: terms above the ceiling, a revocation of a rejected grant', async () => {
+    it('a refused plan rolls back with no audit row: terms above the ceiling, a revocation of a grant that does not exist', async () => {
       const rows = await tdb.count('gov_activities');
       const grantsBefore = await tdb.count('grants');
       const tooHigh = CreateGrantBody.parse({ group: 'security', provider: 'ops', level: 2, reason: 'too high' });
