@@ -30,9 +30,12 @@ export const PG_LOCK_CLASS = 1313030738;
  * - `migrations`: session lock held while one process applies migrations;
  * - `auditAppend`: transaction lock held from an audit append to its commit (`appendActivitiesPg`);
  * - `grantChanges`: transaction lock the `grants` / `grant_approvals` triggers take (the number is
- *   also written in the baseline migration), so `grant_changes.seq` order is commit order.
+ *   also written in the baseline migration), so `grant_changes.seq` order is commit order;
+ * - `tokenRevocations`: transaction lock a token revocation takes before it reads the revocations
+ *   already there, so two revocations of the same subject (no unique index covers it) on two
+ *   replicas are decided one after the other, as on one broker.
  */
-export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3 } as const;
+export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3, tokenRevocations: 4 } as const;
 
 /**
  * The classes (first key) of the broker's keyed advisory locks, whose second key is derived from a
@@ -101,6 +104,12 @@ export async function openPgDb(opts: OpenPgDbOptions): Promise<PgDb> {
   });
   // Without a listener, an idle connection's error (server restart, network cut) would crash the process.
   pool.on('error', (err) => opts.onIdleError?.(err));
+  // The pool listens for errors of idle connections only. A checked-out one (a transaction's, held
+  // from pool.connect()) that the server drops emits 'error' too, which with no listener would
+  // crash the process: every connection gets one for good. The error still reaches the statement
+  // waiting on it (the transaction then fails closed), and the pool discards the connection when
+  // it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   let ended = false;
   const db: PgDb = {
     engine: 'postgres',
@@ -325,8 +334,20 @@ export function driverError(err: unknown): unknown {
   return e;
 }
 
-function errorText(err: unknown): string {
+/** The SQLSTATE of a failed statement (`23505` unique_violation…), through drizzle's wrapper; undefined for other errors. */
+export function pgErrorCode(err: unknown): string | undefined {
+  const e = driverError(err);
+  return e instanceof pg.DatabaseError ? e.code : undefined;
+}
+
+/**
+ * What went wrong, in the driver's words, for logs and a problem's `cause`: never drizzle's
+ * wrapper message, which carries the statement's parameters (row values).
+ */
+export function pgErrorText(err: unknown): string {
   err = driverError(err);
-  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorText).join('; ');
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(pgErrorText).join('; ');
   return err instanceof Error ? err.message || err.name : String(err);
 }
+
+const errorText = pgErrorText;
