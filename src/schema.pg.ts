@@ -9,6 +9,7 @@ export * from './platform/audit/schema.pg.js';
 export * from './modules/identity/schema.pg.js';
 export * from './modules/kernel/schema.pg.js';
 export * from './modules/grants/schema.pg.js';
+export * from './modules/grant-requests/schema.pg.js';
 export * from './modules/calls/schema.pg.js';
 export * from './modules/tokens/schema.pg.js';
 export * from './platform/lease/schema.pg.js';

@@ -9,6 +9,7 @@ export * from './platform/audit/schema.js';
 export * from './modules/identity/schema.js';
 export * from './modules/kernel/schema.js';
 export * from './modules/grants/schema.js';
+export * from './modules/grant-requests/schema.js';
 export * from './modules/calls/schema.js';
 export * from './modules/tokens/schema.js';
 export * from './platform/lease/schema.js';

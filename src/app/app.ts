@@ -13,6 +13,7 @@ import { requestRecorder, routeLabel } from '../platform/http/metrics.js';
 import { ApiError, problemResponse } from '../platform/http/problem.js';
 import { identityRoutes } from '../modules/identity/index.js';
 import { grantsRoutes } from '../modules/grants/index.js';
+import { grantRequestRoutes } from '../modules/grant-requests/index.js';
 import { auditRoutes } from '../modules/audit/index.js';
 import { kernelRoutes } from '../modules/kernel/index.js';
 import { callRoutes } from '../modules/calls/index.js';
@@ -74,6 +75,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.use('/v1/*', authenticate(deps));
   app.route('/', identityRoutes());
   app.route('/', grantsRoutes(deps));
+  app.route('/', grantRequestRoutes(deps));
   app.route('/', auditRoutes(deps));
   app.route('/', tokenRoutes(deps));
   app.route('/', kernelRoutes(deps));

@@ -17,7 +17,7 @@ import { wwwAuthenticate, type TokenService } from '../modules/tokens/service.js
  * `forbidden` before its handler runs (default deny, so a route that forgets its guard never
  * serves operators or auditors by accident). Each route still checks the role it needs.
  */
-export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/audit', '/v1/calls', '/v1/tokens'];
+export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/grant-requests', '/v1/audit', '/v1/calls', '/v1/tokens'];
 
 /** What {@link authenticate} needs: token verification, and the group-signature inputs. */
 export interface AuthDeps {

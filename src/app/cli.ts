@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { registerAuditCommands } from '../modules/audit/cli.js';
 import { registerCallCommands } from '../modules/calls/cli.js';
 import { registerGrantsCommands } from '../modules/grants/cli.js';
+import { registerGrantRequestCommands } from '../modules/grant-requests/cli.js';
 import { registerIdentityCommands } from '../modules/identity/cli.js';
 import { registerKernelCommands } from '../modules/kernel/cli.js';
 import { registerTokenCommands } from '../modules/tokens/cli.js';
@@ -59,6 +60,7 @@ export function registerCommands(program: Command): void {
     );
   registerAuditCommands(program, withDeps);
   registerGrantsCommands(program, withDeps);
+  registerGrantRequestCommands(program, withDeps);
   registerTokenCommands(program, withDeps);
   registerKernelCommands(program, withDeps);
   registerCallCommands(program, withDeps);

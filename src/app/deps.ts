@@ -4,6 +4,7 @@ import { Catalog } from '../modules/calls/catalog.js';
 import { sqliteAuditStore, type AuditStore } from '../modules/audit/store.js';
 import { GrantIndex } from '../modules/grants/source.js';
 import { sqliteGrantStore, type GrantStore } from '../modules/grants/store.js';
+import { sqliteGrantRequestStore, type GrantRequestStore } from '../modules/grant-requests/store.js';
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
@@ -26,6 +27,7 @@ import { loadOrCreateSigningKey, type BrokerSigningKey } from '../platform/signi
 export interface Stores {
   audit: AuditStore;
   grants: GrantStore;
+  grantRequests: GrantRequestStore;
   groupKeys: GroupKeyStore;
   tasks: TaskStore;
   tokens: TokenStore;
@@ -36,6 +38,7 @@ export function createStores(db: Db, clock: Clock): Stores {
   return {
     audit: sqliteAuditStore(db),
     grants: sqliteGrantStore(db, clock),
+    grantRequests: sqliteGrantRequestStore(db, clock),
     groupKeys: sqliteGroupKeyStore(db, clock),
     tasks: sqliteTaskStore(db),
     tokens: sqliteTokenStore(db, clock),

@@ -6,16 +6,20 @@ import { createApp } from './app.js';
 import { startCheckpoints } from '../platform/audit/checkpoints.js';
 import { startCallRetention } from '../modules/calls/retention.js';
 import { readApproversFile } from '../modules/grants/approvers.js';
+import { startGrantRequestExpiry } from '../modules/grant-requests/expiry.js';
 import { closeDeps, type Deps } from './deps.js';
 import { startInstance } from './serving.js';
 import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
 import { dropUnredactedDebug } from '../platform/log.js';
+import { startIpc, type IpcService } from '../modules/ipc/index.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
 export interface RunningServer {
   url: string;
   port: number;
   server: Server;
+  /** The app it serves: the file transport hands its requests to this same instance (its call lanes, backpressure, are per app). */
+  app: { fetch(req: Request): Response | Promise<Response> };
   /**
    * Stops accepting connections, waits for requests in flight (up to `timeoutMs`, then drops the
    * rest), and resolves. Does not close the database; the caller owns it.
@@ -39,6 +43,7 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
     url: `http://${urlHost}:${addr.port}`,
     port: addr.port,
     server,
+    app,
     stop: (timeoutMs = deps.config.shutdownTimeoutMs) =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
@@ -59,16 +64,19 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * process's instance lease and recovers the calls of stopped instances (`startInstance`; a
  * single-server database with a live lease stops the start before anything is written), serves
  * the app, starts the kernel's dispatch loop, the hourly purge of old call rows
- * (`BROKER_CALL_RETENTION`, `startCallRetention`) and the signed audit checkpoints
- * (`startCheckpoints`), logs where everything is, and on SIGTERM or SIGINT stops accepting
- * connections, lets requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
+ * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
+ * (`startGrantRequestExpiry`) and the signed audit checkpoints (`startCheckpoints`), and, when
+ * `BROKER_IPC_DIR` is set, the file transport over the same app (`startIpc`, after recovery, so a
+ * request file left in `processing/` by a crash replays the recovered outcome), logs where
+ * everything is, and on SIGTERM or SIGINT stops accepting connections and request files, lets
+ * requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
  * loops, writes a final checkpoint, releases the lease, closes providers and the database, and
  * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
  * @throws Error naming `approvers.json` and what is wrong with it, AlreadyServedError naming the
- *   live instance, or the listen error (e.g. EADDRINUSE, the lease then released), before
- *   anything is served.
+ *   live instance, the listen error (e.g. EADDRINUSE, the lease then released), or the fs error of an
+ *   IPC root that cannot be made (the server then stopped, the lease released).
  */
 export async function runBroker(deps: Deps): Promise<RunningServer> {
   const dropped = dropUnredactedDebug();
@@ -86,8 +94,19 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     instance.release();
     throw err;
   }
+  let ipc: IpcService | null = null;
+  if (deps.config.ipcDir !== null) {
+    try {
+      ipc = await startIpc({ config: { ...deps.config, ipcDir: deps.config.ipcDir }, groups: deps.groups.keys(), clock: deps.clock, logger: deps.logger, fetch: (req) => running.app.fetch(req) });
+    } catch (err) {
+      await running.stop();
+      instance.release();
+      throw err;
+    }
+  }
   let stopDispatch: () => void = () => {};
   let stopRetention: () => void = () => {};
+  let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
@@ -96,7 +115,8 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     deps.logger.info({ signal }, 'stopping: finishing requests in flight');
     stopDispatch();
     stopRetention();
-    await running.stop();
+    stopRequestExpiry();
+    await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     instance.release();
     await closeDeps(deps);
@@ -116,6 +136,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if ((dirMode & 0o077) !== 0) deps.logger.warn({ data_dir: dataDir, mode: dirMode.toString(8) }, 'the data directory is open to other users; `chmod 700` it (new ones are created 0700)');
   stopDispatch = startDispatchLoop(deps);
   stopRetention = startCallRetention(deps);
+  stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;
   return running;
 }

@@ -147,6 +147,43 @@ export class BrokerClient {
   post<T = any>(path: string, json?: unknown, options: CallOptions = {}): Promise<BrokerResponse<T>> {
     return this.request<T>('POST', path, { ...options, json });
   }
+
+  /**
+   * Asks for a capability as this group: `POST /v1/grant-requests` (docs/grants.md, "Access
+   * requests"). The answer is 201 with the pending request (`{id, status: "pending", …}`), or a
+   * problem (422 `level_above_ceiling`, `secret_in_input`, …). Retrying with the same
+   * `idempotencyKey` and body answers the same request.
+   * @param idempotencyKey defaults to a random UUID; pass one to retry safely.
+   * @throws BrokerUnreachableError when the broker cannot be reached.
+   */
+  requestAccess<T = any>(request: AccessRequest, idempotencyKey?: string): Promise<BrokerResponse<T>> {
+    return this.post<T>('/v1/grant-requests', request, idempotencyKey === undefined ? {} : { idempotencyKey });
+  }
+
+  /**
+   * One of this group's access requests and its outcome: `GET /v1/grant-requests/{id}` (`status`,
+   * `decision_reason`, `grant_id`, `grant_status`); 404 `not_found` for another group's.
+   * @throws BrokerUnreachableError when the broker cannot be reached.
+   */
+  accessRequest<T = any>(id: string): Promise<BrokerResponse<T>> {
+    return this.get<T>(`/v1/grant-requests/${encodeURIComponent(id)}`);
+  }
+}
+
+/**
+ * The body of an access request (`POST /v1/grant-requests`): new terms (`provider`, `level`,
+ * `allowed_actions`, `resources`) or `renews` (an active grant of the group, whose terms are
+ * kept), and always `ttl_s` (the grant's lifetime after activation, seconds, at most 604800) and
+ * a `justification` (at most 900 characters, never a secret).
+ */
+export interface AccessRequest {
+  provider?: string;
+  level?: 1 | 2 | 3 | 'L1' | 'L2' | 'L3';
+  allowed_actions?: string[];
+  resources?: string[];
+  ttl_s: number;
+  justification: string;
+  renews?: string;
 }
 
 /** What a network failure's error codes mean, for the ones a broker client meets. */
@@ -216,3 +253,5 @@ export class BrokerUnreachableError extends Error {
     this.reason = reason;
   }
 }
+
+export { IPC_BASE_URL, ipcFetch, IpcTimeoutError, type IpcFetchOptions } from './ipc.js';

@@ -70,6 +70,7 @@ const EnvSchema = z.object({
   BROKER_GROUP_CONCURRENCY: int(1, 100).default(2),
   BROKER_PROVIDER_TIMEOUT_MS: int(100, 600_000).default(20_000),
   BROKER_PENDING_GRANT_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
+  BROKER_GRANT_REQUEST_TTL_S: int(60, 30 * 24 * 3600).default(24 * 3600),
   BROKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(30_000),
   BROKER_LEASE_TTL_MS: int(1000, 600_000).default(15_000),
   BROKER_CALL_RETENTION: duration(
@@ -79,6 +80,8 @@ const EnvSchema = z.object({
   BROKER_CHECKPOINT_EVERY_ROWS: int(1, 100_000_000).default(1000),
   BROKER_CHECKPOINT_INTERVAL_S: int(1, 7 * 24 * 3600).default(300),
   BROKER_CHECKPOINT_DIR: z.string().min(1).optional(),
+  BROKER_IPC_DIR: z.string().optional(),
+  BROKER_IPC_SWEEP_MS: int(50, 3600 * 1000).default(1000),
 });
 
 /** Validated broker configuration. Paths are absolute. */
@@ -115,6 +118,8 @@ export interface Config {
   providerTimeoutMs: number;
   /** How long an L3 grant may wait for its approvals, in seconds. */
   pendingGrantTtlS: number;
+  /** How long an access request waits for an operator's decision before it expires, in seconds (`BROKER_GRANT_REQUEST_TTL_S`, default 24 h). */
+  grantRequestTtlS: number;
   shutdownTimeoutMs: number;
   /**
    * How long a serving process's instance lease lasts without renewal, in ms
@@ -134,6 +139,14 @@ export interface Config {
   checkpointIntervalS: number;
   /** Where signed checkpoints go (`BROKER_CHECKPOINT_DIR`, default `${dataDir}/checkpoints`), absolute. */
   checkpointDir: string;
+  /**
+   * The root of the agent groups' IPC directories (`BROKER_IPC_DIR`), absolute: group `g` uses
+   * `<ipcDir>/<g>/` (mounted as `/workspace/ipc` in its container). Null (unset or empty): no file
+   * transport.
+   */
+  ipcDir: string | null;
+  /** How often `serve` sweeps every IPC `requests/` directory for files its watcher missed, in ms (`BROKER_IPC_SWEEP_MS`, default 1000). */
+  ipcSweepMs: number;
 }
 
 /** Thrown by {@link loadConfig} when a variable is invalid; the message names the variable. */
@@ -177,11 +190,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     groupConcurrency: e.BROKER_GROUP_CONCURRENCY,
     providerTimeoutMs: e.BROKER_PROVIDER_TIMEOUT_MS,
     pendingGrantTtlS: e.BROKER_PENDING_GRANT_TTL_S,
+    grantRequestTtlS: e.BROKER_GRANT_REQUEST_TTL_S,
     shutdownTimeoutMs: e.BROKER_SHUTDOWN_TIMEOUT_MS,
     leaseTtlMs: e.BROKER_LEASE_TTL_MS,
     callRetentionMs: e.BROKER_CALL_RETENTION,
     checkpointEveryRows: e.BROKER_CHECKPOINT_EVERY_ROWS,
     checkpointIntervalS: e.BROKER_CHECKPOINT_INTERVAL_S,
     checkpointDir: path.resolve(e.BROKER_CHECKPOINT_DIR ?? path.join(dataDir, 'checkpoints')),
+    ipcDir: e.BROKER_IPC_DIR === undefined || e.BROKER_IPC_DIR.trim() === '' ? null : path.resolve(e.BROKER_IPC_DIR),
+    ipcSweepMs: e.BROKER_IPC_SWEEP_MS,
   };
 }

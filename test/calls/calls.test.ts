@@ -389,6 +389,9 @@ describe('GET /v1/ext/capabilities', () => {
     expect(byAction['test.read']).toMatchObject({ allowed: false, code: 'action_denied' });
     expect(byAction['test.write']).toMatchObject({ allowed: true, code: null, requires_task: true, level: 2 });
     expect(byAction['test.deploy']).toMatchObject({ allowed: false, code: 'insufficient_level' });
+    // Each action's params as JSON Schema, allowed or not: strict, members with a default optional.
+    expect(byAction['test.read'].params_schema).toMatchObject({ type: 'object', additionalProperties: false, properties: { resource: { type: 'string', minLength: 1 }, hang: { type: 'boolean' } } });
+    expect(byAction['test.read'].params_schema).not.toHaveProperty('required');
     const none = await broker.client('security').get('/v1/ext/capabilities');
     expect(none.body.actions.every((a: { code: string }) => a.code === 'no_capability')).toBe(true);
   });

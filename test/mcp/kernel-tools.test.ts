@@ -53,21 +53,25 @@ const errorCode = (r: ToolResult) => {
   expect(r.isError).toBe(true);
   return body(r).code as string;
 };
-/** The paths of the requests the broker logged so far. */
+/** The paths of the requests the broker logged so far, but for the servers' polls of the capabilities. */
 const requestPaths = () =>
   broker.logs
     .map((l) => JSON.parse(l) as { msg?: string; path?: string })
-    .filter((l) => l.msg === 'request')
+    .filter((l) => l.msg === 'request' && l.path !== '/v1/ext/capabilities')
     .map((l) => l.path);
 
 describe('broker mcp: kernel tools', () => {
-  it('lists the kernel tools, annotated as writes (only the ack idempotent)', async () => {
+  it('lists the kernel tools of each role, annotated as writes (only the ack idempotent)', async () => {
     const { tools } = await developer.listTools();
     const hints = Object.fromEntries(tools.map((t) => [t.name, t.annotations]));
-    expect(hints['ack_dispatch']).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: true });
-    for (const name of ['transition_task', 'update_dod', 'decide_gate']) expect(hints[name]).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: false });
-    const transition = tools.find((t) => t.name === 'transition_task')!;
+    expect(hints['gov_ack_dispatch']).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: true });
+    for (const name of ['gov_transition', 'gov_update_dod']) expect(hints[name]).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: false });
+    expect(hints['gov_approve']).toBeUndefined();
+    const transition = tools.find((t) => t.name === 'gov_transition')!;
     expect(transition.inputSchema.required).toEqual(['task_id', 'to']);
+    const approve = (await security.listTools()).tools.find((t) => t.name === 'gov_approve')!;
+    expect(approve.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: false });
+    expect(approve.inputSchema.required).toEqual(['task_id', 'decision']);
   });
 
   it('a dispatched agent acks its dispatch (twice), moves its task DOING → REVIEW without a version and ticks a DoD item', async () => {
@@ -128,7 +132,7 @@ describe('broker mcp: kernel tools', () => {
     expect((await kernel.get(t.id)).task).toEqual(t.task);
   });
 
-  it('decide_gate: the executor gets separation_of_powers, the approver group approves', async () => {
+  it('decide_gate (gov_approve): the executor gets separation_of_powers, the approver group approves', async () => {
     const t = await kernel.taskIn('APPROVAL', { type: 'SECURITY' });
     expect(t.task).toMatchObject({ gate: 'Security', gate_status: 'pending', executor_group: 'developer' });
     expect(errorCode(await call(developer, 'decide_gate', { task_id: t.id, decision: 'approve' }))).toBe('separation_of_powers');
@@ -150,6 +154,8 @@ describe('broker mcp: kernel tools', () => {
       ['update_dod', { task_id: t.id, items: [{ id: 0, done: true }] }],
       ['update_dod', { task_id: t.id, docs_updated: true, version: 0 }],
       ['ack_dispatch', {}],
+      ['gov_approve', { task_id: t.id, decision: 'approve', notes: 'an argument the tool does not take' }],
+      ['gov_update_dod', { task_id: t.id }],
     ];
     for (const [name, args] of bad) {
       const res = await call(security, name, args);

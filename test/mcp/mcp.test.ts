@@ -55,21 +55,30 @@ afterAll(async () => {
 const text = (r: Awaited<ReturnType<Client['callTool']>>) => JSON.parse((r.content as { text: string }[])[0]!.text) as Record<string, any>;
 
 describe('broker mcp', () => {
-  it('lists the broker tools', async () => {
+  it("lists the developer's tools: the generic ext_* ones, its role's gov_* ones and one typed tool per action it may call", async () => {
     const { tools } = await mcp.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual([
-      'ack_dispatch',
-      'call_action',
-      'decide_gate',
-      'get_call',
-      'list_calls',
-      'list_capabilities',
-      'list_dispatches',
-      'task_context',
-      'transition_task',
-      'update_dod',
+    expect(tools.map((t) => t.name)).toEqual([
       'whoami',
+      'ext_capabilities',
+      'ext_call',
+      'ext_get_call',
+      'ext_list_calls',
+      'request_access',
+      'get_access_request',
+      'gov_list_pipeline',
+      'gov_task_context',
+      'gov_transition',
+      'gov_update_dod',
+      'gov_list_dispatches',
+      'gov_ack_dispatch',
+      'echo_say',
     ]);
+  });
+
+  it('the earlier names (list_capabilities, call_action, get_call, list_calls) still call their tools, unlisted', async () => {
+    const caps = text(await mcp.callTool({ name: 'list_capabilities', arguments: {} }));
+    expect(caps).toMatchObject({ group: 'developer' });
+    expect(caps.actions.find((a: { action: string }) => a.action === 'echo.say')).toMatchObject({ allowed: true, params_schema: { type: 'object', required: ['text'] } });
   });
 
   it('signs as the group of the secret file', async () => {

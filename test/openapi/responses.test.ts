@@ -74,6 +74,7 @@ describe('operations and reference (no credentials)', () => {
     ['GET /metrics', '/metrics'],
     ['GET /openapi.json', '/openapi.json'],
     ['GET /docs', '/docs'],
+    ['GET /docs/scalar.js', '/docs/scalar.js'],
   ] as const) {
     it(`${key}: 200, and 413 payload_too_large`, async () => {
       expect((await open(key, path)).status).toBe(200);
@@ -183,6 +184,45 @@ describe('grants', () => {
     const g = (await signed('POST /v1/grants', 'main', '/v1/grants', { json: { group: 'security', provider: 'test', level: 1, reason: 'to revoke' } })).body;
     expect((await signed('POST /v1/grants/:id/revoke', 'main', `/v1/grants/${g.id}/revoke`, { json: { reason: 'done' } })).body.status).toBe('revoked');
     expect((await token('POST /v1/grants/:id/revoke', 'operator', '/v1/grants/grt_nope/revoke', { json: {} })).status).toBe(404);
+  });
+});
+
+describe('grant requests', () => {
+  let asked: { id: string };
+
+  it('POST /v1/grant-requests: 201, a replay, 422 level_above_ceiling, 403 for a token', async () => {
+    const key = randomUUID();
+    const json = { provider: 'test', level: 1, allowed_actions: ['test.read'], resources: ['acme/*'], ttl_s: 600, justification: 'contracts' };
+    asked = (await signed('POST /v1/grant-requests', 'developer', '/v1/grant-requests', { json, idempotencyKey: key })).body;
+    expect(asked).toMatchObject({ status: 'pending' });
+    expect((await signed('POST /v1/grant-requests', 'developer', '/v1/grant-requests', { json, idempotencyKey: key })).headers.get('idempotent-replayed')).toBe('true');
+    expect((await signed('POST /v1/grant-requests', 'security', '/v1/grant-requests', { json: { ...json, level: 2 } })).body.code).toBe('level_above_ceiling');
+    expect((await token('POST /v1/grant-requests', 'operator', '/v1/grant-requests', { json })).status).toBe(403);
+  });
+
+  it('GET /v1/grant-requests: 200, 422', async () => {
+    expect((await token('GET /v1/grant-requests', 'auditor', '/v1/grant-requests?status=pending')).body.data.length).toBeGreaterThan(0);
+    expect((await token('GET /v1/grant-requests', 'auditor', '/v1/grant-requests?status=nope')).status).toBe(422);
+  });
+
+  it('GET /v1/grant-requests/{id}: 200 for its group and a token, 404 for another group', async () => {
+    expect((await signed('GET /v1/grant-requests/:id', 'developer', `/v1/grant-requests/${asked.id}`)).body.timeline.length).toBeGreaterThan(0);
+    expect((await token('GET /v1/grant-requests/:id', 'auditor', `/v1/grant-requests/${asked.id}`)).body.id).toBe(asked.id);
+    expect((await signed('GET /v1/grant-requests/:id', 'security', `/v1/grant-requests/${asked.id}`)).status).toBe(404);
+  });
+
+  it('POST /v1/grant-requests/{id}/approve: 200 with the grant, 403 separation_of_powers, 404', async () => {
+    const own = (await signed('POST /v1/grant-requests', 'main', '/v1/grant-requests', { json: { provider: 'test', level: 3, allowed_actions: ['test.read'], resources: ['acme/*'], ttl_s: 600, justification: 'contracts' } })).body;
+    expect((await signed('POST /v1/grant-requests/:id/approve', 'main', `/v1/grant-requests/${own.id}/approve`, { json: {} })).body.code).toBe('separation_of_powers');
+    const approved = await token('POST /v1/grant-requests/:id/approve', 'operator', `/v1/grant-requests/${own.id}/approve`, { json: { reason: 'contracts' } });
+    expect(approved.body).toMatchObject({ request: { status: 'approved' }, grant: { status: 'pending_approval' } });
+    expect((await token('POST /v1/grant-requests/:id/approve', 'operator', '/v1/grant-requests/grq_nope/approve', { json: {} })).status).toBe(404);
+  });
+
+  it('POST /v1/grant-requests/{id}/deny: 200, 409 grant_request_not_pending, 422', async () => {
+    expect((await signed('POST /v1/grant-requests/:id/deny', 'main', `/v1/grant-requests/${asked.id}/deny`, { json: {} })).status).toBe(422);
+    expect((await signed('POST /v1/grant-requests/:id/deny', 'main', `/v1/grant-requests/${asked.id}/deny`, { json: { reason: 'contracts' } })).body.status).toBe('denied');
+    expect((await token('POST /v1/grant-requests/:id/approve', 'operator', `/v1/grant-requests/${asked.id}/approve`, { json: {} })).body.code).toBe('grant_request_not_pending');
   });
 });
 

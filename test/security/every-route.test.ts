@@ -57,9 +57,11 @@ import { REPO_ROOT, startBroker } from '../helpers/harness.js';
  * - `group`: RFC 9421-signed agent groups only, any group (handlers may narrow further, e.g.
  *   `POST /v1/tasks` is main's; that is per-capability logic, tested with each capability);
  * - `token:<roles>`: operator/auditor bearer tokens with one of these roles only, never a group;
- * - `main+operator`: the `main` group or an operator token (`GRANTORS`), nobody else.
+ * - `main+operator`: the `main` group or an operator token (`GRANTORS`), nobody else;
+ * - `group+token:operator,auditor`: any agent group (the handler narrows it to the group's own
+ *   rows) and operator/auditor tokens.
  */
-type Access = 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator';
+type Access = 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator' | 'group+token:operator,auditor';
 
 const ROUTES: Readonly<Record<string, Access>> = {
   // src/app/probes.ts
@@ -69,6 +71,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
   // src/app/reference.ts
   'GET /openapi.json': 'public',
   'GET /docs': 'public',
+  'GET /docs/scalar.js': 'public',
   // src/modules/identity/index.ts
   'GET /v1/whoami': 'group',
   // src/modules/grants/index.ts (GRANTORS, GRANT_READERS in src/modules/grants/access.ts)
@@ -78,6 +81,12 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'PATCH /v1/grants/:id': 'main+operator',
   'POST /v1/grants/:id/revoke': 'main+operator',
   'POST /v1/grants/:id/approvals': 'main+operator',
+  // src/modules/grant-requests/index.ts (access.ts there: agent groups ask, GRANTORS decide, GRANT_READERS read)
+  'POST /v1/grant-requests': 'group',
+  'GET /v1/grant-requests': 'token:operator,auditor',
+  'GET /v1/grant-requests/:id': 'group+token:operator,auditor',
+  'POST /v1/grant-requests/:id/approve': 'main+operator',
+  'POST /v1/grant-requests/:id/deny': 'main+operator',
   // src/modules/audit/index.ts
   'GET /v1/audit': 'token:operator,auditor',
   // src/modules/tokens/index.ts
@@ -123,11 +132,19 @@ const AUDITED_BY_DESIGN: Readonly<Record<string, Partial<Record<CheckId, string[
 };
 type CheckId = 'malformed_json';
 
+/**
+ * Group-only routes on a path under `TOKEN_ROUTE_PREFIXES`: the agent asks on the resource
+ * operators read and decide (`/v1/grant-requests`). A token reaches their guard, which refuses it
+ * 403 `forbidden` as the authentication layer would.
+ */
+const GROUP_ROUTES_ON_TOKEN_PATHS: readonly string[] = ['POST /v1/grant-requests'];
+
 /** Plausible, unknown values for path parameters: `<previous segment>/:<name>`, then `:<name>`. */
 const PARAM_SAMPLES: Readonly<Record<string, string>> = {
   'tasks/:id': '01JAAAAAAAAAAAAAAAAAAAAAAA', // a ULID (a non-ULID is a 404 before any lookup)
   'dispatches/:id': '01JBBBBBBBBBBBBBBBBBBBBBBB',
   'grants/:id': 'grt_01JCCCCCCCCCCCCCCCCCCCCCCC',
+  'grant-requests/:id': 'grq_01JDDDDDDDDDDDDDDDDDDDDDDD',
   ':request_id': 'req-every-route-0001',
   ':group': 'developer',
 };
@@ -290,6 +307,8 @@ function principals(access: Access): { allowed: Principal[]; refused: Principal[
       return { allowed: [op], refused: [au, main, developer] };
     case 'token:operator,auditor':
       return { allowed: [op, au], refused: [main, developer] };
+    case 'group+token:operator,auditor':
+      return { allowed: [main, developer, op, au], refused: [] };
   }
 }
 
@@ -565,9 +584,10 @@ describe('the route table', () => {
     expect(missing, `add PARAM_SAMPLES for: ${missing.join('; ')}`).toEqual([]);
   });
 
-  it('agrees with TOKEN_ROUTE_PREFIXES: token routes inside them, group and public routes outside', () => {
+  it('agrees with TOKEN_ROUTE_PREFIXES: token routes inside them, group and public routes outside (but the listed group routes of a token resource)', () => {
     const underPrefix = (p: string) => TOKEN_ROUTE_PREFIXES.some((x) => p === x || p.startsWith(`${x}/`));
-    const wrong = APP_ROUTES.filter((r) => r.access !== undefined && underPrefix(r.path) !== (r.access.startsWith('token:') || r.access === 'main+operator')).map((r) => `${r.key} (${r.access})`);
+    const servesTokens = (a: Access) => a.startsWith('token:') || a.includes('+token:') || a === 'main+operator';
+    const wrong = APP_ROUTES.filter((r) => r.access !== undefined && underPrefix(r.path) !== (servesTokens(r.access) || GROUP_ROUTES_ON_TOKEN_PATHS.includes(r.key))).map((r) => `${r.key} (${r.access})`);
     expect(wrong, `routes whose access disagrees with TOKEN_ROUTE_PREFIXES: ${wrong.join(', ')}`).toEqual([]);
   });
 

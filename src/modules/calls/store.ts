@@ -85,6 +85,27 @@ export class DuplicateClaim extends Error {
   override name = 'DuplicateClaim';
 }
 
+/**
+ * The rejection of a claim that would give its group more than `limit` pending (`running`) calls
+ * in total across every process serving the database: the PostgreSQL store counts them under a
+ * per-group lock, so replicas together never exceed the limit (`maxPendingPerGroup`). The SQLite
+ * store never raises it: one process serves a SQLite database, and the call path's in-memory count
+ * (`GroupLanes`) is exact there. Answer it as step 4 does: 429 `backpressure` with `Retry-After`.
+ */
+export class GroupBackpressure extends Error {
+  override name = 'GroupBackpressure';
+  constructor(
+    /** The group whose claim was refused. */
+    readonly group: string,
+    /** Its pending calls when the claim was refused (at least `limit`). */
+    readonly pending: number,
+    /** The most pending calls a group may have. */
+    readonly limit: number,
+  ) {
+    super(`group ${group} already has ${pending} pending calls (limit ${limit})`);
+  }
+}
+
 /** The decision path's one synchronous read (see the module note). */
 export interface CallKeyReader {
   /** The call with this key, or undefined; read now, without awaiting. */
@@ -102,8 +123,10 @@ export interface CallStore {
   list(filter?: CallFilter): Promise<CallRow[]>;
   /**
    * The claim: inserts the `running` call with its `call.claimed` audit row; resolves once durable.
-   * @throws (rejects) DuplicateClaim when the key is taken; ApiError 503 `audit_unavailable` when
-   *   the write could not commit.
+   * @throws (rejects) DuplicateClaim when the key is taken; GroupBackpressure when the group has
+   *   its limit of pending calls across processes (only a store shared by several processes
+   *   raises it; the key is checked first); ApiError 503 `audit_unavailable` when the write could
+   *   not commit.
    */
   claim(call: NewCall, audit: AuditWrite): Promise<void>;
   /**

@@ -9,7 +9,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { PgTransaction } from 'drizzle-orm/pg-core';
-import { PG_LOCK_CLASS, PG_LOCKS, type PgDb, type PgTx } from '../db/pg.js';
+import { PG_LOCK_CLASS, PG_LOCKS, pgErrorText, type PgDb, type PgTx } from '../db/pg.js';
 import { ApiError } from '../http/problem.js';
 import { canonicalDetail, ChainChecker, GENESIS_HASH, storedActivityHash, type ChainVerdict, type StoredActivity } from './chain.js';
 import { redact } from './redact.js';
@@ -79,9 +79,8 @@ export async function appendActivityPg(tx: PgTx, input: ActivityInput, nowMs: nu
 }
 
 function auditUnavailable(err: unknown): ApiError {
-  return new ApiError('audit_unavailable', 'The audit trail could not be written, so nothing was changed.', {
-    cause: err instanceof Error ? err.message : String(err),
-  });
+  // The driver's message, not drizzle's wrapper (which lists the rows' values).
+  return new ApiError('audit_unavailable', 'The audit trail could not be written, so nothing was changed.', { cause: pgErrorText(err) });
 }
 
 /**

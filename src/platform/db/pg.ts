@@ -6,7 +6,7 @@
  * (replicas) may open the same database at once; nothing here assumes a single process.
  */
 import pg from 'pg';
-import { sql, type ExtractTablesWithRelations, type SQL } from 'drizzle-orm';
+import { DrizzleQueryError, sql, type ExtractTablesWithRelations, type SQL } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { drizzle, type NodePgDatabase, type NodePgTransaction } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
@@ -30,9 +30,24 @@ export const PG_LOCK_CLASS = 1313030738;
  * - `migrations`: session lock held while one process applies migrations;
  * - `auditAppend`: transaction lock held from an audit append to its commit (`appendActivitiesPg`);
  * - `grantChanges`: transaction lock the `grants` / `grant_approvals` triggers take (the number is
- *   also written in the baseline migration), so `grant_changes.seq` order is commit order.
+ *   also written in the baseline migration), so `grant_changes.seq` order is commit order;
+ * - `tokenRevocations`: transaction lock a token revocation takes before it reads the revocations
+ *   already there, so two revocations of the same subject (no unique index covers it) on two
+ *   replicas are decided one after the other, as on one broker.
  */
-export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3 } as const;
+export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3, tokenRevocations: 4 } as const;
+
+/**
+ * The classes (first key) of the broker's keyed advisory locks, whose second key is derived from a
+ * value (`hashtext(value)`, an `int4`; see {@link keyedAdvisoryXactLock}). Each is a class of its
+ * own, apart from {@link PG_LOCK_CLASS}, so a hash can never take one of {@link PG_LOCKS}.
+ * - `callGroup` (0x4E434247, ASCII "NCBG"): one agent group's call claims, held by a claim from its
+ *   count of the group's pending calls to its commit, so replicas together never exceed the
+ *   group's backpressure limit.
+ * Lock order: a transaction takes these (and its row locks) before the audit append's lock
+ * (`PG_LOCKS.auditAppend`), which is always the last lock it takes.
+ */
+export const PG_KEYED_LOCKS = { callGroup: 1313030727 } as const;
 
 /** The drizzle handle over every capability's PostgreSQL tables. */
 export type PgOrm = NodePgDatabase<typeof schema>;
@@ -89,6 +104,12 @@ export async function openPgDb(opts: OpenPgDbOptions): Promise<PgDb> {
   });
   // Without a listener, an idle connection's error (server restart, network cut) would crash the process.
   pool.on('error', (err) => opts.onIdleError?.(err));
+  // The pool listens for errors of idle connections only. A checked-out one (a transaction's, held
+  // from pool.connect()) that the server drops emits 'error' too, which with no listener would
+  // crash the process: every connection gets one for good. The error still reaches the statement
+  // waiting on it (the transaction then fails closed), and the pool discards the connection when
+  // it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   let ended = false;
   const db: PgDb = {
     engine: 'postgres',
@@ -235,8 +256,10 @@ const DRIVER_UNAVAILABLE = /connection terminated|connection timeout|timeout exc
  * resources: disk full, too many connections), 57 (operator intervention: shutdown, statement
  * timeout), 58 (system error), or 25006 (read-only transaction); a Node.js socket error
  * (`ECONNREFUSED`, `ETIMEDOUT`, …); a TLS error; the driver's own connection and timeout errors.
+ * A drizzle `DrizzleQueryError` is judged by the driver's error it wraps ({@link driverError}).
  */
 export function isPgUnavailable(err: unknown): boolean {
+  err = driverError(err);
   if (err instanceof pg.DatabaseError) {
     const code = err.code ?? '';
     return UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_SQLSTATE_CLASSES.has(code.slice(0, 2));
@@ -290,7 +313,41 @@ export function advisoryXactLock(key: (typeof PG_LOCKS)[keyof typeof PG_LOCKS]):
   return sql`SELECT pg_advisory_xact_lock(${PG_LOCK_CLASS}, ${key})`;
 }
 
-function errorText(err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorText).join('; ');
+/**
+ * The statement that takes the keyed advisory lock `(cls, hashtext(key))` for the rest of the
+ * current transaction, waiting for its holder; run it with `tx.execute(…)` inside
+ * `orm.transaction()`. Two keys may share a hash: they then wait for each other, which is safe.
+ * @param cls one of {@link PG_KEYED_LOCKS}.
+ */
+export function keyedAdvisoryXactLock(cls: (typeof PG_KEYED_LOCKS)[keyof typeof PG_KEYED_LOCKS], key: string): SQL {
+  return sql`SELECT pg_advisory_xact_lock(${cls}, hashtext(${key}))`;
+}
+
+/**
+ * The driver's error behind `err`: drizzle wraps what a query throws in a `DrizzleQueryError`
+ * (message: the query text and its parameters) whose `cause` is the driver's error (a
+ * `pg.DatabaseError` with its SQLSTATE `code` and `constraint`). Anything else is returned as is.
+ */
+export function driverError(err: unknown): unknown {
+  let e = err;
+  while (e instanceof DrizzleQueryError && e.cause !== undefined) e = e.cause;
+  return e;
+}
+
+/** The SQLSTATE of a failed statement (`23505` unique_violation…), through drizzle's wrapper; undefined for other errors. */
+export function pgErrorCode(err: unknown): string | undefined {
+  const e = driverError(err);
+  return e instanceof pg.DatabaseError ? e.code : undefined;
+}
+
+/**
+ * What went wrong, in the driver's words, for logs and a problem's `cause`: never drizzle's
+ * wrapper message, which carries the statement's parameters (row values).
+ */
+export function pgErrorText(err: unknown): string {
+  err = driverError(err);
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(pgErrorText).join('; ');
   return err instanceof Error ? err.message || err.name : String(err);
 }
+
+const errorText = pgErrorText;

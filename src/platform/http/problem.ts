@@ -37,6 +37,8 @@ export const ERROR_STATUS = {
   approval_duplicate: 409,
   approver_ineligible: 403,
   grant_not_revocable: 409,
+  // capability broker: access requests
+  grant_request_not_pending: 409,
   // capability broker: the decision path
   unknown_action: 422,
   request_in_flight: 409,

@@ -148,9 +148,30 @@ export class GitHubClient {
     permissions: GitHubPermissions,
     fn: (gh: GitHubSession) => Promise<T>,
   ): Promise<T> {
+    return this.session(ctx, target.repo, permissions, (octokit) => fn({ octokit, owner: target.owner, repo: target.repo }));
+  }
+
+  /**
+   * Runs `fn` with a client for the credential's whole account, for the one action that lists
+   * repositories (no single repository to narrow to): the host token as is, or an App
+   * installation token over all the installation's repositories but with `permissions` only
+   * (plus metadata:read). `credential` says which, hence which listing endpoint applies
+   * (`GET /user/repos` or `GET /installation/repositories`). Result, caching, abort and errors as
+   * {@link run}.
+   */
+  async runAccount<T>(
+    ctx: ActionContext,
+    permissions: GitHubPermissions,
+    fn: (gh: { octokit: Octokit; credential: GitHubCredential['type'] }) => Promise<T>,
+  ): Promise<T> {
+    return this.session(ctx, null, permissions, (octokit) => fn({ octokit, credential: this.settings.credential!.type }));
+  }
+
+  /** {@link run} and {@link runAccount}: `repo` null asks for an App token not narrowed to a repository. */
+  private async session<T>(ctx: ActionContext, repo: string | null, permissions: GitHubPermissions, fn: (octokit: Octokit) => Promise<T>): Promise<T> {
     if (this.settings.unavailable !== null) throw new ApiError('provider_unavailable', `GitHub is unavailable: ${this.settings.unavailable}.`);
     try {
-      const token = await this.token(target.repo, permissions, ctx);
+      const token = await this.token(repo, permissions, ctx);
       const octokit = new Octokit({
         baseUrl: this.settings.baseUrl,
         auth: token,
@@ -158,7 +179,7 @@ export class GitHubClient {
         request: { signal: ctx.signal },
         log: octokitLog(ctx.log),
       });
-      const result = await fn({ octokit, owner: target.owner, repo: target.repo });
+      const result = await fn(octokit);
       return capResult(result, this.settings.maxResultBytes);
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -167,11 +188,11 @@ export class GitHubClient {
   }
 
   /**
-   * The host token, or an App installation token for `repo` and `permissions` (plus metadata:read).
-   * A cached App token is used as is; otherwise the token request is sent with the call's signal
-   * and logged to the call's logger.
+   * The host token, or an App installation token for `repo` (every repository of the installation
+   * when null) and `permissions` (plus metadata:read). A cached App token is used as is; otherwise
+   * the token request is sent with the call's signal and logged to the call's logger.
    */
-  private async token(repo: string, permissions: GitHubPermissions, ctx: ActionContext): Promise<string> {
+  private async token(repo: string | null, permissions: GitHubPermissions, ctx: ActionContext): Promise<string> {
     const cred = this.settings.credential;
     if (cred?.type === 'token') return cred.token;
     const signal = ctx.signal;
@@ -180,7 +201,7 @@ export class GitHubClient {
     // same App, installation and token cache, but this call's request.
     const callAuth = await this.appAuth!({ type: 'installation', factory: (state) => createAppAuth({ ...state, request }) });
     // Also bounded by the signal while waiting on a request another call sent (see below).
-    const ask = () => untilAborted(signal, () => callAuth({ type: 'installation', repositoryNames: [repo], permissions: { metadata: 'read', ...permissions } }));
+    const ask = () => untilAborted(signal, () => callAuth({ type: 'installation', ...(repo === null ? {} : { repositoryNames: [repo] }), permissions: { metadata: 'read', ...permissions } }));
     let auth: Awaited<ReturnType<typeof ask>>;
     try {
       auth = await ask();

@@ -1,10 +1,12 @@
 /**
- * The GitHub provider: 16 actions run on the host through Octokit with the host's
- * credential. Every action's resource is `owner/repo`; results are trimmed, redacted and capped.
+ * The GitHub provider: 20 actions run on the host through Octokit with the host's
+ * credential. Every action's resource is `owner/repo`, except `list_repos`'s (`owner/*`, or `*`
+ * without an owner); results are trimmed, redacted and capped.
  *
- * L1 read: get_repo, get_content, list_issues, get_issue, list_pulls, get_pull, search_issues,
- * list_workflow_runs. L2 write: create_issue, comment_issue, add_labels, create_branch, put_file,
- * create_pull. L3 production: merge_pull, dispatch_workflow.
+ * L1 read: list_repos, get_repo, get_content, list_issues, get_issue, list_pulls, get_pull,
+ * list_pull_comments, search_issues, list_branches, list_workflow_runs. L2 write: create_issue,
+ * comment_issue, add_labels, close_issue, create_branch, put_file, create_pull. L3 production:
+ * merge_pull, dispatch_workflow.
  */
 import type { Provider } from '../contract.js';
 import { branchActions } from './actions/branches.js';

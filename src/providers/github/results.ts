@@ -302,3 +302,36 @@ export async function collect<T, U>(pages: AsyncIterable<{ data: T[] }>, limit: 
   }
   return { items, truncated: false };
 }
+
+/** The items of Octokit's page iterator, one by one (pages fetched only as items are pulled). */
+export async function* itemsOf<T>(pages: AsyncIterable<{ data: T[] }>): AsyncGenerator<T> {
+  for await (const page of pages) yield* page.data;
+}
+
+/**
+ * Merges two item streams, each already in ascending `key` order, into one ascending stream
+ * (equal keys: `a`'s item first), as one-item pages for {@link collect}. Holds one item of each
+ * stream, so each is read only as far as the merged stream is pulled; closing the merged stream
+ * (e.g. `collect` stopping at its limit) closes both.
+ */
+export async function* mergeAscending<T>(a: AsyncIterable<T>, b: AsyncIterable<T>, key: (item: T) => string): AsyncGenerator<{ data: T[] }> {
+  const ia = a[Symbol.asyncIterator]();
+  const ib = b[Symbol.asyncIterator]();
+  try {
+    let na = await ia.next();
+    let nb = await ib.next();
+    for (;;) {
+      if (!na.done && (nb.done || key(na.value) <= key(nb.value))) {
+        yield { data: [na.value] };
+        na = await ia.next();
+      } else if (!nb.done) {
+        yield { data: [nb.value] };
+        nb = await ib.next();
+      } else {
+        return;
+      }
+    }
+  } finally {
+    await Promise.all([ia.return?.(), ib.return?.()]);
+  }
+}

@@ -118,3 +118,14 @@ export const repoTarget = { owner, repo };
 export function repoResource(p: { owner: string; repo: string }): string {
   return `${p.owner}/${p.repo}`;
 }
+
+/**
+ * Whether `value` (an `owner/repo`) lies inside a grant's resource patterns, with the grant
+ * patterns' own rule (docs/grants.md): a pattern matches exactly, or by prefix when it ends in `*`
+ * (a lone `*` matches everything), case-sensitively. `patterns` null means any resource (a grant
+ * without `resources`). Used to keep a listing within the grant that allowed it.
+ */
+export function grantCovers(patterns: readonly string[] | null, value: string): boolean {
+  if (patterns === null) return true;
+  return patterns.some((p) => (p.endsWith('*') ? value.startsWith(p.slice(0, -1)) : p === value));
+}

@@ -1,5 +1,5 @@
 /**
- * All 16 GitHub actions end to end: RFC 9421-signed `POST /v1/ext/calls` through a running broker
+ * All 20 GitHub actions end to end: RFC 9421-signed `POST /v1/ext/calls` through a running broker
  * (grants created through the real routes, L2+ calls coupled to a DOING task created through the
  * kernel routes, the L3 grant approved by two approvers' JWS) to @octokit/fixtures-server.
  *
@@ -143,6 +143,25 @@ describe('readiness', () => {
     const ready = (await (await fetch(`${broker.url}/ready`)).json()) as { providers: Record<string, unknown> };
     expect(ready.providers['github']).toEqual({ available: true });
   });
+
+  it('GET /v1/ext/capabilities lists the 20 actions, each at its level, as developer’s L2 grant allows them', async () => {
+    const res = await broker.client('developer').get('/v1/ext/capabilities');
+    expect(res.status).toBe(200);
+    const github = (res.body.actions as { action: string; level: number; allowed: boolean; code: string | null; requires_task: boolean; resources: string[] | null }[]).filter(
+      (a) => a.action.startsWith('github.'),
+    );
+    expect(github).toHaveLength(20);
+    const seen = Object.fromEntries(github.map((a) => [a.action, [a.level, a.allowed, a.requires_task]]));
+    expect(seen).toMatchObject({
+      'github.list_repos': [1, true, false],
+      'github.list_branches': [1, true, false],
+      'github.list_pull_comments': [1, true, false],
+      'github.close_issue': [2, true, true],
+      'github.merge_pull': [3, false, true],
+    });
+    expect(github.find((a) => a.action === 'github.list_repos')!.resources).toEqual([`${ORG}/*`]);
+    expectNoRequest();
+  });
 });
 
 describe('L1 reads (developer, L2 grant on octokit-fixture-org/*)', () => {
@@ -193,6 +212,40 @@ describe('L1 reads (developer, L2 grant on octokit-fixture-org/*)', () => {
     await expectReplayed();
   });
 
+  it('list_repos of the granted owner (resource octokit-fixture-org/*): only that owner’s repositories', async () => {
+    await replay('list-repos');
+    const r = ok(await dev('list_repos', { owner: ORG, per_page: 2 }));
+    expect(r.items.map((x: { full_name: string }) => x.full_name)).toEqual([`${ORG}/hello-world`, `${ORG}/list-repos`]);
+    expect(JSON.stringify(r)).not.toContain('secret-plans');
+    await expectReplayed();
+  });
+
+  it('list_branches', async () => {
+    await replay('list-branches');
+    const r = ok(await dev('list_branches', { owner: ORG, repo: 'list-branches', per_page: 2 }));
+    expect(r.items.map((b: { name: string; protected: boolean }) => [b.name, b.protected])).toEqual([
+      ['feature/retry', false],
+      ['main', true],
+      ['release/v1', true],
+    ]);
+    await expectReplayed();
+  });
+
+  it('list_branches of a missing repository answers 502 provider_error with GitHub’s 404', async () => {
+    await replay('list-branches-not-found');
+    const res = await dev('list_branches', { owner: ORG, repo: 'missing' });
+    expect(res.status).toBe(502);
+    expect(res.body).toMatchObject({ code: 'provider_error', provider_status: 404, provider_code: 'not_found', details: { message: 'Not Found' } });
+    await expectReplayed();
+  });
+
+  it('list_pull_comments', async () => {
+    await replay('list-pull-comments');
+    const r = ok(await dev('list_pull_comments', { owner: ORG, repo: 'list-pull-comments', pull_number: 1, per_page: 2 }));
+    expect(r.items.map((c: { kind: string; id: number }) => `${c.kind}:${c.id}`)).toEqual(['issue:1100', 'review:1001', 'issue:1102', 'review:1003', 'review:1004', 'issue:1105']);
+    await expectReplayed();
+  });
+
   it('list_workflow_runs', async () => {
     await replay('list-workflow-runs');
     expect(ok(await dev('list_workflow_runs', { owner: ORG, repo: 'list-workflow-runs', branch: 'main', per_page: 2 })).total_count).toBe(3);
@@ -217,6 +270,14 @@ describe('refusals before any HTTP request', () => {
     const res = await dev('get_repo', { owner: 'someone-else', repo: 'hello-world' });
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('resource_out_of_scope');
+    expectNoRequest();
+  });
+
+  it('list_repos without an owner (resource *) is outside a grant on octokit-fixture-org/*: 403 resource_out_of_scope', async () => {
+    const res = await dev('list_repos', {});
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('resource_out_of_scope');
+    expect(res.body.detail).toContain('* is outside the resources of grant');
     expectNoRequest();
   });
 
@@ -270,6 +331,35 @@ describe('L2 writes (developer, coupled to a DOING task)', () => {
       await dev('create_pull', { owner: ORG, repo: 'create-pull', title: 'Add retry to the fetcher', head: 'feature', base: 'main', body: 'Retries twice with backoff.' }, true),
     );
     expect(r.number).toBe(1);
+    await expectReplayed();
+  });
+
+  it('close_issue writes the new state; on an issue already closed as asked it writes nothing', async () => {
+    await replay('close-issue');
+    expect(ok(await dev('close_issue', { owner: ORG, repo: 'close-issue', issue_number: 1, state_reason: 'not_planned' }, true))).toMatchObject({
+      state: 'closed',
+      state_reason: 'not_planned',
+      changed: true,
+    });
+    await expectReplayed();
+    await replay('close-issue-already-closed');
+    expect(ok(await dev('close_issue', { owner: ORG, repo: 'close-issue', issue_number: 1 }, true))).toMatchObject({ state: 'closed', state_reason: 'completed', changed: false });
+    await expectReplayed();
+  });
+
+  it('close_issue of a missing issue answers 502 provider_error with GitHub’s 404', async () => {
+    await replay('close-issue-not-found');
+    const res = await dev('close_issue', { owner: ORG, repo: 'close-issue', issue_number: 404 }, true);
+    expect(res.status).toBe(502);
+    expect(res.body).toMatchObject({ code: 'provider_error', provider_status: 404, provider_code: 'not_found' });
+    await expectReplayed();
+  });
+
+  it('close_issue refuses a pull request with 412 precondition_failed', async () => {
+    await replay('close-issue-pull-request');
+    const res = await dev('close_issue', { owner: ORG, repo: 'close-issue', issue_number: 2 }, true);
+    expect(res.status).toBe(412);
+    expect(res.body.code).toBe('precondition_failed');
     await expectReplayed();
   });
 

@@ -79,6 +79,9 @@ export const CapabilitySchema = z
     grant_id: z.string().nullable(),
     resources: z.array(z.string()).nullable(),
     expires_at: z.iso.datetime().nullable(),
+    params_schema: z
+      .record(z.string(), z.unknown())
+      .describe("The action's params as JSON Schema (draft 2020-12, input form: members with a default are optional), from its zod schema."),
   })
   .meta({ id: 'Capability' });
 

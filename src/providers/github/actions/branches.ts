@@ -1,13 +1,23 @@
 /**
- * Branch writes (L2): `github.create_branch` (refuses the default branch and existing refs) and
- * `github.put_file` (refuses the default branch and any protected branch). Both answer a refusal
- * with 412 `precondition_failed`.
+ * Branches: `github.list_branches` (L1); the writes (L2) `github.create_branch` (refuses the
+ * default branch and existing refs) and `github.put_file` (refuses the default branch and any
+ * protected branch), which answer a refusal with 412 `precondition_failed`.
  */
 import { z } from 'zod';
 import { defineAction, type ActionDefinition } from '../../contract.js';
 import { ApiError } from '../../../platform/http/problem.js';
 import { isNotFound, type GitHubClient, type GitHubSession } from '../client.js';
-import { branch, MAX_FILE_CONTENT, repoPath, repoResource, repoTarget, sha } from '../schemas.js';
+import { collect, type ListResult } from '../results.js';
+import { branch, limit, MAX_FILE_CONTENT, perPage, repoPath, repoResource, repoTarget, sha } from '../schemas.js';
+
+/** One branch in `github.list_branches`. */
+export interface BranchSummary {
+  name: string;
+  /** The commit the branch points at. */
+  sha: string;
+  /** True when branch protection or a ruleset protects it. */
+  protected: boolean;
+}
 
 /** Result of `github.create_branch`. */
 export interface CreatedBranch {
@@ -29,6 +39,14 @@ export interface PutFileResult {
 
 /** Branch names put_file refuses outright, whatever the repository's default branch is. */
 const CONVENTIONAL_DEFAULTS = new Set(['main', 'master']);
+
+const listBranchesParams = z.strictObject({
+  ...repoTarget,
+  /** true: only protected branches; false: only unprotected ones; omitted: all. */
+  protected: z.boolean().optional(),
+  per_page: perPage.optional(),
+  limit,
+});
 
 const createBranchParams = z.strictObject({
   ...repoTarget,
@@ -73,9 +91,24 @@ async function branchSha(gh: GitHubSession, name: string): Promise<string | null
 
 const refuse = (detail: string, extensions: Record<string, unknown> = {}) => new ApiError('precondition_failed', detail, extensions);
 
-/** The branch write actions. */
+/** The branch actions. */
 export function branchActions(gh: GitHubClient): ActionDefinition<any, unknown>[] {
   return [
+    defineAction({
+      id: 'github.list_branches',
+      level: 1,
+      description: 'List branches with the commit each points at and whether it is protected, across pages up to `limit` (default 100).',
+      params: listBranchesParams,
+      idempotent: true,
+      resource: repoResource,
+      summarize: (p) => `list branches ${p.owner}/${p.repo}${p.protected === undefined ? '' : ` protected=${p.protected}`}`,
+      execute: (p, ctx) =>
+        gh.run(ctx, p, { contents: 'read' }, async ({ octokit }): Promise<ListResult<BranchSummary>> => {
+          const { limit: max, ...filters } = p;
+          const pages = octokit.paginate.iterator(octokit.rest.repos.listBranches, filters);
+          return collect(pages, max, (b) => ({ name: b.name, sha: b.commit.sha, protected: b.protected }));
+        }),
+    }),
     defineAction({
       id: 'github.create_branch',
       level: 2,

@@ -1,10 +1,11 @@
 /**
  * Issues: `list_issues`, `get_issue`, `search_issues` (L1); `create_issue`, `comment_issue`,
- * `add_labels` (L2). GitHub's issue endpoints serve pull requests too, so comments and labels work
- * on both.
+ * `add_labels`, `close_issue` (L2). GitHub's issue endpoints serve pull requests too, so comments
+ * and labels work on both; `close_issue` refuses a pull request (412).
  */
 import { z } from 'zod';
 import { defineAction, type ActionDefinition } from '../../contract.js';
+import { ApiError } from '../../../platform/http/problem.js';
 import type { GitHubClient } from '../client.js';
 import {
   clipBody,
@@ -109,6 +110,44 @@ const createIssueParams = z.strictObject({
 const commentParams = z.strictObject({ ...repoTarget, issue_number: issueNumber, body: body.min(1) });
 
 const addLabelsParams = z.strictObject({ ...repoTarget, issue_number: issueNumber, labels: z.array(label).min(1).max(20) });
+
+/** Result of `github.close_issue`: the issue's state after the call. */
+export interface IssueState {
+  number: number;
+  /** `open` or `closed`. */
+  state: string;
+  /** `completed`, `not_planned`, `reopened`, or null (never closed). */
+  state_reason: string | null;
+  closed_at: string | null;
+  html_url: string;
+  /** False when the issue already was in the asked state (nothing was written). */
+  changed: boolean;
+}
+
+const STATE_REASONS = ['completed', 'not_planned', 'reopened'] as const;
+
+const closeIssueParams = z
+  .strictObject({
+    ...repoTarget,
+    issue_number: issueNumber,
+    /** `closed` (the default) closes the issue, `open` reopens it. */
+    state: z.enum(['closed', 'open']).default('closed'),
+    /** To close: `completed` (the default) or `not_planned`; to reopen: `reopened` (the default). */
+    state_reason: z.enum(STATE_REASONS).optional(),
+  })
+  .refine((p) => p.state_reason === undefined || (p.state === 'open') === (p.state_reason === 'reopened'), {
+    message: 'state_reason must be completed or not_planned to close, reopened to reopen',
+    path: ['state_reason'],
+  });
+
+const issueState = (i: GitHubIssueLike, changed: boolean): IssueState => ({
+  number: i.number,
+  state: i.state,
+  state_reason: i.state_reason ?? null,
+  closed_at: i.closed_at ?? null,
+  html_url: i.html_url,
+  changed,
+});
 
 const issueDetail = (i: GitHubIssueLike): IssueDetail => ({
   ...issueSummary(i),
@@ -225,6 +264,33 @@ export function issueActions(gh: GitHubClient): ActionDefinition<any, unknown>[]
         gh.run(ctx, p, { issues: 'write', pull_requests: 'write' }, async ({ octokit }): Promise<{ labels: string[] }> => {
           const { data } = await octokit.rest.issues.addLabels(p);
           return { labels: labelNames(data) };
+        }),
+    }),
+    defineAction({
+      id: 'github.close_issue',
+      level: 2,
+      description:
+        'Close an issue as completed or not_planned, or reopen it; an issue already in that state is answered as it is, unchanged.',
+      params: closeIssueParams,
+      // Setting a state is idempotent in effect: a retry finds the state reached and writes nothing.
+      idempotent: true,
+      resource: repoResource,
+      summarize: (p) => `${p.state === 'open' ? 'reopen' : 'close'} issue ${p.owner}/${p.repo}#${p.issue_number}${p.state_reason ? ` as ${p.state_reason}` : ''}`,
+      execute: (p, ctx) =>
+        gh.run(ctx, p, { issues: 'write' }, async ({ octokit }): Promise<IssueState> => {
+          const target = { owner: p.owner, repo: p.repo, issue_number: p.issue_number };
+          const reason = p.state_reason ?? (p.state === 'closed' ? 'completed' : 'reopened');
+          const { data: current } = await octokit.rest.issues.get(target);
+          if (current.pull_request) {
+            throw new ApiError(
+              'precondition_failed',
+              `#${p.issue_number} of ${p.owner}/${p.repo} is a pull request; github.close_issue closes and reopens issues only.`,
+            );
+          }
+          // Reached already: closed with the asked reason, or open (whatever reason it was reopened with).
+          if (current.state === p.state && (p.state === 'open' || current.state_reason === reason)) return issueState(current as GitHubIssueLike, false);
+          const { data } = await octokit.rest.issues.update({ ...target, state: p.state, state_reason: reason });
+          return issueState(data as GitHubIssueLike, true);
         }),
     }),
   ];

@@ -1,5 +1,5 @@
 /**
- * Pull requests: `list_pulls`, `get_pull` (L1); `create_pull` (L2); `merge_pull` (L3, refused with
+ * Pull requests: `list_pulls`, `get_pull`, `list_pull_comments` (L1); `create_pull` (L2); `merge_pull` (L3, refused with
  * 412 `precondition_failed` unless the PR is open and mergeable, every check and status on its
  * head passed, and its base branch is protected).
  */
@@ -7,8 +7,8 @@ import { z } from 'zod';
 import { defineAction, type ActionDefinition } from '../../contract.js';
 import { ApiError } from '../../../platform/http/problem.js';
 import type { GitHubClient, GitHubSession } from '../client.js';
-import { clipBody, collect, pullSummary, type GitHubPullLike, type ListResult, type PullEnd, type PullSummary } from '../results.js';
-import { body, branch, branchNameProblem, issueNumber, limit, owner, perPage, repoResource, repoTarget, title, MAX_TITLE } from '../schemas.js';
+import { clipBody, collect, itemsOf, loginOf, mergeAscending, pullSummary, type GitHubPullLike, type ListResult, type PullEnd, type PullSummary } from '../results.js';
+import { body, branch, branchNameProblem, isoTime, issueNumber, limit, owner, perPage, repoResource, repoTarget, title, MAX_TITLE } from '../schemas.js';
 
 /** The combined commit status of a ref (https://docs.github.com/en/rest/commits/statuses). */
 export interface CombinedStatus {
@@ -32,6 +32,55 @@ export interface PullDetail extends PullSummary {
   /** Combined status of the head commit. */
   head_status: CombinedStatus;
 }
+
+/**
+ * One comment in `github.list_pull_comments`: a conversation comment (`kind: "issue"`, GitHub's
+ * issue comments of the pull request) or a review comment on the diff (`kind: "review"`). The
+ * diff fields are null for conversation comments; `line` is also null on an outdated review comment.
+ */
+export interface PullComment {
+  kind: 'issue' | 'review';
+  id: number;
+  user: string | null;
+  /** Clipped to 16 KiB. */
+  body: string | null;
+  created_at: string;
+  updated_at: string;
+  html_url: string;
+  path: string | null;
+  line: number | null;
+  commit_id: string | null;
+  /** The review comment this one answers. */
+  in_reply_to_id: number | null;
+}
+
+/** Shape of the GitHub issue and review comment fields {@link PullComment} reads. */
+interface GitHubCommentLike {
+  id: number;
+  user?: { login?: string } | null;
+  body?: string | null;
+  created_at: string;
+  updated_at: string;
+  html_url: string;
+  path?: string;
+  line?: number | null;
+  commit_id?: string;
+  in_reply_to_id?: number;
+}
+
+const pullComment = (kind: PullComment['kind'], c: GitHubCommentLike): PullComment => ({
+  kind,
+  id: c.id,
+  user: loginOf(c.user),
+  body: clipBody(c.body),
+  created_at: c.created_at,
+  updated_at: c.updated_at,
+  html_url: c.html_url,
+  path: c.path ?? null,
+  line: c.line ?? null,
+  commit_id: c.commit_id ?? null,
+  in_reply_to_id: c.in_reply_to_id ?? null,
+});
 
 /** Result of `github.create_pull`. */
 export interface CreatedPull {
@@ -70,6 +119,16 @@ const listPullsParams = z.strictObject({
 });
 
 const pullParams = z.strictObject({ ...repoTarget, pull_number: issueNumber });
+
+const listPullCommentsParams = z.strictObject({
+  ...repoTarget,
+  pull_number: issueNumber,
+  /** Only comments updated at or after this time (GitHub's `since`, on both lists). */
+  since: isoTime.optional(),
+  /** Page size of each of the two lists. */
+  per_page: perPage.optional(),
+  limit,
+});
 
 /** Why `head` is not `branch` or `owner:branch`, or null. */
 function headProblem(head: string): string | null {
@@ -203,6 +262,36 @@ export function pullActions(gh: GitHubClient): ActionDefinition<any, unknown>[] 
             changed_files: pr.changed_files,
             head_status,
           };
+        }),
+    }),
+    defineAction({
+      id: 'github.list_pull_comments',
+      level: 1,
+      description:
+        'List the conversation and review comments of a pull request, merged oldest first, each with its kind, up to `limit` (default 100).',
+      params: listPullCommentsParams,
+      idempotent: true,
+      resource: repoResource,
+      summarize: (p) => `list comments of pull request ${p.owner}/${p.repo}#${p.pull_number}`,
+      execute: (p, ctx) =>
+        gh.run(ctx, p, { pull_requests: 'read', issues: 'read' }, async ({ octokit }): Promise<ListResult<PullComment>> => {
+          const { owner: o, repo: r, pull_number, since, per_page } = p;
+          // Both lists come oldest first (issue comments always; review comments when asked), so
+          // one merge by creation time orders them, reading each only as far as `limit` needs.
+          const conversation = itemsOf(octokit.paginate.iterator(octokit.rest.issues.listComments, { owner: o, repo: r, issue_number: pull_number, since, per_page }));
+          const review = itemsOf(
+            octokit.paginate.iterator(octokit.rest.pulls.listReviewComments, { owner: o, repo: r, pull_number, sort: 'created', direction: 'asc', since, per_page }),
+          );
+          const merged = mergeAscending<PullComment>(
+            (async function* () {
+              for await (const c of conversation) yield pullComment('issue', c as GitHubCommentLike);
+            })(),
+            (async function* () {
+              for await (const c of review) yield pullComment('review', c as GitHubCommentLike);
+            })(),
+            (c) => c.created_at,
+          );
+          return collect(merged, p.limit, (c) => c);
         }),
     }),
     defineAction({

@@ -1,12 +1,44 @@
 /**
- * Repository reads: `github.get_repo` and `github.get_content` (L1).
+ * Repository reads (L1): `github.list_repos` (the repositories the host's credential reaches, kept
+ * within the grant), `github.get_repo` and `github.get_content`.
  */
 import { z } from 'zod';
 import { defineAction, type ActionDefinition } from '../../contract.js';
 import { redactString } from '../../../platform/audit/redact.js';
 import type { GitHubClient } from '../client.js';
-import { decodeUtf8, fitString, readPrefix, type StreamPrefix } from '../results.js';
-import { ref, repoPath, repoResource, repoTarget } from '../schemas.js';
+import { collect, decodeUtf8, fitString, readPrefix, type ListResult, type StreamPrefix } from '../results.js';
+import { grantCovers, limit, owner, perPage, ref, repoPath, repoResource, repoTarget } from '../schemas.js';
+
+/** One repository in `github.list_repos`. */
+export interface RepoSummary {
+  /** `owner/repo`, spelled as GitHub spells it. */
+  full_name: string;
+  owner: string;
+  name: string;
+  description: string | null;
+  private: boolean;
+  visibility: string | null;
+  default_branch: string | null;
+  archived: boolean;
+  fork: boolean;
+  html_url: string;
+  pushed_at: string | null;
+}
+
+/** Shape of the GitHub repository fields {@link RepoSummary} reads. */
+interface GitHubRepoLike {
+  full_name: string;
+  name: string;
+  owner: { login: string };
+  description?: string | null;
+  private: boolean;
+  visibility?: string;
+  default_branch?: string;
+  archived?: boolean;
+  fork: boolean;
+  html_url: string;
+  pushed_at?: string | null;
+}
 
 /** Result of `github.get_repo`. */
 export interface RepoResult {
@@ -49,6 +81,36 @@ export type ContentResult =
   | { type: 'dir'; path: string; ref: string | null; items: ContentEntry[]; truncated: boolean }
   | { type: 'symlink' | 'submodule'; path: string; ref: string | null; target: string | null };
 
+const listReposParams = z.strictObject({
+  /** Only this account's repositories (user or organisation); omitted: every one the credential reaches. */
+  owner: owner.optional(),
+  per_page: perPage.optional(),
+  limit,
+});
+
+/**
+ * The resource of `github.list_repos`: `<owner>/*` (every repository of the account, which a grant
+ * on `acme/*` covers and one on `acme/api` alone does not), or `*` without an owner (every
+ * repository the credential reaches: only a grant on any resource covers it).
+ */
+export function listReposResource(p: { owner?: string | undefined }): string {
+  return p.owner === undefined ? '*' : `${p.owner}/*`;
+}
+
+const repoSummary = (r: GitHubRepoLike): RepoSummary => ({
+  full_name: r.full_name,
+  owner: r.owner.login,
+  name: r.name,
+  description: r.description ?? null,
+  private: r.private,
+  visibility: r.visibility ?? null,
+  default_branch: r.default_branch ?? null,
+  archived: r.archived ?? false,
+  fork: r.fork,
+  html_url: r.html_url,
+  pushed_at: r.pushed_at ?? null,
+});
+
 const getRepoParams = z.strictObject({ ...repoTarget });
 
 const getContentParams = z.strictObject({
@@ -62,6 +124,35 @@ const getContentParams = z.strictObject({
 /** The repository read actions. */
 export function repoActions(gh: GitHubClient): ActionDefinition<any, unknown>[] {
   return [
+    defineAction({
+      id: 'github.list_repos',
+      level: 1,
+      description:
+        "List the repositories the host's credential reaches (a GitHub App's installation, or the token's user), of one owner or all, within the grant's resources, up to `limit` (default 100).",
+      params: listReposParams,
+      idempotent: true,
+      resource: listReposResource,
+      summarize: (p) => `list repositories${p.owner ? ` of ${p.owner}` : ''}`,
+      execute: (p, ctx) =>
+        gh.runAccount(ctx, { metadata: 'read' }, async ({ octokit, credential }): Promise<ListResult<RepoSummary>> => {
+          const query = p.per_page === undefined ? {} : { per_page: p.per_page };
+          const pages = (
+            credential === 'app'
+              ? octokit.paginate.iterator(octokit.rest.apps.listReposAccessibleToInstallation, query)
+              : octokit.paginate.iterator(octokit.rest.repos.listForAuthenticatedUser, query)
+          ) as AsyncIterable<{ data: GitHubRepoLike[] }>;
+          // GitHub logins are case-insensitive; grant patterns are not (a pattern never matches more
+          // than it spells out), so a repository leaves the broker only when the grant that allowed
+          // this call covers its full name as GitHub spells it.
+          const wanted = p.owner?.toLowerCase();
+          const inScope = (r: GitHubRepoLike) =>
+            (wanted === undefined || r.owner.login.toLowerCase() === wanted) && grantCovers(ctx.grantResources, r.full_name);
+          const scoped = (async function* () {
+            for await (const page of pages) yield { data: page.data.filter(inScope) };
+          })();
+          return collect(scoped, p.limit, repoSummary);
+        }),
+    }),
     defineAction({
       id: 'github.get_repo',
       level: 1,
