@@ -76,7 +76,9 @@ describe('a broker killed between claiming a request file and answering it', () 
     expect(answer.status).toBe(502);
     expect(answer.headers['idempotent-replayed']).toBe('true');
     expect(answer.body).toMatchObject({ code: 'unknown_outcome', call_status: 'unknown_outcome', request_id: key, action: 'test.read' });
-    expect(fs.readdirSync(path.join(dir, 'processing'))).toEqual([]);
+    // The claimed file leaves processing/ just after the answer is written (the directory is
+    // synced in between), so wait for it rather than look at once.
+    while (fs.readdirSync(path.join(dir, 'processing')).length > 0) await new Promise((r) => setTimeout(r, 10));
     expect([...first.attempts, ...second.attempts].filter((id) => id === key)).toHaveLength(1);
     const audit = deps.db.sqlite.prepare('SELECT actor, kind FROM gov_activities WHERE subject = ? ORDER BY seq').all(`call:developer:${key}`);
     expect(audit).toEqual([
