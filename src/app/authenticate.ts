@@ -1,5 +1,5 @@
 /**
- * Authentication for `/v1/*` (issue 4, "Routes and people"): a bearer JWT (operators, auditors)
+ * Authentication for `/v1/*` (docs/api.md, "Authentication"): a bearer JWT (operators, auditors)
  * or, without an `Authorization` header, the RFC 9421 group signature. Routes then say who may
  * call them with the guards of `src/platform/http/guard.ts`.
  */
