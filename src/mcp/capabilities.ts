@@ -10,24 +10,15 @@
  * what the broker says now. While the broker cannot be reached, the last answer stays (the broker
  * still decides every call).
  */
+import type { z } from 'zod';
 import type { BrokerClient } from '../client/index.js';
+import type { CapabilitySchema } from '../modules/calls/routes/schemas.js';
 
-/** One action as `GET /v1/ext/capabilities` answers it (the members the MCP server reads). */
-export interface CapabilityView {
-  action: string;
-  provider: string;
-  level: number;
-  description: string;
-  idempotent: boolean;
-  requires_task: boolean;
-  allowed: boolean;
-  code: string | null;
-  grant_id: string | null;
-  resources: string[] | null;
-  expires_at: string | null;
-  /** The action's params as JSON Schema; absent from a broker older than the typed tools. */
-  params_schema?: Record<string, unknown>;
-}
+/**
+ * One action as `GET /v1/ext/capabilities` answers it (the route's own response schema), read
+ * tolerantly: `params_schema` may be absent from a broker older than the typed tools.
+ */
+export type CapabilityView = Omit<z.infer<typeof CapabilitySchema>, 'params_schema'> & { params_schema?: Record<string, unknown> };
 
 /** Options of {@link CapabilityWatch}. */
 export interface WatchOptions {
