@@ -174,14 +174,16 @@ type TimelineEntry = NonNullable<GrantView['timeline']>[number];
 /**
  * The grant's timeline: the audit rows `GET /v1/grants/{id}` answers, plus the moments its fields
  * record without a row of their own (an L1/L2 grant activates as it is created; expiry is a time,
- * not an event), marked `seq` 0 and shown as derived.
+ * not an event), by the broker.
  */
 export function timelineOf(g: GrantView): TimelineEntry[] {
   const rows = [...(g.timeline ?? [])];
   const has = (kind: string) => rows.some((e) => e.kind === kind);
-  if (g.activated_at !== null && !has('grant.activated')) rows.push({ seq: 0, ts: g.activated_at, actor: 'broker', kind: 'grant.activated', detail: { note: 'on creation: this level needs no approval' } });
-  if (g.status === 'expired' && g.expires_at !== null && !has('grant.expired')) rows.push({ seq: 0, ts: g.expires_at, actor: 'broker', kind: 'grant.expired', detail: { note: 'its lifetime ended' } });
-  return rows.sort((a, b) => a.ts.localeCompare(b.ts) || (a.seq === 0 ? 1 : 0) - (b.seq === 0 ? 1 : 0) || a.seq - b.seq);
+  // A derived entry sorts right after the row it follows (its seq + 0.5), or last among equal times.
+  const created = rows.find((e) => e.kind === 'grant.created')?.seq ?? Number.MAX_SAFE_INTEGER;
+  if (g.activated_at !== null && !has('grant.activated')) rows.push({ seq: created + 0.5, ts: g.activated_at, actor: 'broker', kind: 'grant.activated', detail: { note: 'on creation: this level needs no approval' } });
+  if (g.status === 'expired' && g.expires_at !== null && !has('grant.expired')) rows.push({ seq: Number.MAX_SAFE_INTEGER, ts: g.expires_at, actor: 'broker', kind: 'grant.expired', detail: { note: 'its lifetime ended' } });
+  return rows.sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts) || a.seq - b.seq);
 }
 
 /** A call under a grant, as `GET /v1/calls` lists it. */

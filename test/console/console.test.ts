@@ -260,7 +260,9 @@ describe('the console, as an operator', () => {
     await page.getByRole('button', { name: 'Revoke this grant' }).click();
     await page.waitForURL(/revoked=1/);
     await expect(page.getByRole('status').textContent()).resolves.toContain('revoked');
-    await expect(page.getByTestId('timeline').textContent()).resolves.toContain('grant.revoked by operator:olga');
+    const kinds = await page.getByTestId('timeline').locator('li strong').allTextContents();
+    expect(kinds).toEqual(['grant.created', 'grant.activated', 'grant.revoked']);
+    await expect(page.getByTestId('timeline').textContent()).resolves.toContain('grant.revoked by operator:olga (reason: incident 7: key leaked)');
     await shot(page, 'revoked.png');
     const grant = (await bearer(broker, operator, 'GET', `/v1/grants/${devGrant.id}`)).body;
     expect(grant).toMatchObject({ status: 'revoked', revoked_by: 'operator:olga', revoke_reason: 'incident 7: key leaked' });
