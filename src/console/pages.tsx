@@ -7,7 +7,7 @@ import type { Session } from './session.js';
 export function LoginPage(props: { nonce: string; error?: string }) {
   return (
     <Page title="Sign in" session={null}>
-      <p>Paste an operator or auditor bearer token (<code>broker token mint</code>). It is kept in an HttpOnly cookie until it expires; it is never shown again.</p>
+      <p>Paste an operator or auditor bearer token (<code>broker token --role auditor --subject you</code>). It is kept in an HttpOnly cookie until it expires; it is never shown again.</p>
       {props.error ? (
         <p class="error" role="alert">
           {props.error}
