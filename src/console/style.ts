@@ -20,7 +20,7 @@ h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 h3{font-size:1rem;margin:1rem 0 .25rem}
 .skip{position:absolute;left:-999px}
 .skip:focus{left:1rem;top:1rem;background:#fff;color:#000;padding:.25rem .5rem}
-form.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;background:#fff;border:1px solid #d0d7de;padding:.75rem;border-radius:6px}
+form.filters{margin-bottom:1rem;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;background:#fff;border:1px solid #d0d7de;padding:.75rem;border-radius:6px}
 form.filters label,form.stack label{display:flex;flex-direction:column;font-size:.9rem;font-weight:600}
 form.stack{display:flex;flex-direction:column;gap:.75rem;max-width:40rem}
 input,select,textarea,button{font:inherit;padding:.35rem .5rem;border:1px solid #8c959f;border-radius:4px;background:#fff}
