@@ -18,6 +18,7 @@ import { auditRoutes } from '../modules/audit/index.js';
 import { kernelRoutes } from '../modules/kernel/index.js';
 import { callRoutes } from '../modules/calls/index.js';
 import { tokenRoutes } from '../modules/tokens/index.js';
+import { consoleRoutes } from '../console/index.js';
 
 export { providerStatus, readinessProblems } from './probes.js';
 
@@ -81,6 +82,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route('/', kernelRoutes(deps));
   app.route('/', callRoutes(deps));
   app.route('/', referenceRoutes(app));
+  app.route('/console', consoleRoutes(deps, app));
 
   app.notFound((c) => notFound(app, c));
   app.onError((err, c) => renderError(err, c));

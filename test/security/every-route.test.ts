@@ -59,9 +59,11 @@ import { REPO_ROOT, startBroker } from '../helpers/harness.js';
  * - `token:<roles>`: operator/auditor bearer tokens with one of these roles only, never a group;
  * - `main+operator`: the `main` group or an operator token (`GRANTORS`), nobody else;
  * - `group+token:operator,auditor`: any agent group (the handler narrows it to the group's own
- *   rows) and operator/auditor tokens.
+ *   rows) and operator/auditor tokens;
+ * - `console`: the web console (src/console/), outside `/v1/*`: its own session cookie, never a
+ *   bearer header or a signature; `CONSOLE_OPEN` routes answer without one.
  */
-type Access = 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator' | 'group+token:operator,auditor';
+type Access = 'console' | 'public' | 'group' | 'token:operator' | 'token:operator,auditor' | 'main+operator' | 'group+token:operator,auditor';
 
 const ROUTES: Readonly<Record<string, Access>> = {
   // src/app/probes.ts
@@ -111,7 +113,25 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/ext/capabilities': 'group',
   'GET /v1/calls': 'token:operator,auditor',
   'GET /v1/calls/:group/:request_id': 'token:operator,auditor',
+  // src/console/index.tsx (the console's session: src/console/session.ts)
+  'GET /console/style.css': 'console',
+  'GET /console/login': 'console',
+  'POST /console/login': 'console',
+  'POST /console/logout': 'console',
+  'GET /console': 'console',
+  'GET /console/grants': 'console',
+  'GET /console/grants/:id': 'console',
+  'GET /console/grants/:id/grant.json': 'console',
+  'POST /console/grants/:id/revoke': 'console',
+  'GET /console/approvals': 'console',
+  'GET /console/calls': 'console',
+  'GET /console/calls/:group/:request_id': 'console',
+  'GET /console/audit': 'console',
+  'GET /console/tasks': 'console',
 };
+
+/** Console routes served without a session: the stylesheet and the sign-in form. */
+const CONSOLE_OPEN: readonly string[] = ['GET /console/style.css', 'GET /console/login', 'POST /console/login'];
 
 /**
  * The app's `ALL` entries (`app.use` middleware, or an `app.all` route). Known middleware only: a
@@ -120,6 +140,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
 const MIDDLEWARE: readonly string[] = [
   'ALL /*', // request id, body limit, X-Request-Id, metrics, request log
   'ALL /v1/*', // authenticate(): bearer token or RFC 9421 group signature
+  'ALL /console/*', // the console: security headers, the Origin check (hono/csrf), its session and CSRF token
 ];
 
 /**
@@ -206,7 +227,8 @@ function enumerate(): { routes: Route[]; allEntries: string[] } {
 
 const { routes: APP_ROUTES, allEntries: APP_ALL_ENTRIES } = enumerate();
 const PUBLIC_ROUTES = APP_ROUTES.filter((r) => r.access === 'public');
-const GUARDED_ROUTES = APP_ROUTES.filter((r) => r.access !== 'public');
+const CONSOLE_ROUTES = APP_ROUTES.filter((r) => r.access === 'console');
+const GUARDED_ROUTES = APP_ROUTES.filter((r) => r.access !== 'public' && r.access !== 'console');
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -298,6 +320,7 @@ function principals(access: Access): { allowed: Principal[]; refused: Principal[
   const au: Principal = { kind: 'token', role: 'auditor' };
   switch (access) {
     case 'public':
+    case 'console':
       return { allowed: [], refused: [] };
     case 'group':
       return { allowed: [main, developer], refused: [op, au] };
@@ -631,5 +654,56 @@ describe.each(GUARDED_ROUTES.map((r) => ({ ...r, label: `${r.key} [${r.access ??
   for (const c of casesFor(route)) {
     if (c.bug !== undefined) it.fails(`${c.name} (known bug: ${c.bug})`, c.run);
     else it(c.name, c.run);
+  }
+});
+
+/**
+ * The console's routes: each answers with its strict CSP; without a session cookie a page sends
+ * the browser to sign-in (303) and a form post is refused (the Origin check, 403, or no session,
+ * 401), writing nothing; a bearer header or a group signature is not a session.
+ */
+describe.each(CONSOLE_ROUTES.map((r) => ({ ...r, label: r.key })))('console: $label', (route) => {
+  const open = CONSOLE_OPEN.includes(route.key);
+  const isGet = route.method === 'GET';
+
+  it('sets a strict Content-Security-Policy and no-store', async () => {
+    const res = await send(route.method, route.concrete, isGet ? {} : { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    expect(res.headers.get('content-security-policy')).toMatch(/^default-src 'none'; style-src 'self';.*form-action 'self'; frame-ancestors 'none'/);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    // The stylesheet may be cached (revalidated); pages never are.
+    expect(res.headers.get('cache-control')).toBe(route.key === 'GET /console/style.css' ? 'no-cache' : 'no-store');
+  });
+
+  if (open) {
+    if (isGet) it('answers without a session', async () => expect((await send('GET', route.concrete)).status).toBe(200));
+    else
+      it('refuses a sign-in posted without the form token, setting no cookie', () =>
+        refusedWithoutWrites(async () => {
+          const res = await send('POST', route.concrete, { headers: { 'content-type': 'application/x-www-form-urlencoded', origin: broker.url }, body: `token=${operator}` });
+          expect(res.status).toBe(403);
+          expect(res.headers.get('set-cookie') ?? '').not.toContain('console_session');
+        }));
+    return;
+  }
+
+  for (const [name, headers] of [
+    ['no session', {}],
+    ['an operator bearer header (not a session)', { authorization: `Bearer ${operator}` }],
+    ['a signature of main (not a session)', signed(route.method, route.concrete)],
+    ['a garbage session cookie', { cookie: 'console_session=garbage' }],
+  ] as const) {
+    it(`${name} → ${isGet ? '303 to /console/login' : 'refused'}, writing nothing`, () =>
+      refusedWithoutWrites(async () => {
+        if (isGet) {
+          const res = await fetch(new URL(route.concrete, broker.url), { headers, redirect: 'manual' });
+          expect(res.status).toBe(303);
+          expect(res.headers.get('location')).toBe('/console/login');
+          return;
+        }
+        const form = await send('POST', route.concrete, { headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', origin: broker.url }, body: 'reason=x' });
+        expect(form.status).toBe(401);
+        const foreign = await send('POST', route.concrete, { headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example' }, body: 'reason=x' });
+        expect(foreign.status).toBe(403);
+      }));
   }
 });
