@@ -31,13 +31,18 @@ import { CallKeys } from './idempotency.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { claimRecord, outcomeRecord, refusalRecord } from './records.js';
 import { shapeCall, type Shape } from './shape.js';
-import { DuplicateClaim, SqliteCallStore, type CallKeyReader, type CallStore } from './store.js';
+import { DuplicateClaim, type CallKeyReader, type CallStore } from './store.js';
 import { UnrecordedOutcomes } from './unrecorded.js';
 
 /** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
 export interface CallServiceDeps {
-  /** The database: the calls' store is its SQLite implementation; tasks and keys are read from it. */
+  /** The SQLite database the kernel's task lookup of step 11 (coupling) reads synchronously. */
   db: Db;
+  /**
+   * The calls' store: claims, outcomes and refusals. The decision path reads a call's row
+   * synchronously (`CallKeyReader.findNow`), so the store must offer that read (the SQLite store does).
+   */
+  stores: { calls: CallStore };
   clock: Clock;
   catalog: Catalog;
   grants: GrantSource;
@@ -108,7 +113,7 @@ export class CallService {
 
   constructor(private readonly deps: CallServiceDeps) {
     this.metrics = callMetrics(deps.metrics.registry);
-    this.store = new SqliteCallStore(deps.db);
+    this.store = withKeyReader(deps.stores.calls);
     this.store.observeCommits((writes, seconds) => {
       this.metrics.batchWrites.observe(writes);
       this.metrics.commitSeconds.observe(seconds);
@@ -309,4 +314,13 @@ function providerUnavailable(provider: Provider, receipt: Receipt): ApiError | n
     `Provider ${provider.name} cannot run on this host (${reason}); an operator must configure it. Nothing ran and the Idempotency-Key is not used up.`,
     { provider: provider.name },
   );
+}
+
+/**
+ * The calls' store as the decision path needs it: with a synchronous read of a call's row.
+ * @throws Error when the store has none (a store whose rows are read asynchronously only).
+ */
+function withKeyReader(store: CallStore): CallStore & CallKeyReader {
+  if (typeof (store as Partial<CallKeyReader>).findNow !== 'function') throw new Error('the call path needs a calls store with a synchronous row read (findNow)');
+  return store as CallStore & CallKeyReader;
 }
