@@ -17,6 +17,7 @@ import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
 import type { PgDb } from '../platform/db/pg.js';
+import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
@@ -95,6 +96,8 @@ export interface Deps {
   grants: GrantIndex;
   /** Every module's store. */
   stores: Stores;
+  /** The per-request refresh of `keys` and `grants` before the decision reads them (`app/read-model.ts`). */
+  readModel: ReadModel;
   /**
    * Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`);
    * `tokens.revocations` and `tokens.keys` are the `token_revocations` and `token_keys` tables
@@ -169,6 +172,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantIndex(db, clock),
     stores,
+    readModel: syncReadModel,
     tokens,
     tasks: stores.tasks,
     checkpointKey,
