@@ -11,6 +11,7 @@ import { BODY_METHODS, IDEMPOTENCY_KEY_RE } from '../protocol/profile.js';
 import { readRawBody, requireGroupSignature } from '../platform/http/verify.js';
 import type { KeyStore } from '../modules/identity/keys.js';
 import { wwwAuthenticate, type TokenService } from '../modules/tokens/service.js';
+import type { ReadModel } from './read-model.js';
 
 /**
  * Path prefixes a bearer token may reach at all; every other `/v1/*` path answers a token 403
@@ -25,6 +26,8 @@ export interface AuthDeps {
   keys: Pick<KeyStore, 'lookup'>;
   clock: Clock;
   config: { clockSkewS: number };
+  /** The read model's refresh, run before a request is authenticated (`app/read-model.ts`); none on SQLite. */
+  readModel?: ReadModel;
 }
 
 const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/;
@@ -76,10 +79,16 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   };
   // Not an async function: a signed request to an agent route goes straight to the signature
   // middleware, without an extra promise wrapped around its own.
-  return (c, next) => {
+  const dispatch: MiddlewareHandler<AppEnv> = (c, next) => {
     const authorization = c.req.header('authorization');
     if (authorization !== undefined) return bearer(c, next, authorization);
     return isTokenPath(c.req.path) ? signedOrBearer(c, next) : signed(c, next);
+  };
+  // The read model is refreshed before the signature is checked (its key lookup reads it), and
+  // the decision reads it after; on SQLite the refresh returns nothing and nothing is awaited.
+  return (c, next) => {
+    const pending = deps.readModel?.refresh();
+    return pending ? pending.then(() => dispatch(c, next)) : dispatch(c, next);
   };
 }
 

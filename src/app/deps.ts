@@ -2,12 +2,22 @@ import { ulid } from 'ulid';
 import { hostProviders } from '../providers/index.js';
 import { Catalog } from '../modules/calls/catalog.js';
 import { sqliteAuditStore, type AuditStore } from '../modules/audit/store.js';
+import { pgAuditStore } from '../modules/audit/store.pg.js';
+import { SqliteCallStore, type CallStore } from '../modules/calls/store.js';
+import { PgCallStore } from '../modules/calls/store.pg.js';
+import { unservedGrantRequestStore } from '../modules/grant-requests/store.unserved.js';
+import { pgGrantStore } from '../modules/grants/store.pg.js';
+import { pgGroupKeyStore } from '../modules/identity/store.pg.js';
+import { pgTaskStore } from '../modules/kernel/store.pg.js';
+import { pgTokenStore } from '../modules/tokens/store.pg.js';
 import { GrantIndex } from '../modules/grants/source.js';
 import { sqliteGrantStore, type GrantStore } from '../modules/grants/store.js';
 import { sqliteGrantRequestStore, type GrantRequestStore } from '../modules/grant-requests/store.js';
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
+import type { PgDb } from '../platform/db/pg.js';
+import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
@@ -26,6 +36,8 @@ import { loadOrCreateSigningKey, type BrokerSigningKey } from '../platform/signi
  */
 export interface Stores {
   audit: AuditStore;
+  /** The external calls (`ext_calls`): claims, outcomes, refusals, recovery, retention. */
+  calls: CallStore;
   grants: GrantStore;
   grantRequests: GrantRequestStore;
   groupKeys: GroupKeyStore;
@@ -33,10 +45,34 @@ export interface Stores {
   tokens: TokenStore;
 }
 
-/** The SQLite implementation of every store, over one connection and clock. */
-export function createStores(db: Db, clock: Clock): Stores {
+/** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
+export type Database = { engine: 'sqlite'; db: Db } | { engine: 'postgres'; pg: PgDb };
+
+/**
+ * Every store over one database and clock, the engine's implementation of each: the SQLite stores
+ * over `database.db`, or the PostgreSQL stores over `database.pg` (several replicas may serve that
+ * database at once). Grant requests have no PostgreSQL store yet: on PostgreSQL their store
+ * refuses every operation with 503 `service_unavailable` (nothing is read or written).
+ * @param limits `maxPendingPerGroup`, the backpressure limit the PostgreSQL calls' claim enforces
+ *   across replicas (the SQLite call path enforces it in process).
+ */
+export function createStores(database: Database, clock: Clock, limits: Pick<Config, 'maxPendingPerGroup'>): Stores {
+  if (database.engine === 'postgres') {
+    const { pg } = database;
+    return {
+      audit: pgAuditStore(pg),
+      calls: new PgCallStore(pg, { maxPendingPerGroup: limits.maxPendingPerGroup }),
+      grants: pgGrantStore(pg, clock),
+      grantRequests: unservedGrantRequestStore('PostgreSQL'),
+      groupKeys: pgGroupKeyStore(pg, clock),
+      tasks: pgTaskStore(pg),
+      tokens: pgTokenStore(pg, clock),
+    };
+  }
+  const { db } = database;
   return {
     audit: sqliteAuditStore(db),
+    calls: new SqliteCallStore(db),
     grants: sqliteGrantStore(db, clock),
     grantRequests: sqliteGrantRequestStore(db, clock),
     groupKeys: sqliteGroupKeyStore(db, clock),
@@ -60,6 +96,8 @@ export interface Deps {
   grants: GrantIndex;
   /** Every module's store. */
   stores: Stores;
+  /** The per-request refresh of `keys` and `grants` before the decision reads them (`app/read-model.ts`). */
+  readModel: ReadModel;
   /**
    * Operator/auditor bearer tokens, signed with the broker's Ed25519 key (`<dataDir>/token.key`);
    * `tokens.revocations` and `tokens.keys` are the `token_revocations` and `token_keys` tables
@@ -107,7 +145,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     overrides.db ??
     openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
   const groups = loadGroups(config.policiesDir);
-  const stores = createStores(db, clock);
+  const stores = createStores({ engine: 'sqlite', db }, clock, config);
   const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000, stores.groupKeys);
   await keys.ensureGroups(groups.keys());
   const tokens = new TokenService(signingKey, clock, stores.tokens);
@@ -134,6 +172,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     catalog: overrides.catalog ?? new Catalog(hostProviders()),
     grants: new GrantIndex(db, clock),
     stores,
+    readModel: syncReadModel,
     tokens,
     tasks: stores.tasks,
     checkpointKey,

@@ -33,7 +33,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  * @throws (rejects) AlreadyServedError when a single-server database has a live lease (nothing
  *   written); ApiError 503 `audit_unavailable` when recovery cannot be recorded (the lease is released).
  */
-export async function startInstance(deps: Pick<Deps, 'db' | 'clock' | 'logger' | 'config' | 'instanceId'>, onLost: (err: AlreadyServedError) => void): Promise<ServingInstance> {
+export async function startInstance(deps: Pick<Deps, 'db' | 'stores' | 'clock' | 'logger' | 'config' | 'instanceId'>, onLost: (err: AlreadyServedError) => void): Promise<ServingInstance> {
   const me: LeaseHolder = { id: deps.instanceId, ttlMs: deps.config.leaseTtlMs };
   acquireLease(deps.db, me, deps.clock.now());
   try {

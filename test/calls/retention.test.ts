@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { purgeCommand } from '../../src/modules/calls/cli.js';
 import { countPurgeable, purgeCalls, startCallRetention } from '../../src/modules/calls/retention.js';
-import { PURGE_SELECT_SQL } from '../../src/modules/calls/store.js';
+import { PURGE_SELECT_SQL, SqliteCallStore } from '../../src/modules/calls/store.js';
 import { CliExit } from '../../src/platform/cli.js';
 import { ConfigError, loadConfig } from '../../src/platform/config.js';
 import { openDb } from '../../src/platform/db/open.js';
@@ -77,7 +77,7 @@ describe('purgeCalls', () => {
     broker.clock.advance(RETENTION + DAY);
     const young = await made();
     const before = cutoff();
-    expect(await countPurgeable(broker.deps.db, before)).toBe(3);
+    expect(await countPurgeable(broker.deps, before)).toBe(3);
 
     expect(await purgeCalls(broker.deps, { before })).toBe(3);
     expect(keysLeft()).toEqual([runningKey, young]);
@@ -185,7 +185,7 @@ describe('the serve loop (startCallRetention)', () => {
     const ro = openDb({ path: broker.deps.db.path, readonly: true });
     const logs: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (logs.push(chunk.toString()), cb()) });
-    const stop = startCallRetention({ db: ro, clock: broker.clock, config: broker.deps.config, logger: createLogger('info', sink) });
+    const stop = startCallRetention({ stores: { calls: new SqliteCallStore(ro) }, clock: broker.clock, config: broker.deps.config, logger: createLogger('info', sink) });
     try {
       await expect.poll(() => logs.find((l) => l.includes('call purge failed'))).toBeDefined();
     } finally {

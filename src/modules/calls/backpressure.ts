@@ -30,15 +30,7 @@ export class GroupLanes {
   check(group: string, receipt: Receipt): number | ApiError {
     const pending = this.pendingFor(group);
     const limit = this.config.maxPendingPerGroup;
-    if (pending >= limit) {
-      receipt.steps.push({ step: 'backpressure', result: 'fail', note: `${pending} pending, limit ${limit}` });
-      return new ApiError(
-        'backpressure',
-        `Group ${group} already has ${pending} calls queued or running (limit ${limit}); retry in ${RETRY_AFTER_S} s with the same Idempotency-Key.`,
-        { pending, limit },
-        { 'Retry-After': String(RETRY_AFTER_S) },
-      );
-    }
+    if (pending >= limit) return backpressureRefusal(group, pending, limit, receipt);
     receipt.steps.push({ step: 'backpressure', result: 'pass', note: `${pending} pending, limit ${limit}` });
     return pending;
   }
@@ -61,4 +53,19 @@ export class GroupLanes {
     if (!q) this.queues.set(group, (q = new PQueue({ concurrency: this.config.groupConcurrency })));
     return q.add(task) as Promise<T>;
   }
+}
+
+/**
+ * Step 4's refusal: records the failed step in `receipt` and returns 429 `backpressure`
+ * (`{pending, limit}`, `Retry-After`). Also the answer to a claim the store refused because the
+ * group's pending calls across replicas reached the limit (`GroupBackpressure`).
+ */
+export function backpressureRefusal(group: string, pending: number, limit: number, receipt: Receipt): ApiError {
+  receipt.steps.push({ step: 'backpressure', result: 'fail', note: `${pending} pending, limit ${limit}` });
+  return new ApiError(
+    'backpressure',
+    `Group ${group} already has ${pending} calls queued or running (limit ${limit}); retry in ${RETRY_AFTER_S} s with the same Idempotency-Key.`,
+    { pending, limit },
+    { 'Retry-After': String(RETRY_AFTER_S) },
+  );
 }

@@ -3,9 +3,8 @@ import { z } from 'zod';
 import { CliExit, cliOperator, printJson, type CliRunner } from '../../platform/cli.js';
 import type { Clock } from '../../platform/clock.js';
 import { MIN_CALL_RETENTION_MS, parseDurationMs, type Config } from '../../platform/config.js';
-import type { Db } from '../../platform/db/open.js';
 import { countPurgeable, purgeCalls } from './retention.js';
-import { CALL_STATUSES, SqliteCallStore } from './store.js';
+import { CALL_STATUSES, type CallStore } from './store.js';
 import { callView } from './views.js';
 
 const ListOptions = z.object({
@@ -22,7 +21,8 @@ const PurgeOptions = z.object({
 
 /** What the `broker calls` verbs run on. */
 export interface CallCliDeps {
-  db: Db;
+  /** The calls' store (`Stores.calls`). */
+  stores: { calls: CallStore };
   clock: Clock;
   config: Config;
 }
@@ -52,7 +52,7 @@ export async function purgeCommand(deps: CallCliDeps, opts: Record<string, unkno
   }
   const before = deps.clock.now() - ageMs;
   const iso = new Date(before).toISOString();
-  if (dryRun) return { before: iso, dry_run: true, would_delete: await countPurgeable(deps.db, before) };
+  if (dryRun) return { before: iso, dry_run: true, would_delete: await countPurgeable(deps, before) };
   return { before: iso, deleted: await purgeCalls(deps, { before, actor }) };
 }
 
@@ -78,7 +78,7 @@ export function registerCallCommands(program: Command, withDeps: CliRunner<CallC
         const parsed = ListOptions.safeParse(opts);
         if (!parsed.success) throw new CliExit(`invalid options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
         const o = parsed.data;
-        const rows = await new SqliteCallStore(deps.db).list({ status: o.status, group: o.group, taskId: o.task, limit: o.limit });
+        const rows = await deps.stores.calls.list({ status: o.status, group: o.group, taskId: o.task, limit: o.limit });
         printJson({ data: rows.map((r) => callView(r, false)) });
       }),
     );
@@ -89,7 +89,7 @@ export function registerCallCommands(program: Command, withDeps: CliRunner<CallC
     .requiredOption('--group <group>', 'calling group')
     .action((requestId: string, opts: { group: string }) =>
       withDeps(async (deps) => {
-        const row = await new SqliteCallStore(deps.db).find(opts.group, requestId);
+        const row = await deps.stores.calls.find(opts.group, requestId);
         if (!row) throw new CliExit(`no call ${requestId} of group ${opts.group}`);
         printJson(callView(row));
       }),

@@ -32,7 +32,8 @@ export class CallKeys {
   private readonly inflight = new Map<string, string>();
 
   constructor(
-    private readonly store: CallKeyReader,
+    /** The synchronous row read (SQLite); without it every check is given the row read before. */
+    private readonly store: CallKeyReader | undefined,
     private readonly unrecorded: UnrecordedOutcomes,
   ) {}
 
@@ -46,15 +47,19 @@ export class CallKeys {
    * `request_in_flight` while it runs, the 502 `outcome_unrecorded` answer again while its outcome
    * is unrecorded, otherwise the stored answer replayed. Undefined for a new key. Records a failed
    * step in `receipt`; the caller records the pass. A key neither in flight here nor unrecorded is
-   * looked up by its row.
+   * looked up by its row: `readRow` when given (the row read before the decision), else the store's
+   * synchronous read.
+   * @throws Error when there is neither.
    */
-  check(c: KeyedCall, key: string, fingerprint: string, receipt: Receipt): CallAnswer | ApiError | undefined {
+  check(c: KeyedCall, key: string, fingerprint: string, receipt: Receipt, readRow?: () => CallRow | undefined): CallAnswer | ApiError | undefined {
     const unrecorded = this.unrecorded.get(key);
     const live = unrecorded?.fingerprint ?? this.inflight.get(key);
     let row: CallRow | undefined;
     let stored: string | undefined = live;
     if (live === undefined) {
-      row = this.store.findNow(c.group, c.requestId);
+      if (readRow) row = readRow();
+      else if (this.store) row = this.store.findNow(c.group, c.requestId);
+      else throw new Error('step 3 needs the call row read before the decision');
       stored = row?.fingerprint;
     }
     if (stored === undefined) return undefined;

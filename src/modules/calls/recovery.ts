@@ -5,11 +5,10 @@
  * executed again, and a retry with their key replays 502 `unknown_outcome`.
  */
 import type { Clock } from '../../platform/clock.js';
-import type { Db } from '../../platform/db/open.js';
 import type { Logger } from '../../platform/log.js';
 import type { Receipt } from './decision/receipt.js';
 import { unknownOutcomeRecord } from './records.js';
-import { SqliteCallStore } from './store.js';
+import type { CallStore } from './store.js';
 
 /**
  * Marks `unknown_outcome` (502) every `running` call whose owner (`ext_calls.instance_id`) holds
@@ -26,8 +25,8 @@ import { SqliteCallStore } from './store.js';
  * @throws (rejects) ApiError 503 `audit_unavailable` when the audit rows cannot be written
  *   (nothing changes).
  */
-export async function recoverInterruptedCalls(deps: { db: Db; clock: Clock; logger: Logger }, self: string): Promise<number> {
-  const store = new SqliteCallStore(deps.db);
+export async function recoverInterruptedCalls(deps: { stores: { calls: CallStore }; clock: Clock; logger: Logger }, self: string): Promise<number> {
+  const store = deps.stores.calls;
   const { marked, expired } = await store.endInterrupted(
     self,
     () => deps.clock.now(),

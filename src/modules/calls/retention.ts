@@ -18,9 +18,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Clock } from '../../platform/clock.js';
 import type { Config } from '../../platform/config.js';
-import type { Db } from '../../platform/db/open.js';
 import type { Logger } from '../../platform/log.js';
-import { SqliteCallStore } from './store.js';
+import type { CallStore } from './store.js';
 
 /** Rows deleted per transaction by default: each batch holds the write lock for a few ms at most. */
 export const PURGE_BATCH_SIZE = 1000;
@@ -33,7 +32,8 @@ export const PURGE_SUBJECT = 'ext_calls';
 
 /** What {@link purgeCalls} and {@link countPurgeable} run on. */
 export interface PurgeDeps {
-  db: Db;
+  /** The calls' store the rows are deleted from. */
+  stores: { calls: CallStore };
   /** Stamps the audit rows (never `Date.now`). */
   clock: Clock;
 }
@@ -54,8 +54,8 @@ export interface PurgeOptions {
  * Number of rows a purge with this cutoff would delete now (`broker calls purge --dry-run`).
  * @param before the cutoff, Unix ms.
  */
-export function countPurgeable(db: Db, before: number): Promise<number> {
-  return new SqliteCallStore(db).countPurgeable(before);
+export function countPurgeable(deps: { stores: { calls: CallStore } }, before: number): Promise<number> {
+  return deps.stores.calls.countPurgeable(before);
 }
 
 /**
@@ -72,7 +72,7 @@ export function countPurgeable(db: Db, before: number): Promise<number> {
 export async function purgeCalls(deps: PurgeDeps, opts: PurgeOptions): Promise<number> {
   const batchSize = opts.batchSize ?? PURGE_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, not ${batchSize}`);
-  const store = new SqliteCallStore(deps.db);
+  const store = deps.stores.calls;
   const before = new Date(opts.before).toISOString();
   const audit = (deleted: number) => ({
     input: { actor: opts.actor ?? 'system', kind: PURGE_AUDIT_KIND, subject: PURGE_SUBJECT, detail: { before, deleted } },

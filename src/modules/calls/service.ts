@@ -22,7 +22,7 @@ import type { GrantSource, GrantView } from '../grants/types.js';
 import type { Groups } from '../identity/groups.js';
 import { findTaskForCoupling, type CouplingTask } from '../kernel/coupling.js';
 import { outcomeAnswer, outcomeUnrecordedAnswer, refusalAnswer, STATUS_OF, storageCause, storeFailure, type CallAnswer } from './answer.js';
-import { GroupLanes } from './backpressure.js';
+import { backpressureRefusal, GroupLanes } from './backpressure.js';
 import type { Catalog } from './catalog.js';
 import { decide, type DecisionContext } from './decision/decide.js';
 import { newReceipt, type Receipt } from './decision/receipt.js';
@@ -31,13 +31,24 @@ import { CallKeys } from './idempotency.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { claimRecord, outcomeRecord, refusalRecord } from './records.js';
 import { shapeCall, type Shape } from './shape.js';
-import { DuplicateClaim, SqliteCallStore, type CallKeyReader, type CallStore } from './store.js';
+import { DuplicateClaim, GroupBackpressure, type CallKeyReader, type CallStore } from './store.js';
+import { readForDecision, type DecisionReads } from './reads.js';
+import type { TaskStore } from '../kernel/store.js';
 import { UnrecordedOutcomes } from './unrecorded.js';
 
 /** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
 export interface CallServiceDeps {
-  /** The database: the calls' store is its SQLite implementation; tasks and keys are read from it. */
-  db: Db;
+  /**
+   * The SQLite database the kernel's task lookup of step 11 (coupling) reads synchronously; none on
+   * an engine whose rows are read before the decision (`stores`).
+   */
+  db?: Db;
+  /**
+   * The calls' store (claims, outcomes, refusals) and the kernel's tasks. A calls store with a
+   * synchronous row read (`CallKeyReader.findNow`, SQLite) is read inside the decision, and the
+   * coupled task from `db`; otherwise (PostgreSQL) both are read before it (`reads.ts`).
+   */
+  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'> };
   clock: Clock;
   catalog: Catalog;
   grants: GrantSource;
@@ -96,7 +107,9 @@ const refused = (decision: 'rejected' | 'denied', error: ApiError, receipt: Rece
  * makes claims, outcomes and refusals durable in group commits.
  */
 export class CallService {
-  readonly store: CallStore & CallKeyReader;
+  readonly store: CallStore;
+  /** The synchronous row read of step 3 (SQLite); undefined when the rows are read before the decision. */
+  private readonly reader: CallKeyReader | undefined;
   private readonly metrics: CallMetrics;
   private readonly keys: CallKeys;
   private readonly lanes: GroupLanes;
@@ -108,15 +121,21 @@ export class CallService {
 
   constructor(private readonly deps: CallServiceDeps) {
     this.metrics = callMetrics(deps.metrics.registry);
-    this.store = new SqliteCallStore(deps.db);
+    this.store = deps.stores.calls;
+    this.reader = keyReaderOf(deps.stores.calls);
     this.store.observeCommits((writes, seconds) => {
       this.metrics.batchWrites.observe(writes);
       this.metrics.commitSeconds.observe(seconds);
     });
     this.unrecorded = new UnrecordedOutcomes({ clock: deps.clock, logger: deps.logger, store: this.store });
-    this.keys = new CallKeys(this.store, this.unrecorded);
+    this.keys = new CallKeys(this.reader, this.unrecorded);
     this.lanes = new GroupLanes(deps.config);
-    this.findTask = (taskId) => findTaskForCoupling(deps.db, taskId);
+    const db = deps.db;
+    this.findTask = db
+      ? (taskId) => findTaskForCoupling(db, taskId)
+      : () => {
+          throw new Error('step 11 needs the task read before the decision');
+        };
     this.decisionContext = { groups: deps.groups, lastRevoked: deps.grants.lastRevoked?.bind(deps.grants) };
   }
 
@@ -131,8 +150,10 @@ export class CallService {
    * `submit` runs it on every call; the bench runs it alone. Step 3 reads the call's row, step 5
    * the grant index (`GrantSource`, refreshed through its change sequence).
    * @param now the decision instant, Unix ms.
+   * @param reads step 3's row and step 11's task read before (required when the calls store has no
+   *   synchronous read; see `reads.ts`).
    */
-  evaluate(s: CallSubmission, now: number): Evaluation {
+  evaluate(s: CallSubmission, now: number, reads?: DecisionReads): Evaluation {
     const receipt = newReceipt(s.group, s.requestId, s.keyid, now);
 
     // Step 2: the request's shape.
@@ -143,7 +164,7 @@ export class CallService {
     // Step 3: the Idempotency-Key.
     const fingerprint = (s.bodySha256 ?? sha256(s.rawBody)).toString('hex');
     const key = CallKeys.of(s.group, s.requestId);
-    const known = this.keys.check(s, key, fingerprint, receipt);
+    const known = this.keys.check(s, key, fingerprint, receipt, reads && (() => reads.row));
     if (known instanceof ApiError) return refused('rejected', known, receipt);
     if (known) return { kind: 'replay', answer: known };
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
@@ -156,7 +177,7 @@ export class CallService {
     const verdict = decide(
       { group: s.group, action: shape.action, resource: shape.resource, taskId: shape.taskId, now },
       this.deps.grants.candidates(s.group, shape.provider.name),
-      this.findTask,
+      reads ? (taskId) => (taskId === reads.taskId ? reads.task : null) : this.findTask,
       this.decisionContext,
     );
     for (const step of verdict.steps) receipt.steps.push(step);
@@ -177,8 +198,9 @@ export class CallService {
    *   (fail-closed: nothing ran, and the Idempotency-Key is not used up).
    */
   async submit(s: CallSubmission): Promise<CallAnswer> {
+    const reads = this.reader ? undefined : await readForDecision(this.deps.stores, s);
     const now = this.deps.clock.now();
-    const ev = this.evaluate(s, now);
+    const ev = this.evaluate(s, now, reads);
     if (ev.kind === 'replay') {
       this.metrics.calls.inc({ outcome: 'replayed' });
       return ev.answer;
@@ -236,9 +258,16 @@ export class CallService {
     } catch (err) {
       this.keys.release(ev.key);
       this.lanes.release(s.group);
+      if (err instanceof GroupBackpressure) {
+        // The group's pending calls across replicas reached the limit: step 4's answer.
+        receipt.steps.pop();
+        this.metrics.calls.inc({ outcome: 'backpressure' });
+        return this.refuse(s, receipt, 'denied', backpressureRefusal(s.group, err.pending, err.limit, receipt), now);
+      }
       if (!(err instanceof DuplicateClaim)) throw storeFailure(err, 'The call could not be claimed, so nothing ran.');
       // Claimed meanwhile by another connection: answer as step 3 would have.
-      const again = this.keys.check(s, ev.key, ev.fingerprint, receipt);
+      const row = this.reader ? undefined : await this.store.find(s.group, s.requestId);
+      const again = this.keys.check(s, ev.key, ev.fingerprint, receipt, this.reader ? undefined : () => row);
       if (again instanceof ApiError) return this.refuse(s, receipt, 'rejected', again, now);
       if (again) return again;
       throw err;
@@ -309,4 +338,9 @@ function providerUnavailable(provider: Provider, receipt: Receipt): ApiError | n
     `Provider ${provider.name} cannot run on this host (${reason}); an operator must configure it. Nothing ran and the Idempotency-Key is not used up.`,
     { provider: provider.name },
   );
+}
+
+/** The store's synchronous row read, when it has one (SQLite). */
+function keyReaderOf(store: CallStore): CallKeyReader | undefined {
+  return typeof (store as Partial<CallKeyReader>).findNow === 'function' ? (store as CallStore & CallKeyReader) : undefined;
 }

@@ -2,8 +2,7 @@
  * Read views of calls shared by the routes, the CLI and the kernel's task context: the API shape
  * of a stored call (snake_case, RFC 3339 times).
  */
-import type { Db } from '../../platform/db/open.js';
-import { SqliteCallStore, type CallRow, type CallStatus } from './store.js';
+import type { CallRow, CallStatus, CallStore } from './store.js';
 
 /**
  * A call as the API shows it. `response` is the answer sent (and replayed), null while running;
@@ -56,7 +55,7 @@ export function callView(row: CallRow, full = true): CallView | Omit<CallView, '
  * `GET /v1/tasks/{id}/context`): each call's summary view, without receipts or results.
  * @param limit at most this many (default 200).
  */
-export async function callsForTask(db: Db, taskId: string, limit = 200): Promise<Omit<CallView, 'receipt' | 'response'>[]> {
-  const rows = await new SqliteCallStore(db).list({ taskId, limit });
+export async function callsForTask(store: CallStore, taskId: string, limit = 200): Promise<Omit<CallView, 'receipt' | 'response'>[]> {
+  const rows = await store.list({ taskId, limit });
   return rows.reverse().map((r) => callView(r, false));
 }

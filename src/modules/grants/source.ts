@@ -12,7 +12,7 @@ import type { GrantSource, GrantStatus, GrantView, RevokedGrant } from './types.
 const EMPTY: readonly GrantView[] = Object.freeze([]);
 
 /** A `grants` row with its count of valid approvals, as the store loads it. */
-interface LoadedRow {
+export interface LoadedRow {
   id: string;
   group: string;
   provider: string;
@@ -25,6 +25,22 @@ interface LoadedRow {
   expiresAt: number | null;
   pendingExpiresAt: number | null;
   approvals: number;
+}
+
+/**
+ * Where a {@link GrantIndex} reads on an engine without synchronous reads (PostgreSQL), when the
+ * grants' change sequence moved ({@link GrantIndex.applyHead}). Rows as {@link LoadedRow}, times
+ * as numbers.
+ */
+export interface AsyncGrantRows {
+  /** `grant_changes` rows after `seq`, in seq order. */
+  changesSince(seq: number): Promise<{ seq: number; grantId: string }[]>;
+  /** The grant with this id (any status) and, when revoked, its revocation. */
+  one(id: string): Promise<(LoadedRow & { revoked: RevokedGrant | null }) | undefined>;
+  /** Every `active` or `pending_approval` grant. */
+  live(): Promise<LoadedRow[]>;
+  /** The most recently revoked grant of each (group, provider). */
+  lastRevokedEach(): Promise<(RevokedGrant & { group: string; provider: string })[]>;
 }
 
 const COLUMNS = `
@@ -52,12 +68,18 @@ const COLUMNS = `
  * its clock and answers `capability_expired` (decision step 6).
  */
 export class GrantIndex implements GrantSource {
-  private readonly changes: ChangeSequence;
-  private readonly changesStmt: Statement<[number], { seq: number; grantId: string }>;
-  private readonly loadAllStmt: Statement<[], LoadedRow>;
-  private readonly loadOneStmt: Statement<[string], LoadedRow>;
-  private readonly loadCandidatesStmt: Statement<[string, string], LoadedRow>;
-  private readonly lastRevokedStmt: Statement<[string, string], RevokedGrant>;
+  private readonly changes!: ChangeSequence;
+  private readonly changesStmt!: Statement<[number], { seq: number; grantId: string }>;
+  private readonly loadAllStmt!: Statement<[], LoadedRow>;
+  private readonly loadOneStmt!: Statement<[string], LoadedRow>;
+  private readonly loadCandidatesStmt!: Statement<[string, string], LoadedRow>;
+  private readonly lastRevokedStmt!: Statement<[string, string], RevokedGrant>;
+  /** The rows of an engine read asynchronously; undefined on SQLite. */
+  private readonly rows?: AsyncGrantRows;
+  /** On an engine read asynchronously: the last revoked grant of each `group\nprovider`. */
+  private readonly revoked = new Map<string, RevokedGrant>();
+  /** The catch-up in progress or last made by {@link applyHead} (one at a time). */
+  private catching: Promise<void> = Promise.resolve();
   /** The last change seq applied; -1 before the first load. */
   private seen = -1;
   private index = new Map<string, Map<string, readonly GrantView[]>>();
@@ -66,10 +88,19 @@ export class GrantIndex implements GrantSource {
   private readonly pending = new Map<string, number>();
   private nextPendingDeadline = Infinity;
 
+  /**
+   * @param db the SQLite database (each lookup reads the change sequence itself), or the rows of
+   *   an engine read asynchronously: then the caller runs {@link applyHead} with the head it read
+   *   before each request's lookups, and lookups answer from memory as of that head.
+   */
   constructor(
-    db: Db,
+    db: Db | AsyncGrantRows,
     private readonly clock: Clock,
   ) {
+    if (!('sqlite' in db)) {
+      this.rows = db;
+      return;
+    }
     this.changes = sqliteChangeSequence(db, 'SELECT MAX(seq) FROM grant_changes');
     this.changesStmt = db.sqlite.prepare('SELECT seq, grant_id AS grantId FROM grant_changes WHERE seq > ? ORDER BY seq') as Statement<[number], { seq: number; grantId: string }>;
     this.loadAllStmt = db.sqlite.prepare(`SELECT ${COLUMNS} FROM grants g WHERE g.status IN ('active', 'pending_approval')`) as Statement<[], LoadedRow>;
@@ -89,8 +120,13 @@ export class GrantIndex implements GrantSource {
    * The returned array and views are frozen and shared.
    */
   candidates(group: string, provider: string): readonly GrantView[] {
-    if (this.changes.inTransaction()) return this.candidatesInTransaction(group, provider);
-    this.refresh();
+    if (this.rows) {
+      if (this.seen < 0) throw new Error('grant index not loaded: applyHead must run before a lookup');
+      if (this.clock.now() >= this.nextPendingDeadline) this.dropLapsedPending();
+    } else {
+      if (this.changes.inTransaction()) return this.candidatesInTransaction(group, provider);
+      this.refresh();
+    }
     return this.index.get(group)?.get(provider) ?? EMPTY;
   }
 
@@ -107,7 +143,47 @@ export class GrantIndex implements GrantSource {
    * `(group, provider)` index, made only when a call is refused `no_capability`.
    */
   lastRevoked(group: string, provider: string): RevokedGrant | null {
+    if (this.rows) return this.revoked.get(`${group}\n${provider}`) ?? null;
     return this.lastRevokedStmt.get(group, provider) ?? null;
+  }
+
+  /**
+   * Brings the index up to the grants' change sequence's head `head` (`MAX(grant_changes.seq)`,
+   * read by the caller before the request's lookups): re-reads the grants changed since, or
+   * everything when the log no longer reaches back. Catch-ups run one at a time. A no-op on
+   * SQLite, whose lookups read the head themselves.
+   * @throws (rejects) the engine's error when the rows cannot be read (the caller fails closed).
+   */
+  applyHead(head: number): Promise<void> {
+    const rows = this.rows;
+    if (!rows) return Promise.resolve();
+    const next = this.catching.catch(() => undefined).then(async () => {
+      if (this.seen >= 0 && head <= this.seen) return;
+      const changes = this.seen < 0 ? [] : await rows.changesSince(this.seen);
+      if (this.seen < 0 || changes.length === 0 || changes[0]!.seq !== this.seen + 1) {
+        const [live, revoked] = await Promise.all([rows.live(), rows.lastRevokedEach()]);
+        this.revoked.clear();
+        for (const r of revoked) this.revoked.set(`${r.group}\n${r.provider}`, { id: r.id, revokedAt: r.revokedAt, revokedBy: r.revokedBy, reason: r.reason });
+        this.reloadAll(Math.max(head, 0), live);
+        return;
+      }
+      const ids = [...new Set(changes.map((c) => c.grantId))];
+      const loaded = await Promise.all(ids.map((id) => rows.one(id)));
+      const now = this.clock.now();
+      ids.forEach((id, i) => {
+        this.remove(id);
+        const row = loaded[i];
+        if (row?.revoked) {
+          const k = `${row.group}\n${row.provider}`;
+          const prev = this.revoked.get(k);
+          if (!prev || (row.revoked.revokedAt ?? 0) >= (prev.revokedAt ?? 0)) this.revoked.set(k, row.revoked);
+        }
+        if (row && this.belongs(row, now)) this.add(row);
+      });
+      this.seen = changes[changes.length - 1]!.seq;
+    });
+    this.catching = next;
+    return next;
   }
 
   /** Number of grants in the index (active and pending). */
@@ -135,13 +211,13 @@ export class GrantIndex implements GrantSource {
     this.seen = changes[changes.length - 1]!.seq;
   }
 
-  private reloadAll(head: number): void {
+  private reloadAll(head: number, rows: Iterable<LoadedRow> = this.loadAllStmt.iterate()): void {
     const now = this.clock.now();
     const index = new Map<string, Map<string, GrantView[]>>();
     this.views.clear();
     this.pending.clear();
     this.nextPendingDeadline = Infinity;
-    for (const row of this.loadAllStmt.iterate()) {
+    for (const row of rows) {
       if (!this.belongs(row, now)) continue;
       const view = this.track(row);
       let byProvider = index.get(row.group);

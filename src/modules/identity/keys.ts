@@ -65,6 +65,15 @@ export interface GroupKey {
   secret: Buffer;
 }
 
+/**
+ * Where a {@link KeyStore} reads `group_keys` on an engine without synchronous reads
+ * (PostgreSQL): every row, read when the keys' change sequence moved ({@link KeyStore.applyHead}).
+ */
+export interface AsyncKeyRows {
+  /** Every `group_keys` row: group, version and retirement instant (Unix ms, null while current). */
+  all(): Promise<Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[]>;
+}
+
 interface KeyRow {
   group: string;
   version: number;
@@ -102,29 +111,69 @@ interface CachedKey {
  */
 export class KeyStore {
   private readonly cache = new Map<string, Buffer>();
-  private readonly versionRow: { get(group: string, version: number): Pick<KeyRow, 'retiresAt'> | undefined };
-  /** `group_keys_version.version`: the keys' change sequence. */
-  private readonly changes: ChangeSequence;
-  private readonly loadStmt: { all(): Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[] };
+  /** The SQLite reads; undefined on an engine read asynchronously (see {@link applyHead}). */
+  private readonly sync?: {
+    versionRow: { get(group: string, version: number): Pick<KeyRow, 'retiresAt'> | undefined };
+    /** `group_keys_version.version`: the keys' change sequence. */
+    changes: ChangeSequence;
+    loadStmt: { all(): Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[] };
+    db: Db;
+  };
+  private readonly rows?: AsyncKeyRows;
+  /** The reload in progress or last made by {@link applyHead} (reloads run one at a time). */
+  private reloading: Promise<void> = Promise.resolve();
   /** keyid → cached version; rebuilt when {@link counter} moves. */
   private keys = new Map<string, CachedKey>();
   /** The change sequence's head when the cache was loaded (-1: never). */
   private counter = -1;
 
+  private readonly store: GroupKeyStore;
+
   /**
+   * @param db the SQLite database (each lookup reads the change sequence itself), or the rows of
+   *   an engine read asynchronously: then the caller must run {@link applyHead} with the head it
+   *   read before each request's lookups, and lookups answer from memory as of that head.
    * @param graceMs how long a rotated-out version keeps verifying, in ms.
-   * @param store where versions are created and retired (default: the SQLite store over `db`).
+   * @param store where versions are created and retired (default: the SQLite store over `db`;
+   *   required with {@link AsyncKeyRows}).
    */
   constructor(
-    private readonly db: Db,
+    db: Db | AsyncKeyRows,
     private readonly masterKey: Buffer,
     private readonly clock: Clock,
     private readonly graceMs: number,
-    private readonly store: GroupKeyStore = sqliteGroupKeyStore(db, clock),
+    store?: GroupKeyStore,
   ) {
-    this.versionRow = db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as KeyStore['versionRow'];
-    this.changes = sqliteChangeSequence(db, 'SELECT version FROM group_keys_version WHERE id = 1');
-    this.loadStmt = db.sqlite.prepare('SELECT "group", version, retires_at AS retiresAt FROM group_keys') as KeyStore['loadStmt'];
+    if ('sqlite' in db) {
+      this.sync = {
+        db,
+        versionRow: db.sqlite.prepare('SELECT retires_at AS retiresAt FROM group_keys WHERE "group" = ? AND version = ?') as NonNullable<KeyStore['sync']>['versionRow'],
+        changes: sqliteChangeSequence(db, 'SELECT version FROM group_keys_version WHERE id = 1'),
+        loadStmt: db.sqlite.prepare('SELECT "group", version, retires_at AS retiresAt FROM group_keys') as NonNullable<KeyStore['sync']>['loadStmt'],
+      };
+      this.store = store ?? sqliteGroupKeyStore(db, clock);
+    } else {
+      if (!store) throw new Error('KeyStore over asynchronous rows needs its GroupKeyStore');
+      this.rows = db;
+      this.store = store;
+    }
+  }
+
+  /**
+   * Brings the keys in memory up to the change sequence's head `head` (`group_keys_version`, read
+   * by the caller before the request's lookups): reloads `group_keys` when it is past what memory
+   * holds. Reloads run one at a time. A no-op on SQLite, whose lookups read the head themselves.
+   * @throws (rejects) the engine's error when the rows cannot be read (the caller fails closed).
+   */
+  applyHead(head: number): Promise<void> {
+    const rows = this.rows;
+    if (!rows) return Promise.resolve();
+    const next = this.reloading.catch(() => undefined).then(async () => {
+      if (head <= this.counter) return;
+      this.apply(await rows.all(), head);
+    });
+    this.reloading = next;
+    return next;
   }
 
   /**
@@ -139,7 +188,7 @@ export class KeyStore {
     for (const group of groups) {
       if (!keyed.has(group)) await this.store.change(group, firstVersionPlan(group));
     }
-    this.deriveLive(this.loadStmt.all());
+    this.deriveLive(this.sync ? this.sync.loadStmt.all() : await this.rows!.all());
   }
 
   /**
@@ -167,9 +216,13 @@ export class KeyStore {
    *   key is frozen and shared between lookups.
    */
   lookup(keyid: string): GroupKey | null {
-    if (this.changes.inTransaction()) return this.lookupInTransaction(keyid);
-    const counter = this.changes.head();
-    if (counter !== this.counter) this.reload(counter);
+    if (this.sync) {
+      if (this.sync.changes.inTransaction()) return this.lookupInTransaction(keyid);
+      const counter = this.sync.changes.head();
+      if (counter !== this.counter) this.apply(this.sync.loadStmt.all(), counter);
+    } else if (this.counter < 0) {
+      throw new Error('group keys not loaded: applyHead must run before a lookup');
+    }
     const cached = this.keys.get(keyid);
     if (cached === undefined) return null;
     if (cached.retiresAt !== null && this.clock.now() >= cached.retiresAt) return null;
@@ -182,16 +235,15 @@ export class KeyStore {
     if (!m) return null;
     const group = m[1]!;
     const version = Number(m[2]);
-    const row = this.versionRow.get(group, version);
+    const row = this.sync!.versionRow.get(group, version);
     if (!row) return null;
     if (row.retiresAt !== null && this.clock.now() >= row.retiresAt) return null;
     return { group, version, keyid, secret: this.secret(group, version) };
   }
 
-  /** Reloads the cache from `group_keys`, as of the change sequence's head `counter`. */
-  private reload(counter: number): void {
+  /** Replaces the cache with `rows` (all of `group_keys`), as of the change sequence's head `counter`. */
+  private apply(rows: readonly Pick<KeyRow, 'group' | 'version' | 'retiresAt'>[], counter: number): void {
     const keys = new Map<string, CachedKey>();
-    const rows = this.loadStmt.all();
     this.deriveLive(rows);
     for (const row of rows) {
       const keyid = `${row.group}:${row.version}`;
@@ -208,11 +260,18 @@ export class KeyStore {
    * @throws Error when the group has no key (not in policies/groups.json).
    */
   current(group: string): GroupKey {
-    const row = this.db.sqlite
-      .prepare('SELECT MAX(version) AS version FROM group_keys WHERE "group" = ?')
-      .get(group) as { version: number | null };
+    const row = this.sync
+      ? (this.sync.db.sqlite.prepare('SELECT MAX(version) AS version FROM group_keys WHERE "group" = ?').get(group) as { version: number | null })
+      : { version: this.newestInMemory(group) };
     if (row.version === null) throw new Error(`group ${group} has no key; is it in policies/groups.json?`);
     return { group, version: row.version, keyid: `${group}:${row.version}`, secret: this.secret(group, row.version) };
+  }
+
+  /** The newest version of `group` in memory (as of the last {@link applyHead}), or null. */
+  private newestInMemory(group: string): number | null {
+    let newest: number | null = null;
+    for (const k of this.keys.values()) if (k.group === group && (newest === null || k.version > newest)) newest = k.version;
+    return newest;
   }
 
   /**

@@ -10,7 +10,7 @@ import { taskContextOp } from './routes/task-context.js';
 import { transitionTaskOp } from './routes/transition-task.js';
 import { updateDodOp } from './routes/update-dod.js';
 import { updateTaskOp } from './routes/update-task.js';
-import type { Db } from '../../platform/db/open.js';
+import type { CallStore } from '../calls/store.js';
 import type { KernelDeps } from './service/common.js';
 
 /**
@@ -18,7 +18,7 @@ import type { KernelDeps } from './service/common.js';
  * authentication middleware refuses tokens here). Each handler checks what the calling group may
  * do with the task.
  */
-export function kernelRoutes(deps: KernelDeps & { db: Db }): Router {
+export function kernelRoutes(deps: KernelDeps & { stores: { calls: CallStore } }): Router {
   return mount(
     createRouter(),
     createTaskOp(deps),

@@ -65,7 +65,7 @@ export function liveInstances(db: Db, now: number, exceptId: string | null = nul
  * ESRCH). A broker killed with SIGKILL can then be restarted at once instead of after its lease
  * runs out. A reused pid keeps the lease alive until its TTL, which errs on the safe side.
  */
-function mayBeAlive(row: InstanceRow): boolean {
+export function mayBeAlive(row: Pick<InstanceRow, 'host' | 'pid'>): boolean {
   if (row.host !== os.hostname() || row.pid === process.pid) return true;
   try {
     process.kill(row.pid, 0);

@@ -2,7 +2,7 @@ import { callsForTask } from '../../calls/views.js';
 import { createRoute, json, problems, SIGNED, type Operation } from '../../../platform/http/contract.js';
 import { actorOf, taskIdParam } from '../http.js';
 import { etagOf, taskJson } from '../model.js';
-import type { Db } from '../../../platform/db/open.js';
+import type { CallStore } from '../../calls/store.js';
 import type { KernelDeps } from '../service/common.js';
 import { taskContext } from '../service/read.js';
 import { ETagHeader, TaskContextSchema, TaskIdParams } from './schemas.js';
@@ -13,7 +13,7 @@ import { ETagHeader, TaskContextSchema, TaskIdParams } from './schemas.js';
  * first (`{seq, ts, actor, kind, detail}`); `external_calls` is the task's broker calls, oldest first,
  * without receipts or results (`callsForTask`). 404 `not_found`.
  */
-export function taskContextOp(deps: KernelDeps & { db: Db }): Operation {
+export function taskContextOp(deps: KernelDeps & { stores: { calls: CallStore } }): Operation {
   return {
     route: createRoute({
       method: 'get',
@@ -33,7 +33,7 @@ export function taskContextOp(deps: KernelDeps & { db: Db }): Operation {
         task: taskJson(ctx.task),
         activity: ctx.activity.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, detail: a.detail })),
         gate_decisions: ctx.gateDecisions,
-        external_calls: await callsForTask(deps.db, ctx.task.id),
+        external_calls: await callsForTask(deps.stores.calls, ctx.task.id),
       });
     },
   };
