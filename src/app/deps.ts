@@ -9,6 +9,11 @@ import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
+import { capabilitiesFor } from '../modules/calls/capabilities.js';
+import { callsForTask } from '../modules/calls/views.js';
+import { loadRunners } from '../modules/runner/policy.js';
+import { Runner } from '../modules/runner/service.js';
+import { sqliteRunStore, type RunStore } from '../modules/runner/store.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
 import type { Clock } from '../platform/clock.js';
@@ -31,6 +36,7 @@ export interface Stores {
   groupKeys: GroupKeyStore;
   tasks: TaskStore;
   tokens: TokenStore;
+  runs: RunStore;
 }
 
 /** The SQLite implementation of every store, over one connection and clock. */
@@ -42,6 +48,7 @@ export function createStores(db: Db, clock: Clock): Stores {
     groupKeys: sqliteGroupKeyStore(db, clock),
     tasks: sqliteTaskStore(db),
     tokens: sqliteTokenStore(db, clock),
+    runs: sqliteRunStore(db),
   };
 }
 
@@ -76,6 +83,11 @@ export interface Deps {
   instanceId: string;
   /** The Ed25519 key `serve` signs audit checkpoints with (`<dataDir>/checkpoint.key`, 0600; `src/platform/audit/checkpoints.ts`). */
   checkpointKey: BrokerSigningKey;
+  /**
+   * Starts agents for dispatches of the groups that have a runner in `policies/runners.json`
+   * (validated here, at start-up); only a serving process starts its loop.
+   */
+  runner: Runner;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
@@ -122,6 +134,21 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const replaced = await tokenKeys.retireReplaced(signingKey);
     if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
   }
+  const runnersPolicy = loadRunners(config.policiesDir);
+  const metrics = createMetrics();
+  const catalog = overrides.catalog ?? new Catalog(hostProviders());
+  const grants = new GrantIndex(db, clock);
+  const runner = new Runner({
+    runs: stores.runs,
+    tasks: stores.tasks,
+    clock,
+    logger,
+    keys,
+    policy: runnersPolicy,
+    config: { dataDir: config.dataDir, ipcDir: config.ipcDir },
+    sources: { calls: (taskId) => callsForTask(db, taskId), capabilities: (group) => capabilitiesFor({ catalog, grants, clock, groups }, group) },
+    registry: metrics.registry,
+  });
   return {
     config,
     db,
@@ -129,10 +156,11 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     logger,
     keys,
     groups,
-    metrics: createMetrics(),
+    metrics,
+    runner,
     instanceId: ulid(),
-    catalog: overrides.catalog ?? new Catalog(hostProviders()),
-    grants: new GrantIndex(db, clock),
+    catalog,
+    grants,
     stores,
     tokens,
     tasks: stores.tasks,
