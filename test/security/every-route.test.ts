@@ -111,6 +111,10 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/ext/capabilities': 'group',
   'GET /v1/calls': 'token:operator,auditor',
   'GET /v1/calls/:group/:request_id': 'token:operator,auditor',
+  // src/modules/runner/index.ts
+  'GET /v1/runs': 'token:operator,auditor',
+  'GET /v1/runs/:id': 'token:operator,auditor',
+  'POST /v1/runs/:id/cancel': 'token:operator',
 };
 
 /**
@@ -145,6 +149,7 @@ const PARAM_SAMPLES: Readonly<Record<string, string>> = {
   'dispatches/:id': '01JBBBBBBBBBBBBBBBBBBBBBBB',
   'grants/:id': 'grt_01JCCCCCCCCCCCCCCCCCCCCCCC',
   'grant-requests/:id': 'grq_01JDDDDDDDDDDDDDDDDDDDDDDD',
+  'runs/:id': '01JEEEEEEEEEEEEEEEEEEEEEEE',
   ':request_id': 'req-every-route-0001',
   ':group': 'developer',
 };

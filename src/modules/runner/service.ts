@@ -259,18 +259,18 @@ export class Runner {
   }
 
   /**
-   * Cancels a run as `actor`: a running process group is killed and the run ends `cancelled`; a
+   * Cancels a run as `actor` (with an optional `reason`, kept on the audit row): a running process group is killed and the run ends `cancelled`; a
    * run only claimed is marked `cancelled` at once (it will not be started). Works from any process
    * on the broker's host (the CLI too): the pid is on the run.
    * @throws ApiError 404 `not_found`; 409 `illegal_transition` when the run has already ended.
    */
-  async cancel(id: string, actor: string): Promise<RunRow> {
+  async cancel(id: string, actor: string, reason?: string): Promise<RunRow> {
     const run = await this.deps.runs.find(id);
     if (!run) throw new ApiError('not_found', `No run ${id}.`);
     const live = this.live.get(id);
     if (live) live.cancelled = true;
     const nowMs = this.deps.clock.now();
-    const done = await this.deps.runs.update(id, ACTIVE, { status: 'cancelled', finishedAt: nowMs }, [{ actor, kind: 'run.cancelled', subject: run.taskId, detail: { run_id: id, pid: run.pid } }], nowMs);
+    const done = await this.deps.runs.update(id, ACTIVE, { status: 'cancelled', finishedAt: nowMs }, [{ actor, kind: 'run.cancelled', subject: run.taskId, detail: { run_id: id, pid: run.pid, ...(reason ? { reason } : {}) } }], nowMs);
     if (!done) throw new ApiError('illegal_transition', `Run ${id} is ${run.status}; only a claimed or running run can be cancelled.`);
     if (run.pid !== null) killGroup(run.pid);
     return done;
