@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRunners } from '../../src/modules/runner/policy.js';
 import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
+import { runCli } from '../helpers/process.js';
 import { agentCommand, pass, policiesWith, readyTask } from './helpers.js';
 
 let broker: TestBroker | null = null;
@@ -69,6 +70,21 @@ describe('runner: dispatch starts the agent', () => {
     // A second pass claims nothing again.
     await pass(broker);
     expect(runsOf(broker, id)).toHaveLength(2);
+
+    // `broker runs list|show|cancel` read the same records.
+    const env = { BROKER_DATA_DIR: broker.dataDir, BROKER_POLICIES_DIR: broker.deps.config.policiesDir, BROKER_LOG_LEVEL: 'silent' };
+    const list = await runCli(['runs', 'list', '--task', id], env);
+    expect(list.code, list.stderr).toBe(0);
+    const listed = JSON.parse(list.stdout) as { data: { id: string; status: string; group: string; exit_code: number; duration_ms: number }[] };
+    expect(listed.data.map((r) => [r.group, r.status, r.exit_code])).toEqual([
+      ['developer', 'succeeded', 0],
+      ['security', 'succeeded', 0],
+    ]);
+    const show = await runCli(['runs', 'show', listed.data[0]!.id], env);
+    expect(JSON.parse(show.stdout)).toMatchObject({ id: listed.data[0]!.id, task_id: id, status: 'succeeded' });
+    const cancel = await runCli(['runs', 'cancel', listed.data[0]!.id], env);
+    expect(cancel.code).toBe(1);
+    expect(cancel.stderr).toContain('succeeded');
   });
 
   it('records a failing command as failed, with its exit status and output', async () => {
