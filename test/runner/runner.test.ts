@@ -71,6 +71,15 @@ describe('runner: dispatch starts the agent', () => {
     await pass(broker);
     expect(runsOf(broker, id)).toHaveLength(2);
 
+    // The runs are on the task's context, and the metrics count them.
+    const ctx = await broker.client('main').get(`/v1/tasks/${id}/context`);
+    expect(ctx.body.runs.map((r: { group: string; status: string }) => [r.group, r.status])).toEqual([
+      ['developer', 'succeeded'],
+      ['security', 'succeeded'],
+    ]);
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/broker_runs\{state="running"\} 0/);
+
     // `broker runs list|show|cancel` read the same records.
     const env = { BROKER_DATA_DIR: broker.dataDir, BROKER_POLICIES_DIR: broker.deps.config.policiesDir, BROKER_LOG_LEVEL: 'silent' };
     const list = await runCli(['runs', 'list', '--task', id], env);
@@ -95,6 +104,8 @@ describe('runner: dispatch starts the agent', () => {
     expect(runsOf(broker, id)[0]).toMatchObject({ status: 'failed', exit_code: 3 });
     expect(String(runsOf(broker, id)[0]!['output_tail'])).toContain('something went wrong');
     expect((await broker.deps.tasks.find(id))!.state).toBe('DOING');
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/broker_runs_failed_total\{group="developer",status="failed"\} 1/);
   });
 
   it('records a command that cannot start as failed', async () => {
