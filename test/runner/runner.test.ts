@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRunners } from '../../src/modules/runner/policy.js';
-import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
+import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
 import { agentCommand, pass, policiesWith, readyTask } from './helpers.js';
 
@@ -190,6 +190,9 @@ describe('runners.json', () => {
     expect(() => loadRunners(policiesWith({ runners: { developer: { command: ['x', '{password}'] } } }))).toThrow(/unknown placeholder \{password\}/);
     expect(() => loadRunners(policiesWith({ runners: { developer: { command: 'docker run x' } } }))).toThrow(/runners\.developer\.command/);
     expect(() => loadRunners(policiesWith({ runners: { developer: { command: ['x'], shell: true } } }))).toThrow(/runners\.json/);
+    const example = tempDir('broker-policies-');
+    fs.copyFileSync(path.join(REPO_ROOT, 'policies/runners.example.json'), path.join(example, 'runners.json'));
+    expect([...loadRunners(example).runners.keys()]).toEqual(['developer', 'security', 'main']);
     const absent = tempDir('broker-policies-');
     expect(loadRunners(absent).configured).toBe(false);
   });
