@@ -1,6 +1,6 @@
 /**
  * The `broker` CLI: `serve`, `backup`, and the verbs each capability registers (`secrets`,
- * `audit`, `grants` (with `grants requests`), `approvers`, `approve`, `token`, `tasks`, `calls`, `mcp`). Run `broker --help`.
+ * `audit`, `grants` (with `grants requests`), `approvers`, `approve`, `token`, `tasks`, `runs`, `calls`, `mcp`). Run `broker --help`.
  */
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './app/cli.js';

@@ -13,3 +13,4 @@ export * from './modules/grant-requests/schema.pg.js';
 export * from './modules/calls/schema.pg.js';
 export * from './modules/tokens/schema.pg.js';
 export * from './platform/lease/schema.pg.js';
+export * from './modules/runner/schema.pg.js';

@@ -13,3 +13,4 @@ export * from './modules/grant-requests/schema.js';
 export * from './modules/calls/schema.js';
 export * from './modules/tokens/schema.js';
 export * from './platform/lease/schema.js';
+export * from './modules/runner/schema.js';

@@ -16,6 +16,7 @@ import { grantsRoutes } from '../modules/grants/index.js';
 import { grantRequestRoutes } from '../modules/grant-requests/index.js';
 import { auditRoutes } from '../modules/audit/index.js';
 import { kernelRoutes } from '../modules/kernel/index.js';
+import { runnerRoutes } from '../modules/runner/index.js';
 import { callRoutes } from '../modules/calls/index.js';
 import { tokenRoutes } from '../modules/tokens/index.js';
 import { consoleRoutes } from '../console/index.js';
@@ -80,6 +81,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route('/', auditRoutes(deps));
   app.route('/', tokenRoutes(deps));
   app.route('/', kernelRoutes(deps));
+  app.route('/', runnerRoutes(deps));
   app.route('/', callRoutes(deps));
   app.route('/', referenceRoutes(app));
   app.route('/console', consoleRoutes(deps, app));

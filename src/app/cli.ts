@@ -11,6 +11,7 @@ import { registerGrantsCommands } from '../modules/grants/cli.js';
 import { registerGrantRequestCommands } from '../modules/grant-requests/cli.js';
 import { registerIdentityCommands } from '../modules/identity/cli.js';
 import { registerKernelCommands } from '../modules/kernel/cli.js';
+import { registerRunnerCommands } from '../modules/runner/cli.js';
 import { registerTokenCommands } from '../modules/tokens/cli.js';
 import { registerMcpCommands } from '../mcp/cli.js';
 import { cliOperator, printJson } from '../platform/cli.js';
@@ -39,7 +40,7 @@ export async function withDeps<T>(fn: (deps: Deps) => T | Promise<T>): Promise<T
 
 /**
  * Registers every verb of `broker`, in the order `broker --help` lists them: `serve`, `secrets`,
- * `backup`, `audit`, `grants`, `approvers`, `approve`, `token`, `tasks`, `calls`, `mcp`.
+ * `backup`, `audit`, `grants`, `approvers`, `approve`, `token`, `tasks`, `runs`, `calls`, `mcp`.
  */
 export function registerCommands(program: Command): void {
   program
@@ -63,6 +64,7 @@ export function registerCommands(program: Command): void {
   registerGrantRequestCommands(program, withDeps);
   registerTokenCommands(program, withDeps);
   registerKernelCommands(program, withDeps);
+  registerRunnerCommands(program, withDeps, cliOperator);
   registerCallCommands(program, withDeps);
   registerMcpCommands(program);
 }

@@ -19,6 +19,12 @@ import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/sto
 import type { PgDb } from '../platform/db/pg.js';
 import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
+import { capabilitiesFor } from '../modules/calls/capabilities.js';
+import { callsForTask } from '../modules/calls/views.js';
+import { loadRunners } from '../modules/runner/policy.js';
+import { Runner } from '../modules/runner/service.js';
+import { sqliteRunStore, type RunStore } from '../modules/runner/store.js';
+import { unservedRunStore } from '../modules/runner/store.unserved.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
 import type { Clock } from '../platform/clock.js';
@@ -43,6 +49,7 @@ export interface Stores {
   groupKeys: GroupKeyStore;
   tasks: TaskStore;
   tokens: TokenStore;
+  runs: RunStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -51,8 +58,8 @@ export type Database = { engine: 'sqlite'; db: Db } | { engine: 'postgres'; pg: 
 /**
  * Every store over one database and clock, the engine's implementation of each: the SQLite stores
  * over `database.db`, or the PostgreSQL stores over `database.pg` (several replicas may serve that
- * database at once). Grant requests have no PostgreSQL store yet: on PostgreSQL their store
- * refuses every operation with 503 `service_unavailable` (nothing is read or written).
+ * database at once). Grant requests and agent runs have no PostgreSQL store yet: on PostgreSQL
+ * their stores refuse every operation with 503 `service_unavailable` (nothing is read or written).
  * @param limits `maxPendingPerGroup`, the backpressure limit the PostgreSQL calls' claim enforces
  *   across replicas (the SQLite call path enforces it in process).
  */
@@ -67,6 +74,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       groupKeys: pgGroupKeyStore(pg, clock),
       tasks: pgTaskStore(pg),
       tokens: pgTokenStore(pg, clock),
+      runs: unservedRunStore('PostgreSQL'),
     };
   }
   const { db } = database;
@@ -78,6 +86,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     groupKeys: sqliteGroupKeyStore(db, clock),
     tasks: sqliteTaskStore(db),
     tokens: sqliteTokenStore(db, clock),
+    runs: sqliteRunStore(db),
   };
 }
 
@@ -114,6 +123,11 @@ export interface Deps {
   instanceId: string;
   /** The Ed25519 key `serve` signs audit checkpoints with (`<dataDir>/checkpoint.key`, 0600; `src/platform/audit/checkpoints.ts`). */
   checkpointKey: BrokerSigningKey;
+  /**
+   * Starts agents for dispatches of the groups that have a runner in `policies/runners.json`
+   * (validated here, at start-up); only a serving process starts its loop.
+   */
+  runner: Runner;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
@@ -160,6 +174,21 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const replaced = await tokenKeys.retireReplaced(signingKey);
     if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
   }
+  const runnersPolicy = loadRunners(config.policiesDir);
+  const metrics = createMetrics();
+  const catalog = overrides.catalog ?? new Catalog(hostProviders());
+  const grants = new GrantIndex(db, clock);
+  const runner = new Runner({
+    runs: stores.runs,
+    tasks: stores.tasks,
+    clock,
+    logger,
+    keys,
+    policy: runnersPolicy,
+    config: { dataDir: config.dataDir, ipcDir: config.ipcDir },
+    sources: { calls: (taskId) => callsForTask(stores.calls, taskId), capabilities: (group) => capabilitiesFor({ catalog, grants, clock, groups }, group) },
+    registry: metrics.registry,
+  });
   return {
     config,
     db,
@@ -167,10 +196,11 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     logger,
     keys,
     groups,
-    metrics: createMetrics(),
+    metrics,
+    runner,
     instanceId: ulid(),
-    catalog: overrides.catalog ?? new Catalog(hostProviders()),
-    grants: new GrantIndex(db, clock),
+    catalog,
+    grants,
     stores,
     readModel: syncReadModel,
     tokens,

@@ -23,6 +23,7 @@ const TAGS = [
   { name: 'calls', description: 'External calls: agent groups call provider actions through the decision order; tokens read every call.' },
   { name: 'grants', description: 'Grants and approvals: who may call what, at which level, until when.' },
   { name: 'kernel', description: 'The orchestration kernel: tasks, gates and dispatches.' },
+  { name: 'runner', description: 'Runs: the agent processes the broker starts for dispatches (policies/runners.json).' },
   { name: 'identity', description: 'Agent groups and their signing keys.' },
   { name: 'tokens', description: "Operators' and auditors' bearer tokens and their revocations." },
   { name: 'audit', description: 'The hash-chained audit trail.' },

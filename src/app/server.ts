@@ -63,7 +63,8 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * malformed file stops the start, as a malformed `groups.json` stops `createDeps`), takes this
  * process's instance lease and recovers the calls of stopped instances (`startInstance`; a
  * single-server database with a live lease stops the start before anything is written), serves
- * the app, starts the kernel's dispatch loop, the hourly purge of old call rows
+ * the app, starts the kernel's dispatch loop (with the WIP limits of `policies/runners.json`) and
+ * the runner (which first marks the runs a stopped broker left as `interrupted`), the hourly purge of old call rows
  * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
  * (`startGrantRequestExpiry`) and the signed audit checkpoints (`startCheckpoints`), and, when
  * `BROKER_IPC_DIR` is set, the file transport over the same app (`startIpc`, after recovery, so a
@@ -105,6 +106,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     }
   }
   let stopDispatch: () => void = () => {};
+  let stopRunner: () => void = () => {};
   let stopRetention: () => void = () => {};
   let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
@@ -114,6 +116,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopping = true;
     deps.logger.info({ signal }, 'stopping: finishing requests in flight');
     stopDispatch();
+    stopRunner();
     stopRetention();
     stopRequestExpiry();
     await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
@@ -134,7 +137,8 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   );
   const dirMode = fs.statSync(dataDir).mode & 0o777;
   if ((dirMode & 0o077) !== 0) deps.logger.warn({ data_dir: dataDir, mode: dirMode.toString(8) }, 'the data directory is open to other users; `chmod 700` it (new ones are created 0700)');
-  stopDispatch = startDispatchLoop(deps);
+  stopDispatch = startDispatchLoop({ ...deps, wip: deps.runner.wipLimits });
+  stopRunner = deps.runner.startLoop(Math.min(deps.config.dispatchIntervalMs, 1000));
   stopRetention = startCallRetention(deps);
   stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;

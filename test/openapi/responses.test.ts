@@ -328,6 +328,25 @@ describe('calls', () => {
   });
 });
 
+describe('runner', () => {
+  it('GET /v1/runs, GET /v1/runs/{id}, POST /v1/runs/{id}/cancel: 200, 404, 409, 422', async () => {
+    const now = broker.clock.now();
+    const id = '01JRUNCONTRACTS00000000000';
+    await broker.deps.stores.runs.claim(
+      { id, dispatchKey: `contracts:${id}`, dispatchId: id, taskId: id, group: 'developer', status: 'claimed', createdAt: now },
+      { actor: 'system', kind: 'run.claimed', subject: id, detail: { run_id: id } },
+    );
+    expect((await token('GET /v1/runs', 'auditor', '/v1/runs?group=developer')).body.data.map((r: { id: string }) => r.id)).toContain(id);
+    expect((await token('GET /v1/runs', 'auditor', '/v1/runs?status=nope')).status).toBe(422);
+    expect((await token('GET /v1/runs/:id', 'auditor', `/v1/runs/${id}`)).body).toMatchObject({ id, status: 'claimed' });
+    expect((await token('GET /v1/runs/:id', 'auditor', '/v1/runs/01JNOSUCHRUN00000000000000')).status).toBe(404);
+    expect((await token('POST /v1/runs/:id/cancel', 'operator', `/v1/runs/${id}/cancel`, { json: { bogus: 1 } })).status).toBe(422);
+    expect((await token('POST /v1/runs/:id/cancel', 'operator', `/v1/runs/${id}/cancel`, { json: { reason: 'contract check' } })).body).toMatchObject({ id, status: 'cancelled' });
+    expect((await token('POST /v1/runs/:id/cancel', 'operator', `/v1/runs/${id}/cancel`, { json: {} })).status).toBe(409);
+    expect((await token('POST /v1/runs/:id/cancel', 'operator', '/v1/runs/01JNOSUCHRUN00000000000000/cancel', { json: {} })).status).toBe(404);
+  });
+});
+
 describe('coverage', () => {
   it('checked a success and an error of every route the document lists', () => {
     const missing: string[] = [];

@@ -113,6 +113,10 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/ext/capabilities': 'group',
   'GET /v1/calls': 'token:operator,auditor',
   'GET /v1/calls/:group/:request_id': 'token:operator,auditor',
+  // src/modules/runner/index.ts
+  'GET /v1/runs': 'token:operator,auditor',
+  'GET /v1/runs/:id': 'token:operator,auditor',
+  'POST /v1/runs/:id/cancel': 'token:operator',
   // src/console/index.tsx (the console's session: src/console/session.ts)
   'GET /console/style.css': 'console',
   'GET /console/login': 'console',
@@ -166,6 +170,7 @@ const PARAM_SAMPLES: Readonly<Record<string, string>> = {
   'dispatches/:id': '01JBBBBBBBBBBBBBBBBBBBBBBB',
   'grants/:id': 'grt_01JCCCCCCCCCCCCCCCCCCCCCCC',
   'grant-requests/:id': 'grq_01JDDDDDDDDDDDDDDDDDDDDDDD',
+  'runs/:id': '01JEEEEEEEEEEEEEEEEEEEEEEE',
   ':request_id': 'req-every-route-0001',
   ':group': 'developer',
 };

@@ -12,13 +12,14 @@ import { updateDodOp } from './routes/update-dod.js';
 import { updateTaskOp } from './routes/update-task.js';
 import type { CallStore } from '../calls/store.js';
 import type { KernelDeps } from './service/common.js';
+import type { RunStore } from '../runner/store.js';
 
 /**
  * The kernel's signed routes: `/v1/tasks…` and `/v1/dispatches…`, for agent groups (the
  * authentication middleware refuses tokens here). Each handler checks what the calling group may
  * do with the task.
  */
-export function kernelRoutes(deps: KernelDeps & { stores: { calls: CallStore } }): Router {
+export function kernelRoutes(deps: KernelDeps & { stores: { calls: CallStore; runs: RunStore } }): Router {
   return mount(
     createRouter(),
     createTaskOp(deps),

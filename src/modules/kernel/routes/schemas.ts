@@ -1,5 +1,6 @@
 /** The request headers and parameters and the response shapes of the kernel's routes, as OpenAPI components. */
 import { z } from 'zod';
+import { RunSchema } from '../../runner/routes/schemas.js';
 import { IdempotencyKeyHeader } from '../../../platform/http/contract.js';
 import { CallSummarySchema } from '../../calls/routes/schemas.js';
 import { GATE_STATUSES, GATES, PRIORITIES, TASK_STATES, TASK_TYPES } from '../model.js';
@@ -80,5 +81,6 @@ export const TaskContextSchema = z
     activity: z.array(z.strictObject({ seq: z.number().int(), ts: z.iso.datetime(), actor: z.string(), kind: z.string(), detail: z.record(z.string(), z.unknown()) })),
     gate_decisions: z.array(GateDecisionSchema),
     external_calls: z.array(CallSummarySchema),
+    runs: z.array(RunSchema).describe('The runner processes started for its dispatches, oldest first (empty when its groups have no runner).'),
   })
   .meta({ id: 'TaskContext' });

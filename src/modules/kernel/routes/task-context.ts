@@ -3,17 +3,20 @@ import { createRoute, json, problems, SIGNED, type Operation } from '../../../pl
 import { actorOf, taskIdParam } from '../http.js';
 import { etagOf, taskJson } from '../model.js';
 import type { CallStore } from '../../calls/store.js';
+import type { RunStore } from '../../runner/store.js';
+import { runJson } from '../../runner/views.js';
 import type { KernelDeps } from '../service/common.js';
 import { taskContext } from '../service/read.js';
 import { ETagHeader, TaskContextSchema, TaskIdParams } from './schemas.js';
 
 /**
  * `GET /v1/tasks/{id}/context`: what a dispatched agent receives as its prompt context —
- * `{task, activity, gate_decisions, external_calls}`. `activity` is the task's audit rows oldest
+ * `{task, activity, gate_decisions, external_calls, runs}`. `activity` is the task's audit rows oldest
  * first (`{seq, ts, actor, kind, detail}`); `external_calls` is the task's broker calls, oldest first,
- * without receipts or results (`callsForTask`). 404 `not_found`.
+ * without receipts or results (`callsForTask`); `runs` is the runs started for its dispatches, with
+ * their status (`policies/runners.json`). 404 `not_found`.
  */
-export function taskContextOp(deps: KernelDeps & { stores: { calls: CallStore } }): Operation {
+export function taskContextOp(deps: KernelDeps & { stores: { calls: CallStore; runs: RunStore } }): Operation {
   return {
     route: createRoute({
       method: 'get',
@@ -34,6 +37,7 @@ export function taskContextOp(deps: KernelDeps & { stores: { calls: CallStore } 
         activity: ctx.activity.map((a) => ({ seq: a.seq, ts: a.ts, actor: a.actor, kind: a.kind, detail: a.detail })),
         gate_decisions: ctx.gateDecisions,
         external_calls: await callsForTask(deps.stores.calls, ctx.task.id),
+        runs: (await deps.stores.runs.ofTask(ctx.task.id)).map(runJson),
       });
     },
   };

@@ -28,8 +28,60 @@ import { planMove } from './transition.js';
 
 export type { DispatchFilter } from '../store.js';
 
-/** What the loop runs on: the kernel's deps, its pass interval and a logger. */
-export type DispatchDeps = KernelDeps & { config: Pick<Config, 'dispatchIntervalMs'>; logger: Logger };
+/**
+ * Work-in-progress limits: at most `perGroup` tasks in DOING per assigned group and `total` in all.
+ * An `execute` dispatch that would exceed one waits for a later pass; `approve` dispatches are
+ * never held back.
+ */
+export interface WipLimits {
+  perGroup: number;
+  total: number;
+}
+
+/** What the loop runs on: the kernel's deps, its pass interval, a logger, and WIP limits (none: no limit). */
+export type DispatchDeps = KernelDeps & { config: Pick<Config, 'dispatchIntervalMs'>; logger: Logger; wip?: WipLimits | undefined };
+
+const PRIORITY_RANK: Record<string, number> = { P0: 0, P1: 1, P2: 2, P3: 3 };
+
+/** Tasks in DOING now, by assigned group, and their total. */
+async function doingCounts(deps: Pick<KernelDeps, 'tasks'>): Promise<{ byGroup: Map<string, number>; total: number }> {
+  const byGroup = new Map<string, number>();
+  let total = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await deps.tasks.list({ state: 'DOING', limit: 200, ...(after ? { startingAfter: after } : {}) });
+    for (const t of page.rows) {
+      total += 1;
+      if (t.assignedGroup !== null) byGroup.set(t.assignedGroup, (byGroup.get(t.assignedGroup) ?? 0) + 1);
+    }
+    if (!page.hasMore) return { byGroup, total };
+    after = page.rows.at(-1)!.id;
+  }
+}
+
+/**
+ * The candidates of a pass under WIP limits: highest priority first (P0 before P3), then oldest
+ * (id order); READY tasks whose group or the whole kernel is at its limit are left for a later
+ * pass, counting the ones admitted before them in this pass.
+ */
+async function admitted(deps: DispatchDeps & { wip: WipLimits }, ids: string[]): Promise<string[]> {
+  const rows = (await Promise.all(ids.map((id) => deps.tasks.find(id)))).filter((r) => r !== null);
+  rows.sort((a, b) => (PRIORITY_RANK[a.priority] ?? 9) - (PRIORITY_RANK[b.priority] ?? 9) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const { byGroup, total } = await doingCounts(deps);
+  let doing = total;
+  const out: string[] = [];
+  for (const row of rows) {
+    const plan = planFor(row);
+    if (plan?.kind === 'execute') {
+      const inGroup = byGroup.get(plan.group) ?? 0;
+      if (inGroup >= deps.wip.perGroup || doing >= deps.wip.total) continue;
+      byGroup.set(plan.group, inGroup + 1);
+      doing += 1;
+    }
+    out.push(row.id);
+  }
+  return out;
+}
 
 /** A dispatch as the API answers (times RFC 3339 UTC). */
 export interface DispatchJson {
@@ -91,12 +143,15 @@ export interface DispatchRunResult {
 }
 
 /**
- * One pass of the dispatch loop over every dispatchable task, oldest first, one transaction per
- * task, yielding to the event loop between tasks so requests keep flowing. Safe to run from any
+ * One pass of the dispatch loop over every dispatchable task, oldest first (under WIP limits:
+ * highest priority first, then oldest, and only as many READY tasks as the limits leave room for),
+ * one transaction per task, yielding to the event loop between tasks so requests keep flowing. Safe to run from any
  * number of connections or processes at once. Stops early when `signal` aborts.
  */
 export async function runDispatchOnce(deps: DispatchDeps, signal?: AbortSignal): Promise<DispatchRunResult> {
-  const ids = await deps.tasks.dispatchCandidates();
+  const candidates = await deps.tasks.dispatchCandidates();
+  const wip = deps.wip;
+  const ids = wip ? await admitted({ ...deps, wip }, candidates) : candidates;
   const result: DispatchRunResult = { examined: ids.length, dispatched: [], failed: 0 };
   for (const id of ids) {
     if (signal?.aborted) break;
