@@ -1,6 +1,7 @@
 /**
  * The PostgreSQL engine's connection: a `pg.Pool` with drizzle (`drizzle-orm/node-postgres`) over
- * the `pg-core` schema (`src/schema.pg.ts`), the committed migrations of `drizzle-pg/` applied at
+ * the `pg-core` tables each store imports from its module's `schema.pg.ts` (the index
+ * `src/schema.pg.ts` is drizzle-kit's), the committed migrations of `drizzle-pg/` applied at
  * start-up under an advisory lock (so replicas starting together apply them once), the `/ready`
  * write probe, and the fail-closed mapping of connection errors. Several broker processes
  * (replicas) may open the same database at once; nothing here assumes a single process.
@@ -12,7 +13,6 @@ import { drizzle, type NodePgDatabase, type NodePgTransaction } from 'drizzle-or
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { ApiError } from '../http/problem.js';
 import { packagePath } from '../paths.js';
-import * as schema from '../../schema.pg.js';
 import { describeDatabase } from './url.js';
 
 /** The committed PostgreSQL migrations (`drizzle-pg/` at the package root, from source or `dist/`). */
@@ -50,10 +50,10 @@ export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3, tokenR
 export const PG_KEYED_LOCKS = { callGroup: 1313030727 } as const;
 
 /** The drizzle handle over every capability's PostgreSQL tables. */
-export type PgOrm = NodePgDatabase<typeof schema>;
+export type PgOrm = NodePgDatabase;
 
 /** A drizzle transaction on {@link PgOrm} (what `orm.transaction(async (tx) => …)` passes). */
-export type PgTx = NodePgTransaction<typeof schema, ExtractTablesWithRelations<typeof schema>>;
+export type PgTx = NodePgTransaction<Record<string, never>, ExtractTablesWithRelations<Record<string, never>>>;
 
 /** One open PostgreSQL database: the pool, drizzle over it, and a printable name. */
 export interface PgDb {
@@ -114,7 +114,7 @@ export async function openPgDb(opts: OpenPgDbOptions): Promise<PgDb> {
   const db: PgDb = {
     engine: 'postgres',
     pool,
-    orm: drizzle(pool, { schema }),
+    orm: drizzle(pool),
     label: describeDatabase({ engine: 'postgres', url: opts.url }),
     singleServer: false,
     close: async () => {
@@ -150,7 +150,7 @@ export async function migratePg(db: PgDb): Promise<{ applied: number }> {
     await client.query('SELECT pg_advisory_lock($1, $2)', [PG_LOCK_CLASS, PG_LOCKS.migrations]);
     try {
       const before = await appliedMigrationCount(client);
-      await migrate(drizzle(client, { schema }), { migrationsFolder: PG_MIGRATIONS_DIR });
+      await migrate(drizzle(client), { migrationsFolder: PG_MIGRATIONS_DIR });
       return { applied: (await appliedMigrationCount(client)) - before };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1, $2)', [PG_LOCK_CLASS, PG_LOCKS.migrations]);
