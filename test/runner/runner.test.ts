@@ -113,8 +113,8 @@ describe('runner: dispatch starts the agent', () => {
     const id = await readyTask(broker);
     await pass(broker);
     await broker.deps.runner.idle();
-    expect(runsOf(broker, id)[0]).toMatchObject({ status: 'failed' });
-    expect(String(runsOf(broker, id)[0]!['output_tail'])).toContain('ENOENT');
+    expect(runsOf(broker, id)[0]).toMatchObject({ status: 'failed', exit_code: 127 });
+    expect(String(runsOf(broker, id)[0]!['output_tail'])).toMatch(/\/nonexistent\/agent-binary: not found/);
   });
 
   it('passes an argument with shell metacharacters verbatim', async () => {

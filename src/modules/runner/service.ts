@@ -14,10 +14,10 @@
  * once `interruption.cooldown_s` has passed; at `max`, it goes to BLOCKED for `main` to look at.
  * Both moves are made by `system` in the kernel's store, with a `task.transition` audit row.
  *
- * Processes are spawned with an argument array, `shell: false`, `detached: true` (their own
- * process group), so a timeout or a cancel kills the whole group (`kill(-pid)`).
+ * Processes are spawned with an argument array, behind a gate (./spawn.ts) that starts the command
+ * only once its pid is committed on the run, in their own process group, so a timeout, a cancel or
+ * a recovery kills the whole group (`kill(-pid)`), and no command runs without its pid recorded.
  */
-import { spawn } from 'node:child_process';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Clock } from '../../platform/clock.js';
 import { redactString } from '../../platform/audit/redact.js';
@@ -28,6 +28,7 @@ import { newId, type DispatchRow } from '../kernel/model.js';
 import type { TaskStore } from '../kernel/store.js';
 import { ackDispatch } from '../kernel/service/dispatch.js';
 import { runFiles, writePack, type PackSources } from './pack.js';
+import { openGate, spawnGated } from './spawn.js';
 import { fill, type RunnersPolicy, type RunnerSpec } from './policy.js';
 import type { RunStatus } from './schema.js';
 import { ACTIVE, type RunRow, type RunStore } from './store.js';
@@ -208,7 +209,7 @@ export class Runner {
     const [program, ...args] = spec.command.map((a) => fill(a, values));
     const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
     for (const [k, v] of Object.entries(spec.env)) env[k] = fill(v, values);
-    const child = spawn(program!, args, { shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env, cwd: files.dir });
+    const child = spawnGated(program!, args, { env, cwd: files.dir });
     const tail: string[] = [];
     const keep = (chunk: Buffer) => {
       tail.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
@@ -223,10 +224,19 @@ export class Runner {
     const live: Live = { group: d.group, pid: child.pid ?? 0, cancelled: false, timedOut: false };
     if (child.pid !== undefined) {
       this.live.set(id, live);
-      await this.deps.runs.update(id, ['claimed'], { status: 'running', pid: child.pid, startedAt: this.deps.clock.now() }, [
-        { actor: 'system', kind: 'run.started', subject: d.taskId, detail: { run_id: id, dispatch_id: d.id, pid: child.pid, program } },
-      ], this.deps.clock.now());
-      await ackDispatch(this.deps, d.id, d.group).catch((err: unknown) => this.deps.logger.warn({ dispatch_id: d.id, err: (err as Error).message }, 'dispatch ack failed'));
+      // The command starts only once its pid (its process group) is committed: see ./spawn.ts.
+      let recorded = false;
+      try {
+        recorded =
+          (await this.deps.runs.update(id, ['claimed'], { status: 'running', pid: child.pid, startedAt: this.deps.clock.now() }, [
+            { actor: 'system', kind: 'run.started', subject: d.taskId, detail: { run_id: id, dispatch_id: d.id, pid: child.pid, program } },
+          ], this.deps.clock.now())) !== null;
+      } catch (err) {
+        this.deps.logger.error({ run_id: id, err: (err as Error).message }, 'run start not recorded');
+      }
+      openGate(child, recorded);
+      if (recorded) await ackDispatch(this.deps, d.id, d.group).catch((err: unknown) => this.deps.logger.warn({ dispatch_id: d.id, err: (err as Error).message }, 'dispatch ack failed'));
+      else tail.push('not started: the run was no longer claimed, or its pid could not be recorded');
     }
     const timer = setTimeout(() => {
       live.timedOut = true;
