@@ -77,7 +77,7 @@ export function shapeCall(raw: Uint8Array, catalog: Catalog, receipt: Receipt): 
  */
 function secretIn(params: unknown, receipt: Receipt): ApiError | null {
   try {
-    refuseSecrets({ params }, 'params');
+    refuseSecrets({ params }, 'body');
     return null;
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
