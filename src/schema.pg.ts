@@ -14,3 +14,4 @@ export * from './modules/calls/schema.pg.js';
 export * from './modules/tokens/schema.pg.js';
 export * from './platform/lease/schema.pg.js';
 export * from './modules/runner/schema.pg.js';
+export * from './modules/switches/schema.pg.js';

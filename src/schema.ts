@@ -14,3 +14,4 @@ export * from './modules/calls/schema.js';
 export * from './modules/tokens/schema.js';
 export * from './platform/lease/schema.js';
 export * from './modules/runner/schema.js';
+export * from './modules/switches/schema.js';

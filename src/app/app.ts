@@ -17,6 +17,7 @@ import { grantRequestRoutes } from '../modules/grant-requests/index.js';
 import { auditRoutes } from '../modules/audit/index.js';
 import { kernelRoutes } from '../modules/kernel/index.js';
 import { runnerRoutes } from '../modules/runner/index.js';
+import { switchRoutes } from '../modules/switches/index.js';
 import { callRoutes } from '../modules/calls/index.js';
 import { tokenRoutes } from '../modules/tokens/index.js';
 import { consoleRoutes } from '../console/index.js';
@@ -82,6 +83,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route('/', tokenRoutes(deps));
   app.route('/', kernelRoutes(deps));
   app.route('/', runnerRoutes(deps));
+  app.route('/', switchRoutes(deps));
   app.route('/', callRoutes(deps));
   app.route('/', referenceRoutes(app));
   app.route('/console', consoleRoutes(deps, app));

@@ -12,6 +12,7 @@ import { registerGrantRequestCommands } from '../modules/grant-requests/cli.js';
 import { registerIdentityCommands } from '../modules/identity/cli.js';
 import { registerKernelCommands } from '../modules/kernel/cli.js';
 import { registerRunnerCommands } from '../modules/runner/cli.js';
+import { registerSwitchCommands } from '../modules/switches/cli.js';
 import { registerTokenCommands } from '../modules/tokens/cli.js';
 import { registerMcpCommands } from '../mcp/cli.js';
 import { cliOperator, printJson } from '../platform/cli.js';
@@ -66,6 +67,7 @@ export function registerCommands(program: Command): void {
   registerKernelCommands(program, withDeps);
   registerRunnerCommands(program, withDeps, cliOperator);
   registerCallCommands(program, withDeps);
+  registerSwitchCommands(program, withDeps, cliOperator);
   registerMcpCommands(program);
 }
 

@@ -6,6 +6,8 @@ import { pgAuditStore } from '../modules/audit/store.pg.js';
 import { SqliteCallStore, type CallStore } from '../modules/calls/store.js';
 import { PgCallStore } from '../modules/calls/store.pg.js';
 import { unservedGrantRequestStore } from '../modules/grant-requests/store.unserved.js';
+import { sqliteSwitchStore, type SwitchStore } from '../modules/switches/store.js';
+import { unservedSwitchStore } from '../modules/switches/store.unserved.js';
 import { pgGrantStore } from '../modules/grants/store.pg.js';
 import { pgGroupKeyStore } from '../modules/identity/store.pg.js';
 import { pgTaskStore } from '../modules/kernel/store.pg.js';
@@ -50,6 +52,8 @@ export interface Stores {
   tasks: TaskStore;
   tokens: TokenStore;
   runs: RunStore;
+  /** The operators' kill switches (`kill_switches`); the SQLite store is also read synchronously by the call path. */
+  switches: SwitchStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -58,7 +62,7 @@ export type Database = { engine: 'sqlite'; db: Db } | { engine: 'postgres'; pg: 
 /**
  * Every store over one database and clock, the engine's implementation of each: the SQLite stores
  * over `database.db`, or the PostgreSQL stores over `database.pg` (several replicas may serve that
- * database at once). Grant requests and agent runs have no PostgreSQL store yet: on PostgreSQL
+ * database at once). Grant requests, agent runs and kill switches have no PostgreSQL store yet: on PostgreSQL
  * their stores refuse every operation with 503 `service_unavailable` (nothing is read or written).
  * @param limits `maxPendingPerGroup`, the backpressure limit the PostgreSQL calls' claim enforces
  *   across replicas (the SQLite call path enforces it in process).
@@ -75,6 +79,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       tasks: pgTaskStore(pg),
       tokens: pgTokenStore(pg, clock),
       runs: unservedRunStore('PostgreSQL'),
+      switches: unservedSwitchStore('PostgreSQL'),
     };
   }
   const { db } = database;
@@ -87,6 +92,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     tasks: sqliteTaskStore(db),
     tokens: sqliteTokenStore(db, clock),
     runs: sqliteRunStore(db),
+    switches: sqliteSwitchStore(db, clock),
   };
 }
 

@@ -39,6 +39,7 @@ const ADVICE: Record<string, (p: Problem, ctx: AdviceContext) => string> = {
   task_not_assigned: () => 'Couple the call to a task assigned to this group, or ask main to assign this one to you.',
   approval_pending: () => 'The L3 grant still lacks its two approvals; call again with the same request_id once an operator has them.',
   provider_unavailable: () => 'The host has no credentials for this provider; tell an operator, as calling again will not help.',
+  disabled_by_operator: () => 'An operator switched these calls off (see `switch`: its reason and who set it); wait until it is cleared, then call again with the same request_id.',
   backpressure: () => 'This group has too many calls pending; wait a second and call again with the same request_id.',
   request_in_flight: () => 'A call with this request_id is still running; wait a second, then read it with ext_get_call or call again with the same request_id.',
   idempotency_key_reused: () => 'This request_id was used for a different call; send a new request_id for a new call.',

@@ -347,6 +347,22 @@ describe('runner', () => {
   });
 });
 
+describe('switches', () => {
+  it('GET /v1/switches, POST /v1/switches, POST /v1/switches/{id}/clear: 201, 200, 404, 409, 422; a switched-off call is 503', async () => {
+    const set = await token('POST /v1/switches', 'operator', '/v1/switches', { json: { scope: 'action', target: 'test.read', reason: 'contract check' } });
+    expect(set.status).toBe(201);
+    expect((await token('POST /v1/switches', 'operator', '/v1/switches', { json: { scope: 'all', target: 'x', reason: 'contract check' } })).status).toBe(422);
+    const off = await signed('POST /v1/ext/calls', 'developer', '/v1/ext/calls', { json: { action: 'test.read', params: {} } });
+    expect(off.body).toMatchObject({ status: 503, code: 'disabled_by_operator', switch: { id: set.body.id } });
+    expect((await signed('POST /v1/ext/calls', 'developer', '/v1/ext/calls', { json: { action: 'test.read', params: { resource: 'AKIA' + 'IOSFODNN7EXAMPLE' } } })).body.code).toBe('secret_in_input');
+    expect((await token('GET /v1/switches', 'auditor', '/v1/switches?active=true')).body.data.map((s: { id: string }) => s.id)).toContain(set.body.id);
+    expect((await token('GET /v1/switches', 'auditor', '/v1/switches?active=maybe')).status).toBe(422);
+    expect((await token('POST /v1/switches/:id/clear', 'operator', `/v1/switches/${set.body.id}/clear`, { json: { reason: 'done' } })).body).toMatchObject({ id: set.body.id, active: false });
+    expect((await token('POST /v1/switches/:id/clear', 'operator', `/v1/switches/${set.body.id}/clear`, { json: { reason: 'again' } })).status).toBe(409);
+    expect((await token('POST /v1/switches/:id/clear', 'operator', '/v1/switches/ksw_01JNOSUCHSWITCH0000000000/clear', { json: { reason: 'x' } })).status).toBe(404);
+  });
+});
+
 describe('coverage', () => {
   it('checked a success and an error of every route the document lists', () => {
     const missing: string[] = [];

@@ -117,6 +117,10 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/runs': 'token:operator,auditor',
   'GET /v1/runs/:id': 'token:operator,auditor',
   'POST /v1/runs/:id/cancel': 'token:operator',
+  // src/modules/switches/index.ts
+  'GET /v1/switches': 'token:operator,auditor',
+  'POST /v1/switches': 'token:operator',
+  'POST /v1/switches/:id/clear': 'token:operator',
   // src/console/index.tsx (the console's session: src/console/session.ts)
   'GET /console/style.css': 'console',
   'GET /console/login': 'console',
@@ -171,6 +175,7 @@ const PARAM_SAMPLES: Readonly<Record<string, string>> = {
   'grants/:id': 'grt_01JCCCCCCCCCCCCCCCCCCCCCCC',
   'grant-requests/:id': 'grq_01JDDDDDDDDDDDDDDDDDDDDDDD',
   'runs/:id': '01JEEEEEEEEEEEEEEEEEEEEEEE',
+  'switches/:id': 'ksw_01JFFFFFFFFFFFFFFFFFFFFFFF',
   ':request_id': 'req-every-route-0001',
   ':group': 'developer',
 };

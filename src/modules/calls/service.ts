@@ -31,6 +31,8 @@ import { CallKeys } from './idempotency.js';
 import { callMetrics, type CallMetrics } from './metrics.js';
 import { claimRecord, outcomeRecord, refusalRecord } from './records.js';
 import { shapeCall, type Shape } from './shape.js';
+import { disabledByOperator, matchSwitch } from '../switches/service.js';
+import { activeSwitchReaderOf, type ActiveSwitchReader, type SwitchStore } from '../switches/store.js';
 import { DuplicateClaim, GroupBackpressure, type CallKeyReader, type CallStore } from './store.js';
 import { readForDecision, type DecisionReads } from './reads.js';
 import type { TaskStore } from '../kernel/store.js';
@@ -48,7 +50,7 @@ export interface CallServiceDeps {
    * synchronous row read (`CallKeyReader.findNow`, SQLite) is read inside the decision, and the
    * coupled task from `db`; otherwise (PostgreSQL) both are read before it (`reads.ts`).
    */
-  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'> };
+  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore };
   clock: Clock;
   catalog: Catalog;
   grants: GrantSource;
@@ -116,6 +118,8 @@ export class CallService {
   private readonly unrecorded: UnrecordedOutcomes;
   /** The kernel's task lookup for step 11, bound once. */
   private readonly findTask: (taskId: string) => CouplingTask | null;
+  /** The operators' kill switches, read on every call (one indexed query); none on an engine that does not serve them. */
+  private readonly switches: ActiveSwitchReader | undefined;
   /** What refusal texts may name (ceilings, revocations), built once. */
   private readonly decisionContext: DecisionContext;
 
@@ -123,6 +127,7 @@ export class CallService {
     this.metrics = callMetrics(deps.metrics.registry);
     this.store = deps.stores.calls;
     this.reader = keyReaderOf(deps.stores.calls);
+    this.switches = activeSwitchReaderOf(deps.stores.switches);
     this.store.observeCommits((writes, seconds) => {
       this.metrics.batchWrites.observe(writes);
       this.metrics.commitSeconds.observe(seconds);
@@ -169,6 +174,10 @@ export class CallService {
     if (known) return { kind: 'replay', answer: known };
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
 
+    // The operators' kill switches (after step 3, so an answered key still replays; before any grant logic).
+    const off = this.switchedOff(s.group, shape, receipt);
+    if (off) return refused('denied', off, receipt);
+
     // Step 4: backpressure.
     const pending = this.lanes.check(s.group, receipt);
     if (pending instanceof ApiError) return refused('denied', pending, receipt);
@@ -188,6 +197,26 @@ export class CallService {
     const unavailable = providerUnavailable(shape.provider, receipt);
     if (unavailable) return refused('denied', unavailable, receipt);
     return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending };
+  }
+
+  /**
+   * The kill-switch step: the first active switch matching the call's group, provider or action
+   * (or `all`) refuses it with 503 `disabled_by_operator`, naming the switch. Read from the
+   * database on every call, so a switch set by any process applies from the next request.
+   */
+  private switchedOff(group: string, shape: Shape, receipt: Receipt): ApiError | undefined {
+    if (!this.switches) {
+      receipt.steps.push({ step: 'switch', result: 'skip', note: 'not served on this engine' });
+      return undefined;
+    }
+    const call = { group, provider: shape.provider.name, action: shape.action.id };
+    const hit = matchSwitch(this.switches.active(), call);
+    if (!hit) {
+      receipt.steps.push({ step: 'switch', result: 'pass', note: 'no switch' });
+      return undefined;
+    }
+    receipt.steps.push({ step: 'switch', result: 'fail', note: `${hit.id} (${hit.scope}${hit.target === null ? '' : ` ${hit.target}`})` });
+    return disabledByOperator(hit, call);
   }
 
   /**

@@ -1,11 +1,13 @@
 /**
  * Step 2 of the decision order, the request's shape: the body is UTF-8 JSON of the form
  * {@link CallRequest}, names an action of the catalog, and its params are valid against that
- * action's schema. A call that fails here is rejected (400 `malformed_json`, 422
- * `validation_failed`, 404 `unknown_action`) and its Idempotency-Key stays unused.
+ * action's schema, and hold no credential. A call that fails here is rejected (400
+ * `malformed_json`, 422 `validation_failed`, 422 `secret_in_input`, 404 `unknown_action`) and its
+ * Idempotency-Key stays unused.
  */
 import { z } from 'zod';
 import { ApiError } from '../../platform/http/problem.js';
+import { refuseSecrets } from '../../platform/http/validate.js';
 import type { ActionDefinition, Provider } from '../../providers/contract.js';
 import type { Catalog } from './catalog.js';
 import type { Receipt } from './decision/receipt.js';
@@ -35,7 +37,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * Step 2: JSON, `CallRequest`, a known action and params valid against its schema. Records the
  * action and task in `receipt`, and a failed step; the caller records the pass.
  * @returns the shape, or the refusal: 400 `malformed_json`, 422 `validation_failed` (with
- *   `issues`, paths under `params` for the action's own schema), 404 `unknown_action`.
+ *   `issues`, paths under `params` for the action's own schema), 422 `secret_in_input` (with
+ *   `secrets`), 404 `unknown_action`.
  */
 export function shapeCall(raw: Uint8Array, catalog: Catalog, receipt: Receipt): Shape | ApiError {
   let json: unknown;
@@ -54,10 +57,33 @@ export function shapeCall(raw: Uint8Array, catalog: Catalog, receipt: Receipt): 
     return new ApiError('unknown_action', `No provider registers the action "${data.action}"; GET /v1/ext/capabilities lists the actions.`);
   }
   receipt.action = entry.action.id;
+  const secret = secretIn(data.params, receipt);
+  if (secret) return secret;
   const params = entry.action.params.safeParse(data.params ?? {});
   if (!params.success) return invalid(receipt, params.error.issues, ['params'], `The params of ${entry.action.id} are invalid`);
   receipt.task_id = data.task_id ?? null;
   return { action: entry.action, provider: entry.provider, params: params.data, taskId: data.task_id ?? null, resource: entry.action.resource(params.data) };
+}
+
+/**
+ * Secret-bearing params: the raw `params` (before the action's schema strips or coerces
+ * anything) hold a string or member name shaped like a credential (the detectors of
+ * `findSecret`, platform/audit/redact.ts: private key blocks, GitHub tokens, Google OAuth tokens
+ * and API keys, JWTs, Slack/Stripe keys, AWS access keys, bearer credentials, credential
+ * assignments, and the broker's own registered secrets). The agent never hands the broker a
+ * credential, so such a call is refused before anything runs.
+ * @returns 422 `secret_in_input` with `secrets: [{path, in, kind}]` (paths under `params`; the
+ *   value itself is never named), or null when the params hold none.
+ */
+function secretIn(params: unknown, receipt: Receipt): ApiError | null {
+  try {
+    refuseSecrets({ params }, 'body');
+    return null;
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    receipt.steps.push({ step: 'request', result: 'fail', note: 'secret_in_input' });
+    return err;
+  }
 }
 
 /** A 422 `validation_failed` from zod issues, paths prefixed with `prefix`. */

@@ -62,6 +62,7 @@ export const ERROR_STATUS = {
   outcome_unrecorded: 502,
   provider_timeout: 504,
   provider_unavailable: 503,
+  disabled_by_operator: 503,
   // infrastructure (fail-closed)
   audit_unavailable: 503,
   service_unavailable: 503,

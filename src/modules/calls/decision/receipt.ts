@@ -9,6 +9,7 @@ export type StepName =
   | 'signature'
   | 'request'
   | 'idempotency'
+  | 'switch'
   | 'backpressure'
   | 'grant'
   | 'expiry'

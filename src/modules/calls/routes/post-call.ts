@@ -14,6 +14,7 @@ const CALL_ERRORS: readonly ErrorCode[] = [
   'unknown_action',
   'idempotency_key_reused',
   'request_in_flight',
+  'disabled_by_operator',
   'backpressure',
   'no_capability',
   'capability_expired',
