@@ -19,6 +19,7 @@ import { KeyStore } from '../../src/modules/identity/keys.js';
 import { pgKeyRows } from '../../src/modules/identity/keys.pg.js';
 import { pgGroupKeyStore } from '../../src/modules/identity/store.pg.js';
 import { pgTaskStore } from '../../src/modules/kernel/store.pg.js';
+import { unservedSwitchStore } from '../../src/modules/switches/store.unserved.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { openPgDb, type PgDb } from '../../src/platform/db/pg.js';
 import { createLogger } from '../../src/platform/log.js';
@@ -117,5 +118,23 @@ describe('the call path on two PostgreSQL replicas', () => {
     const refused = await submit(b, { action: 'test.read' });
     expect(refused.status).toBe(403);
     expect(refused.json.code).toBe('no_capability');
+  });
+  it('runs nothing while the kill switches cannot be read on this engine (fail closed)', async () => {
+    const service = new CallService({
+      clock: systemClock,
+      catalog: new Catalog([tp.provider]),
+      grants: new GrantIndex(pgGrantRows(a.pg), systemClock),
+      logger,
+      config: { maxPendingPerGroup: 5, groupConcurrency: 10, providerTimeoutMs: 30_000 },
+      instanceId: 'C',
+      metrics: { registry: new Registry() },
+      stores: { calls: new PgCallStore(a.pg, { maxPendingPerGroup: 5 }), tasks: pgTaskStore(a.pg), switches: unservedSwitchStore('PostgreSQL') },
+    });
+    const key = randomUUID();
+    const answer = await service.submit({ group: 'developer', keyid: 'developer:1', requestId: key, rawBody: Buffer.from(JSON.stringify({ action: 'test.read' })), log: logger });
+    const json = JSON.parse(answer.body) as Record<string, any>;
+    expect([answer.status, json.code]).toEqual([503, 'service_unavailable']);
+    expect(json.receipt.steps).toContainEqual(expect.objectContaining({ step: 'switch', result: 'fail' }));
+    expect((await a.pg.pool.query('SELECT 1 FROM ext_calls WHERE request_id = $1', [key])).rowCount).toBe(0);
   });
 });

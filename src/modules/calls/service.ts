@@ -206,8 +206,14 @@ export class CallService {
    */
   private switchedOff(group: string, shape: Shape, receipt: Receipt): ApiError | undefined {
     if (!this.switches) {
-      receipt.steps.push({ step: 'switch', result: 'skip', note: 'not served on this engine' });
-      return undefined;
+      if (this.deps.stores.switches === undefined) {
+        receipt.steps.push({ step: 'switch', result: 'skip', note: 'no switch store' });
+        return undefined;
+      }
+      // A switch store that cannot be read here (an engine that does not serve them yet): an
+      // operator's brake could not be honoured, so nothing runs (fail closed).
+      receipt.steps.push({ step: 'switch', result: 'fail', note: 'kill switches cannot be read on this engine' });
+      return new ApiError('service_unavailable', 'The operators\' kill switches cannot be read on this engine, so no call runs; nothing was executed.', {}, { 'Retry-After': '60' });
     }
     const call = { group, provider: shape.provider.name, action: shape.action.id };
     const hit = matchSwitch(this.switches.active(), call);
