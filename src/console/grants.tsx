@@ -8,33 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import { Badge, Csrf, iso, list, Page, Problem } from './layout.js';
 import type { Session } from './session.js';
+import type { z } from 'zod';
+import type { GrantDetailSchema, GrantSchema } from '../modules/grants/routes/schemas.js';
 
-/** A grant as `GET /v1/grants/{id}` answers it (the fields the pages show). */
-export interface GrantView {
-  id: string;
-  group: string;
-  provider: string;
-  level: number;
-  allowed_actions: string[] | null;
-  denied_actions: string[] | null;
-  resources: string[] | null;
-  reason: string;
-  requested_by: string;
-  status: string;
-  ttl_s: number | null;
-  digest: string;
-  created_at: string;
-  activated_at: string | null;
-  expires_at: string | null;
-  pending_expires_at: string | null;
-  rejected_at: string | null;
-  revoked_at: string | null;
-  revoked_by: string | null;
-  revoke_reason: string | null;
-  approvals_required: number;
-  approvals: Array<{ approver_id: string; approver_group: string; decision: string; grant_digest: string; counts: boolean; at: string }>;
-  timeline?: Array<{ seq: number; ts: string; actor: string; kind: string; detail: Record<string, unknown> }>;
-}
+/**
+ * A grant as `GET /v1/grants` and `GET /v1/grants/{id}` answer it: the routes' own response
+ * schema (`timeline` only on one grant's answer).
+ */
+export type GrantView = z.infer<typeof GrantSchema> & { timeline?: z.infer<typeof GrantDetailSchema>['timeline'] };
 
 /** The grant list's filters, as the query string holds them. */
 export interface GrantFilters {
