@@ -26,6 +26,7 @@ import { ApprovalsPage, GrantPage, GrantsPage, type CallSummaryView, type GrantF
 import { HomePage, LoginPage, RefusedPage } from './pages.js';
 import { csrfKey, endSession, loginCookie, loginNonce, readSession, sameSecret, startSession, type Session, type VerifyToken } from './session.js';
 import { CONSOLE_CSS } from './style.js';
+import { SwitchesPage, type SwitchView } from './switches.js';
 import { TasksPage, type BoardTask } from './tasks.js';
 
 /** What the console runs on (the broker's `Deps` satisfies it). */
@@ -184,6 +185,30 @@ export function consoleRoutes(deps: ConsoleDeps, app: InProcessApp): Hono<Consol
     const res = await callApi<{ data: any[]; next_cursor: string | null }>(app, s.token, 'GET', `/v1/audit${query({ ...f, limit: 100 })}`);
     if (!res.ok) return c.html(<AuditPage session={s} status={status} filters={f} rows={[]} nextCursor={null} problem={res} />, res.status as 400);
     return c.html(<AuditPage session={s} status={status} filters={f} rows={res.body.data} nextCursor={res.body.next_cursor} />);
+  });
+
+  const switchesPage = async (c: Context<ConsoleEnv>, extra: { notice?: string; problem?: { status: number; body: unknown } }, status = 200) => {
+    const s = c.var.session;
+    const res = await callApi<{ data: SwitchView[] }>(app, s.token, 'GET', `/v1/switches${query({ limit: 200 })}`);
+    if (!res.ok) return c.html(<SwitchesPage session={s} switches={[]} problem={res} />, res.status as 400);
+    return c.html(<SwitchesPage session={s} switches={res.body.data} {...extra} />, status as 200);
+  };
+  const field = (form: Record<string, unknown>, name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
+  r.get('/switches', (c) => switchesPage(c, c.req.query('done') === 'set' ? { notice: 'The switch is set.' } : c.req.query('done') === 'cleared' ? { notice: 'The switch is cleared.' } : {}));
+  r.post('/switches', async (c) => {
+    const form = await c.req.parseBody();
+    const target = field(form, 'target').trim();
+    // The API validates scope, target and reason, and refuses an auditor with 403.
+    const idem = field(form, 'idempotency_key');
+    const res = await callApi(app, c.var.session.token, 'POST', '/v1/switches', { scope: field(form, 'scope'), ...(target !== '' ? { target } : {}), reason: field(form, 'reason') }, idem !== '' ? idem : undefined);
+    if (res.ok) return c.redirect('/console/switches?done=set', 303);
+    return switchesPage(c, { problem: res }, res.status);
+  });
+  r.post('/switches/:id/clear', async (c) => {
+    const form = await c.req.parseBody();
+    const res = await callApi(app, c.var.session.token, 'POST', `/v1/switches/${encodeURIComponent(c.req.param('id'))}/clear`, { reason: field(form, 'reason') });
+    if (res.ok) return c.redirect('/console/switches?done=cleared', 303);
+    return switchesPage(c, { problem: res }, res.status);
   });
 
   r.get('/tasks', async (c) => {

@@ -15,6 +15,7 @@ const NAV: ReadonlyArray<[string, string]> = [
   ['/console/calls', 'Calls'],
   ['/console/audit', 'Audit'],
   ['/console/tasks', 'Tasks'],
+  ['/console/switches', 'Kill switches'],
 ];
 
 /** A whole page: `<title>` is `title · Broker console`; `session` null on the sign-in page. */

@@ -49,6 +49,9 @@ export function HomePage(props: { session: Session }) {
         <li>
           <a href="/console/tasks">Tasks</a>: the kernel board with gates and dispatches.
         </li>
+        <li>
+          <a href="/console/switches">Kill switches</a>: stop all external calls, a group, a provider or an action, and clear them.
+        </li>
       </ul>
       <form method="post" action="/console/logout">
         <Csrf session={props.session} />

@@ -7,18 +7,15 @@
  * and a form posted without the CSRF token (or from another origin) is refused.
  * Screenshots of each page go to test/artifacts/console/ (not committed) for a person to look at.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishCheckpointKey, writeCheckpoint } from '../../src/platform/audit/checkpoints.js';
 import { chainHead } from '../../src/platform/audit/export.js';
-import { REPO_ROOT, type TestBroker } from '../helpers/harness.js';
+import type { TestBroker } from '../helpers/harness.js';
 import { bearer, createAsMain, startGrantsBroker, tokenFor } from '../grants/helpers.js';
+import { launchChromium, postFromPage as postAt, shot, signIn as signInAt } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = path.join(REPO_ROOT, 'test', 'artifacts', 'console');
 
 let broker: TestBroker;
 let browser: Browser;
@@ -32,10 +29,6 @@ let l3Grant: any;
 const read = (group: string) => broker.client(group).post('/v1/ext/calls', { action: 'ops.read', params: { resource: 'acme/api' } }, { idempotencyKey: randomUUID() });
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`The console tests need Debian's chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it). It is missing, so these tests fail rather than skip.`);
-  }
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
   broker = await startGrantsBroker();
   operator = await tokenFor(broker, 'operator', 'olga');
   auditor = await tokenFor(broker, 'auditor', 'ada');
@@ -48,10 +41,7 @@ beforeAll(async () => {
   const head = chainHead(broker.deps.db)!;
   publishCheckpointKey(broker.deps.config.checkpointDir, broker.deps.checkpointKey);
   await writeCheckpoint(broker.deps.config.checkpointDir, broker.deps.checkpointKey, { seq: head.seq, hash: head.hash, ts: new Date(broker.clock.now()).toISOString() });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -60,46 +50,8 @@ afterAll(async () => {
 });
 
 const url = (p: string) => new URL(p, broker.url).href;
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
-
-/** A fresh browser context signed in with `token` through the sign-in form. */
-async function signIn(token: string, viewport = { width: 1280, height: 900 }): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  await page.goto(url('/console'));
-  expect(new URL(page.url()).pathname).toBe('/console/login');
-  await page.getByLabel('Bearer token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(url('/console'));
-  return { context, page };
-}
-
-/** Posts a form from inside the page (a real browser post, with its Origin and cookies), and answers the response's status. */
-async function postFromPage(page: Page, action: string, fields: Record<string, string>): Promise<number> {
-  const response = page.waitForResponse((r) => r.url() === url(action) && r.request().method() === 'POST');
-  await page.evaluate(
-    ({ action, fields }) => {
-      // Runs in the page (DOM types are not in this project's lib).
-      const document = (globalThis as any).document;
-      const form = document.createElement('form');
-      form.method = 'post';
-      form.action = action;
-      for (const [name, value] of Object.entries(fields)) {
-        const input = document.createElement('input');
-        input.type = 'hidden';
-        input.name = name;
-        input.value = value;
-        form.append(input);
-      }
-      document.body.append(form);
-      form.submit();
-    },
-    { action, fields },
-  );
-  const status = (await response).status();
-  await page.waitForLoadState();
-  return status;
-}
+const signIn = (token: string, viewport?: { width: number; height: number }) => signInAt(browser, broker.url, token, viewport);
+const postFromPage = (page: Page, action: string, fields: Record<string, string>) => postAt(page, broker.url, action, fields);
 
 describe('the console, as an auditor', () => {
   let page: Page;
