@@ -23,8 +23,8 @@ export function pgRunStore(pg: PgDb): RunStore {
   return {
     claim: (run, activity) =>
       inTx(async (tx) => {
-        // No conflict target: a duplicate id is refused like a duplicate dispatch key, as on SQLite.
-        const [row] = await tx.insert(runs).values(run).onConflictDoNothing().returning();
+        // Only the dispatch key answers null (as on SQLite); a duplicate run id is an error.
+        const [row] = await tx.insert(runs).values(run).onConflictDoNothing({ target: runs.dispatchKey }).returning();
         if (!row) return null;
         await appendActivitiesPg(tx, [activity], run.createdAt);
         return row;
