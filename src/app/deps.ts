@@ -5,9 +5,9 @@ import { sqliteAuditStore, type AuditStore } from '../modules/audit/store.js';
 import { pgAuditStore } from '../modules/audit/store.pg.js';
 import { SqliteCallStore, type CallStore } from '../modules/calls/store.js';
 import { PgCallStore } from '../modules/calls/store.pg.js';
-import { unservedGrantRequestStore } from '../modules/grant-requests/store.unserved.js';
+import { pgGrantRequestStore } from '../modules/grant-requests/store.pg.js';
 import { sqliteSwitchStore, type SwitchStore } from '../modules/switches/store.js';
-import { unservedSwitchStore } from '../modules/switches/store.unserved.js';
+import { pgSwitchStore } from '../modules/switches/store.pg.js';
 import { pgGrantStore } from '../modules/grants/store.pg.js';
 import { pgGroupKeyStore } from '../modules/identity/store.pg.js';
 import { pgTaskStore } from '../modules/kernel/store.pg.js';
@@ -26,7 +26,7 @@ import { callsForTask } from '../modules/calls/views.js';
 import { loadRunners } from '../modules/runner/policy.js';
 import { Runner } from '../modules/runner/service.js';
 import { sqliteRunStore, type RunStore } from '../modules/runner/store.js';
-import { unservedRunStore } from '../modules/runner/store.unserved.js';
+import { pgRunStore } from '../modules/runner/store.pg.js';
 import { MAX_TOKEN_TTL_S, TokenService } from '../modules/tokens/service.js';
 import { sqliteTokenStore, type TokenStore } from '../modules/tokens/store.js';
 import type { Clock } from '../platform/clock.js';
@@ -52,7 +52,7 @@ export interface Stores {
   tasks: TaskStore;
   tokens: TokenStore;
   runs: RunStore;
-  /** The operators' kill switches (`kill_switches`); the SQLite store is also read synchronously by the call path. */
+  /** The operators' kill switches (`kill_switches`), read on every call (synchronously on SQLite, before the decision on PostgreSQL). */
   switches: SwitchStore;
 }
 
@@ -62,8 +62,7 @@ export type Database = { engine: 'sqlite'; db: Db } | { engine: 'postgres'; pg: 
 /**
  * Every store over one database and clock, the engine's implementation of each: the SQLite stores
  * over `database.db`, or the PostgreSQL stores over `database.pg` (several replicas may serve that
- * database at once). Grant requests, agent runs and kill switches have no PostgreSQL store yet: on PostgreSQL
- * their stores refuse every operation with 503 `service_unavailable` (nothing is read or written).
+ * database at once).
  * @param limits `maxPendingPerGroup`, the backpressure limit the PostgreSQL calls' claim enforces
  *   across replicas (the SQLite call path enforces it in process).
  */
@@ -74,12 +73,12 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       audit: pgAuditStore(pg),
       calls: new PgCallStore(pg, { maxPendingPerGroup: limits.maxPendingPerGroup }),
       grants: pgGrantStore(pg, clock),
-      grantRequests: unservedGrantRequestStore('PostgreSQL'),
+      grantRequests: pgGrantRequestStore(pg, clock),
       groupKeys: pgGroupKeyStore(pg, clock),
       tasks: pgTaskStore(pg),
       tokens: pgTokenStore(pg, clock),
-      runs: unservedRunStore('PostgreSQL'),
-      switches: unservedSwitchStore('PostgreSQL'),
+      runs: pgRunStore(pg),
+      switches: pgSwitchStore(pg, clock),
     };
   }
   const { db } = database;

@@ -4,7 +4,8 @@
  * before the synchronous decision; the claim's cross-replica backpressure (`GroupBackpressure`) is
  * answered as step 4 answers it (429 `backpressure`, `Retry-After`, its receipt step); a key
  * running on one replica is 409 on the other, replayed once finished, 422 with another body; a
- * revocation on one replica is refused on the other at its next request.
+ * revocation on one replica is refused on the other at its next request, and so is a kill switch
+ * set on one replica, until it is cleared on the other.
  */
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
@@ -19,7 +20,8 @@ import { KeyStore } from '../../src/modules/identity/keys.js';
 import { pgKeyRows } from '../../src/modules/identity/keys.pg.js';
 import { pgGroupKeyStore } from '../../src/modules/identity/store.pg.js';
 import { pgTaskStore } from '../../src/modules/kernel/store.pg.js';
-import { unservedSwitchStore } from '../../src/modules/switches/store.unserved.js';
+import { clearSwitch, setSwitch } from '../../src/modules/switches/service.js';
+import { pgSwitchStore } from '../../src/modules/switches/store.pg.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { openPgDb, type PgDb } from '../../src/platform/db/pg.js';
 import { createLogger } from '../../src/platform/log.js';
@@ -50,7 +52,7 @@ describe('the call path on two PostgreSQL replicas', () => {
       config: { maxPendingPerGroup: 5, groupConcurrency: 10, providerTimeoutMs: 30_000 },
       instanceId: id,
       metrics: { registry: new Registry() },
-      stores: { calls: new PgCallStore(pg, { maxPendingPerGroup: 5 }), tasks: pgTaskStore(pg) },
+      stores: { calls: new PgCallStore(pg, { maxPendingPerGroup: 5 }), tasks: pgTaskStore(pg), switches: pgSwitchStore(pg, systemClock) },
     });
     return { pg, service, model: pgReadModel(pg, keys, grants) };
   };
@@ -119,22 +121,26 @@ describe('the call path on two PostgreSQL replicas', () => {
     expect(refused.status).toBe(403);
     expect(refused.json.code).toBe('no_capability');
   });
-  it('runs nothing while the kill switches cannot be read on this engine (fail closed)', async () => {
-    const service = new CallService({
-      clock: systemClock,
-      catalog: new Catalog([tp.provider]),
-      grants: new GrantIndex(pgGrantRows(a.pg), systemClock),
-      logger,
-      config: { maxPendingPerGroup: 5, groupConcurrency: 10, providerTimeoutMs: 30_000 },
-      instanceId: 'C',
-      metrics: { registry: new Registry() },
-      stores: { calls: new PgCallStore(a.pg, { maxPendingPerGroup: 5 }), tasks: pgTaskStore(a.pg), switches: unservedSwitchStore('PostgreSQL') },
-    });
+  it('refuses on B the next call after a kill switch is set on A (503 disabled_by_operator, nothing executed), and lets calls through again once B clears it', async () => {
+    const body = { action: 'test.read' };
+    await a.pg.pool.query(`UPDATE grants SET status = 'active', revoked_at = NULL, revoked_by = NULL WHERE id = 'g-dev'`);
+    const before = await submit(b, body);
+    expect(before.status).toBe(200);
+    expect(before.json.receipt.steps).toContainEqual(expect.objectContaining({ step: 'switch', result: 'pass' }));
+
+    const switchesOf = (r: Replica) => ({ clock: systemClock, stores: { switches: pgSwitchStore(r.pg, systemClock) } });
+    const { switch: set } = await setSwitch(switchesOf(a), { scope: 'group', target: 'developer', reason: 'incident 7' }, 'operator:test');
     const key = randomUUID();
-    const answer = await service.submit({ group: 'developer', keyid: 'developer:1', requestId: key, rawBody: Buffer.from(JSON.stringify({ action: 'test.read' })), log: logger });
-    const json = JSON.parse(answer.body) as Record<string, any>;
-    expect([answer.status, json.code]).toEqual([503, 'service_unavailable']);
-    expect(json.receipt.steps).toContainEqual(expect.objectContaining({ step: 'switch', result: 'fail' }));
-    expect((await a.pg.pool.query('SELECT 1 FROM ext_calls WHERE request_id = $1', [key])).rowCount).toBe(0);
+    const refused = await submit(b, body, key);
+    expect([refused.status, refused.json.code]).toEqual([503, 'disabled_by_operator']);
+    expect(refused.json.receipt.steps.at(-1)).toMatchObject({ step: 'switch', result: 'fail' });
+    expect(refused.json.receipt.steps.at(-1).note).toContain(set.id);
+    expect((await a.pg.pool.query("SELECT 1 FROM ext_calls WHERE request_id = $1", [key])).rowCount).toBe(0);
+    expect(tp.attemptsOf(key)).toBe(0);
+
+    await clearSwitch(switchesOf(b), set.id, 'operator:test', 'incident over');
+    const after = await submit(a, body);
+    expect(after.status).toBe(200);
+    expect(after.json.receipt.steps).toContainEqual(expect.objectContaining({ step: 'switch', result: 'pass', note: 'no switch' }));
   });
 });

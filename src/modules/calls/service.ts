@@ -175,7 +175,7 @@ export class CallService {
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
 
     // The operators' kill switches (after step 3, so an answered key still replays; before any grant logic).
-    const off = this.switchedOff(s.group, shape, receipt);
+    const off = this.switchedOff(s.group, shape, receipt, reads);
     if (off) return refused('denied', off, receipt);
 
     // Step 4: backpressure.
@@ -202,21 +202,23 @@ export class CallService {
   /**
    * The kill-switch step: the first active switch matching the call's group, provider or action
    * (or `all`) refuses it with 503 `disabled_by_operator`, naming the switch. Read from the
-   * database on every call, so a switch set by any process applies from the next request.
+   * database on every call (synchronously on SQLite, before the decision in `reads` otherwise), so
+   * a switch set by any process applies from the next request.
    */
-  private switchedOff(group: string, shape: Shape, receipt: Receipt): ApiError | undefined {
-    if (!this.switches) {
+  private switchedOff(group: string, shape: Shape, receipt: Receipt, reads: DecisionReads | undefined): ApiError | undefined {
+    const active = this.switches ? this.switches.active() : reads?.switches;
+    if (active === undefined) {
       if (this.deps.stores.switches === undefined) {
         receipt.steps.push({ step: 'switch', result: 'skip', note: 'no switch store' });
         return undefined;
       }
-      // A switch store that cannot be read here (an engine that does not serve them yet): an
-      // operator's brake could not be honoured, so nothing runs (fail closed).
-      receipt.steps.push({ step: 'switch', result: 'fail', note: 'kill switches cannot be read on this engine' });
-      return new ApiError('service_unavailable', 'The operators\' kill switches cannot be read on this engine, so no call runs; nothing was executed.', {}, { 'Retry-After': '60' });
+      // A switch store whose switches were not read for this call: an operator's brake could not
+      // be honoured, so nothing runs (fail closed).
+      receipt.steps.push({ step: 'switch', result: 'fail', note: 'kill switches were not read' });
+      return new ApiError('service_unavailable', 'The operators\' kill switches could not be read, so no call runs; nothing was executed.', {}, { 'Retry-After': '60' });
     }
     const call = { group, provider: shape.provider.name, action: shape.action.id };
-    const hit = matchSwitch(this.switches.active(), call);
+    const hit = matchSwitch(active, call);
     if (!hit) {
       receipt.steps.push({ step: 'switch', result: 'pass', note: 'no switch' });
       return undefined;

@@ -36,6 +36,12 @@ export interface SwitchStore {
   set<T>(setBy: string, idempotencyKey: string | null, plan: Plan<SetContext, KillSwitchRow, T>): Promise<T>;
   /** Clears a switch in one transaction: reads it (null when there is none), lets `plan` decide, applies its patch with its audit rows. */
   clear<T>(id: string, plan: Plan<KillSwitchRow | null, ClearPatch, T>): Promise<T>;
+  /**
+   * Every switch not cleared, oldest first, read from the database now: what the call path of an
+   * engine without synchronous reads (PostgreSQL) reads before each decision, so a switch set or
+   * cleared by any replica applies from the next call.
+   */
+  activeNow(): Promise<KillSwitchRow[]>;
 }
 
 /** The synchronous read of the decision path: every switch not cleared, oldest first. */
@@ -77,6 +83,7 @@ export function sqliteSwitchStore(db: Db, clock: Clock): SwitchStore & ActiveSwi
         (patch) => db.orm.update(k).set(patch).where(and(eq(k.id, id), isNull(k.clearedAt))).run(),
       ),
     active: () => db.orm.select().from(k).where(isNull(k.clearedAt)).orderBy(asc(k.id)).all(),
+    activeNow: () => settled(() => db.orm.select().from(k).where(isNull(k.clearedAt)).orderBy(asc(k.id)).all()),
   };
 }
 

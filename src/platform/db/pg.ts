@@ -44,10 +44,13 @@ export const PG_LOCKS = { migrations: 1, auditAppend: 2, grantChanges: 3, tokenR
  * - `callGroup` (0x4E434247, ASCII "NCBG"): one agent group's call claims, held by a claim from its
  *   count of the group's pending calls to its commit, so replicas together never exceed the
  *   group's backpressure limit.
+ * - `grantRequestGroup` (0x4E434251, ASCII "NCBQ"): one agent group's new grant requests, held by
+ *   a request's creation from its count of the group's pending requests to its commit, so
+ *   replicas together never exceed the group's limit of pending requests.
  * Lock order: a transaction takes these (and its row locks) before the audit append's lock
  * (`PG_LOCKS.auditAppend`), which is always the last lock it takes.
  */
-export const PG_KEYED_LOCKS = { callGroup: 1313030727 } as const;
+export const PG_KEYED_LOCKS = { callGroup: 1313030727, grantRequestGroup: 1313030737 } as const;
 
 /** The drizzle handle over every capability's PostgreSQL tables. */
 export type PgOrm = NodePgDatabase;

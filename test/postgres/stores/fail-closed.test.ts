@@ -11,8 +11,11 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgAuditStore } from '../../../src/modules/audit/store.pg.js';
+import { pgGrantRequestStore } from '../../../src/modules/grant-requests/store.pg.js';
 import { pgGrantStore } from '../../../src/modules/grants/store.pg.js';
 import { pgGroupKeyStore } from '../../../src/modules/identity/store.pg.js';
+import { pgRunStore } from '../../../src/modules/runner/store.pg.js';
+import { pgSwitchStore } from '../../../src/modules/switches/store.pg.js';
 import { pgTokenStore } from '../../../src/modules/tokens/store.pg.js';
 import { ManualClock } from '../../../src/platform/clock.js';
 import { openPgDb, PG_LOCK_CLASS, PG_LOCKS, type PgDb } from '../../../src/platform/db/pg.js';
@@ -38,6 +41,13 @@ const grantRow = (id: string) => ({
   pendingExpiresAt: null, rejectedAt: null, revokedAt: null, revokedBy: null, revokeReason: null, idempotencyKey: null, requestHash: null,
 });
 const createPlan = (id: string) => (): Planned<ReturnType<typeof grantRow>, string> => ({ write: grantRow(id), audit: [{ actor: 'main', kind: 'grant.created', subject: id }], result: id });
+const requestRow = (id: string) => ({
+  id, group: 'developer', provider: 'ops', level: 1, allowedActions: null, deniedActions: null, resources: null, ttlS: 60, justification: 'j', renews: null,
+  status: 'pending', createdAt: T0, updatedAt: T0, pendingExpiresAt: T0 + 60_000, decidedBy: null, decidedAt: null, decisionReason: null, grantId: null,
+  idempotencyKey: null, requestHash: null,
+});
+const switchRow = (id: string) => ({ id, scope: 'all', target: null, reason: 'r', setBy: 'operator:a', setAt: T0, clearedBy: null, clearedAt: null, clearReason: null, idempotencyKey: 'k', requestHash: 'h' });
+const runRow = (id: string) => ({ id, dispatchKey: `dk-${id}`, dispatchId: 'd', taskId: 't', group: 'developer', status: 'claimed' as const, createdAt: T0 });
 const revokePlan = () => ({ id: 'rvk_1', jti: 'j', subject: null, role: null, issuedBefore: null, revokedAt: T0, revokedBy: 'operator:a', reason: 'r', idempotencyKey: null, requestHash: null });
 
 /** Every method of every store, called once (what each must do when the database is not there). */
@@ -46,6 +56,9 @@ function everyMethod(db: PgDb): [string, () => Promise<unknown>][] {
   const tokens = pgTokenStore(db, clock);
   const keys = pgGroupKeyStore(db, clock);
   const audit = pgAuditStore(db);
+  const requests = pgGrantRequestStore(db, clock);
+  const runs = pgRunStore(db);
+  const switches = pgSwitchStore(db, clock);
   return [
     ['grants.get', () => grants.get('grt_1')],
     ['grants.list', () => grants.list({ limit: 10 }, T0)],
@@ -67,6 +80,26 @@ function everyMethod(db: PgDb): [string, () => Promise<unknown>][] {
     ['keys.groupsWithKeys', () => keys.groupsWithKeys()],
     ['keys.change', () => keys.change('main', () => ({ result: 1 }))],
     ['audit.list', () => audit.list({ since: 0, limit: 10 })],
+    ['requests.get', () => requests.get('grq_1')],
+    ['requests.list', () => requests.list({ limit: 10 }, T0)],
+    ['requests.timeline', () => requests.timeline('grq_1')],
+    ['requests.create', () => requests.create('developer', 'k', () => ({ write: requestRow('grq_1'), audit: [{ actor: 'developer', kind: 'grant_request.created', subject: 'grq_1' }], result: 1 }))],
+    ['requests.change', () => requests.change('grq_1', () => ({ result: 1 }))],
+    ['requests.expireDue', () => requests.expireDue(10, () => ({ result: 1 }))],
+    ['requests.recordRefusal', () => requests.recordRefusal('grq_1', { actor: 'a', kind: 'k', subject: 'grq_1' })],
+    ['runs.claim', () => runs.claim(runRow('run_1'), { actor: 'system', kind: 'run.claimed', subject: 't' })],
+    ['runs.update', () => runs.update('run_1', ['claimed'], { status: 'running' }, [], T0)],
+    ['runs.find', () => runs.find('run_1')],
+    ['runs.withStatus', () => runs.withStatus(['claimed'])],
+    ['runs.ofTask', () => runs.ofTask('t')],
+    ['runs.claimedKeys', () => runs.claimedKeys(['dk'])],
+    ['runs.list', () => runs.list({ limit: 10 })],
+    ['runs.counts', () => runs.counts()],
+    ['switches.get', () => switches.get('ksw_1')],
+    ['switches.list', () => switches.list({ limit: 10 })],
+    ['switches.set', () => switches.set('operator:a', 'k', () => ({ write: switchRow('ksw_1'), audit: [{ actor: 'operator:a', kind: 'switch.set', subject: 'ksw_1' }], result: 1 }))],
+    ['switches.clear', () => switches.clear('ksw_1', () => ({ result: 1 }))],
+    ['switches.activeNow', () => switches.activeNow()],
   ];
 }
 
@@ -138,6 +171,26 @@ describe('PostgreSQL stores fail closed', () => {
       'tokens.keys': 'ok',
       'keys.groupsWithKeys': 'ok',
       'audit.list': 'ok',
+      'requests.get': 'ok',
+      'requests.list': 'ok',
+      'requests.timeline': 'ok',
+      'requests.create': 'service_unavailable',
+      'requests.change': 'service_unavailable',
+      'requests.expireDue': 'service_unavailable',
+      'requests.recordRefusal': 'ok',
+      'runs.claim': 'service_unavailable',
+      'runs.update': 'service_unavailable',
+      'runs.find': 'ok',
+      'runs.withStatus': 'ok',
+      'runs.ofTask': 'ok',
+      'runs.claimedKeys': 'ok',
+      'runs.list': 'ok',
+      'runs.counts': 'ok',
+      'switches.get': 'ok',
+      'switches.list': 'ok',
+      'switches.set': 'service_unavailable',
+      'switches.clear': 'service_unavailable',
+      'switches.activeNow': 'ok',
     });
     expect(Number((await ro.pool.query<{ n: string }>('SELECT count(*) AS n FROM gov_activities')).rows[0]!.n)).toBe(0);
   });
