@@ -202,7 +202,7 @@ describe('two-man rule', () => {
     expect(view(g.id)).toBeUndefined();
     const late = await submit(broker, g.id, await signDecision(broker, sec2, g));
     expect(late.status).toBe(409);
-    expect(late.body.code).toBe('grant_not_pending');
+    expect(late.body).toMatchObject({ code: 'grant_not_pending', status: 409, grant_status: 'rejected' });
     expect((await bearer(broker, operator, 'PATCH', `/v1/grants/${g.id}`, { json: { reason: 'try again' } })).body.code).toBe('grant_not_pending');
   });
 

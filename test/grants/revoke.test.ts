@@ -46,7 +46,7 @@ describe('revocation takes effect on the next request', () => {
     broker.clock.advance(60_000);
     const late = await bearer(broker, operator, 'POST', `/v1/grants/${short.id}/revoke`, { json: {} });
     expect(late.status).toBe(409);
-    expect(late.body.code).toBe('grant_not_revocable');
+    expect(late.body).toMatchObject({ code: 'grant_not_revocable', status: 409, grant_status: 'expired' });
     expect((await bearer(broker, operator, 'POST', '/v1/grants/grt_missing/revoke', { json: {} })).status).toBe(404);
   });
 

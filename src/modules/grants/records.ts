@@ -157,5 +157,5 @@ export function requireFound<G extends StoredGrant>(found: G | null, id: string)
 /** @throws ApiError 409 `grant_not_pending` (with its `status`) unless the grant is pending approval at `nowMs`. */
 export function requirePending(row: GrantRow, nowMs: number): void {
   const status = effectiveStatus(row, nowMs);
-  if (status !== 'pending_approval') throw new ApiError('grant_not_pending', `Grant ${row.id} is ${status}, not pending approval.`, { status });
+  if (status !== 'pending_approval') throw new ApiError('grant_not_pending', `Grant ${row.id} is ${status}, not pending approval.`, { grant_status: status });
 }

@@ -162,7 +162,7 @@ export function revokeGrant(deps: GrantDeps, id: string, actor: string, reason: 
     const { row, approvals } = requireFound(current, id);
     if (row.status === 'revoked') return { result: { grant: toRecord(row, approvals, now), changed: false } };
     const status = effectiveStatus(row, now);
-    if (status === 'expired' || status === 'rejected') throw new ApiError('grant_not_revocable', `Grant ${id} is ${status}; it grants nothing already.`, { status });
+    if (status === 'expired' || status === 'rejected') throw new ApiError('grant_not_revocable', `Grant ${id} is ${status}; it grants nothing already.`, { grant_status: status });
     const set = revokedPatch(actor, reason, now);
     return { write: { set }, audit: [revokedRow(row, actor, reason, now)], result: { grant: toRecord({ ...row, ...set }, approvals, now), changed: true } };
   });
