@@ -118,6 +118,19 @@ describe('request shape (step 2)', () => {
     expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
   });
 
+  it('answers a lone UTF-16 surrogate in a param with 400 malformed_json before the decision, audited, key unused', async () => {
+    await grant(broker, { level: 1 });
+    const key = randomUUID();
+    const res = await broker.client('developer').request('POST', '/v1/ext/calls', { rawBody: '{"action": "test.read", "params": {"resource": "acme/\\ud800"}}', idempotencyKey: key });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'malformed_json', detail: expect.stringContaining('RFC 7493') });
+    expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
+    // A well-formed pair (an emoji, escaped) is fine.
+    const pair = await broker.client('developer').request('POST', '/v1/ext/calls', { rawBody: '{"action": "test.read", "params": {"resource": "acme/\\ud83d\\ude00"}}', idempotencyKey: randomUUID() });
+    expect(pair.status, JSON.stringify(pair.body)).toBe(200);
+    expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
+  });
+
   it('names the offending param path', async () => {
     const res = await call(broker, 'developer', { action: 'test.read', params: { fail: -1 } });
     expect(res.body.issues[0].path).toEqual(['params', 'fail']);

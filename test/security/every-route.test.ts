@@ -21,8 +21,8 @@
  *   group the route does not serve) → 403 `forbidden`;
  * - for body methods (`BODY_METHODS`), as each principal the route serves: no or a malformed
  *   `Idempotency-Key` → 400 `idempotency_key_missing`; a body over `BROKER_BODY_LIMIT_BYTES`
- *   (declared by Content-Length, or chunked) → 413 `payload_too_large`; malformed JSON → 400
- *   `malformed_json`;
+ *   (declared by Content-Length, or chunked) → 413 `payload_too_large`; malformed JSON, or JSON
+ *   with a lone UTF-16 surrogate (not I-JSON, RFC 7493) → 400 `malformed_json`;
  * - a control: each principal the route serves gets past authentication (so the refusals above
  *   are not 404s from a mistyped sample path).
  *
@@ -136,6 +136,9 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /console/calls/:group/:request_id': 'console',
   'GET /console/audit': 'console',
   'GET /console/tasks': 'console',
+  'GET /console/switches': 'console',
+  'POST /console/switches': 'console',
+  'POST /console/switches/:id/clear': 'console',
 };
 
 /** Console routes served without a session: the stylesheet and the sign-in form. */
@@ -565,6 +568,12 @@ function casesFor(route: Route): Case[] {
       add(`${who}, malformed JSON under a valid ${p.kind === 'group' ? 'signature' : 'token'} → 400 malformed_json`, () =>
         refusedWithoutWrites(async () => {
           const bad = '{"reason": "unterminated';
+          expectProblem(await send(method, path, { headers: credentialsFor(p, method, path, bad), body: bad }), 400, ['malformed_json'], path);
+        }, AUDITED_BY_DESIGN[route.key]?.malformed_json ?? []),
+      );
+      add(`${who}, a lone UTF-16 surrogate in a JSON string (not I-JSON, RFC 7493) → 400 malformed_json`, () =>
+        refusedWithoutWrites(async () => {
+          const bad = '{"reason": "half a pair \\ud800 here", "action": "x\\udc00"}';
           expectProblem(await send(method, path, { headers: credentialsFor(p, method, path, bad), body: bad }), 400, ['malformed_json'], path);
         }, AUDITED_BY_DESIGN[route.key]?.malformed_json ?? []),
       );

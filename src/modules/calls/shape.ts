@@ -6,6 +6,7 @@
  * Idempotency-Key stays unused.
  */
 import { z } from 'zod';
+import { IJSON_REFUSAL_DETAIL, parseIJson } from '../../platform/http/json.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { refuseSecrets } from '../../platform/http/validate.js';
 import type { ActionDefinition, Provider } from '../../providers/contract.js';
@@ -31,7 +32,6 @@ export interface Shape {
   resource: string;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Step 2: JSON, `CallRequest`, a known action and params valid against its schema. Records the
@@ -41,13 +41,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  *   `secrets`), 404 `unknown_action`.
  */
 export function shapeCall(raw: Uint8Array, catalog: Catalog, receipt: Receipt): Shape | ApiError {
-  let json: unknown;
-  try {
-    json = JSON.parse(utf8.decode(raw));
-  } catch {
+  const parsed = parseIJson(raw);
+  if (parsed.refusal !== undefined) {
     receipt.steps.push({ step: 'request', result: 'fail', note: 'malformed_json' });
-    return new ApiError('malformed_json', 'The request body is not valid UTF-8 JSON.');
+    return new ApiError('malformed_json', IJSON_REFUSAL_DETAIL[parsed.refusal]);
   }
+  const json = parsed.value;
   const body = CallRequest.safeParse(json);
   if (!body.success) return invalid(receipt, body.error.issues, [], 'The request body is invalid');
   const data = body.data;

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { findSecret, type SecretKind } from '../audit/redact.js';
 import type { AppEnv } from './env.js';
+import { IJSON_REFUSAL_DETAIL, parseIJson } from './json.js';
 import { ApiError } from './problem.js';
 import { readRawBody } from './verify.js';
 
@@ -10,7 +11,8 @@ import { readRawBody } from './verify.js';
  * Parses the request body as JSON, refuses it when it carries a secret ({@link refuseSecrets}),
  * and validates it with `schema`. Uses the bytes the signature middleware already read, so the
  * body is read once.
- * @throws ApiError 400 `malformed_json` when the body is not JSON; 422 `secret_in_input` when a
+ * @throws ApiError 400 `malformed_json` when the body is not I-JSON (RFC 7493: UTF-8 JSON without
+ *   lone surrogates, `json.ts`); 422 `secret_in_input` when a
  *   string or member name in it holds a secret; 422 `validation_failed` with the zod `issues` when
  *   it does not match.
  */
@@ -20,13 +22,9 @@ export async function jsonBody<S extends z.ZodType>(c: Context<AppEnv>, schema: 
     raw = await readRawBody(c);
     c.set('rawBody', raw);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
-  } catch {
-    throw new ApiError('malformed_json', 'The request body is not valid UTF-8 JSON.');
-  }
-  return validate(schema, value, 'body', options);
+  const parsed = parseIJson(raw);
+  if (parsed.refusal !== undefined) throw new ApiError('malformed_json', IJSON_REFUSAL_DETAIL[parsed.refusal]);
+  return validate(schema, parsed.value, 'body', options);
 }
 
 /**
