@@ -5,9 +5,9 @@
  * reading one boolean, so the call path allocates nothing for tracing.
  *
  * On, {@link startTracing} registers a `NodeTracerProvider` (AsyncLocalStorage context) whose
- * spans go through a batch processor to the OTLP/HTTP exporter (JSON by default). The SDK reads
+ * spans go through a batch processor to the OTLP/HTTP exporter (OTLP/JSON). The SDK reads
  * the standard variables itself: `OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,HEADERS,TIMEOUT,
- * COMPRESSION,PROTOCOL}`, `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_SPAN_*_LIMIT`,
+ * COMPRESSION}`, `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_SPAN_*_LIMIT`,
  * `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` (over the default `service.name`
  * `nanoclaw-broker`).
  *
@@ -31,8 +31,8 @@ export const SERVICE_NAME = 'nanoclaw-broker';
 const ATTR_SERVICE_NAME = 'service.name';
 const ATTR_URL_FULL = 'url.full';
 
-/** The broker's tracer, resolved once: a proxy that delegates to the provider once one is registered. */
-const tracer: Tracer = trace.getTracer(SERVICE_NAME);
+/** The broker's tracer, resolved once when the SDK starts (never per call). */
+let tracer: Tracer | null = null;
 
 let provider: NodeTracerProvider | null = null;
 /** The request-span middleware, built by {@link startTracing}. */
@@ -76,6 +76,7 @@ export async function startTracing(): Promise<boolean> {
     spanProcessors: [new RedactingProcessor(), new BatchSpanProcessor(new OTLPTraceExporter())],
   });
   provider.register({ propagator: null });
+  tracer = provider.getTracer(SERVICE_NAME);
   middleware = httpInstrumentationMiddleware({ tracer, captureRequestHeaders: [], captureResponseHeaders: [], captureActiveRequests: false });
   on = true;
   return true;
@@ -90,6 +91,7 @@ export async function shutdownTracing(timeoutMs = 5_000): Promise<void> {
   if (!p) return;
   on = false;
   provider = null;
+  tracer = null;
   middleware = null;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((resolve) => {
@@ -110,7 +112,7 @@ export async function shutdownTracing(timeoutMs = 5_000): Promise<void> {
  * The caller ends it (`span?.end()`); `span?.setAttributes({...})` builds its object only when on.
  */
 export function startSpan(name: string, parent?: Context): Span | undefined {
-  return on ? tracer.startSpan(name, undefined, parent ?? context.active()) : undefined;
+  return on && tracer ? tracer.startSpan(name, undefined, parent ?? context.active()) : undefined;
 }
 
 /** The active context when traces are on (to parent spans started later, e.g. in a queue); undefined when off. */

@@ -16,11 +16,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerClient } from '../../src/client/index.js';
 import { closeDeps, createDeps } from '../../src/app/deps.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createLogger } from '../../src/platform/log.js';
+import { registerSecret } from '../../src/platform/audit/redact.js';
+import { RedactingProcessor } from '../../src/platform/trace.js';
 import { REPO_ROOT, tempDir } from '../helpers/harness.js';
 import { runCli, startServeProcess, type ServeProcess } from '../helpers/process.js';
 import { allScenarios, FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures } from '../providers/github/fixtures.js';
@@ -166,7 +169,13 @@ describe('traces exported with OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set', ()
 
     let r = await clients['main']!.post('/v1/grants', { group: 'developer', provider: 'github', level: 1, resources: [`${ORG}/*`], reason: 'read the code' });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
-    r = await clients['developer']!.post('/v1/ext/calls', { action: 'github.get_repo', params: { owner: ORG, repo: 'hello-world' } });
+    // An agent's trace context is not trusted: the request span stays a root of its own trace.
+    const agentTrace = 'aa'.repeat(16);
+    r = await clients['developer']!.post(
+      '/v1/ext/calls',
+      { action: 'github.get_repo', params: { owner: ORG, repo: 'hello-world' } },
+      { headers: { traceparent: `00-${agentTrace}-${'bb'.repeat(8)}-01` } },
+    );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const requestId: string = r.body.request_id;
     // A bearer request with a query: the token is in a header, the query must not reach a span.
@@ -181,6 +190,7 @@ describe('traces exported with OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set', ()
     const request = spans.find((s) => s.name === 'POST /v1/ext/calls');
     expect(request, spans.map((s) => s.name).join(', ')).toBeDefined();
     expect(request!.parentSpanId ?? '').toBe('');
+    expect(request!.traceId).not.toBe(agentTrace);
     expect(request!.attrs).toMatchObject({ 'http.request.method': 'POST', 'http.route': '/v1/ext/calls', 'http.response.status_code': 200 });
     expect(request!.attrs['broker.http_request_id']).toEqual(expect.any(String));
 
@@ -248,4 +258,24 @@ describe('traces off without OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     expect(receiver.bodies).toEqual([]);
     expect(serve.output()).not.toContain('traces on');
   }, 60_000);
+});
+
+describe('RedactingProcessor, the last check before export', () => {
+  it('strips the query from url.full and redacts secrets in attributes, exception events and the status message', async () => {
+    const secret = `s3cr3t-${'x'.repeat(24)}-registered`;
+    registerSecret(secret);
+    const exporter = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({ spanProcessors: [new RedactingProcessor(), new SimpleSpanProcessor(exporter)] });
+    const span = provider.getTracer('test').startSpan('GET /v1/things', { attributes: { 'url.full': `http://h/v1/things?cursor=${secret}#f`, note: `key ${secret}`, list: ['a', secret] } });
+    span.recordException(new Error(`failed with ${secret}`));
+    span.setStatus({ code: 2, message: `because ${secret}` });
+    span.end();
+    await provider.forceFlush();
+    const [done] = exporter.getFinishedSpans();
+    expect(done!.attributes).toEqual({ 'url.full': 'http://h/v1/things', note: 'key [REDACTED]', list: ['a', '[REDACTED]'] });
+    expect(done!.status.message).toBe('because [REDACTED]');
+    expect(JSON.stringify(done!.events)).not.toContain(secret);
+    expect(done!.events[0]!.attributes!['exception.message']).toBe('failed with [REDACTED]');
+    await provider.shutdown();
+  });
 });
