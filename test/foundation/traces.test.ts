@@ -178,6 +178,9 @@ describe('traces exported with OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set', ()
     );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const requestId: string = r.body.request_id;
+    // A refused call: a write under a read grant.
+    const refused = await clients['developer']!.post('/v1/ext/calls', { action: 'github.comment_issue', params: { owner: ORG, repo: 'hello-world', issue_number: 1, body: 'a params value never traced' } });
+    expect(refused.status, JSON.stringify(refused.body)).toBe(403);
     // A bearer request with a query: the token is in a header, the query must not reach a span.
     const listed = await fetch(`${serve.url}/v1/grants?limit=5`, { headers: { authorization: `Bearer ${bearerToken}` } });
     expect(listed.status).toBe(200);
@@ -206,6 +209,13 @@ describe('traces exported with OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set', ()
     expect(byName['call.provider']).toMatchObject({ 'broker.status': 'succeeded', 'broker.attempts': 1, 'broker.provider': 'github' });
     expect(byName['call.outcome']).toMatchObject({ 'broker.status': 'succeeded' });
 
+    // The refused call: a decision and the refusal's audit write, nothing claimed or run.
+    const refusedIn = spans.filter((s) => s.attrs['broker.request_id'] === refused.body.request_id);
+    expect(refusedIn.map((s) => [s.name, s.attrs['broker.decision'] ?? s.attrs['broker.status'], s.attrs['broker.code']]).sort()).toEqual([
+      ['call.decision', 'denied', refused.body.code],
+      ['call.outcome', 'refused', refused.body.code],
+    ]);
+
     // The grant's own request is another root, with no call spans under it.
     const grantSpan = spans.find((s) => s.name === 'POST /v1/grants');
     expect(grantSpan?.parentSpanId ?? '').toBe('');
@@ -226,6 +236,8 @@ describe('traces exported with OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set', ()
     expect(signatures.length).toBeGreaterThanOrEqual(2);
     for (const [name, value] of secrets) expect(raw.includes(value), `the ${name} is in an exported span`).toBe(false);
     expect(raw).not.toMatch(/authorization|signature-input|limit=5/i);
+    // No params value either (the repository, the comment body).
+    expect(raw).not.toMatch(/hello-world|a params value never traced/);
   }, 60_000);
 });
 

@@ -298,7 +298,8 @@ export class CallService {
       endCallSpan(span, 'running');
       return undefined;
     } catch (err) {
-      endCallSpan(span, 'unclaimed', err instanceof GroupBackpressure ? 'backpressure' : err instanceof DuplicateClaim ? 'duplicate_claim' : 'audit_unavailable', true);
+      const code = err instanceof GroupBackpressure ? 'backpressure' : err instanceof DuplicateClaim ? 'duplicate_claim' : 'audit_unavailable';
+      endCallSpan(span, 'unclaimed', code, code === 'audit_unavailable');
       this.keys.release(ev.key);
       this.lanes.release(s.group);
       if (err instanceof GroupBackpressure) {
