@@ -10,6 +10,7 @@ import { probeRoutes } from './probes.js';
 import { referenceRoutes } from './reference.js';
 import type { AppEnv } from '../platform/http/env.js';
 import { requestRecorder, routeLabel } from '../platform/http/metrics.js';
+import { annotateRequest, requestSpans } from '../platform/trace.js';
 import { ApiError, problemResponse } from '../platform/http/problem.js';
 import { identityRoutes } from '../modules/identity/index.js';
 import { grantsRoutes } from '../modules/grants/index.js';
@@ -42,6 +43,9 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   // request log line.
   const limit = deps.config.bodyLimitBytes;
   const record = requestRecorder(deps.metrics);
+  // The request span, outermost, only when traces are on (off: not mounted at all).
+  const spans = requestSpans();
+  if (spans) app.use('*', spans);
   app.use('*', async (c, next) => {
     const start = performance.now();
     const incoming = c.req.header('x-request-id');
@@ -50,6 +54,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
     const requestId = incoming !== undefined && REQUEST_ID_RE.test(incoming) && redactString(incoming) === incoming ? incoming : randomUUID();
     const log = deps.logger.child({ req_id: requestId });
     c.set('requestId', requestId);
+    annotateRequest('broker.http_request_id', requestId);
     c.set('log', log);
     // On Node, on the ServerResponse: Node merges it into the response's head, so the finished
     // response is never rebuilt around a web Headers object (app.request has no outgoing).

@@ -11,6 +11,7 @@ import { closeDeps, type Deps } from './deps.js';
 import { startInstance } from './serving.js';
 import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
 import { dropUnredactedDebug } from '../platform/log.js';
+import { shutdownTracing, startTracing } from '../platform/trace.js';
 import { startIpc, type IpcService } from '../modules/ipc/index.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
@@ -71,7 +72,8 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * request file left in `processing/` by a crash replays the recovered outcome), logs where
  * everything is, and on SIGTERM or SIGINT stops accepting connections and request files, lets
  * requests in flight finish (up to `BROKER_SHUTDOWN_TIMEOUT_MS`), stops the
- * loops, writes a final checkpoint, releases the lease, closes providers and the database, and
+ * loops, writes a final checkpoint, releases the lease, closes providers and the database,
+ * exports the last spans (traces are on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, `startTracing`), and
  * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
@@ -83,6 +85,8 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   const dropped = dropUnredactedDebug();
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
+  // Before the app is built: its request spans are mounted only when traces are on.
+  if (await startTracing()) deps.logger.info('traces on: spans are exported with OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)');
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
   const instance = await startInstance(deps, (err) => {
     deps.logger.fatal({ err: err.message }, 'this broker lost its instance lease to another one; stopping');
@@ -123,6 +127,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     instance.release();
     await closeDeps(deps);
+    await shutdownTracing(deps.config.shutdownTimeoutMs); // the spans of the last requests
     deps.logger.info('stopped');
     deps.logger.flush();
     process.exit(code);

@@ -4,9 +4,11 @@
  * contract's `isTransient` classifies them). What the action threw becomes the answer through the
  * contract's `failureProblem`.
  */
+import type { Span } from '@opentelemetry/api';
 import pRetry from 'p-retry';
 import { redactString } from '../../platform/audit/redact.js';
 import { ApiError } from '../../platform/http/problem.js';
+import { endCallSpan } from './spans.js';
 import { failureProblem, isTransient, ProviderError, untilAborted, type ActionContext, type ActionDefinition } from '../../providers/contract.js';
 
 /** Automatic retries of an idempotent action (so at most 3 attempts); never for the others. */
@@ -31,12 +33,14 @@ class ProviderTimeout extends Error {
  * outcome is `timed_out` (504 `provider_timeout`), even if the action ignores the signal.
  * Never throws.
  * @param ctx the context without `signal` (added here).
+ * @param span the `call.provider` span (traces on), ended here with the outcome's status, code and attempts.
  */
 export async function runAction(
   action: ActionDefinition<any, unknown>,
   params: unknown,
   ctx: Omit<ActionContext, 'signal'>,
   timeoutMs: number,
+  span?: Span,
 ): Promise<Outcome> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new ProviderTimeout(`no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -64,6 +68,7 @@ export async function runAction(
           })
         : attempt();
     const result = await untilAborted(controller.signal, run);
+    endCallSpan(span, 'succeeded', null, false, attempts);
     return { kind: 'succeeded', result, attempts, durationMs: elapsed() };
   } catch (err) {
     if (controller.signal.reason instanceof ProviderTimeout) {
@@ -72,10 +77,13 @@ export async function runAction(
         `${action.id} did not finish within ${timeoutMs} ms and was aborted; whether it took effect is unknown, so check before retrying under a new Idempotency-Key.`,
         { timeout_ms: timeoutMs },
       );
+      endCallSpan(span, 'timed_out', error.code, true, attempts);
       return { kind: 'timed_out', error, attempts, durationMs: elapsed() };
     }
     if (!(err instanceof ApiError) && !(err instanceof ProviderError)) ctx.log.error({ action: action.id, err }, 'action failed unexpectedly');
-    return { kind: 'failed', error: failureProblem(err, action.id), attempts, durationMs: elapsed() };
+    const error = failureProblem(err, action.id);
+    endCallSpan(span, 'failed', error.code, true, attempts);
+    return { kind: 'failed', error, attempts, durationMs: elapsed() };
   } finally {
     clearTimeout(timer);
   }

@@ -37,6 +37,8 @@ import { DuplicateClaim, GroupBackpressure, type CallKeyReader, type CallStore }
 import { readForDecision, type DecisionReads } from './reads.js';
 import type { TaskStore } from '../kernel/store.js';
 import { UnrecordedOutcomes } from './unrecorded.js';
+import { activeContext } from '../../platform/trace.js';
+import { CALL_SPANS, callSpan, endCallSpan, endDecisionSpan } from './spans.js';
 
 /** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
 export interface CallServiceDeps {
@@ -237,7 +239,9 @@ export class CallService {
   async submit(s: CallSubmission): Promise<CallAnswer> {
     const reads = this.reader ? undefined : await readForDecision(this.deps.stores, s);
     const now = this.deps.clock.now();
+    const decided = callSpan(CALL_SPANS.decision, s);
     const ev = this.evaluate(s, now, reads);
+    endDecisionSpan(decided, ev);
     if (ev.kind === 'replay') {
       this.metrics.calls.inc({ outcome: 'replayed' });
       return ev.answer;
@@ -254,8 +258,9 @@ export class CallService {
       // Step 14: execution, in the group's queue, bounded by the provider timeout.
       const { action, params, taskId } = ev.shape;
       const grantResources = ev.grant.resources ? [...ev.grant.resources] : null;
+      const parent = activeContext(); // the lane may run it later, in another request's context
       const outcome = await this.lanes.run(s.group, () =>
-        runAction(action, params, { group: s.group, requestId: s.requestId, taskId, grantResources, log: s.log }, callTimeoutMs(action, params, this.deps.config.providerTimeoutMs)),
+        runAction(action, params, { group: s.group, requestId: s.requestId, taskId, grantResources, log: s.log }, callTimeoutMs(action, params, this.deps.config.providerTimeoutMs), callSpan(CALL_SPANS.provider, s, ev, parent)),
       );
       // The outcome, durable before the answer.
       return await this.record(s, ev, now, outcome);
@@ -289,10 +294,14 @@ export class CallService {
     });
     this.keys.hold(ev.key, ev.fingerprint);
     this.lanes.take(s.group, ev.pending);
+    const span = callSpan(CALL_SPANS.claim, s, ev);
     try {
       await this.store.claim(call, audit);
+      endCallSpan(span, 'running');
       return undefined;
     } catch (err) {
+      const code = err instanceof GroupBackpressure ? 'backpressure' : err instanceof DuplicateClaim ? 'duplicate_claim' : 'audit_unavailable';
+      endCallSpan(span, 'unclaimed', code, code === 'audit_unavailable');
       this.keys.release(ev.key);
       this.lanes.release(s.group);
       if (err instanceof GroupBackpressure) {
@@ -322,9 +331,12 @@ export class CallService {
   private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
     receipt.decision = decision;
     receipt.code = err.code;
+    const span = callSpan(CALL_SPANS.outcome, s);
     try {
       await this.store.recordRefusal(refusalRecord(s.group, s.requestId, decision, err, receipt, now));
+      endCallSpan(span, 'refused', err.code);
     } catch (failure) {
+      endCallSpan(span, 'refused', 'audit_unavailable', true);
       throw storeFailure(failure, `The refusal (${err.code}) could not be audited, so the broker answers this instead. Nothing ran.`);
     }
     return refusalAnswer(err, s.requestId, receipt, s.instance);
@@ -345,9 +357,12 @@ export class CallService {
     });
     const answer = outcomeAnswer(s.requestId, actionId, receipt, outcome, s.instance);
     const { end, audit } = outcomeRecord(s.group, s.requestId, actionId, outcome, answer, this.deps.clock.now());
+    const span = callSpan(CALL_SPANS.outcome, s, ev);
     try {
       await this.store.end(s.group, s.requestId, end, audit);
+      endCallSpan(span, STATUS_OF[outcome.kind], outcome.kind === 'succeeded' ? null : outcome.error.code);
     } catch (err) {
+      endCallSpan(span, STATUS_OF[outcome.kind], 'outcome_unrecorded', true);
       const observed = { status: STATUS_OF[outcome.kind], httpStatus: answer.status, code: outcome.kind === 'succeeded' ? null : outcome.error.code, attempts: outcome.attempts, durationMs: outcome.durationMs };
       const call = { group: s.group, requestId: s.requestId, fingerprint: ev.fingerprint, action: actionId, resource: shape.resource, taskId: shape.taskId, claimedAt, receipt, observed };
       const unrecorded = outcomeUnrecordedAnswer({ requestId: s.requestId, action: actionId, receipt, durationMs: outcome.durationMs }, err, s.instance);
