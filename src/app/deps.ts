@@ -19,6 +19,8 @@ import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
 import type { PgDb } from '../platform/db/pg.js';
+import { sqliteOutboxStore, type OutboxStore } from '../platform/outbox/store.js';
+import { pgOutboxStore } from '../platform/outbox/store.pg.js';
 import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { capabilitiesFor } from '../modules/calls/capabilities.js';
@@ -54,6 +56,8 @@ export interface Stores {
   runs: RunStore;
   /** The operators' kill switches (`kill_switches`); the SQLite store is also read synchronously by the call path. */
   switches: SwitchStore;
+  /** The audit outbox: the audit trail read after each consumer's cursor (`outbox_cursors`). */
+  outbox: OutboxStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -80,6 +84,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       tokens: pgTokenStore(pg, clock),
       runs: unservedRunStore('PostgreSQL'),
       switches: unservedSwitchStore('PostgreSQL'),
+      outbox: pgOutboxStore(pg, clock),
     };
   }
   const { db } = database;
@@ -93,6 +98,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     tokens: sqliteTokenStore(db, clock),
     runs: sqliteRunStore(db),
     switches: sqliteSwitchStore(db, clock),
+    outbox: sqliteOutboxStore(db, clock),
   };
 }
 
