@@ -4,6 +4,8 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
 import { startCheckpoints } from '../platform/audit/checkpoints.js';
+import { loadAuditSinks } from '../platform/audit/stream/config.js';
+import { startAuditSinks } from '../platform/audit/stream/stream.js';
 import { startCallRetention } from '../modules/calls/retention.js';
 import { readApproversFile } from '../modules/grants/approvers.js';
 import { startGrantRequestExpiry } from '../modules/grant-requests/expiry.js';
@@ -66,7 +68,9 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * the app, starts the kernel's dispatch loop (with the WIP limits of `policies/runners.json`) and
  * the runner (which first marks the runs a stopped broker left as `interrupted`), the hourly purge of old call rows
  * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
- * (`startGrantRequestExpiry`) and the signed audit checkpoints (`startCheckpoints`), and, when
+ * (`startGrantRequestExpiry`), the signed audit checkpoints (`startCheckpoints`) and the audit
+ * sinks of `policies/audit-sinks.json` (`startAuditSinks`, the file validated before anything
+ * starts), and, when
  * `BROKER_IPC_DIR` is set, the file transport over the same app (`startIpc`, after recovery, so a
  * request file left in `processing/` by a crash replays the recovered outcome), logs where
  * everything is, and on SIGTERM or SIGINT stops accepting connections and request files, lets
@@ -75,7 +79,7 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
- * @throws Error naming `approvers.json` and what is wrong with it, AlreadyServedError naming the
+ * @throws Error naming `approvers.json` or `audit-sinks.json` and what is wrong with it, AlreadyServedError naming the
  *   live instance, the listen error (e.g. EADDRINUSE, the lease then released), or the fs error of an
  *   IPC root that cannot be made (the server then stopped, the lease released).
  */
@@ -83,6 +87,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   const dropped = dropUnredactedDebug();
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
+  const auditSinks = loadAuditSinks(deps.config.policiesDir, deps.config.dataDir);
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
   const instance = await startInstance(deps, (err) => {
     deps.logger.fatal({ err: err.message }, 'this broker lost its instance lease to another one; stopping');
@@ -110,6 +115,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   let stopRetention: () => void = () => {};
   let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
+  let stopAuditSinks: () => Promise<void> = async () => {};
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
@@ -121,6 +127,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopRequestExpiry();
     await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
+    await stopAuditSinks(); // after its batch in flight; the next start goes on from each sink's cursor
     instance.release();
     await closeDeps(deps);
     deps.logger.info('stopped');
@@ -142,5 +149,6 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   stopRetention = startCallRetention(deps);
   stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;
+  stopAuditSinks = startAuditSinks({ outbox: deps.stores.outbox, logger: deps.logger, metrics: deps.metrics }, auditSinks).stop;
   return running;
 }

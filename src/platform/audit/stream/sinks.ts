@@ -5,6 +5,7 @@
  * actor, kind, subject, detail, prev_hash, hash}`, the stored `detail` bytes verbatim), so a
  * receiver de-duplicates by `seq` and recomputes each row's hash (`broker audit verify --file`).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { createStream, type RotatingFileStream } from 'rotating-file-stream';
 import pRetry, { AbortError } from 'p-retry';
@@ -31,11 +32,14 @@ export interface AuditSink {
 /**
  * A file sink: the batch is one write to the rotating stream (so a row never spans two files), then
  * the file written, and any file rotated during the write with its directory, are fsynced before
- * the batch counts as delivered. Rotated files are named `<name>.<YYYYMMDDTHHMMSSZ>-<n>`.
+ * the batch counts as delivered. The directory is made (0700) when missing. Rotated files are
+ * named `<name>.<YYYYMMDDTHHMMSSZ>-<n>`.
+ * @throws the fs error when the directory cannot be made.
  */
 export function fileSink(spec: FileSinkSpec): AuditSink {
   const dir = path.dirname(spec.path);
   const base = path.basename(spec.path);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stamp = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
   const stream: RotatingFileStream = createStream((time, index) => (time ? `${base}.${stamp(new Date(time))}-${index ?? 1}` : base), {
     path: dir,

@@ -1,8 +1,9 @@
 /**
  * Audit streaming: a serving process hands every audit row, in seq order, to each sink of
  * `policies/audit-sinks.json` (`config.ts`, `sinks.ts`). Each sink is its own consumer of the
- * audit outbox (cursor `sink:<id>`): a loop reads up to `batch_rows` rows after its cursor, hands
- * them to the sink, and advances the cursor only once the sink acknowledged them. So delivery is
+ * audit outbox (cursor `sink:<id>`): a loop takes the consumer's batch (`runOutboxBatch`), reads up
+ * to `batch_rows` rows after its cursor, hands them to the sink, and advances the cursor only once
+ * the sink acknowledged them (a sink that throws leaves the cursor where it was). So delivery is
  * at-least-once: a crash or a failure between delivery and advance sends those rows again (a
  * receiver de-duplicates by `seq`). A failing sink backs off (doubling from `poll_ms` up to
  * `max_backoff_ms`) and retries from its cursor; it never blocks a call, since calls only write
@@ -12,28 +13,18 @@
 import os from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../log.js';
-import type { StoredActivity } from '../chain.js';
+import { runOutboxBatch } from '../../outbox/consumer.js';
+import type { OutboxStore } from '../../outbox/store.js';
 import type { AuditSinksPolicy } from './config.js';
 import { fileSink, httpSink, syslogSink, type AuditSink } from './sinks.js';
-
-/**
- * What a sink's loop needs of the audit outbox: the trail's newest seq, a consumer's cursor (last
- * seq handled, 0 = none), the rows after it (oldest first, at most `limit`), and moving it forward
- * (never backwards). Every method rejects with the engine's error when the database fails.
- */
-export interface SinkOutbox {
-  head(): Promise<number>;
-  cursor(consumer: string): Promise<number>;
-  readAfter(consumer: string, limit: number): Promise<StoredActivity[]>;
-  advance(consumer: string, seq: number): Promise<void>;
-}
 
 /** The outbox consumer name of a sink. */
 export const sinkConsumer = (id: string): string => `sink:${id}`;
 
 /** What {@link startAuditSinks} runs on. */
 export interface AuditStreamDeps {
-  outbox: SinkOutbox;
+  /** The audit outbox (`platform/outbox/store.ts`): head, cursors, and each consumer's exclusive batch. */
+  outbox: OutboxStore;
   logger: Logger;
   metrics: { registry: Registry };
 }
@@ -55,13 +46,13 @@ function makeSink(spec: AuditSinksPolicy['sinks'][number]): AuditSink {
   return httpSink(spec);
 }
 
-const gauges = new WeakMap<Registry, Map<string, { outbox: SinkOutbox }>>();
+const gauges = new WeakMap<Registry, Map<string, { outbox: OutboxStore }>>();
 
 /** Registers (once per registry) the lag gauge and adds `id` to it. */
-function trackLag(registry: Registry, outbox: SinkOutbox, id: string): void {
+function trackLag(registry: Registry, outbox: OutboxStore, id: string): void {
   let sinks = gauges.get(registry);
   if (!sinks) {
-    const tracked = new Map<string, { outbox: SinkOutbox }>();
+    const tracked = new Map<string, { outbox: OutboxStore }>();
     sinks = tracked;
     gauges.set(registry, tracked);
     new Gauge({
@@ -128,13 +119,8 @@ function runSink(deps: AuditStreamDeps, sink: AuditSink, batchRows: number, poll
       stop.signal.addEventListener('abort', done);
     });
   /** One batch: rows delivered and the cursor advanced; the number of rows (0 when none were waiting). */
-  const once = async (): Promise<number> => {
-    const rows = await deps.outbox.readAfter(consumer, batchRows);
-    if (rows.length === 0) return 0;
-    await sink.deliver(rows, stop.signal);
-    await deps.outbox.advance(consumer, rows[rows.length - 1]!.seq);
-    return rows.length;
-  };
+  const once = (): Promise<number> =>
+    runOutboxBatch({ store: deps.outbox, consumer, batchSize: batchRows, handle: (rows) => sink.deliver(rows, stop.signal) });
   const loop = (async () => {
     while (!stop.signal.aborted) {
       let wait: number;
