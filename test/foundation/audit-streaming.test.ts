@@ -77,7 +77,7 @@ describe('audit sinks: file with rotation, syslog over UDP and TCP, across a bro
     broker = null;
   }
 
-  it('every receiver gets every row the broker wrote, and the chain verifies from what it got', async () => {
+  it('every receiver gets every row the broker wrote, and the chain verifies from what it got', { timeout: 120_000 }, async () => {
     const [udp, tcp] = [await startSyslogReceiver('udp'), await startSyslogReceiver('tcp')];
     receivers.push(udp, tcp);
     fs.writeFileSync(
