@@ -4,6 +4,7 @@
  * fails (the broker keeps serving, and its lag gauge grows), the broker is stopped with SIGTERM and
  * started again, more rows are written, the receiver comes back, and what it got, de-duplicated by
  * `seq`, must verify as one chain from seq 1 to the head (`verifyExport`, the project's chain code).
+ * `broker audit sinks` reports the sink's cursor and lag in between and at the end.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -34,6 +35,13 @@ async function lagOf(url: string): Promise<number | null> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const m = /^broker_audit_sink_lag_rows\{sink="siem"\} (\d+)$/m.exec(text);
   return m ? Number(m[1]) : null;
+}
+
+/** What `broker audit sinks` prints. */
+async function sinksReport(env: Record<string, string>): Promise<{ head: number; sinks: unknown[] }> {
+  const res = await runCli(['audit', 'sinks'], env);
+  expect(res.code, res.stderr).toBe(0);
+  return JSON.parse(res.stdout) as { head: number; sinks: unknown[] };
 }
 
 async function stopServe(serve: ServeProcess): Promise<void> {
@@ -68,6 +76,8 @@ describe('the HTTP sink survives a receiver outage and a broker restart', () => 
     await until(async () => ((await lagOf(serve!.url)) ?? 0) >= 3, 'the lag gauge to count the rows not delivered');
     await stopServe(serve);
 
+    const owed = await sinksReport(env);
+    expect(owed.sinks).toEqual([{ id: 'siem', type: 'http', target: receiver.url, cursor: 0, lag: owed.head }]);
     await addRow(env); // written while no broker serves
     serve = await startServeProcess(env);
     await addRow(env);
@@ -78,6 +88,7 @@ describe('the HTTP sink survives a receiver outage and a broker restart', () => 
     serve = null;
 
     const head = headSeq(dataDir);
+    expect(await sinksReport(env)).toEqual({ head, sinks: [{ id: 'siem', type: 'http', target: receiver.url, cursor: head, lag: 0 }] });
     const { verdict } = await verifyReceived(receiver.deliveries.flatMap((d) => d.lines));
     expect(verdict).toMatchObject({ ok: true, rows: head, start: { seq: 1 }, head: { seq: head } });
     for (const d of receiver.deliveries) expect(d).toMatchObject({ contentType: 'application/jsonl', authorization: 'Bearer siem-test-token' });

@@ -93,12 +93,13 @@ export interface AuditSinksPolicy {
 
 /**
  * Loads and validates `<policiesDir>/audit-sinks.json`; an absent file answers no sinks.
- * @param env where `bearer_token_env` variables are read (default `process.env`).
  * @param dataDir the base of relative file-sink paths.
+ * @param env where `bearer_token_env` variables are read (default `process.env`); `null` reads
+ *   none (every `bearer` is then null: for reports such as `broker audit sinks`, never to deliver).
  * @throws Error naming the file and the first invalid field (malformed JSON, unknown field or type,
  *   duplicate id, an unset bearer variable).
  */
-export function loadAuditSinks(policiesDir: string, dataDir: string, env: NodeJS.ProcessEnv = process.env): AuditSinksPolicy {
+export function loadAuditSinks(policiesDir: string, dataDir: string, env: NodeJS.ProcessEnv | null = process.env): AuditSinksPolicy {
   const file = path.join(policiesDir, 'audit-sinks.json');
   if (!fs.existsSync(file)) return { sinks: [], pollMs: 500, maxBackoffMs: 60_000 };
   let json: unknown;
@@ -116,7 +117,7 @@ export function loadAuditSinks(policiesDir: string, dataDir: string, env: NodeJS
     if (s.type === 'file') return { ...s, path: path.resolve(dataDir, s.path) };
     if (s.type !== 'http') return s;
     let bearer: string | null = null;
-    if (s.bearer_token_env !== undefined) {
+    if (s.bearer_token_env !== undefined && env !== null) {
       const value = env[s.bearer_token_env];
       if (value === undefined || value === '') throw new Error(`${file}: sinks.${i}.bearer_token_env: the variable ${s.bearer_token_env} is not set`);
       bearer = value;
