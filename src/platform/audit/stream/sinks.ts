@@ -10,7 +10,6 @@ import path from 'node:path';
 import { createStream, type RotatingFileStream } from 'rotating-file-stream';
 import pRetry, { AbortError } from 'p-retry';
 import syslog from 'syslog-client';
-import { fsyncPath } from '../../fsync.js';
 import type { StoredActivity } from '../chain.js';
 import { exportLine } from '../export.js';
 import type { FileSinkSpec, HttpSinkSpec, SyslogSinkSpec } from './config.js';
@@ -30,10 +29,28 @@ export interface AuditSink {
 }
 
 /**
+ * fsyncs a file or directory without blocking the event loop (a separate descriptor: fsync flushes
+ * the file's data whichever descriptor wrote it). A directory that cannot be fsynced is skipped.
+ * @throws the fs error for a file that cannot be opened or fsynced.
+ */
+async function fsyncAsync(target: string, kind: 'file' | 'dir'): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(target, 'r');
+    await handle.sync();
+  } catch (err) {
+    if (kind === 'file') throw err;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
  * A file sink: the batch is one write to the rotating stream (so a row never spans two files), then
- * the file written, and any file rotated during the write with its directory, are fsynced before
- * the batch counts as delivered. The directory is made (0700) when missing. Rotated files are
- * named `<name>.<YYYYMMDDTHHMMSSZ>-<n>`.
+ * the file written, and any file rotated during the write with its directory, are fsynced (off the
+ * event loop) before the batch counts as delivered. The directory is made (0700) when missing; the
+ * files are 0600. After a failed write (a full disk) the stream is reopened at the next batch.
+ * Rotated files are named `<name>.<YYYYMMDDTHHMMSSZ>-<n>`.
  * @throws the fs error when the directory cannot be made.
  */
 export function fileSink(spec: FileSinkSpec): AuditSink {
@@ -41,34 +58,44 @@ export function fileSink(spec: FileSinkSpec): AuditSink {
   const base = path.basename(spec.path);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stamp = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-  const stream: RotatingFileStream = createStream((time, index) => (time ? `${base}.${stamp(new Date(time))}-${index ?? 1}` : base), {
-    path: dir,
-    mode: 0o600,
-    ...(spec.size === undefined ? {} : { size: spec.size }),
-    ...(spec.interval === undefined ? {} : { interval: spec.interval }),
-    ...(spec.max_files === undefined ? {} : { maxFiles: spec.max_files }),
-  });
-  let failure: Error | null = null;
-  stream.on('error', (err) => (failure = err));
   let rotated: string[] = [];
-  stream.on('rotated', (file) => rotated.push(file));
+  let failure: Error | null = null;
+  const open = (): RotatingFileStream => {
+    const s = createStream((time, index) => (time ? `${base}.${stamp(new Date(time))}-${index ?? 1}` : base), {
+      path: dir,
+      mode: 0o600,
+      ...(spec.size === undefined ? {} : { size: spec.size }),
+      ...(spec.interval === undefined ? {} : { interval: spec.interval }),
+      ...(spec.max_files === undefined ? {} : { maxFiles: spec.max_files }),
+    });
+    s.on('error', (err) => (failure = err));
+    s.on('rotated', (file) => rotated.push(file));
+    return s;
+  };
+  let stream = open();
   let closed: Promise<void> | null = null;
   return {
     id: spec.id,
     async deliver(rows) {
-      if (failure) throw failure;
+      if (failure) {
+        stream.destroy();
+        failure = null;
+        stream = open();
+      }
       const text = rows.map((r) => `${exportLine(r)}\n`).join('');
       await new Promise<void>((resolve, reject) => stream.write(text, (err) => (err ? reject(err) : resolve())));
-      fsyncPath(spec.path, 'file');
+      await fsyncAsync(spec.path, 'file');
       if (rotated.length > 0) {
-        for (const file of rotated) fsyncPath(file, 'file');
-        fsyncPath(dir, 'dir');
+        for (const file of rotated) await fsyncAsync(file, 'file').catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err; // already deleted by `max_files`
+        });
+        await fsyncAsync(dir, 'dir');
         rotated = [];
       }
     },
     close() {
       closed ??= new Promise<void>((resolve) => {
-        if (failure) return resolve();
+        if (failure || stream.destroyed) return resolve();
         stream.end(() => resolve());
       });
       return closed;
