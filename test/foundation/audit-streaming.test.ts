@@ -14,7 +14,6 @@ import { immediate } from '../../src/platform/db/open.js';
 import { loadAuditSinks, type AuditSinksPolicy } from '../../src/platform/audit/stream/config.js';
 import { oversizedLine, syslogLine } from '../../src/platform/audit/stream/sinks.js';
 import { startAuditSinks, type AuditStream } from '../../src/platform/audit/stream/stream.js';
-import { sqliteOutboxStore } from '../../src/platform/outbox/store.js';
 import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { maxSeq, startSyslogReceiver, until, verifyReceived, type SyslogReceiver } from '../helpers/audit-receivers.js';
 
@@ -66,7 +65,7 @@ describe('audit sinks: file with rotation, syslog over UDP and TCP, across a bro
   async function start(): Promise<{ b: TestBroker; policy: AuditSinksPolicy }> {
     const b = await startBroker({ dataDir, listen: false });
     const policy = loadAuditSinks(policiesDir, dataDir);
-    stream = startAuditSinks({ outbox: sqliteOutboxStore(b.deps.db, b.deps.clock), logger: b.deps.logger, metrics: b.deps.metrics }, policy);
+    stream = startAuditSinks({ outbox: b.deps.stores.outbox, logger: b.deps.logger, metrics: b.deps.metrics }, policy);
     broker = b;
     return { b, policy };
   }
@@ -120,6 +119,36 @@ describe('audit sinks: file with rotation, syslog over UDP and TCP, across a bro
     }
     for (const m of [...udp.messages, ...tcp.messages]) expect(m).toMatchObject({ pri: 13 * 8 + 6, appName: 'nanoclaw-broker', msgid: 'audit' });
     expect([...udp.malformed, ...tcp.malformed]).toEqual([]);
+  });
+});
+
+describe('a syslog TCP receiver that is down', () => {
+  it('blocks nothing: rows are written, the lag counts them, and every row arrives once it is back', { timeout: 120_000 }, async () => {
+    const first = await startSyslogReceiver('tcp');
+    const port = first.port;
+    await first.close(); // down: connections are refused
+    const b = await startBroker({ listen: false });
+    const stream = startAuditSinks(
+      { outbox: b.deps.stores.outbox, logger: b.deps.logger, metrics: b.deps.metrics },
+      { pollMs: 20, maxBackoffMs: 200, sinks: [{ id: 'siem', type: 'syslog', host: '127.0.0.1', port, transport: 'tcp', facility: 13, app_name: 'nanoclaw-broker', max_udp_bytes: 8192, batch_rows: 5 }] },
+    );
+    let back: SyslogReceiver | null = null;
+    try {
+      writeRows(b, 8, 'while-down');
+      await until(async () => (await lag(b, 'siem')) === headOf(b), 'the lag to count every row while the receiver is down');
+      await until(() => b.logs.some((l) => l.includes('audit sink failed; retrying from its cursor')), 'the sink to report its failure');
+      writeRows(b, 4, 'still-down'); // the trail keeps taking rows
+      back = await startSyslogReceiver('tcp', port);
+      const received = back;
+      await until(() => maxSeq(received.messages.map((m) => m.msg)) === headOf(b), 'every row to arrive once the receiver is back');
+      await until(async () => (await lag(b, 'siem')) === 0, 'the lag to reach 0');
+      const { verdict } = await verifyReceived(received.messages.map((m) => m.msg));
+      expect(verdict).toMatchObject({ ok: true, rows: headOf(b), start: { seq: 1 } });
+    } finally {
+      await stream.stop();
+      await b.stop();
+      await back?.close();
+    }
   });
 });
 

@@ -40,8 +40,11 @@ function parse(text: string, into: SyslogReceiver): void {
   into.messages.push({ pri: Number(m[1]), timestamp: m[2]!, appName: m[4]!, msgid: m[6]!, msg: m[7]! });
 }
 
-/** Starts a syslog receiver: UDP (one message per datagram) or TCP (messages end in LF, RFC 6587 §3.4.2). */
-export async function startSyslogReceiver(transport: 'udp' | 'tcp'): Promise<SyslogReceiver> {
+/**
+ * Starts a syslog receiver: UDP (one message per datagram) or TCP (messages end in LF, RFC 6587
+ * §3.4.2), on `port` (0: an ephemeral one).
+ */
+export async function startSyslogReceiver(transport: 'udp' | 'tcp', port = 0): Promise<SyslogReceiver> {
   const r: SyslogReceiver = { port: 0, messages: [], malformed: [], close: async () => {} };
   if (transport === 'udp') {
     const socket = dgram.createSocket('udp4');
@@ -66,7 +69,7 @@ export async function startSyslogReceiver(transport: 'udp' | 'tcp'): Promise<Sys
     });
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   r.port = (server.address() as AddressInfo).port;
   r.close = () =>
     new Promise<void>((resolve) => {
