@@ -163,7 +163,7 @@ describe('syslog over UDP: a row too large for one datagram', () => {
 });
 
 describe('audit-sinks.json is validated at start-up', () => {
-  it('refuses an unknown sink type, a duplicate id, and an unset bearer variable', () => {
+  it('refuses an unknown sink type, a duplicate id, an unset bearer variable and credentials in a URL', () => {
     const dir = tempDir();
     const write = (json: unknown) => fs.writeFileSync(path.join(dir, 'audit-sinks.json'), JSON.stringify(json));
     write({ sinks: [{ id: 'a', type: 'socket', path: '/x' }] });
@@ -174,6 +174,8 @@ describe('audit-sinks.json is validated at start-up', () => {
     expect(() => loadAuditSinks(dir, dir, {})).toThrow(/NO_SUCH_TOKEN_VARIABLE is not set/);
     const ok = loadAuditSinks(dir, dir, { NO_SUCH_TOKEN_VARIABLE: 't0k' });
     expect(ok.sinks[0]).toMatchObject({ type: 'http', bearer: 't0k' });
+    write({ sinks: [{ id: 'h', type: 'http', url: 'https://user:secret@siem.test/in' }] });
+    expect(() => loadAuditSinks(dir, dir, {})).toThrow(/no credentials in the URL/);
     expect(loadAuditSinks(tempDir(), dir).sinks).toEqual([]);
   });
 

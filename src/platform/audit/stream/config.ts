@@ -58,7 +58,11 @@ const SyslogSink = z.strictObject({
 const HttpSink = z.strictObject({
   ...Common,
   type: z.literal('http'),
-  url: z.url({ protocol: /^https?$/ }),
+  /** Where batches are POSTed; no user or password in it (credentials come from `bearer_token_env`, never from a file). */
+  url: z.url({ protocol: /^https?$/ }).refine((u) => {
+    const url = new URL(u);
+    return url.username === '' && url.password === '';
+  }, 'no credentials in the URL: put the token in the variable named by bearer_token_env'),
   /** The environment variable holding the bearer token (never the token itself). */
   bearer_token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
   /** Per request, ms. */

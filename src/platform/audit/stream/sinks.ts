@@ -180,6 +180,7 @@ const retryable = (status: number) => status === 408 || status === 429 || status
 export function httpSink(spec: HttpSinkSpec): AuditSink {
   const headers: Record<string, string> = { 'content-type': 'application/jsonl' };
   if (spec.bearer !== null) headers.authorization = `Bearer ${spec.bearer}`;
+  const where = `${new URL(spec.url).origin}${new URL(spec.url).pathname}`; // for messages: never the query, which may hold a key
   return {
     id: spec.id,
     async deliver(rows, signal) {
@@ -189,7 +190,7 @@ export function httpSink(spec: HttpSinkSpec): AuditSink {
           const res = await fetch(spec.url, { method: 'POST', headers, body, signal: AbortSignal.any([signal, AbortSignal.timeout(spec.timeout_ms)]) });
           await res.body?.cancel();
           if (res.ok) return;
-          const err = new Error(`${spec.url} answered ${res.status}`);
+          const err = new Error(`${where} answered ${res.status}`);
           if (!retryable(res.status)) throw new AbortError(err);
           throw err;
         },

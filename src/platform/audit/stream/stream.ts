@@ -79,13 +79,11 @@ function trackLag(registry: Registry, outbox: OutboxStore, id: string): void {
  * Starts one loop per sink of `policy` (none when it has none). Loops run on timers of their own;
  * nothing here is awaited by a request.
  * @returns the running stream; call `stop()` before closing the database.
- * @throws Error from a sink that cannot be set up (e.g. a file sink's directory cannot be made).
  */
 export function startAuditSinks(deps: AuditStreamDeps, policy: AuditSinksPolicy): AuditStream {
   const loops = policy.sinks.map((spec) => {
-    const sink = makeSink(spec);
     trackLag(deps.metrics.registry, deps.outbox, spec.id);
-    return runSink(deps, sink, spec.batch_rows, policy.pollMs, policy.maxBackoffMs);
+    return runSink(deps, spec, policy.pollMs, policy.maxBackoffMs);
   });
   if (policy.sinks.length > 0) deps.logger.info({ sinks: policy.sinks.map((s) => ({ id: s.id, type: s.type })) }, 'streaming the audit trail');
   let stopping: Promise<void> | null = null;
@@ -99,9 +97,14 @@ export function startAuditSinks(deps: AuditStreamDeps, policy: AuditSinksPolicy)
   };
 }
 
-/** One sink's loop: see the file's docstring. */
-function runSink(deps: AuditStreamDeps, sink: AuditSink, batchRows: number, pollMs: number, maxBackoffMs: number) {
-  const consumer = sinkConsumer(sink.id);
+/**
+ * One sink's loop: see the file's docstring. The sink is set up at the loop's first batch, so one
+ * that cannot be (a file sink whose directory cannot be made) fails and retries like any other.
+ */
+function runSink(deps: AuditStreamDeps, spec: AuditSinksPolicy['sinks'][number], pollMs: number, maxBackoffMs: number) {
+  const batchRows = spec.batch_rows;
+  const consumer = sinkConsumer(spec.id);
+  let sink: AuditSink | null = null;
   const stop = new AbortController();
   let wakeUp: (() => void) | null = null;
   let failures = 0;
@@ -119,21 +122,23 @@ function runSink(deps: AuditStreamDeps, sink: AuditSink, batchRows: number, poll
       stop.signal.addEventListener('abort', done);
     });
   /** One batch: rows delivered and the cursor advanced; the number of rows (0 when none were waiting). */
-  const once = (): Promise<number> =>
-    runOutboxBatch({ store: deps.outbox, consumer, batchSize: batchRows, handle: (rows) => sink.deliver(rows, stop.signal) });
+  const once = (): Promise<number> => {
+    const ready = (sink ??= makeSink(spec));
+    return runOutboxBatch({ store: deps.outbox, consumer, batchSize: batchRows, handle: (rows) => ready.deliver(rows, stop.signal) });
+  };
   const loop = (async () => {
     while (!stop.signal.aborted) {
       let wait: number;
       try {
         const n = await once();
-        if (failures > 0) deps.logger.info({ sink: sink.id, failures }, 'audit sink delivering again');
+        if (failures > 0) deps.logger.info({ sink: spec.id, failures }, 'audit sink delivering again');
         failures = 0;
         wait = n >= batchRows ? 0 : pollMs;
       } catch (err) {
         if (stop.signal.aborted) break;
         failures += 1;
         wait = Math.min(maxBackoffMs, pollMs * 2 ** Math.min(failures, 20));
-        deps.logger.warn({ sink: sink.id, failures, retry_in_ms: wait, err: err instanceof Error ? err.message : String(err) }, 'audit sink failed; retrying from its cursor');
+        deps.logger.warn({ sink: spec.id, failures, retry_in_ms: wait, err: err instanceof Error ? err.message : String(err) }, 'audit sink failed; retrying from its cursor');
       }
       if (wait > 0) await pause(wait);
     }
@@ -145,7 +150,7 @@ function runSink(deps: AuditStreamDeps, sink: AuditSink, batchRows: number, poll
     async stop() {
       stop.abort();
       await loop;
-      await sink.close();
+      await sink?.close();
     },
   };
 }
