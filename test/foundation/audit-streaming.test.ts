@@ -130,7 +130,7 @@ describe('a syslog TCP receiver that is down', () => {
     const b = await startBroker({ listen: false });
     const stream = startAuditSinks(
       { outbox: b.deps.stores.outbox, logger: b.deps.logger, metrics: b.deps.metrics },
-      { pollMs: 20, maxBackoffMs: 200, sinks: [{ id: 'siem', type: 'syslog', host: '127.0.0.1', port, transport: 'tcp', facility: 13, app_name: 'nanoclaw-broker', max_udp_bytes: 8192, batch_rows: 5 }] },
+      { pollMs: 20, maxBackoffMs: 200, sinks: [{ id: 'siem', type: 'syslog', host: '127.0.0.1', port, transport: 'tcp', facility: 13, app_name: 'nanoclaw-broker', max_udp_bytes: 8192, timeout_ms: 10_000, batch_rows: 5 }] },
     );
     let back: SyslogReceiver | null = null;
     try {

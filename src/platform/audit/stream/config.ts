@@ -53,6 +53,8 @@ const SyslogSink = z.strictObject({
    * 480 bytes and should take 2048; the IPv4 UDP payload limit is 65507.
    */
   max_udp_bytes: z.number().int().min(480).max(65_507).default(8192),
+  /** The longest one message may take to be written (TCP: a receiver that stopped reading), ms. */
+  timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
 });
 
 const HttpSink = z.strictObject({

@@ -127,8 +127,8 @@ export function oversizedLine(row: StoredActivity, detailBytes: number): string 
  * MSG the row's line. TCP: a message counts as delivered once written to the socket (a write
  * error, or a closed connection, fails the batch and the next attempt reconnects). UDP: once the
  * datagram was sent; a datagram lost on the way is not noticed (UDP has no acknowledgement: use TCP
- * where no row may go missing). Over UDP a row whose message exceeds `max_udp_bytes` is sent as
- * {@link oversizedLine}.
+ * where no row may go missing). A message not taken within `timeout_ms` fails the batch. Over UDP a
+ * row whose message exceeds `max_udp_bytes` is sent as {@link oversizedLine}.
  */
 export function syslogSink(spec: SyslogSinkSpec, hostname: string): AuditSink {
   const udp = spec.transport === 'udp';
@@ -147,17 +147,34 @@ export function syslogSink(spec: SyslogSinkSpec, hostname: string): AuditSink {
   // Header: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - ` plus the final LF: at most ~200 bytes.
   const headerBytes = 8 + 30 + Buffer.byteLength(hostname) + spec.app_name.length + 12 + 6 + 4;
   const maxMsg = udp ? spec.max_udp_bytes - headerBytes : null;
-  const send = (row: StoredActivity) =>
-    new Promise<void>((resolve, reject) =>
-      client.log(syslogLine(row, maxMsg), { msgid: 'audit', timestamp: new Date(row.ts) }, (err?: Error) => (err ? reject(err) : resolve())),
-    );
+  /**
+   * One message: resolves when the client's callback reports it written (TCP) or sent (UDP);
+   * rejects on its error, on `signal` (the stream stopping), or after `timeout_ms` (a receiver that
+   * stopped reading: the connection is dropped, and the next message reconnects).
+   */
+  const send = (row: StoredActivity, signal: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      const settle = (err?: Error) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = () => settle(new Error('the audit stream is stopping'));
+      const timer = setTimeout(() => {
+        client.close();
+        settle(new Error(`syslog ${spec.host}:${spec.port} took no message for ${spec.timeout_ms} ms`));
+      }, spec.timeout_ms);
+      signal.addEventListener('abort', onAbort);
+      client.log(syslogLine(row, maxMsg), { msgid: 'audit', timestamp: new Date(row.ts) }, (err?: Error) => settle(err));
+    });
   return {
     id: spec.id,
     async deliver(rows, signal) {
       for (const row of rows) {
-        if (signal.aborted) throw new Error('stopped');
+        if (signal.aborted) throw new Error('the audit stream is stopping');
         lastError = null;
-        await send(row);
+        await send(row, signal);
         if (lastError) throw lastError;
       }
     },
