@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { appendActivities } from '../../src/platform/audit/trail.js';
 import { immediate } from '../../src/platform/db/open.js';
 import { loadAuditSinks, type AuditSinksPolicy } from '../../src/platform/audit/stream/config.js';
-import { oversizedLine, syslogLine } from '../../src/platform/audit/stream/sinks.js';
+import { fileSink, oversizedLine, syslogLine } from '../../src/platform/audit/stream/sinks.js';
 import { startAuditSinks, type AuditStream } from '../../src/platform/audit/stream/stream.js';
 import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { maxSeq, startSyslogReceiver, until, verifyReceived, type SyslogReceiver } from '../helpers/audit-receivers.js';
@@ -149,6 +149,23 @@ describe('a syslog TCP receiver that is down', () => {
       await b.stop();
       await back?.close();
     }
+  });
+});
+
+describe('file sink with max_files', () => {
+  it('keeps the newest rotated files only, each line whole, and its rotation list hidden', async () => {
+    const dir = tempDir();
+    const sink = fileSink({ id: 'f', type: 'file', path: path.join(dir, 'audit.jsonl'), size: '1K', max_files: 2, batch_rows: 1 });
+    const row = (seq: number) => ({ seq, ts: '2026-01-01T00:00:00.000Z', actor: 'system', kind: 'k', subject: 's', detail: `{"pad":"${'p'.repeat(400)}"}`, prevHash: 'a'.repeat(64), hash: 'b'.repeat(64) });
+    for (let seq = 1; seq <= 30; seq++) await sink.deliver([row(seq)], new AbortController().signal);
+    await sink.close();
+    const names = fs.readdirSync(dir);
+    const visible = names.filter((n) => n.startsWith('audit.jsonl'));
+    expect(visible.length, names.join(', ')).toBeLessThanOrEqual(3);
+    expect(names).toContain('.audit.jsonl.rotated');
+    const seqs = visible.flatMap((n) => fs.readFileSync(path.join(dir, n), 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { seq: number }).seq));
+    expect(Math.max(...seqs)).toBe(30);
+    expect(Math.min(...seqs)).toBeGreaterThan(1);
   });
 });
 

@@ -50,7 +50,8 @@ async function fsyncAsync(target: string, kind: 'file' | 'dir'): Promise<void> {
  * the file written, and any file rotated during the write with its directory, are fsynced (off the
  * event loop) before the batch counts as delivered. The directory is made (0700) when missing; the
  * files are 0600. After a failed write (a full disk) the stream is reopened at the next batch.
- * Rotated files are named `<name>.<YYYYMMDDTHHMMSSZ>-<n>`.
+ * Rotated files are named `<name>.<YYYYMMDDTHHMMSSZ>-<n>`; with `max_files`, the list of them is
+ * kept in `.<name>.rotated` (hidden, so `<name>*` matches only lines).
  * @throws the fs error when the directory cannot be made.
  */
 export function fileSink(spec: FileSinkSpec): AuditSink {
@@ -66,7 +67,7 @@ export function fileSink(spec: FileSinkSpec): AuditSink {
       mode: 0o600,
       ...(spec.size === undefined ? {} : { size: spec.size }),
       ...(spec.interval === undefined ? {} : { interval: spec.interval }),
-      ...(spec.max_files === undefined ? {} : { maxFiles: spec.max_files }),
+      ...(spec.max_files === undefined ? {} : { maxFiles: spec.max_files, history: `.${base}.rotated` }),
     });
     s.on('error', (err) => (failure = err));
     s.on('rotated', (file) => rotated.push(file));
