@@ -15,3 +15,5 @@ export * from './modules/tokens/schema.pg.js';
 export * from './platform/lease/schema.pg.js';
 export * from './modules/runner/schema.pg.js';
 export * from './modules/switches/schema.pg.js';
+export * from './platform/outbox/schema.pg.js';
+export * from './modules/webhooks/schema.pg.js';

@@ -15,3 +15,5 @@ export * from './modules/tokens/schema.js';
 export * from './platform/lease/schema.js';
 export * from './modules/runner/schema.js';
 export * from './modules/switches/schema.js';
+export * from './platform/outbox/schema.js';
+export * from './modules/webhooks/schema.js';

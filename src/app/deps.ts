@@ -19,6 +19,8 @@ import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
 import type { PgDb } from '../platform/db/pg.js';
+import { sqliteOutboxStore, type OutboxStore } from '../platform/outbox/store.js';
+import { pgOutboxStore } from '../platform/outbox/store.pg.js';
 import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { capabilitiesFor } from '../modules/calls/capabilities.js';
@@ -54,6 +56,8 @@ export interface Stores {
   runs: RunStore;
   /** The operators' kill switches (`kill_switches`), read on every call (synchronously on SQLite, before the decision on PostgreSQL). */
   switches: SwitchStore;
+  /** The audit outbox: the audit trail read after each consumer's cursor (`outbox_cursors`). */
+  outbox: OutboxStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -79,6 +83,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       tokens: pgTokenStore(pg, clock),
       runs: pgRunStore(pg),
       switches: pgSwitchStore(pg, clock),
+      outbox: pgOutboxStore(pg, clock),
     };
   }
   const { db } = database;
@@ -92,6 +97,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     tokens: sqliteTokenStore(db, clock),
     runs: sqliteRunStore(db),
     switches: sqliteSwitchStore(db, clock),
+    outbox: sqliteOutboxStore(db, clock),
   };
 }
 

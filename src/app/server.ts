@@ -4,6 +4,8 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
 import { startCheckpoints } from '../platform/audit/checkpoints.js';
+import { loadAuditSinks } from '../platform/audit/stream/config.js';
+import { startAuditSinks } from '../platform/audit/stream/stream.js';
 import { startCallRetention } from '../modules/calls/retention.js';
 import { readApproversFile } from '../modules/grants/approvers.js';
 import { startGrantRequestExpiry } from '../modules/grant-requests/expiry.js';
@@ -67,7 +69,9 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * the app, starts the kernel's dispatch loop (with the WIP limits of `policies/runners.json`) and
  * the runner (which first marks the runs a stopped broker left as `interrupted`), the hourly purge of old call rows
  * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
- * (`startGrantRequestExpiry`) and the signed audit checkpoints (`startCheckpoints`), and, when
+ * (`startGrantRequestExpiry`), the signed audit checkpoints (`startCheckpoints`) and the audit
+ * sinks of `policies/audit-sinks.json` (`startAuditSinks`, the file validated before anything
+ * starts), and, when
  * `BROKER_IPC_DIR` is set, the file transport over the same app (`startIpc`, after recovery, so a
  * request file left in `processing/` by a crash replays the recovered outcome), logs where
  * everything is, and on SIGTERM or SIGINT stops accepting connections and request files, lets
@@ -77,7 +81,7 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
- * @throws Error naming `approvers.json` and what is wrong with it, AlreadyServedError naming the
+ * @throws Error naming `approvers.json` or `audit-sinks.json` and what is wrong with it, AlreadyServedError naming the
  *   live instance, the listen error (e.g. EADDRINUSE, the lease then released), or the fs error of an
  *   IPC root that cannot be made (the server then stopped, the lease released).
  */
@@ -85,6 +89,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   const dropped = dropUnredactedDebug();
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
+  const auditSinks = loadAuditSinks(deps.config.policiesDir, deps.config.dataDir);
   // Before the app is built: its request spans are mounted only when traces are on.
   if (await startTracing()) deps.logger.info('traces on: spans are exported with OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)');
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
@@ -114,6 +119,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   let stopRetention: () => void = () => {};
   let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
+  let stopAuditSinks: () => Promise<void> = async () => {};
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
@@ -125,6 +131,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopRequestExpiry();
     await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
+    await stopAuditSinks(); // after its batch in flight; the next start goes on from each sink's cursor
     instance.release();
     await closeDeps(deps);
     await shutdownTracing(deps.config.shutdownTimeoutMs); // the spans of the last requests
@@ -147,5 +154,6 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   stopRetention = startCallRetention(deps);
   stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;
+  stopAuditSinks = startAuditSinks({ outbox: deps.stores.outbox, logger: deps.logger, metrics: deps.metrics }, auditSinks).stop;
   return running;
 }

@@ -1,7 +1,8 @@
 /**
  * CLI verbs of the audit trail: `broker audit verify` (the hash chain, against the signed
  * checkpoints, from the database or from an export file on any machine), `broker audit head` (an
- * anchor to record off the host) and `broker audit export` (JSON Lines).
+ * anchor to record off the host), `broker audit export` (JSON Lines) and `broker audit sinks` (how
+ * far each audit sink of `policies/audit-sinks.json` has delivered).
  */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
@@ -14,14 +15,18 @@ import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../../
 import { CliExit, printJson, type CliRunner } from '../../platform/cli.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/open.js';
+import { loadAuditSinks } from '../../platform/audit/stream/config.js';
+import { sinkConsumer } from '../../platform/audit/stream/stream.js';
+import type { OutboxStore } from '../../platform/outbox/store.js';
 
-/** What the `broker audit` verbs run on: the database and where the signed checkpoints are. */
+/** What the `broker audit` verbs run on: the database, where the signed checkpoints and the sinks' policy are, and the audit outbox. */
 export interface AuditCliDeps {
   db: Db;
-  config: Pick<Config, 'checkpointDir'>;
+  config: Pick<Config, 'checkpointDir' | 'policiesDir' | 'dataDir'>;
+  stores: { outbox: Pick<OutboxStore, 'head' | 'cursor'> };
 }
 
-/** Registers `audit verify|head|export`; `withDeps` opens the broker's database for each. */
+/** Registers `audit verify|head|export|sinks`; `withDeps` opens the broker's database for each. */
 export function registerAuditCommands(program: Command, withDeps: CliRunner<AuditCliDeps>): void {
   const audit = program.command('audit').description('the audit trail');
   audit
@@ -68,6 +73,31 @@ export function registerAuditCommands(program: Command, withDeps: CliRunner<Audi
         process.stderr.write(`exported ${rows} audit rows${opts.out ? ` to ${opts.out}` : ''}\n`);
       });
     });
+  registerSinksCommand(audit, withDeps);
+}
+
+/**
+ * Registers `audit sinks`: each configured sink's id, type, where it sends (a file path,
+ * `host:port/transport`, a URL's origin and path), its cursor (last seq acknowledged) and its lag
+ * (head seq minus cursor, rows), as JSON. Bearer variables are not read.
+ */
+function registerSinksCommand(audit: Command, withDeps: CliRunner<AuditCliDeps>): void {
+  audit
+    .command('sinks')
+    .description('how far each sink of policies/audit-sinks.json has delivered: {head, sinks: [{id, type, target, cursor, lag}]}')
+    .action(() =>
+      withDeps(async (deps) => {
+        const policy = loadAuditSinks(deps.config.policiesDir, deps.config.dataDir, null);
+        const head = await deps.stores.outbox.head();
+        const sinks = [];
+        for (const s of policy.sinks) {
+          const target = s.type === 'file' ? s.path : s.type === 'syslog' ? `${s.host}:${s.port}/${s.transport}` : `${new URL(s.url).origin}${new URL(s.url).pathname}`;
+          const cursor = await deps.stores.outbox.cursor(sinkConsumer(s.id));
+          sinks.push({ id: s.id, type: s.type, target, cursor, lag: Math.max(0, head - cursor) });
+        }
+        printJson({ head, sinks });
+      }),
+    );
 }
 
 function anchorOption(text: string): ChainPoint {
