@@ -15,3 +15,4 @@ export * from './modules/tokens/schema.pg.js';
 export * from './platform/lease/schema.pg.js';
 export * from './modules/runner/schema.pg.js';
 export * from './modules/switches/schema.pg.js';
+export * from './modules/limits/schema.pg.js';

@@ -15,3 +15,4 @@ export * from './modules/tokens/schema.js';
 export * from './platform/lease/schema.js';
 export * from './modules/runner/schema.js';
 export * from './modules/switches/schema.js';
+export * from './modules/limits/schema.js';
