@@ -20,6 +20,8 @@ export type StepName =
   | 'task'
   | 'approval'
   | 'provider'
+  | 'circuit'
+  | 'limits'
   | 'claim'
   | 'execute';
 
