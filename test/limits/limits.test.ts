@@ -12,8 +12,8 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
-import { DAY_MS, dayStart } from '../../src/modules/limits/policy.js';
-import { call, grant } from '../calls/helpers.js';
+import { DAY_MS, dayStart, DEFAULT_LIMITS, loadLimits, matchingRules } from '../../src/modules/limits/policy.js';
+import { call } from '../calls/helpers.js';
 import { testProvider, type TestProvider } from '../calls/provider.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { policiesWithLimits, stepsOf } from './helpers.js';
@@ -166,3 +166,20 @@ function takeInChild(dbPath: string, nowMs: number, n: number): Promise<number> 
     child.on('close', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`child exited ${code}: ${err}`))));
   });
 }
+
+describe('limits.json at start-up', () => {
+  it('absent: the conservative defaults for L2 and L3 actions, none for L1 reads', () => {
+    const policy = loadLimits(tempDir());
+    expect(policy).toBe(DEFAULT_LIMITS);
+    const of = (level: 1 | 2 | 3) => matchingRules(policy, { group: 'developer', provider: 'github', action: 'github.x', level }).map((r) => [r.id, r.per_minute, r.daily_soft, r.daily_hard]);
+    expect(of(1)).toEqual([]);
+    expect(of(2)).toEqual([['default-l2', 30, 300, 1000]]);
+    expect(of(3)).toEqual([['default-l3', 5, 20, 50]]);
+    expect(policy.breaker).toEqual({ consecutiveFailures: 5, halfOpenAfterMs: 30_000 });
+  });
+
+  it('malformed: the broker does not start, and the error names the file and the field', async () => {
+    const dir = policiesWithLimits({ rules: [{ id: 'x', per_minute: 0 }] });
+    await expect(startBroker({ env: { BROKER_POLICIES_DIR: dir } })).rejects.toThrow(/limits\.json: rules\.0\.per_minute/);
+  });
+});
