@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { DAY_MS, dayStart, DEFAULT_LIMITS, loadLimits, matchingRules } from '../../src/modules/limits/policy.js';
 import { call } from '../calls/helpers.js';
+import { bearer, tokenFor } from '../grants/helpers.js';
 import { testProvider, type TestProvider } from '../calls/provider.js';
 import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 import { policiesWithLimits, stepsOf } from './helpers.js';
@@ -132,6 +133,13 @@ describe('the daily quotas', () => {
     expect(answers.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     expect(served + childAdmitted).toBe(20);
     expect(counter('main-reads|main')).toBe(20);
+
+    // Operators see the day's usage of every process.
+    const status = await bearer(broker, await tokenFor(broker, 'operator', 'limits-olga'), 'GET', '/v1/limits');
+    expect(status.status).toBe(200);
+    expect(status.body.configured).toBe(true);
+    expect(status.body.usage).toContainEqual({ rule: 'main-reads', group: 'main', count: 20, soft_notified_at: null });
+    expect(status.body.circuits).toEqual([{ provider: 'test', state: 'closed', opened_at: null }]);
   });
 });
 

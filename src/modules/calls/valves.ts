@@ -64,11 +64,12 @@ export interface ValvePass {
 
 /** The circuit and limits steps of this process's call path. */
 export class CallValves {
-  private readonly policy: LimitsPolicy;
+  /** The policy in force (`limits.json`, or the defaults). */
+  readonly policy: LimitsPolicy;
   private readonly taker: LimitTaker | undefined;
   readonly breakers: ProviderBreakers<Outcome>;
 
-  constructor(private readonly deps: ValveDeps) {
+  constructor(readonly deps: ValveDeps) {
     this.policy = deps.policy ?? DEFAULT_LIMITS;
     this.taker = limitTakerOf(deps.store);
     const audit = deps.store ? deps.store.appendAudit.bind(deps.store) : () => Promise.resolve();

@@ -92,6 +92,11 @@ export class ProviderBreakers<T> {
     this.deps.audit([row]).catch((err: unknown) => this.deps.logger.error({ provider, kind, err }, 'the circuit state change could not be audited'));
   }
 
+  /** Every circuit this process has used, by provider name, with its state and when it last opened (Unix ms; null when never). */
+  states(): { provider: string; state: 'closed' | 'open' | 'half_open'; openedAt: number | null }[] {
+    return [...this.circuits.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([provider, c]) => ({ provider, state: STATE_NAME[c.policy.state], openedAt: c.openedAt === 0 ? null : c.openedAt }));
+  }
+
   /** The state of `provider`'s circuit in this process. */
   state(provider: string): 'closed' | 'open' | 'half_open' {
     const c = this.circuits.get(provider);
