@@ -95,6 +95,7 @@ describe('the daily quotas', () => {
     expect(soft).toHaveLength(1);
     expect(soft[0]!.subject).toBe('limit:sec-reads|security');
     expect(JSON.parse(soft[0]!.detail)).toMatchObject({ rule: 'sec-reads', group: 'security', count: 3, daily_soft: 2, daily_hard: 3 });
+    expect(broker.logs.filter((l) => l.includes('daily soft quota was exceeded') && l.includes('sec-reads'))).toHaveLength(1);
 
     const key = randomUUID();
     const refused = await read('security', key);

@@ -114,6 +114,7 @@ export class CallValves {
 
   private decided(group: string, r: TakeResult, receipt: Receipt, nowMs: number): LimitTicket | ApiError {
     if (r.kind === 'admitted') {
+      if (r.softExceeded.length > 0) this.deps.logger.warn({ group, rules: r.softExceeded }, 'a daily soft quota was exceeded (audited as quota.soft_exceeded)');
       receipt.steps.push({ step: 'limits', result: 'pass', note: r.ticket.rules.map((x) => x.rule.id).join(', ') });
       return r.ticket;
     }

@@ -12,7 +12,7 @@ import { appendAlonePg, runPlanPg } from '../../platform/db/seam.js';
 import { planRefund, planTake, type BucketRow, type CounterRow, type RuleState } from './plan.js';
 import { dayStart } from './policy.js';
 import { limitBuckets, limitCounters } from './schema.pg.js';
-import type { KeyedRule, LimitStore, TakeResult } from './store.js';
+import { softExceededOf, type KeyedRule, type LimitStore, type TakeResult } from './store.js';
 
 /** {@link LimitStore} over PostgreSQL. */
 export function pgLimitStore(pg: PgDb, clock: Clock): LimitStore {
@@ -39,7 +39,7 @@ export function pgLimitStore(pg: PgDb, clock: Clock): LimitStore {
   };
   return {
     async take(group, rules, nowMs): Promise<TakeResult> {
-      if (rules.length === 0) return { kind: 'admitted', ticket: { group, windowStart: 0, rules: [] } };
+      if (rules.length === 0) return { kind: 'admitted', ticket: { group, windowStart: 0, rules: [] }, softExceeded: [] };
       return runPlanPg<RuleState[], { buckets: BucketRow[]; counters: CounterRow[] }, TakeResult>(
         pg,
         clock,
@@ -47,7 +47,7 @@ export function pgLimitStore(pg: PgDb, clock: Clock): LimitStore {
         (current) => {
           const plan = planTake(group, current, nowMs);
           if (plan.kind === 'refused') return { result: plan };
-          return { write: { buckets: plan.buckets, counters: plan.counters }, audit: plan.audit, result: { kind: 'admitted', ticket: plan.ticket } };
+          return { write: { buckets: plan.buckets, counters: plan.counters }, audit: plan.audit, result: { kind: 'admitted', ticket: plan.ticket, softExceeded: softExceededOf(plan) } };
         },
       );
     },

@@ -12,7 +12,7 @@ import { appendActivities } from '../../platform/audit/trail.js';
 import type { Clock } from '../../platform/clock.js';
 import { immediate, type Db } from '../../platform/db/open.js';
 import { appendAlone, settled } from '../../platform/db/seam.js';
-import { planRefund, planTake, type BucketRow, type CounterRow, type LimitRefusal, type LimitTicket, type RuleState } from './plan.js';
+import { planRefund, planTake, type BucketRow, type CounterRow, type LimitRefusal, type LimitTicket, type PlannedTake, type RuleState } from './plan.js';
 import { dayStart, type LimitRule } from './policy.js';
 import { limitBuckets, limitCounters } from './schema.js';
 
@@ -23,7 +23,7 @@ export interface KeyedRule {
 }
 
 /** The outcome of a take: admitted (with what to give back if the claim fails) or refused. */
-export type TakeResult = { kind: 'admitted'; ticket: LimitTicket } | LimitRefusal;
+export type TakeResult = { kind: 'admitted'; ticket: LimitTicket; /** Rules whose soft quota this call passed first today (audited). */ softExceeded: string[] } | LimitRefusal;
 
 /** A stored counter row, for the operators' usage view. */
 export type UsageRow = { key: string; windowStart: number; count: number; softNotifiedAt: number | null };
@@ -68,13 +68,13 @@ export function sqliteLimitStore(db: Db, clock: Clock): LimitStore & LimitTaker 
     }
   };
   const takeNow = (group: string, rules: readonly KeyedRule[], nowMs: number): TakeResult => {
-    if (rules.length === 0) return { kind: 'admitted', ticket: { group, windowStart: 0, rules: [] } };
+    if (rules.length === 0) return { kind: 'admitted', ticket: { group, windowStart: 0, rules: [] }, softExceeded: [] };
     return immediate(db, () => {
       const plan = planTake(group, states(rules, dayStart(nowMs)), nowMs);
       if (plan.kind === 'refused') return plan;
       write(plan.buckets, plan.counters);
       if (plan.audit.length > 0) appendActivities(db, plan.audit, nowMs);
-      return { kind: 'admitted', ticket: plan.ticket };
+      return { kind: 'admitted', ticket: plan.ticket, softExceeded: softExceededOf(plan) };
     });
   };
   const refundNow = (ticket: LimitTicket, nowMs: number): void => {
@@ -92,6 +92,11 @@ export function sqliteLimitStore(db: Db, clock: Clock): LimitStore & LimitTaker 
     usage: (windowStart) => settled(() => db.orm.select().from(c).where(gte(c.windowStart, windowStart)).orderBy(asc(c.key), asc(c.windowStart)).all()),
     appendAudit: (rows) => appendAlone(db, clock, rows),
   };
+}
+
+/** The rule ids of a plan's soft quota notices. */
+export function softExceededOf(plan: PlannedTake): string[] {
+  return plan.audit.map((a) => String(a.detail?.['rule']));
 }
 
 /** The synchronous taker of `store` when its engine has one (SQLite), else undefined. */
