@@ -17,3 +17,4 @@ export * from './modules/runner/schema.pg.js';
 export * from './modules/switches/schema.pg.js';
 export * from './platform/outbox/schema.pg.js';
 export * from './modules/webhooks/schema.pg.js';
+export * from './modules/limits/schema.pg.js';

@@ -17,3 +17,4 @@ export * from './modules/runner/schema.js';
 export * from './modules/switches/schema.js';
 export * from './platform/outbox/schema.js';
 export * from './modules/webhooks/schema.js';
+export * from './modules/limits/schema.js';

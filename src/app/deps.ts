@@ -8,6 +8,9 @@ import { PgCallStore } from '../modules/calls/store.pg.js';
 import { pgGrantRequestStore } from '../modules/grant-requests/store.pg.js';
 import { sqliteSwitchStore, type SwitchStore } from '../modules/switches/store.js';
 import { pgSwitchStore } from '../modules/switches/store.pg.js';
+import { loadLimits, type LimitsPolicy } from '../modules/limits/policy.js';
+import { sqliteLimitStore, type LimitStore } from '../modules/limits/store.js';
+import { pgLimitStore } from '../modules/limits/store.pg.js';
 import { pgGrantStore } from '../modules/grants/store.pg.js';
 import { pgGroupKeyStore } from '../modules/identity/store.pg.js';
 import { pgTaskStore } from '../modules/kernel/store.pg.js';
@@ -58,6 +61,8 @@ export interface Stores {
   switches: SwitchStore;
   /** The audit outbox: the audit trail read after each consumer's cursor (`outbox_cursors`). */
   outbox: OutboxStore;
+  /** The rate limits' and quotas' counters (`limit_counters`, `limit_buckets`); the SQLite store is also taken from synchronously by the call path. */
+  limits: LimitStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -84,6 +89,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       runs: pgRunStore(pg),
       switches: pgSwitchStore(pg, clock),
       outbox: pgOutboxStore(pg, clock),
+      limits: pgLimitStore(pg, clock),
     };
   }
   const { db } = database;
@@ -98,6 +104,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     runs: sqliteRunStore(db),
     switches: sqliteSwitchStore(db, clock),
     outbox: sqliteOutboxStore(db, clock),
+    limits: sqliteLimitStore(db, clock),
   };
 }
 
@@ -139,6 +146,8 @@ export interface Deps {
    * (validated here, at start-up); only a serving process starts its loop.
    */
   runner: Runner;
+  /** `policies/limits.json` (validated at start-up), or its defaults when absent: rate limits, daily quotas, circuit breakers. */
+  limits: LimitsPolicy;
   /** Paths created or used at start-up, for the start-up log line. */
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
@@ -186,6 +195,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     if (replaced.length > 0) logger.warn({ kid: signingKey.kid, retired: replaced }, 'token.key was replaced by hand: tokens signed by the keys before it are refused from now on');
   }
   const runnersPolicy = loadRunners(config.policiesDir);
+  const limits = loadLimits(config.policiesDir);
   const metrics = createMetrics();
   const catalog = overrides.catalog ?? new Catalog(hostProviders());
   const grants = new GrantIndex(db, clock);
@@ -209,6 +219,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     groups,
     metrics,
     runner,
+    limits,
     instanceId: ulid(),
     catalog,
     grants,

@@ -27,7 +27,7 @@ function failedStep(receipt: unknown): string | null {
  * A refusal as the agent reads it: `{code, what_to_do, failed_step?, detail, status, …, receipt?}`.
  * `failed_step` is present when the problem carries a receipt (calls: signature, request,
  * idempotency, backpressure, grant, expiry, level, deny_list, allow_list, resource, task,
- * approval, provider, claim, execute). `type`, `title` and `instance` are left out: `code` says it.
+ * approval, provider, circuit, limits, claim, execute). `type`, `title` and `instance` are left out: `code` says it.
  * A body that is not a problem becomes `{code: "http_<status>", detail: <the body>}`.
  */
 export function refusal(res: BrokerResponse, ctx: AdviceContext): Record<string, unknown> {

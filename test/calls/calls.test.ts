@@ -36,7 +36,7 @@ describe('a call that is allowed', () => {
     expect(typeof res.body.duration_ms).toBe('number');
     expect(steps(res.body)).toEqual([
       'signature:pass', 'request:pass', 'idempotency:pass', 'switch:pass', 'backpressure:pass', 'grant:pass', 'expiry:pass', 'level:pass', 'deny_list:pass',
-      'allow_list:pass', 'resource:pass', 'task:skip', 'approval:skip', 'provider:pass', 'claim:pass', 'execute:pass',
+      'allow_list:pass', 'resource:pass', 'task:skip', 'approval:skip', 'provider:pass', 'circuit:pass', 'limits:skip', 'claim:pass', 'execute:pass',
     ]);
     expect(res.headers.get('idempotent-replayed')).toBeNull();
 

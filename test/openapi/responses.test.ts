@@ -363,6 +363,15 @@ describe('switches', () => {
   });
 });
 
+describe('limits', () => {
+  it('GET /v1/limits: 200 with the rules, usage and circuits; 401 without a token', async () => {
+    const res = await token('GET /v1/limits', 'auditor', '/v1/limits');
+    expect(res.status).toBe(200);
+    expect(res.body.rules.map((r: { id: string }) => r.id)).toEqual(['default-l2', 'default-l3']);
+    expect((await open('GET /v1/limits', '/v1/limits')).status).toBe(401);
+  });
+});
+
 describe('coverage', () => {
   it('checked a success and an error of every route the document lists', () => {
     const missing: string[] = [];

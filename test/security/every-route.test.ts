@@ -113,6 +113,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/ext/capabilities': 'group',
   'GET /v1/calls': 'token:operator,auditor',
   'GET /v1/calls/:group/:request_id': 'token:operator,auditor',
+  'GET /v1/limits': 'token:operator,auditor',
   // src/modules/runner/index.ts
   'GET /v1/runs': 'token:operator,auditor',
   'GET /v1/runs/:id': 'token:operator,auditor',

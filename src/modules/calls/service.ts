@@ -39,6 +39,9 @@ import type { TaskStore } from '../kernel/store.js';
 import { UnrecordedOutcomes } from './unrecorded.js';
 import { activeContext } from '../../platform/trace.js';
 import { CALL_SPANS, callSpan, endCallSpan, endDecisionSpan } from './spans.js';
+import type { LimitsPolicy } from '../limits/policy.js';
+import type { LimitStore } from '../limits/store.js';
+import { CallValves } from './valves.js';
 
 /** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
 export interface CallServiceDeps {
@@ -52,7 +55,9 @@ export interface CallServiceDeps {
    * synchronous row read (`CallKeyReader.findNow`, SQLite) is read inside the decision, and the
    * coupled task from `db`; otherwise (PostgreSQL) both are read before it (`reads.ts`).
    */
-  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore };
+  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore; limits?: LimitStore };
+  /** `policies/limits.json` (rate limits, quotas, the circuit breakers); the defaults when absent. */
+  limits?: LimitsPolicy;
   clock: Clock;
   catalog: Catalog;
   grants: GrantSource;
@@ -91,6 +96,8 @@ export interface Allowed {
   key: string;
   /** The group's pending calls before this one (step 4). */
   pending: number;
+  /** Whether this call is its provider's half-open probe (the `circuit` step). */
+  probe: boolean;
 }
 
 /**
@@ -124,6 +131,8 @@ export class CallService {
   private readonly switches: ActiveSwitchReader | undefined;
   /** What refusal texts may name (ceilings, revocations), built once. */
   private readonly decisionContext: DecisionContext;
+  /** The circuit and limits steps (`valves.ts`). */
+  readonly valves: CallValves;
 
   constructor(private readonly deps: CallServiceDeps) {
     this.metrics = callMetrics(deps.metrics.registry);
@@ -144,6 +153,7 @@ export class CallService {
           throw new Error('step 11 needs the task read before the decision');
         };
     this.decisionContext = { groups: deps.groups, lastRevoked: deps.grants.lastRevoked?.bind(deps.grants) };
+    this.valves = new CallValves({ policy: deps.limits, store: deps.stores.limits, registry: deps.metrics.registry, logger: deps.logger, instanceId: deps.instanceId });
   }
 
   /** Calls of `group` claimed and not yet ended in this process (queued or running). */
@@ -198,7 +208,11 @@ export class CallService {
     // The provider can run on this host (after step 12, before the claim).
     const unavailable = providerUnavailable(shape.provider, receipt);
     if (unavailable) return refused('denied', unavailable, receipt);
-    return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending };
+
+    // The provider's circuit breaker (before the claim: an open circuit sends nothing).
+    const circuit = this.valves.circuit(shape.provider.name, receipt);
+    if (circuit instanceof ApiError) return refused('denied', circuit, receipt);
+    return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending, probe: circuit.probe };
   }
 
   /**
@@ -251,16 +265,34 @@ export class CallService {
       return this.refuse(s, ev.receipt, ev.decision, ev.error, now);
     }
 
-    // Step 13: the claim, held in memory at once (no await since step 3), durable before execution.
-    const lost = await this.claim(s, ev, now);
-    if (lost) return lost;
+    // The limits (rates and daily quotas): counted last, so only a call about to be claimed uses
+    // up quota. Synchronous on SQLite (no await since step 3); given back if the claim fails.
+    const provider = ev.shape.provider.name;
+    const admitted = this.valves.admit({ group: s.group, provider, action: ev.shape.action.id, level: ev.shape.action.level }, ev.probe, ev.receipt, now);
+    const pass = admitted instanceof Promise ? await admitted : admitted;
+    if (pass instanceof ApiError) {
+      this.metrics.calls.inc({ outcome: pass.code });
+      return this.refuse(s, ev.receipt, 'denied', pass, now);
+    }
+
+    // Step 13: the claim, held in memory at once (no await since step 3 on SQLite), durable before execution.
+    const lost = await this.claim(s, ev, now).catch(async (err: unknown) => {
+      await this.valves.giveBack(provider, pass, now);
+      throw err;
+    });
+    if (lost) {
+      await this.valves.giveBack(provider, pass, now);
+      return lost;
+    }
     try {
       // Step 14: execution, in the group's queue, bounded by the provider timeout.
       const { action, params, taskId } = ev.shape;
       const grantResources = ev.grant.resources ? [...ev.grant.resources] : null;
       const parent = activeContext(); // the lane may run it later, in another request's context
       const outcome = await this.lanes.run(s.group, () =>
-        runAction(action, params, { group: s.group, requestId: s.requestId, taskId, grantResources, log: s.log }, callTimeoutMs(action, params, this.deps.config.providerTimeoutMs), callSpan(CALL_SPANS.provider, s, ev, parent)),
+        this.valves.breakers.run(provider, ev.probe, () =>
+          runAction(action, params, { group: s.group, requestId: s.requestId, taskId, grantResources, log: s.log }, callTimeoutMs(action, params, this.deps.config.providerTimeoutMs), callSpan(CALL_SPANS.provider, s, ev, parent)),
+        ),
       );
       // The outcome, durable before the answer.
       return await this.record(s, ev, now, outcome);

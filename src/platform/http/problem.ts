@@ -44,6 +44,8 @@ export const ERROR_STATUS = {
   request_in_flight: 409,
   idempotency_key_reused: 422,
   backpressure: 429,
+  rate_limited: 429,
+  quota_exceeded: 429,
   no_capability: 403,
   capability_expired: 403,
   insufficient_level: 403,
@@ -63,6 +65,7 @@ export const ERROR_STATUS = {
   provider_timeout: 504,
   provider_unavailable: 503,
   disabled_by_operator: 503,
+  provider_circuit_open: 503,
   // infrastructure (fail-closed)
   audit_unavailable: 503,
   service_unavailable: 503,

@@ -20,6 +20,8 @@ export type StepName =
   | 'task'
   | 'approval'
   | 'provider'
+  | 'circuit'
+  | 'limits'
   | 'claim'
   | 'execute';
 
@@ -77,7 +79,7 @@ export function newReceipt(group: string, requestId: string, keyid: string, nowM
 
 /**
  * The receipt's steps as one line for the audit trail, e.g.
- * `signature:pass request:pass … task:skip approval:skip provider:pass claim:pass`. The audit row
+ * `signature:pass request:pass … task:skip approval:skip provider:pass circuit:pass limits:pass claim:pass`. The audit row
  * carries this line with the code, grant and task; the full receipt (with each step's note) is in
  * the answer and in the call's row. One string keeps the hashed, redacted audit row small.
  */

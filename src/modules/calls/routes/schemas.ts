@@ -4,7 +4,7 @@ import { CALL_STATUSES } from '../store.js';
 
 /** One step of a decision receipt (`ReceiptStep` in decision/receipt.ts). */
 const ReceiptStepSchema = z.strictObject({
-  step: z.string().describe('signature, request, idempotency, switch, backpressure, grant, expiry, level, deny_list, allow_list, resource, task, approval, provider, claim, execute'),
+  step: z.string().describe('signature, request, idempotency, switch, backpressure, grant, expiry, level, deny_list, allow_list, resource, task, approval, provider, circuit, limits, claim, execute'),
   result: z.enum(['pass', 'fail', 'skip']),
   note: z.string().optional(),
 });
