@@ -21,6 +21,8 @@ import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/sto
 import type { PgDb } from '../platform/db/pg.js';
 import { sqliteOutboxStore, type OutboxStore } from '../platform/outbox/store.js';
 import { pgOutboxStore } from '../platform/outbox/store.pg.js';
+import { sqliteWebhookStore, type WebhookStore } from '../modules/webhooks/store.js';
+import { pgWebhookStore } from '../modules/webhooks/store.pg.js';
 import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { capabilitiesFor } from '../modules/calls/capabilities.js';
@@ -58,6 +60,8 @@ export interface Stores {
   switches: SwitchStore;
   /** The audit outbox: the audit trail read after each consumer's cursor (`outbox_cursors`). */
   outbox: OutboxStore;
+  /** Webhook deliveries (`webhook_deliveries`) and the `grant.expiring` audit rows. */
+  webhooks: WebhookStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -85,6 +89,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       runs: unservedRunStore('PostgreSQL'),
       switches: unservedSwitchStore('PostgreSQL'),
       outbox: pgOutboxStore(pg, clock),
+      webhooks: pgWebhookStore(pg, clock),
     };
   }
   const { db } = database;
@@ -99,6 +104,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     runs: sqliteRunStore(db),
     switches: sqliteSwitchStore(db, clock),
     outbox: sqliteOutboxStore(db, clock),
+    webhooks: sqliteWebhookStore(db, clock),
   };
 }
 

@@ -12,6 +12,8 @@ import { startInstance } from './serving.js';
 import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
 import { dropUnredactedDebug } from '../platform/log.js';
 import { startIpc, type IpcService } from '../modules/ipc/index.js';
+import { loadWebhooks } from '../modules/webhooks/policy.js';
+import { startWebhooks, type WebhookLoops } from '../modules/webhooks/service.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
 export interface RunningServer {
@@ -66,7 +68,9 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * the app, starts the kernel's dispatch loop (with the WIP limits of `policies/runners.json`) and
  * the runner (which first marks the runs a stopped broker left as `interrupted`), the hourly purge of old call rows
  * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
- * (`startGrantRequestExpiry`) and the signed audit checkpoints (`startCheckpoints`), and, when
+ * (`startGrantRequestExpiry`), the signed audit checkpoints (`startCheckpoints`) and, when
+ * `policies/webhooks.json` names endpoints (validated before anything starts: a malformed file or an
+ * unset secret stops the start), the webhook loops (`startWebhooks`), and, when
  * `BROKER_IPC_DIR` is set, the file transport over the same app (`startIpc`, after recovery, so a
  * request file left in `processing/` by a crash replays the recovered outcome), logs where
  * everything is, and on SIGTERM or SIGINT stops accepting connections and request files, lets
@@ -75,7 +79,7 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
- * @throws Error naming `approvers.json` and what is wrong with it, AlreadyServedError naming the
+ * @throws Error naming `approvers.json` or `webhooks.json` and what is wrong with it, AlreadyServedError naming the
  *   live instance, the listen error (e.g. EADDRINUSE, the lease then released), or the fs error of an
  *   IPC root that cannot be made (the server then stopped, the lease released).
  */
@@ -83,6 +87,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   const dropped = dropUnredactedDebug();
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
+  const webhookPolicy = loadWebhooks(deps.config.policiesDir);
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
   const instance = await startInstance(deps, (err) => {
     deps.logger.fatal({ err: err.message }, 'this broker lost its instance lease to another one; stopping');
@@ -110,6 +115,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   let stopRetention: () => void = () => {};
   let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
+  let webhooks: WebhookLoops | null = null;
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
@@ -120,6 +126,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopRetention();
     stopRequestExpiry();
     await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
+    await webhooks?.stop();
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     instance.release();
     await closeDeps(deps);
@@ -142,5 +149,11 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   stopRetention = startCallRetention(deps);
   stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;
+  try {
+    webhooks = await startWebhooks(deps, webhookPolicy);
+  } catch (err) {
+    // The server is up; the webhook loops retry their rounds, only the first cursor write failed.
+    deps.logger.error({ err }, 'webhooks could not start; notifications are off until a restart');
+  }
   return running;
 }
