@@ -40,10 +40,11 @@ export function registerWebhookCommands(program: Command, run: WebhookCliRun, ac
     .command('retry')
     .description('send a delivery that is not delivered again, now, with its attempts reset; audited webhook.delivery_retried')
     .argument('<id>', 'delivery id (whd_…)')
-    .action((id: string) =>
+    .option('--reason <text>', 'why (kept on the audit row)')
+    .action((id: string, opts: { reason?: string }) =>
       run(async (deps) => {
         try {
-          printJson(await retryDelivery(deps, id, actor()));
+          printJson(await retryDelivery(deps, id, actor(), opts.reason?.trim() || null));
         } catch (err) {
           if (err instanceof ApiError) throw new CliExit(err.detail);
           throw err;

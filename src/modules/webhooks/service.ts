@@ -66,18 +66,18 @@ export function deliveryJson(row: DeliveryRow): Delivery {
 
 /**
  * An operator's retry of a delivery not yet delivered: it becomes `pending`, due now, with its
- * attempts reset (so it gets `max_attempts` more). Audited as `webhook.delivery_retried`.
+ * attempts reset (so it gets `max_attempts` more). Audited as `webhook.delivery_retried` with `reason`.
  * @returns the delivery after the change.
  * @throws ApiError 404 `not_found`; 409 `conflict` when it was delivered already; 503 `audit_unavailable`.
  */
-export async function retryDelivery(deps: WebhookDeps, id: string, actor: string): Promise<Delivery> {
+export async function retryDelivery(deps: WebhookDeps, id: string, actor: string, reason: string | null = null): Promise<Delivery> {
   return deps.stores.webhooks.retry(id, (row, now) => {
     if (row === null) throw new ApiError('not_found', `No webhook delivery "${id}".`);
     if (row.status === 'delivered') throw new ApiError('conflict', `Webhook delivery "${id}" was delivered already; a receiver de-duplicates by webhook-id, so it is not sent again.`);
     const patch = { status: 'pending', attempts: 0, nextAttemptAt: now } as const;
     return {
       write: patch,
-      audit: [{ actor, kind: 'webhook.delivery_retried', subject: id, detail: { endpoint: row.endpointId, event_id: row.eventId, previous_status: row.status, previous_attempts: row.attempts } }],
+      audit: [{ actor, kind: 'webhook.delivery_retried', subject: id, detail: { endpoint: row.endpointId, event_id: row.eventId, previous_status: row.status, previous_attempts: row.attempts, reason } }],
       result: deliveryJson({ ...row, ...patch }),
     };
   });
