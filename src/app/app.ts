@@ -19,6 +19,7 @@ import { auditRoutes } from '../modules/audit/index.js';
 import { kernelRoutes } from '../modules/kernel/index.js';
 import { runnerRoutes } from '../modules/runner/index.js';
 import { switchRoutes } from '../modules/switches/index.js';
+import { webhookRoutes } from '../modules/webhooks/index.js';
 import { callRoutes } from '../modules/calls/index.js';
 import { tokenRoutes } from '../modules/tokens/index.js';
 import { consoleRoutes } from '../console/index.js';
@@ -89,6 +90,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route('/', kernelRoutes(deps));
   app.route('/', runnerRoutes(deps));
   app.route('/', switchRoutes(deps));
+  app.route('/', webhookRoutes(deps));
   app.route('/', callRoutes(deps));
   app.route('/', referenceRoutes(app));
   app.route('/console', consoleRoutes(deps, app));

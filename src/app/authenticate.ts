@@ -18,7 +18,7 @@ import type { ReadModel } from './read-model.js';
  * `forbidden` before its handler runs (default deny, so a route that forgets its guard never
  * serves operators or auditors by accident). Each route still checks the role it needs.
  */
-export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/grant-requests', '/v1/audit', '/v1/calls', '/v1/tokens', '/v1/runs', '/v1/switches', '/v1/limits'];
+export const TOKEN_ROUTE_PREFIXES: readonly string[] = ['/v1/grants', '/v1/grant-requests', '/v1/audit', '/v1/calls', '/v1/tokens', '/v1/runs', '/v1/switches', '/v1/limits', '/v1/webhooks'];
 
 /** What {@link authenticate} needs: token verification, and the group-signature inputs. */
 export interface AuthDeps {
@@ -53,7 +53,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     }
     const claims = await deps.tokens.verify(match[1]!);
     if (!isTokenPath(c.req.path)) {
-      throw new ApiError('forbidden', `An ${claims.role} token cannot use ${c.req.path}; it serves grants, calls, runs, kill switches, limits, token revocations and the audit trail.`);
+      throw new ApiError('forbidden', `An ${claims.role} token cannot use ${c.req.path}; it serves grants, calls, runs, kill switches, limits, webhook deliveries, token revocations and the audit trail.`);
     }
     c.set('rawBody', await readRawBody(c));
     c.set('bodySha256', null);

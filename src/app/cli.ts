@@ -13,6 +13,7 @@ import { registerIdentityCommands } from '../modules/identity/cli.js';
 import { registerKernelCommands } from '../modules/kernel/cli.js';
 import { registerRunnerCommands } from '../modules/runner/cli.js';
 import { registerSwitchCommands } from '../modules/switches/cli.js';
+import { registerWebhookCommands } from '../modules/webhooks/cli.js';
 import { registerTokenCommands } from '../modules/tokens/cli.js';
 import { registerMcpCommands } from '../mcp/cli.js';
 import { cliOperator, printJson } from '../platform/cli.js';
@@ -68,6 +69,7 @@ export function registerCommands(program: Command): void {
   registerRunnerCommands(program, withDeps, cliOperator);
   registerCallCommands(program, withDeps);
   registerSwitchCommands(program, withDeps, cliOperator);
+  registerWebhookCommands(program, withDeps, cliOperator);
   registerMcpCommands(program);
 }
 

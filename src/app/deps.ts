@@ -24,6 +24,8 @@ import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/sto
 import type { PgDb } from '../platform/db/pg.js';
 import { sqliteOutboxStore, type OutboxStore } from '../platform/outbox/store.js';
 import { pgOutboxStore } from '../platform/outbox/store.pg.js';
+import { sqliteWebhookStore, type WebhookStore } from '../modules/webhooks/store.js';
+import { pgWebhookStore } from '../modules/webhooks/store.pg.js';
 import { syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { capabilitiesFor } from '../modules/calls/capabilities.js';
@@ -63,6 +65,8 @@ export interface Stores {
   outbox: OutboxStore;
   /** The rate limits' and quotas' counters (`limit_counters`, `limit_buckets`); the SQLite store is also taken from synchronously by the call path. */
   limits: LimitStore;
+  /** Webhook deliveries (`webhook_deliveries`) and the `grant.expiring` audit rows. */
+  webhooks: WebhookStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -90,6 +94,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       switches: pgSwitchStore(pg, clock),
       outbox: pgOutboxStore(pg, clock),
       limits: pgLimitStore(pg, clock),
+      webhooks: pgWebhookStore(pg, clock),
     };
   }
   const { db } = database;
@@ -105,6 +110,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     switches: sqliteSwitchStore(db, clock),
     outbox: sqliteOutboxStore(db, clock),
     limits: sqliteLimitStore(db, clock),
+    webhooks: sqliteWebhookStore(db, clock),
   };
 }
 

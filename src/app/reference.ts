@@ -25,6 +25,7 @@ const TAGS = [
   { name: 'kernel', description: 'The orchestration kernel: tasks, gates and dispatches.' },
   { name: 'runner', description: 'Runs: the agent processes the broker starts for dispatches (policies/runners.json).' },
   { name: 'switches', description: "Operators' kill switches: stop all external calls, or one group's, provider's or action's, reversibly." },
+  { name: 'webhooks', description: 'Signed webhook notifications (policies/webhooks.json): delivery state and retries.' },
   { name: 'identity', description: 'Agent groups and their signing keys.' },
   { name: 'tokens', description: "Operators' and auditors' bearer tokens and their revocations." },
   { name: 'audit', description: 'The hash-chained audit trail.' },

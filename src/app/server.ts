@@ -15,6 +15,8 @@ import { startDispatchLoop } from '../modules/kernel/service/dispatch.js';
 import { dropUnredactedDebug } from '../platform/log.js';
 import { shutdownTracing, startTracing } from '../platform/trace.js';
 import { startIpc, type IpcService } from '../modules/ipc/index.js';
+import { loadWebhooks } from '../modules/webhooks/policy.js';
+import { startWebhooks, type WebhookLoops } from '../modules/webhooks/service.js';
 
 /** A listening broker: its origin (`http://127.0.0.1:<port>`) and a graceful stop. */
 export interface RunningServer {
@@ -69,9 +71,10 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * the app, starts the kernel's dispatch loop (with the WIP limits of `policies/runners.json`) and
  * the runner (which first marks the runs a stopped broker left as `interrupted`), the hourly purge of old call rows
  * (`BROKER_CALL_RETENTION`, `startCallRetention`), the sweep of undecided access requests
- * (`startGrantRequestExpiry`), the signed audit checkpoints (`startCheckpoints`) and the audit
+ * (`startGrantRequestExpiry`), the signed audit checkpoints (`startCheckpoints`), the audit
  * sinks of `policies/audit-sinks.json` (`startAuditSinks`, the file validated before anything
- * starts), and, when
+ * starts), when `policies/webhooks.json` names endpoints (validated before anything starts: a
+ * malformed file or an unset secret stops the start) the webhook loops (`startWebhooks`), and, when
  * `BROKER_IPC_DIR` is set, the file transport over the same app (`startIpc`, after recovery, so a
  * request file left in `processing/` by a crash replays the recovered outcome), logs where
  * everything is, and on SIGTERM or SIGINT stops accepting connections and request files, lets
@@ -81,7 +84,7 @@ export async function startServer(deps: Deps, host = deps.config.host, port = de
  * exits 0 (1 when the lease was lost to another instance).
  * Test fixtures that need a real broker process call it too.
  * @returns the running server (the process stays up until a signal).
- * @throws Error naming `approvers.json` or `audit-sinks.json` and what is wrong with it, AlreadyServedError naming the
+ * @throws Error naming `approvers.json`, `audit-sinks.json` or `webhooks.json` and what is wrong with it, AlreadyServedError naming the
  *   live instance, the listen error (e.g. EADDRINUSE, the lease then released), or the fs error of an
  *   IPC root that cannot be made (the server then stopped, the lease released).
  */
@@ -90,6 +93,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   if (dropped.length > 0) deps.logger.warn({ variables: dropped }, 'ignoring debug variables: they make dependencies log credentials without redaction');
   readApproversFile(deps.config.policiesDir);
   const auditSinks = loadAuditSinks(deps.config.policiesDir, deps.config.dataDir);
+  const webhookPolicy = loadWebhooks(deps.config.policiesDir);
   // Before the app is built: its request spans are mounted only when traces are on.
   if (await startTracing()) deps.logger.info('traces on: spans are exported with OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)');
   let shutdown: (signal: string, code?: number) => Promise<void> = async () => {};
@@ -120,6 +124,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   let stopRequestExpiry: () => void = () => {};
   let stopCheckpoints: () => Promise<void> = async () => {};
   let stopAuditSinks: () => Promise<void> = async () => {};
+  let webhooks: WebhookLoops | null = null;
   let stopping = false;
   shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
@@ -130,6 +135,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopRetention();
     stopRequestExpiry();
     await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
+    await webhooks?.stop();
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     await stopAuditSinks(); // after its batch in flight; the next start goes on from each sink's cursor
     instance.release();
@@ -155,5 +161,11 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   stopRequestExpiry = startGrantRequestExpiry(deps);
   stopCheckpoints = startCheckpoints(deps).stop;
   stopAuditSinks = startAuditSinks({ outbox: deps.stores.outbox, logger: deps.logger, metrics: deps.metrics }, auditSinks).stop;
+  try {
+    webhooks = await startWebhooks(deps, webhookPolicy);
+  } catch (err) {
+    // The server is up; the webhook loops retry their rounds, only the first cursor write failed.
+    deps.logger.error({ err }, 'webhooks could not start; notifications are off until a restart');
+  }
   return running;
 }

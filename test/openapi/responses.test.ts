@@ -17,6 +17,9 @@ import { testProvider } from '../calls/provider.js';
 import { taskIn } from '../calls/helpers.js';
 import { Kernel } from '../kernel/helpers.js';
 import { startBroker } from '../helpers/harness.js';
+import { runOutboxBatch } from '../../src/platform/outbox/consumer.js';
+import { fanOut } from '../../src/modules/webhooks/fanout.js';
+import { EVENT_TYPES } from '../../src/modules/webhooks/policy.js';
 import { ContractChecker, contractsOf, type Answer } from './contracts.js';
 
 const provider = testProvider();
@@ -369,6 +372,27 @@ describe('limits', () => {
     expect(res.status).toBe(200);
     expect(res.body.rules.map((r: { id: string }) => r.id)).toEqual(['default-l2', 'default-l3']);
     expect((await open('GET /v1/limits', '/v1/limits')).status).toBe(401);
+  });
+});
+
+describe('webhooks', () => {
+  it('GET /v1/webhooks/deliveries, POST /v1/webhooks/deliveries/{id}/retry: 200, 404, 409, 422', async () => {
+    // Deliveries made by the real fan-out over the trail so far (a grant created: grant.activated).
+    await token('POST /v1/grants', 'operator', '/v1/grants', { json: { group: 'developer', provider: 'test', level: 1, reason: 'webhook contract' } });
+    const policy = { endpoints: [{ id: 'contract', url: 'http://127.0.0.1:9/', events: [...EVENT_TYPES], secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }], refusedBurst: { threshold: 1000, windowS: 60 }, expiringWithinS: 3600, delivery: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 10, timeoutMs: 1000, pollMs: 50 } };
+    const { webhooks, outbox } = broker.deps.stores;
+    await runOutboxBatch({ store: outbox, consumer: 'webhooks', batchSize: 10_000, handle: fanOut({ store: webhooks, policy, clock: broker.deps.clock }) });
+    const list = await token('GET /v1/webhooks/deliveries', 'auditor', '/v1/webhooks/deliveries?status=pending&endpoint=contract&limit=1');
+    expect(list.status).toBe(200);
+    expect(list.body.data[0]).toMatchObject({ endpoint: 'contract', status: 'pending', attempts: 0 });
+    expect((await token('GET /v1/webhooks/deliveries', 'auditor', '/v1/webhooks/deliveries?status=maybe')).status).toBe(422);
+    const id = list.body.data[0].id as string;
+    expect((await token('POST /v1/webhooks/deliveries/:id/retry', 'operator', `/v1/webhooks/deliveries/${id}/retry`, { json: { reason: 'contract check' } })).body).toMatchObject({ id, status: 'pending', attempts: 0 });
+    expect((await token('POST /v1/webhooks/deliveries/:id/retry', 'operator', '/v1/webhooks/deliveries/whd_01JNOSUCHDELIVERY000000000/retry', { json: {} })).status).toBe(404);
+    expect((await token('POST /v1/webhooks/deliveries/:id/retry', 'operator', `/v1/webhooks/deliveries/${id}/retry`, { json: { bogus: 1 } })).status).toBe(422);
+    const row = (await webhooks.get(id))!;
+    await webhooks.recordAttempt(id, row.attempts, { status: 'delivered', attempts: 1, nextAttemptAt: row.nextAttemptAt, lastAttemptAt: row.nextAttemptAt, lastStatus: 204, lastError: null, deliveredAt: row.nextAttemptAt });
+    expect((await token('POST /v1/webhooks/deliveries/:id/retry', 'operator', `/v1/webhooks/deliveries/${id}/retry`, { json: {} })).status).toBe(409);
   });
 });
 

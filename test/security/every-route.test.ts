@@ -122,6 +122,9 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/switches': 'token:operator,auditor',
   'POST /v1/switches': 'token:operator',
   'POST /v1/switches/:id/clear': 'token:operator',
+  // src/modules/webhooks/index.ts
+  'GET /v1/webhooks/deliveries': 'token:operator,auditor',
+  'POST /v1/webhooks/deliveries/:id/retry': 'token:operator',
   // src/console/index.tsx (the console's session: src/console/session.ts)
   'GET /console/style.css': 'console',
   'GET /console/login': 'console',
@@ -180,6 +183,7 @@ const PARAM_SAMPLES: Readonly<Record<string, string>> = {
   'grant-requests/:id': 'grq_01JDDDDDDDDDDDDDDDDDDDDDDD',
   'runs/:id': '01JEEEEEEEEEEEEEEEEEEEEEEE',
   'switches/:id': 'ksw_01JFFFFFFFFFFFFFFFFFFFFFFF',
+  'deliveries/:id': 'whd_01JGGGGGGGGGGGGGGGGGGGGGGG',
   ':request_id': 'req-every-route-0001',
   ':group': 'developer',
 };

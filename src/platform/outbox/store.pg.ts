@@ -35,6 +35,12 @@ export function pgOutboxStore(pg: PgDb, clock: Clock): OutboxStore {
       failClosedPg(async () => {
         await pg.pool.query(ADVANCE, [consumer, seq, clock.now()]);
       }, pg.label),
+    start: (consumer, at) =>
+      failClosedPg(async () => {
+        const from = at === 'head' ? '(SELECT coalesce(max(seq), 0) FROM gov_activities)' : '$3::bigint';
+        await pg.pool.query(`INSERT INTO outbox_cursors (consumer, seq, updated_at) VALUES ($1, ${from}, $2) ON CONFLICT (consumer) DO NOTHING`, at === 'head' ? [consumer, clock.now()] : [consumer, clock.now(), at]);
+        return cursorOf(consumer);
+      }, pg.label),
     batch: <T>(consumer: string, handler: (b: OutboxBatch) => Promise<T>) =>
       failClosedPg(async () => {
         // The row must exist to be locked; a concurrent insert of it by another replica is a no-op here.

@@ -53,6 +53,12 @@ export interface OutboxStore {
   cursor(consumer: string): Promise<number>;
   /** The audit rows after `consumer`'s cursor, oldest first, at most `limit` (not exclusive: see {@link batch}). */
   readAfter(consumer: string, limit: number): Promise<OutboxRow[]>;
+  /**
+   * Creates `consumer`'s cursor at `at` (`'head'`: the newest seq now) when it has none, so a
+   * consumer added to a broker with a long trail starts from now (or from `0`: the whole trail).
+   * @returns the consumer's cursor afterwards.
+   */
+  start(consumer: string, at: 'head' | number): Promise<number>;
   /** Moves `consumer`'s cursor to `seq` when that is ahead of it (monotonic; creates the row). */
   advance(consumer: string, seq: number): Promise<void>;
   /**
@@ -98,6 +104,14 @@ export function sqliteOutboxStore(db: Db, clock: Clock): OutboxStore {
     cursor: (consumer) => settled(() => cursorOf(consumer)),
     readAfter: (consumer, limit) => settled(() => rowsAfter(cursorOf(consumer), limit)),
     advance,
+    start: (consumer, at) =>
+      settled(() =>
+        immediate(db, () => {
+          const seq = at === 'head' ? ((db.sqlite.prepare('SELECT max(seq) AS seq FROM gov_activities').get() as { seq: number | null }).seq ?? 0) : at;
+          db.orm.insert(outboxCursors).values({ consumer, seq, updatedAt: clock.now() }).onConflictDoNothing().run();
+          return cursorOf(consumer);
+        }),
+      ),
     async batch(consumer, handler) {
       if (busy.has(consumer)) return null;
       busy.add(consumer);

@@ -58,6 +58,12 @@ describe.each(ENGINES.map((e) => [e.name, e] as const))('the audit outbox on %s'
     await store.advance('c1', 1); // never backwards
     expect(await store.cursor('c1')).toBe(2);
     expect(await store.cursor('other')).toBe(0);
+    // A new consumer may start from the head (and a second start changes nothing), or from 0.
+    expect(await store.start('late', 'head')).toBe(3);
+    await append(a, [row(4)]);
+    expect(await store.start('late', 'head')).toBe(3);
+    expect((await store.readAfter('late', 10)).map((r) => r.seq)).toEqual([4]);
+    expect(await store.start('whole', 0)).toBe(0);
   });
 
   it('keeps the cursor where it was when the handler fails', async () => {
