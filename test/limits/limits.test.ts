@@ -182,8 +182,8 @@ describe('limits.json at start-up', () => {
     expect(policy).toBe(DEFAULT_LIMITS);
     const of = (level: 1 | 2 | 3) => matchingRules(policy, { group: 'developer', provider: 'github', action: 'github.x', level }).map((r) => [r.id, r.per_minute, r.daily_soft, r.daily_hard]);
     expect(of(1)).toEqual([]);
-    expect(of(2)).toEqual([['default-l2', 30, 300, 1000]]);
-    expect(of(3)).toEqual([['default-l3', 5, 20, 50]]);
+    expect(of(2)).toEqual([['default-l2', 60, 300, 1000]]);
+    expect(of(3)).toEqual([['default-l3', 10, 20, 50]]);
     expect(policy.breaker).toEqual({ consecutiveFailures: 5, halfOpenAfterMs: 30_000 });
   });
 

@@ -66,15 +66,15 @@ export interface LimitsPolicy {
 }
 
 /**
- * The defaults when `limits.json` is absent: L2 writes 30 per minute, 300 a day before the soft
- * notice and 1000 a day at most; L3 production actions 5 per minute, 20 soft and 50 hard a day;
+ * The defaults when `limits.json` is absent: L2 writes 60 per minute, 300 a day before the soft
+ * notice and 1000 a day at most; L3 production actions 10 per minute, 20 soft and 50 hard a day;
  * L1 reads unlimited here (backpressure bounds them); breaker 5 consecutive failures, 30 s.
  */
 export const DEFAULT_LIMITS: LimitsPolicy = {
   configured: false,
   rules: [
-    { id: 'default-l2', group: '*', level: 2, per_minute: 30, daily_soft: 300, daily_hard: 1000 },
-    { id: 'default-l3', group: '*', level: 3, per_minute: 5, daily_soft: 20, daily_hard: 50 },
+    { id: 'default-l2', group: '*', level: 2, per_minute: 60, daily_soft: 300, daily_hard: 1000 },
+    { id: 'default-l3', group: '*', level: 3, per_minute: 10, daily_soft: 20, daily_hard: 50 },
   ],
   breaker: { consecutiveFailures: 5, halfOpenAfterMs: 30_000 },
 };
