@@ -43,6 +43,9 @@ function typeOf(kind: string, detail: Record<string, unknown>): EventType | null
     case 'grant.revoked':
     case GRANT_EXPIRING_KIND:
     case 'grant_request.created':
+    case 'quota.soft_exceeded':
+    case 'provider.circuit_opened':
+    case 'provider.circuit_closed':
       return kind as EventType;
     case 'task.override':
       return 'gate.overridden';

@@ -19,6 +19,9 @@ export const EVENT_TYPES = [
   'grant_request.created',
   'gate.overridden',
   'calls.refused_burst',
+  'quota.soft_exceeded',
+  'provider.circuit_opened',
+  'provider.circuit_closed',
 ] as const;
 /** One of {@link EVENT_TYPES}. */
 export type EventType = (typeof EVENT_TYPES)[number];

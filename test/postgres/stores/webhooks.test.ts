@@ -88,6 +88,15 @@ describe.each(ENGINES.map((e) => [e.name, e] as const))('webhook deliveries on %
       ['evt_17', 'calls.refused_burst'],
     ]);
     expect(byEndpoint('approvers')).toEqual([['evt_1', 'grant.awaiting_approval']]);
+    // The safety valves notify too: a soft quota passed, a provider's circuit opening and closing.
+    await append(a, [
+      { actor: 'system', kind: 'quota.soft_exceeded', subject: 'limit:default-l2:developer', detail: { rule: 'default-l2', group: 'developer', daily_soft: 300 } },
+      { actor: 'system', kind: 'provider.circuit_opened', subject: 'provider:github', detail: { consecutive_failures: 5 } },
+      { actor: 'system', kind: 'provider.circuit_closed', subject: 'provider:github', detail: {} },
+    ]);
+    while ((await runOutboxBatch({ store: outbox, consumer: WEBHOOK_CONSUMER, batchSize: 2, handle })) > 0);
+    const valves = (await webhooks.list({ limit: 100 })).rows.filter((r) => r.endpointId === 'all' && r.seq > 17).map((r) => r.eventType);
+    expect(valves).toEqual(['quota.soft_exceeded', 'provider.circuit_opened', 'provider.circuit_closed']);
     const first = rows[0]!;
     expect(first).toMatchObject({ status: 'pending', attempts: 0, seq: 1 });
     expect(JSON.parse(first.payload)).toMatchObject({ type: 'grant.awaiting_approval', timestamp: new Date(T0).toISOString(), data: { subject: 'grt_1', actor: 'operator:o', audit: { seq: 1, kind: 'grant.created' }, detail: { status: 'pending_approval' } } });
