@@ -92,7 +92,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   try {
     running = await startServer(deps);
   } catch (err) {
-    instance.release();
+    await instance.release();
     throw err;
   }
   let ipc: IpcService | null = null;
@@ -101,7 +101,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
       ipc = await startIpc({ config: { ...deps.config, ipcDir: deps.config.ipcDir }, groups: deps.groups.keys(), clock: deps.clock, logger: deps.logger, fetch: (req) => running.app.fetch(req) });
     } catch (err) {
       await running.stop();
-      instance.release();
+      await instance.release();
       throw err;
     }
   }
@@ -121,7 +121,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     stopRequestExpiry();
     await Promise.all([running.stop(), ipc?.stop(deps.config.shutdownTimeoutMs)]);
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
-    instance.release();
+    await instance.release();
     await closeDeps(deps);
     deps.logger.info('stopped');
     deps.logger.flush();

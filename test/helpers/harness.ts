@@ -1,6 +1,12 @@
 /**
  * Test harness: a real broker on a real SQLite file in a fresh temp directory, served on an
  * ephemeral port, with a manual clock and signing clients for each group.
+ *
+ * The same broker runs on PostgreSQL when `BROKER_TEST_ENGINE=postgres` (what the PostgreSQL test
+ * project, `vitest.postgres.config.ts`, sets for the HTTP suites it runs) or `engine: 'postgres'`:
+ * each broker then gets a fresh database on the run's test server (`freshDatabase()`), and a
+ * restart on the same `dataDir` reopens the same database. A test that reads the SQLite file
+ * itself (`deps.db`) fails there at once, naming why: it cannot run on PostgreSQL.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,7 +20,8 @@ import { BrokerClient } from '../../src/client/index.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { openDb } from '../../src/platform/db/open.js';
-import { closeDeps, createDeps, type Deps } from '../../src/app/deps.js';
+import { closeDeps, createDeps, sqliteDeps, type Deps, type SqliteDeps } from '../../src/app/deps.js';
+import { freshDatabase } from './postgres.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startServer, type RunningServer } from '../../src/app/server.js';
 
@@ -51,13 +58,52 @@ export interface BrokerOptions {
   dataDir?: string;
   /** Open the (existing) database read-only, as if the disk refused writes. */
   readonlyDb?: boolean;
-  /** Providers registered beside the host's, e.g. test-only actions (issue 4's call tests). */
+  /** Providers registered beside the host's, e.g. test-only actions. */
   providers?: Provider[];
+  /** The database engine; default `BROKER_TEST_ENGINE` (`sqlite` when unset). */
+  engine?: TestEngine;
+}
+
+/** The engines the harness runs a broker on. */
+export type TestEngine = 'sqlite' | 'postgres';
+
+/** The engine the HTTP suites run on in this process: `BROKER_TEST_ENGINE` (`sqlite` or `postgres`), default `sqlite`. */
+export function testEngine(): TestEngine {
+  const e = process.env['BROKER_TEST_ENGINE'];
+  if (e === undefined || e === '' || e === 'sqlite') return 'sqlite';
+  if (e === 'postgres') return 'postgres';
+  throw new Error(`BROKER_TEST_ENGINE must be sqlite or postgres, not ${e}`);
+}
+
+/** The file in a test data directory remembering its PostgreSQL database, so a restart on the same directory reopens it. */
+const PG_URL_FILE = 'test-database-url';
+
+/** `BROKER_DATABASE_URL` for a PostgreSQL broker on `dataDir`: the database it used before, or a fresh one. */
+async function postgresUrlFor(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, PG_URL_FILE);
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8');
+  const url = await freshDatabase('broker');
+  fs.writeFileSync(file, url, { mode: 0o600 });
+  return url;
+}
+
+/**
+ * Deps of a broker on PostgreSQL, typed as the SQLite ones the suites use: `db` throws, naming
+ * the test as one that reads the SQLite file directly (it cannot run on PostgreSQL).
+ */
+function asTestDeps(deps: Deps): SqliteDeps {
+  if (deps.database.engine === 'sqlite') return sqliteDeps(deps);
+  Object.defineProperty(deps, 'db', {
+    get() {
+      throw new Error('this test reads the SQLite database directly (deps.db), so it cannot run on PostgreSQL (BROKER_TEST_ENGINE=postgres)');
+    },
+  });
+  return deps as SqliteDeps;
 }
 
 /** A running broker for one test file. */
 export interface TestBroker {
-  deps: Deps;
+  deps: SqliteDeps;
   clock: ManualClock;
   dataDir: string;
   /** `http://127.0.0.1:<port>`, or `http://broker.test` in-process. */
@@ -74,11 +120,14 @@ export interface TestBroker {
 /** Starts a broker on a temp data directory with the repository's policies. */
 export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker> {
   const dataDir = opts.dataDir ?? tempDir();
+  const engine = opts.engine ?? testEngine();
+  if (engine === 'postgres' && opts.readonlyDb) throw new Error('readonlyDb opens the SQLite file read-only; it has no PostgreSQL form');
   const config = loadConfig({
     BROKER_DATA_DIR: dataDir,
     BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'),
     BROKER_LOG_LEVEL: 'info',
     BROKER_PORT: '0',
+    ...(engine === 'postgres' && opts.env?.['BROKER_DATABASE_URL'] === undefined ? { BROKER_DATABASE_URL: await postgresUrlFor(dataDir) } : {}),
     ...opts.env,
   });
   const clock = new ManualClock(opts.startMs ?? Date.now());
@@ -91,7 +140,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
   });
   const db = opts.readonlyDb ? openDb({ path: config.dbPath, readonly: true }) : undefined;
   const catalog = opts.providers ? new Catalog([...hostProviders(), ...opts.providers]) : undefined;
-  const deps = await createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) });
+  const deps = asTestDeps(await createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) }));
   const listen = opts.listen ?? true;
   const server = listen ? await startServer(deps, '127.0.0.1', 0) : null;
   const app = listen ? null : createApp(deps);

@@ -45,7 +45,12 @@ export function* exportLines(db: Db, since = 0): Generator<string> {
     .prepare('SELECT seq, ts, actor, kind, subject, detail, prev_hash AS prevHash, hash FROM gov_activities WHERE seq > ? ORDER BY seq')
     .iterate(since) as IterableIterator<StoredActivity>;
   // detail is stored as JSON text; splice it in as is rather than parse and re-serialize it.
-  for (const r of rows) yield `${linePrefix(r)}${r.detail}${lineSuffix(r)}\n`;
+  for (const r of rows) yield exportLine(r);
+}
+
+/** One stored row as its export line (ending in `\n`); `detail` is spliced in as stored. */
+export function exportLine(r: StoredActivity): string {
+  return `${linePrefix(r)}${r.detail}${lineSuffix(r)}\n`;
 }
 
 /** An export line up to its `detail` value: `{"seq":…,"ts":…,"actor":…,"kind":…,"subject":…,"detail":`. */
