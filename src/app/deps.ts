@@ -147,7 +147,7 @@ export interface Deps {
 }
 
 /** {@link Deps} of a process serving from SQLite: `db` is its open file. */
-export type SqliteDeps = Deps & { db: Db; database: { engine: 'sqlite'; db: Db } };
+export type SqliteDeps = Deps & { db: Db };
 
 /**
  * Narrows deps to SQLite's, for the tools that read the SQLite file directly (benches, tests).

@@ -56,7 +56,7 @@ describe('a call whose params hold a credential', () => {
       expect(res.body.receipt.steps[1]).toEqual({ step: 'request', result: 'fail', note: 'secret_in_input' });
       expect(JSON.stringify(res.body)).not.toContain(value);
       expect(tp.attempts).toHaveLength(0);
-      expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
+      expect(await auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
       expect(auditText()).not.toContain(value);
       expect(broker.deps.db.sqlite.prepare('SELECT count(*) AS n FROM ext_calls').get()).toEqual({ n: 0 });
     });
@@ -79,6 +79,6 @@ describe('a call whose params hold a credential', () => {
     const ok = await call(broker, 'developer', { action: 'test.read', params: { resource: 'acme/api' } }, key);
     expect(ok.status).toBe(200);
     expect(tp.attemptsOf(key)).toBe(1);
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected', 'call.claimed', 'call.succeeded']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.rejected', 'call.claimed', 'call.succeeded']);
   });
 });

@@ -6,7 +6,7 @@
  * project, `vitest.postgres.config.ts`, sets for the HTTP suites it runs) or `engine: 'postgres'`:
  * each broker then gets a fresh database on the run's test server (`freshDatabase()`), and a
  * restart on the same `dataDir` reopens the same database. A test that reads the SQLite file
- * itself (`deps.db`) fails there at once, naming why: it cannot run on PostgreSQL.
+ * itself (`deps.db`, undefined there) fails at its first use: it cannot run on PostgreSQL.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +22,9 @@ import { loadConfig } from '../../src/platform/config.js';
 import { openDb } from '../../src/platform/db/open.js';
 import { closeDeps, createDeps, sqliteDeps, type Deps, type SqliteDeps } from '../../src/app/deps.js';
 import { freshDatabase } from './postgres.js';
+import type { ChainVerdict, StoredActivity } from '../../src/platform/audit/chain.js';
+import { verifyChainOf } from '../../src/platform/audit/source.js';
+import type { Database } from '../../src/platform/db/database.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startServer, type RunningServer } from '../../src/app/server.js';
 
@@ -88,17 +91,12 @@ async function postgresUrlFor(dataDir: string): Promise<string> {
 }
 
 /**
- * Deps of a broker on PostgreSQL, typed as the SQLite ones the suites use: `db` throws, naming
- * the test as one that reads the SQLite file directly (it cannot run on PostgreSQL).
+ * Deps of a broker, typed as the SQLite ones the suites use. On PostgreSQL `db` stays undefined
+ * (the app reads `database`), so a test that reads the SQLite file directly fails there at its
+ * first `deps.db` use: it cannot run on PostgreSQL.
  */
 function asTestDeps(deps: Deps): SqliteDeps {
-  if (deps.database.engine === 'sqlite') return sqliteDeps(deps);
-  Object.defineProperty(deps, 'db', {
-    get() {
-      throw new Error('this test reads the SQLite database directly (deps.db), so it cannot run on PostgreSQL (BROKER_TEST_ENGINE=postgres)');
-    },
-  });
-  return deps as SqliteDeps;
+  return deps.database.engine === 'sqlite' ? sqliteDeps(deps) : (deps as SqliteDeps);
 }
 
 /** A running broker for one test file. */
@@ -113,8 +111,28 @@ export interface TestBroker {
   logs: string[];
   /** A signing client for `group`, using its current key and the manual clock. */
   client(group: string): BrokerClient;
+  /** The stored audit rows (of `subject` when given), oldest first, read from whichever engine serves. */
+  auditRows(subject?: string): Promise<StoredActivity[]>;
+  /** Recomputes the whole audit chain from seq 1 (`verifyChainOf`), on whichever engine serves. */
+  verifyChain(): Promise<ChainVerdict>;
   /** Stops the server (if any), closes the database, and removes the data directory it made. */
   stop(): Promise<void>;
+}
+
+const AUDIT_COLUMNS = 'seq, ts, actor, kind, subject, detail, prev_hash AS "prevHash", hash';
+
+/** The stored audit rows (of `subject` when given), oldest first. */
+async function auditRowsOf(database: Database, subject?: string): Promise<StoredActivity[]> {
+  const where = subject === undefined ? '' : ' WHERE subject = ';
+  if (database.engine === 'sqlite') {
+    const stmt = database.db.sqlite.prepare(`SELECT ${AUDIT_COLUMNS} FROM gov_activities${where}${subject === undefined ? '' : '?'} ORDER BY seq`);
+    return (subject === undefined ? stmt.all() : stmt.all(subject)) as StoredActivity[];
+  }
+  const res = await database.pg.pool.query<StoredActivity & { seq: string }>(
+    `SELECT ${AUDIT_COLUMNS} FROM gov_activities${where}${subject === undefined ? '' : '$1'} ORDER BY seq`,
+    subject === undefined ? [] : [subject],
+  );
+  return res.rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
 /** Starts a broker on a temp data directory with the repository's policies. */
@@ -161,6 +179,8 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
         ...(app ? { fetch: async (u: string, init: RequestInit) => app.request(u, init) } : {}),
       });
     },
+    auditRows: (subject) => auditRowsOf(deps.database, subject),
+    verifyChain: () => verifyChainOf(deps.database),
     async stop() {
       await server?.stop(1000);
       await closeDeps(deps);

@@ -64,7 +64,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(await dispatchesOf('developer', review.id)).toEqual([]);
     expect(await dispatchesOf('main', review.id)).toEqual([]);
 
-    expect(k.audit(review.id).slice(-2)).toEqual([
+    expect((await k.audit(review.id)).slice(-2)).toEqual([
       { kind: 'task.transition', actor: 'main', detail: { from: 'REVIEW', to: 'APPROVAL', version: moved.task.version, dispatch_id: d!.id } },
       {
         kind: 'dispatch.created',
@@ -91,7 +91,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(await dispatchesOf('main', review.id)).toEqual([
       expect.objectContaining({ kind: 'approve', group: 'main', target_state: 'APPROVAL', dispatch_key: `${review.id}:APPROVAL:${review.task.version}` }),
     ]);
-    expect(k.audit(review.id).at(-1)).toMatchObject({ kind: 'dispatch.created', actor: 'main', detail: { group: 'main', kind: 'approve' } });
+    expect((await k.audit(review.id)).at(-1)).toMatchObject({ kind: 'dispatch.created', actor: 'main', detail: { group: 'main', kind: 'approve' } });
     expect(await loopDispatches(review.id)).toEqual([]);
   });
 
@@ -100,8 +100,8 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     const moved = seen(await k.move('main', review, 'APPROVAL'));
     expect(moved.task).toMatchObject({ state: 'APPROVAL', gate: 'none', gate_status: null });
     expect(storedDispatches(review.id)).toEqual([]);
-    expect(k.audit(review.id).at(-1)).toEqual({ kind: 'task.transition', actor: 'main', detail: { from: 'REVIEW', to: 'APPROVAL', version: moved.task.version } });
-    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
+    expect((await k.audit(review.id)).at(-1)).toEqual({ kind: 'task.transition', actor: 'main', detail: { from: 'REVIEW', to: 'APPROVAL', version: moved.task.version } });
+    expect((await k.audit(review.id)).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
     expect(await loopDispatches(review.id)).toEqual([]);
   });
 
@@ -125,7 +125,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(pending[0]!.id).not.toBe(first!.id);
     expect(secondVersion).toBeGreaterThan(firstVersion);
     expect(storedDispatches(t.id).map((d) => d.dispatch_key)).toEqual([`${t.id}:APPROVAL:${firstVersion}`, `${t.id}:APPROVAL:${secondVersion}`]);
-    expect(k.audit(t.id).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual(['main', 'main']);
+    expect((await k.audit(t.id)).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual(['main', 'main']);
     expect(await loopDispatches(t.id)).toEqual([]);
   });
 
@@ -161,7 +161,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(wrongGroup.status).toBe(403);
     expect((await k.get(review.id)).task).toMatchObject({ state: 'REVIEW', version: review.task.version });
     expect(storedDispatches(review.id)).toEqual([]);
-    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
+    expect((await k.audit(review.id)).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
 
     expect((await k.move('main', review, 'APPROVAL')).status).toBe(200);
     const retry = await k.move('main', review, 'APPROVAL');
@@ -171,22 +171,22 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
   });
 
   it('whichever of the loop and a hand move comes first, the task moves once, with one dispatch under the one key', async () => {
-    const once = (t: Seen, actor: string) => {
+    const once = async (t: Seen, actor: string) => {
       expect(storedDispatches(t.id)).toEqual([{ dispatch_key: `${t.id}:APPROVAL:${t.task.version}`, kind: 'approve', group: 'security' }]);
-      expect(k.audit(t.id).filter((a) => a.kind === 'task.transition' && a.detail['to'] === 'APPROVAL').map((a) => a.actor)).toEqual([actor]);
-      expect(k.audit(t.id).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual([actor]);
+      expect((await k.audit(t.id)).filter((a) => a.kind === 'task.transition' && a.detail['to'] === 'APPROVAL').map((a) => a.actor)).toEqual([actor]);
+      expect((await k.audit(t.id)).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual([actor]);
     };
     const handFirst = await k.taskIn('REVIEW', { type: 'SECURITY' });
     expect((await k.move('main', handFirst, 'APPROVAL')).status).toBe(200);
     expect(await loopDispatches(handFirst.id)).toEqual([]);
-    once(handFirst, 'main');
+    await once(handFirst, 'main');
 
     const loopFirst = await k.taskIn('REVIEW', { type: 'SECURITY' });
     expect(await loopDispatches(loopFirst.id)).toEqual([expect.objectContaining({ dispatchKey: `${loopFirst.id}:APPROVAL:${loopFirst.task.version}` })]);
     expect((await k.move('main', loopFirst, 'APPROVAL')).status).toBe(412);
     const fresh = await k.get(loopFirst.id);
     expect((await k.move('main', fresh, 'APPROVAL')).body).toMatchObject({ code: 'illegal_transition', state: 'APPROVAL' });
-    once(loopFirst, 'system');
+    await once(loopFirst, 'system');
   });
 });
 
@@ -199,7 +199,7 @@ describe('a hand move into DOING by another group than the assigned one', () => 
     expect(await dispatchesOf('developer', review.id)).toEqual([
       expect.objectContaining({ kind: 'execute', group: 'developer', target_state: 'DOING', task_version: before, dispatch_key: `${review.id}:DOING:${before}` }),
     ]);
-    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([expect.objectContaining({ actor: 'main' })]);
+    expect((await k.audit(review.id)).filter((a) => a.kind === 'dispatch.created')).toEqual([expect.objectContaining({ actor: 'main' })]);
     expect(await loopDispatches(review.id)).toEqual([]);
   });
 
