@@ -13,6 +13,10 @@ export const HTTP_SUITES_ON_POSTGRES = [
   'test/kernel/routes.update.test.ts',
   'test/kernel/routes.security.test.ts',
   'test/kernel/routes.assignment.test.ts',
+  'test/kernel/dispatch.manual.test.ts',
+  'test/calls/secret-params.test.ts',
+  'test/grants/grants.test.ts',
+  'test/switches/switches.test.ts',
 ];
 
 /**

@@ -45,10 +45,11 @@ describe('grant rules over a real server', () => {
     });
 
     it('refusals create nothing', async () => {
-      const before = (broker.deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM grants').get() as { n: number }).n;
+      const count = async () => (await broker.rows<{ n: number }>('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM grants'))[0]!.n;
+      const before = await count();
       await broker.client('developer').post('/v1/grants', terms);
       await bearer(broker, auditor, 'POST', '/v1/grants', { json: terms });
-      expect((broker.deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM grants').get() as { n: number }).n).toBe(before);
+      expect(await count()).toBe(before);
     });
   });
 
@@ -167,8 +168,8 @@ describe('grant rules over a real server', () => {
       const other = await bearer(broker, operator, 'POST', '/v1/grants', { json: { ...body, reason: 'other' }, idempotencyKey: 'grant-key-1' });
       expect(other.status).toBe(422);
       expect(other.body.code).toBe('idempotency_key_reused');
-      const created = broker.deps.db.sqlite.prepare("SELECT COUNT(*) AS n FROM grants WHERE reason = 'idempotent'").get() as { n: number };
-      expect(created.n).toBe(1);
+      const [created] = await broker.rows<{ n: number }>("SELECT CAST(COUNT(*) AS INTEGER) AS n FROM grants WHERE reason = 'idempotent'");
+      expect(created!.n).toBe(1);
     });
 
     it('a bearer POST without Idempotency-Key is 400 idempotency_key_missing', async () => {

@@ -109,12 +109,19 @@ export interface TestBroker {
   server: RunningServer | null;
   /** Every log line the broker wrote, as text. */
   logs: string[];
+  /** Where its database is, for a CLI child process on the same database: `BROKER_DATABASE_URL` on PostgreSQL, else nothing. */
+  databaseEnv: Record<string, string>;
   /** A signing client for `group`, using its current key and the manual clock. */
   client(group: string): BrokerClient;
   /** The stored audit rows (of `subject` when given), oldest first, read from whichever engine serves. */
   auditRows(subject?: string): Promise<StoredActivity[]>;
   /** Recomputes the whole audit chain from seq 1 (`verifyChainOf`), on whichever engine serves. */
   verifyChain(): Promise<ChainVerdict>;
+  /**
+   * Runs one SQL query written for both engines (`?` placeholders, standard SQL; counts as
+   * `CAST(COUNT(*) AS INTEGER)`) on whichever engine serves, and returns its rows.
+   */
+  rows<T = Record<string, unknown>>(sql: string, ...params: unknown[]): Promise<T[]>;
   /** Stops the server (if any), closes the database, and removes the data directory it made. */
   stop(): Promise<void>;
 }
@@ -135,6 +142,14 @@ async function auditRowsOf(database: Database, subject?: string): Promise<Stored
   return res.rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
+/** One query with `?` placeholders on either engine (PostgreSQL's are numbered `$1`, `$2`…). */
+async function rowsOf<T>(database: Database, sql: string, params: unknown[]): Promise<T[]> {
+  if (database.engine === 'sqlite') return database.db.sqlite.prepare(sql).all(...params) as T[];
+  let n = 0;
+  const res = await database.pg.pool.query(sql.replace(/\?/g, () => `$${++n}`), params);
+  return res.rows as T[];
+}
+
 /** Starts a broker on a temp data directory with the repository's policies. */
 export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker> {
   const dataDir = opts.dataDir ?? tempDir();
@@ -148,6 +163,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
     ...(engine === 'postgres' && opts.env?.['BROKER_DATABASE_URL'] === undefined ? { BROKER_DATABASE_URL: await postgresUrlFor(dataDir) } : {}),
     ...opts.env,
   });
+  const databaseEnv: Record<string, string> = config.database.engine === 'postgres' ? { BROKER_DATABASE_URL: config.database.url } : {};
   const clock = new ManualClock(opts.startMs ?? Date.now());
   const logs: string[] = [];
   const sink = new Writable({
@@ -170,6 +186,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
     url,
     server,
     logs,
+    databaseEnv,
     client(group: string) {
       const key = deps.keys.current(group);
       return new BrokerClient({
@@ -181,6 +198,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
     },
     auditRows: (subject) => auditRowsOf(deps.database, subject),
     verifyChain: () => verifyChainOf(deps.database),
+    rows: <T,>(sql: string, ...params: unknown[]) => rowsOf<T>(deps.database, sql, params),
     async stop() {
       await server?.stop(1000);
       await closeDeps(deps);
