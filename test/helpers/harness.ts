@@ -59,7 +59,10 @@ export interface BrokerOptions {
   listen?: boolean;
   /** Reuse a data directory (to restart on the same database). */
   dataDir?: string;
-  /** Open the (existing) database read-only, as if the disk refused writes. */
+  /**
+   * Open the (existing) database read-only, as if the disk refused writes: the SQLite file opened
+   * read-only, or on PostgreSQL sessions with `default_transaction_read_only` (a hot standby).
+   */
   readonlyDb?: boolean;
   /** Providers registered beside the host's, e.g. test-only actions. */
   providers?: Provider[];
@@ -82,12 +85,19 @@ export function testEngine(): TestEngine {
 const PG_URL_FILE = 'test-database-url';
 
 /** `BROKER_DATABASE_URL` for a PostgreSQL broker on `dataDir`: the database it used before, or a fresh one. */
-async function postgresUrlFor(dataDir: string): Promise<string> {
+async function postgresUrlFor(dataDir: string, readonly = false): Promise<string> {
   const file = path.join(dataDir, PG_URL_FILE);
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8');
-  const url = await freshDatabase('broker');
-  fs.writeFileSync(file, url, { mode: 0o600 });
-  return url;
+  let url: string;
+  if (fs.existsSync(file)) {
+    url = fs.readFileSync(file, 'utf8');
+  } else {
+    url = await freshDatabase('broker');
+    fs.writeFileSync(file, url, { mode: 0o600 });
+  }
+  if (!readonly) return url;
+  const ro = new URL(url);
+  ro.searchParams.set('options', '-c default_transaction_read_only=on');
+  return ro.toString();
 }
 
 /**
@@ -154,13 +164,12 @@ async function rowsOf<T>(database: Database, sql: string, params: unknown[]): Pr
 export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker> {
   const dataDir = opts.dataDir ?? tempDir();
   const engine = opts.engine ?? testEngine();
-  if (engine === 'postgres' && opts.readonlyDb) throw new Error('readonlyDb opens the SQLite file read-only; it has no PostgreSQL form');
   const config = loadConfig({
     BROKER_DATA_DIR: dataDir,
     BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'),
     BROKER_LOG_LEVEL: 'info',
     BROKER_PORT: '0',
-    ...(engine === 'postgres' && opts.env?.['BROKER_DATABASE_URL'] === undefined ? { BROKER_DATABASE_URL: await postgresUrlFor(dataDir) } : {}),
+    ...(engine === 'postgres' && opts.env?.['BROKER_DATABASE_URL'] === undefined ? { BROKER_DATABASE_URL: await postgresUrlFor(dataDir, opts.readonlyDb) } : {}),
     ...opts.env,
   });
   const databaseEnv: Record<string, string> = config.database.engine === 'postgres' ? { BROKER_DATABASE_URL: config.database.url } : {};
@@ -172,7 +181,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker>
       cb();
     },
   });
-  const db = opts.readonlyDb ? openDb({ path: config.dbPath, readonly: true }) : undefined;
+  const db = opts.readonlyDb && engine === 'sqlite' ? openDb({ path: config.dbPath, readonly: true }) : undefined;
   const catalog = opts.providers ? new Catalog([...hostProviders(), ...opts.providers]) : undefined;
   const deps = asTestDeps(await createDeps(config, { clock, logger: createLogger(config.logLevel, sink), ...(db ? { db } : {}), ...(catalog ? { catalog } : {}) }));
   const listen = opts.listen ?? true;
