@@ -114,6 +114,7 @@ describe('grant rules over a real server', () => {
       const g = await createAsMain(broker, { group: 'developer', level: 2, ttl_s: 3600 });
       const expiresAt = Date.parse(g.expires_at);
       expect(expiresAt).toBe(broker.clock.now() + 3_600_000);
+      await broker.deps.readModel.refresh(); // as a request's authentication does (a no-op on SQLite)
       const view = broker.deps.grants.candidates('developer', 'ops').find((v) => v.id === g.id)!;
       expect(view.expiresAt).toBe(expiresAt);
       const start = broker.clock.now();
