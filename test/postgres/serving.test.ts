@@ -3,14 +3,18 @@
  * suites see them through the harness: a signed call end to end, `/ready`, and failing closed
  * when the database turns read-only (a standby taking over, `default_transaction_read_only`):
  * `/ready` answers 503, a call answers 503 with nothing executed, and both recover by themselves
- * once the database takes writes again. Also the instance lease and crash recovery by ownership
+ * once the database takes writes again. The audit verbs on the PostgreSQL trail, `broker backup`'s
+ * refusal naming `pg_dump`. Also the instance lease and crash recovery by ownership
  * of a serving process (`startInstance`) with two replicas on one database.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInstance, type ServingInstance } from '../../src/app/serving.js';
-import { startBroker, type TestBroker } from '../helpers/harness.js';
+import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
+import { runCli } from '../helpers/process.js';
 import { call, grant } from '../calls/helpers.js';
 import { testProvider, type TestProvider } from '../calls/provider.js';
 import { testServerUrl } from '../helpers/postgres.js';
@@ -86,6 +90,47 @@ describe('a broker served from PostgreSQL', () => {
     const key = randomUUID();
     expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
     expect(tp.attemptsOf(key)).toBe(1);
+  });
+});
+
+describe('the audit and backup verbs on PostgreSQL', () => {
+  let broker: TestBroker;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    broker = await startBroker({ engine: 'postgres' });
+    expect((await broker.client('main').post('/v1/grants', { group: 'developer', provider: 'github', level: 1, reason: 'audit verbs' })).status).toBe(201);
+    env = { BROKER_DATA_DIR: broker.dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_LOG_LEVEL: 'warn', ...broker.databaseEnv };
+  });
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  it('`audit verify`, `audit head` and `audit export` read the PostgreSQL trail; the export verifies with --file', async () => {
+    const rows = await broker.auditRows();
+    const verify = await runCli(['audit', 'verify'], env);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain(`audit chain ok: ${rows.length} rows verified`);
+    const head = await runCli(['audit', 'head'], env);
+    expect(head.code, head.stderr).toBe(0);
+    expect(JSON.parse(head.stdout)).toMatchObject({ seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash });
+    const file = path.join(tempDir(), 'trail.jsonl');
+    const exported = await runCli(['audit', 'export', '--out', file], env);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(fs.readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(rows.length);
+    const checked = await runCli(['audit', 'verify', '--file', file], {});
+    expect(checked.code, checked.stderr).toBe(0);
+    expect(checked.stdout).toContain(`audit export ok: ${rows.length} rows verified, seq 1–${rows.length}`);
+  });
+
+  it('`broker backup` refuses on PostgreSQL, names pg_dump, and writes nothing', async () => {
+    const before = (await broker.auditRows()).length;
+    const out = path.join(tempDir(), 'copy.db');
+    const res = await runCli(['backup', '--out', out], env);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/pg_dump/);
+    expect(res.stderr).not.toContain(new URL(env['BROKER_DATABASE_URL']!).password);
+    expect(fs.existsSync(out)).toBe(false);
+    expect((await broker.auditRows()).length).toBe(before);
   });
 });
 
