@@ -13,7 +13,7 @@ import { createGrant } from '../src/modules/grants/service.js';
 import type { CreateGrantInput } from '../src/modules/grants/terms.js';
 import { loadConfig, type Config } from '../src/platform/config.js';
 import { immediate } from '../src/platform/db/open.js';
-import { createDeps, type Deps, type DepsOverrides } from '../src/app/deps.js';
+import { createDeps, sqliteDeps, type DepsOverrides, type SqliteDeps } from '../src/app/deps.js';
 import { createLogger } from '../src/platform/log.js';
 import { benchProvider } from './provider.js';
 
@@ -35,10 +35,10 @@ export function benchCatalog(): Catalog {
   return new Catalog([...hostProviders({}), benchProvider()]);
 }
 
-/** Deps over a bench data directory, with the bench catalog and a silent logger. */
-export function benchDeps(env: Record<string, string>, overrides: DepsOverrides = {}): Promise<Deps> {
+/** Deps over a bench data directory (SQLite), with the bench catalog and a silent logger. */
+export async function benchDeps(env: Record<string, string>, overrides: DepsOverrides = {}): Promise<SqliteDeps> {
   const config: Config = loadConfig(env);
-  return createDeps(config, { catalog: benchCatalog(), logger: createLogger('silent'), ...overrides });
+  return sqliteDeps(await createDeps(config, { catalog: benchCatalog(), logger: createLogger('silent'), ...overrides }));
 }
 
 /**
@@ -46,7 +46,7 @@ export function benchDeps(env: Record<string, string>, overrides: DepsOverrides 
  * SQLite grant store does each grant's work synchronously when `createGrant` is called, so every
  * call is started inside the outer transaction and only their results are awaited after it.
  */
-export async function createGrants(deps: Deps, grants: CreateGrantInput[]): Promise<void> {
+export async function createGrants(deps: SqliteDeps, grants: CreateGrantInput[]): Promise<void> {
   const created: Promise<unknown>[] = [];
   immediate(deps.db, () => {
     for (const g of grants) created.push(createGrant(deps, g, 'operator:bench'));
@@ -55,7 +55,7 @@ export async function createGrants(deps: Deps, grants: CreateGrantInput[]): Prom
 }
 
 /** Appends `rows` filler audit rows through the audit trail, 10 000 per transaction. */
-export function fillAudit(deps: Deps, rows: number): void {
+export function fillAudit(deps: SqliteDeps, rows: number): void {
   for (let done = 0; done < rows; ) {
     const n = Math.min(10_000, rows - done);
     const batch: ActivityInput[] = Array.from({ length: n }, (_, i) => ({

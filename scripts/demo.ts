@@ -8,7 +8,8 @@
  * and plays the story of `scripts/demo/story.ts`, printing each step with its HTTP status (or the
  * CLI's exit code) and the receipt's verdict.
  *
- * Usage: `npm run demo [-- --json] [-- --verbose]`. `--json` prints one JSON object per line
+ * Usage: `npm run demo [-- --json] [-- --verbose]`; with `BROKER_DATABASE_URL=postgres://…` the
+ * broker and the CLI run on that PostgreSQL database (an empty one) instead of a SQLite file. `--json` prints one JSON object per line
  * (`event`: `start`, `step`, `check`, `end`); `--verbose` echoes the broker's log lines on stderr.
  * Exits 0 when every step answered as expected, 1 otherwise (130/143 on SIGINT/SIGTERM), and in
  * every case first stops the broker and the recorded GitHub and removes the temporary directory.
@@ -72,7 +73,10 @@ async function run(): Promise<void> {
   const workDir = path.join(tempDir, 'work');
   fs.mkdirSync(workDir, { recursive: true });
   github = await startRecordedGitHub();
-  const cliEnv = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: packagePath('policies'), BROKER_LOG_LEVEL: 'warn' };
+  // BROKER_DATABASE_URL (postgres://…) plays the story on that PostgreSQL database; unset, on SQLite in dataDir.
+  const databaseUrl = process.env['BROKER_DATABASE_URL'];
+  const database: Record<string, string> = databaseUrl ? { BROKER_DATABASE_URL: databaseUrl } : {};
+  const cliEnv: Record<string, string> = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: packagePath('policies'), BROKER_LOG_LEVEL: 'warn', ...database };
   const broker = await startBrokerProcess(
     {
       ...cliEnv,

@@ -16,12 +16,13 @@ import { registerSwitchCommands } from '../modules/switches/cli.js';
 import { registerWebhookCommands } from '../modules/webhooks/cli.js';
 import { registerTokenCommands } from '../modules/tokens/cli.js';
 import { registerMcpCommands } from '../mcp/cli.js';
-import { cliOperator, printJson } from '../platform/cli.js';
-import { loadConfig } from '../platform/config.js';
+import { CliExit, cliOperator, printJson } from '../platform/cli.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { describeDatabase } from '../platform/db/url.js';
 import { backupDatabase } from '../platform/db/backup.js';
 import { assertSqliteNotServed } from '../platform/lease/lease.js';
 import { createLogger } from '../platform/log.js';
-import { closeDeps, createDeps, type Deps } from './deps.js';
+import { closeDeps, createDeps, sqliteDeps, type Deps } from './deps.js';
 import { runBroker } from './server.js';
 
 /**
@@ -54,13 +55,14 @@ export function registerCommands(program: Command): void {
     .command('backup')
     .description('write a consistent copy of the database while the broker runs (mode 0600), checked and audited; master.key and token.key are not in it')
     .requiredOption('--out <file>', 'the copy to write (never overwritten)')
-    .action((opts: { out: string }) =>
-      withDeps((deps) => {
-        const report = backupDatabase(deps.db, opts.out, deps.clock, cliOperator());
+    .action((opts: { out: string }) => {
+      refuseBackupOnPostgres(loadConfig());
+      return withDeps((deps) => {
+        const report = backupDatabase(sqliteDeps(deps).db, opts.out, deps.clock, cliOperator());
         printJson(report);
         process.stderr.write(`backed up to ${report.path}; keep ${deps.paths.masterKey} (it decrypts the group keys in it) and ${deps.paths.tokenKey} safe apart from it\n`);
-      }),
-    );
+      });
+    });
   registerAuditCommands(program, withDeps);
   registerGrantsCommands(program, withDeps);
   registerGrantRequestCommands(program, withDeps);
@@ -73,9 +75,24 @@ export function registerCommands(program: Command): void {
   registerMcpCommands(program);
 }
 
+/**
+ * `broker backup` copies the SQLite file; a PostgreSQL database is backed up with the server's own
+ * tool, `pg_dump`, which takes a consistent snapshot while every replica keeps serving.
+ * @throws CliExit (exit 1) on PostgreSQL, before anything is opened or written.
+ */
+export function refuseBackupOnPostgres(config: Config): void {
+  if (config.database.engine !== 'postgres') return;
+  throw new CliExit(
+    `broker backup copies the embedded SQLite file, but this broker uses PostgreSQL (${describeDatabase(config.database)}); nothing was written. ` +
+      'Back it up with pg_dump, e.g. pg_dump --format=custom --file=broker.dump "$BROKER_DATABASE_URL", and keep master.key, token.key and checkpoint.key ' +
+      `(in ${config.dataDir}) safe apart from it; see docs/operations.md.`,
+  );
+}
+
 async function serve(): Promise<void> {
   const config = loadConfig();
-  // Before createDeps, which may migrate or write: a served database is left exactly as it is.
-  assertSqliteNotServed(config.dbPath, Date.now());
+  // Before createDeps, which may migrate or write: a served SQLite file is left exactly as it is
+  // (on PostgreSQL every replica holds a lease of its own).
+  if (config.database.engine === 'sqlite') assertSqliteNotServed(config.dbPath, Date.now());
   await runBroker(await createDeps(config));
 }

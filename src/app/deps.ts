@@ -21,12 +21,15 @@ import { sqliteGrantRequestStore, type GrantRequestStore } from '../modules/gran
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
-import type { PgDb } from '../platform/db/pg.js';
+import type { Database } from '../platform/db/database.js';
+import { openPgDb } from '../platform/db/pg.js';
 import { sqliteOutboxStore, type OutboxStore } from '../platform/outbox/store.js';
 import { pgOutboxStore } from '../platform/outbox/store.pg.js';
 import { sqliteWebhookStore, type WebhookStore } from '../modules/webhooks/store.js';
 import { pgWebhookStore } from '../modules/webhooks/store.pg.js';
-import { syncReadModel, type ReadModel } from './read-model.js';
+import { pgGrantRows } from '../modules/grants/source.pg.js';
+import { pgKeyRows } from '../modules/identity/keys.pg.js';
+import { pgReadModel, syncReadModel, type ReadModel } from './read-model.js';
 import { sqliteTaskStore, type TaskStore } from '../modules/kernel/store.js';
 import { capabilitiesFor } from '../modules/calls/capabilities.js';
 import { callsForTask } from '../modules/calls/views.js';
@@ -69,8 +72,7 @@ export interface Stores {
   webhooks: WebhookStore;
 }
 
-/** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
-export type Database = { engine: 'sqlite'; db: Db } | { engine: 'postgres'; pg: PgDb };
+export type { Database } from '../platform/db/database.js';
 
 /**
  * Every store over one database and clock, the engine's implementation of each: the SQLite stores
@@ -117,7 +119,13 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
 /** Everything the app and the CLI run on. Built once per process by {@link createDeps}. */
 export interface Deps {
   config: Config;
-  db: Db;
+  /** The database this process serves from (`BROKER_DATABASE_URL`): the SQLite file or a PostgreSQL pool. */
+  database: Database;
+  /**
+   * The SQLite database, when that is the engine (`database.db`); undefined on PostgreSQL. Only
+   * SQLite-only tools read it (benches, tests that inspect the file); the app reads `database`.
+   */
+  db?: Db;
   clock: Clock;
   logger: Logger;
   keys: KeyStore;
@@ -158,8 +166,20 @@ export interface Deps {
   paths: { dataDir: string; dbPath: string; masterKey: string; tokenKey: string; policiesDir: string };
 }
 
-/** Optional replacements for tests (a manual clock, a captured logger, an open database). */
-export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'catalog'>>;
+/** {@link Deps} of a process serving from SQLite: `db` is its open file. */
+export type SqliteDeps = Deps & { db: Db };
+
+/**
+ * Narrows deps to SQLite's, for the tools that read the SQLite file directly (benches, tests).
+ * @throws Error when the deps serve PostgreSQL.
+ */
+export function sqliteDeps(deps: Deps): SqliteDeps {
+  if (deps.database.engine !== 'sqlite' || deps.db === undefined) throw new Error(`these deps serve ${deps.database.engine}, not the SQLite file this code reads directly`);
+  return deps as SqliteDeps;
+}
+
+/** Optional replacements for tests (a manual clock, a captured logger, an open SQLite database). */
+export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'catalog'>> & { db?: Db };
 
 /**
  * Opens the database (creating the data directory and applying migrations), loads or creates the
@@ -168,26 +188,74 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'db' | 'cata
  * earlier one at once, `TokenKeys.retireReplaced`, and a rotation that stopped after replacing the
  * file is finished, `TokenKeys.finishInterruptedRotation`), loads the groups policy and gives each
  * group a key.
- * @throws ConfigError for a PostgreSQL `BROKER_DATABASE_URL` (not served yet); ConfigError-like errors from policies, the master key file or SQLite; start-up stops.
+ * On PostgreSQL (`BROKER_DATABASE_URL=postgres://…`) it opens a pool and applies the committed
+ * migrations of `drizzle-pg/` under their advisory lock (replicas starting together apply them
+ * once), and the read model is refreshed from the database before each request (`pgReadModel`),
+ * once here so the keys and grants are in memory before anything reads them.
+ * @throws ConfigError-like errors from policies, the master key file or SQLite; ApiError 503
+ *   `service_unavailable` when PostgreSQL cannot be reached (the pool is closed); start-up stops.
  */
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
-  // Fail closed: the PostgreSQL engine's schema and migrations exist, but the stores do not serve
-  // it yet, so a postgres:// URL must never fall back to the embedded SQLite file.
-  if (config.database.engine === 'postgres') {
-    throw new ConfigError('BROKER_DATABASE_URL: this build does not serve PostgreSQL yet (its schema and migrations are in drizzle-pg/; the stores come next). Unset it to use the embedded SQLite database.');
-  }
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const master = loadOrCreateMasterKey(config.dataDir);
   const signingKey = loadOrCreateSigningKey(config.dataDir);
   const checkpointKey = loadOrCreateSigningKey(config.dataDir, 'checkpoint.key');
-  const db =
-    overrides.db ??
-    openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
   const groups = loadGroups(config.policiesDir);
-  const stores = createStores({ engine: 'sqlite', db }, clock, config);
-  const keys = new KeyStore(db, master.key, clock, config.keyGraceS * 1000, stores.groupKeys);
+  const database = await openDatabase(config, overrides, logger);
+  try {
+    return await assemble(config, database, { clock, logger, master, signingKey, checkpointKey, groups, catalog: overrides.catalog });
+  } catch (err) {
+    await closeDatabase(database);
+    throw err;
+  }
+}
+
+/**
+ * Opens the configured database: the SQLite file (or `overrides.db`), or a PostgreSQL pool with
+ * its migrations applied. An idle pooled connection's error (the server went away) is logged with
+ * its message and SQLSTATE only: the driver's error carries the connection's parameters.
+ */
+async function openDatabase(config: Config, overrides: DepsOverrides, logger: Logger): Promise<Database> {
+  if (config.database.engine === 'postgres') {
+    if (overrides.db) throw new ConfigError('an open SQLite database was given, but BROKER_DATABASE_URL names PostgreSQL');
+    const pg = await openPgDb({
+      url: config.database.url,
+      onIdleError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, 'an idle PostgreSQL connection failed; it is dropped and reopened on demand'),
+    });
+    return { engine: 'postgres', pg };
+  }
+  const db = overrides.db ?? openDb({ path: config.dbPath, synchronous: config.sqliteSynchronous, busyTimeoutMs: config.sqliteBusyTimeoutMs });
+  return { engine: 'sqlite', db };
+}
+
+async function closeDatabase(database: Database): Promise<void> {
+  if (database.engine === 'postgres') await database.pg.close();
+  else if (database.db.sqlite.open) database.db.sqlite.close();
+}
+
+/** What {@link createDeps} loads before it opens the database. */
+interface Loaded {
+  clock: Clock;
+  logger: Logger;
+  master: ReturnType<typeof loadOrCreateMasterKey>;
+  signingKey: BrokerSigningKey;
+  checkpointKey: BrokerSigningKey;
+  groups: Groups;
+  catalog: Catalog | undefined;
+}
+
+async function assemble(config: Config, database: Database, loaded: Loaded): Promise<Deps> {
+  const { clock, logger, master, signingKey, checkpointKey, groups } = loaded;
+  const stores = createStores(database, clock, config);
+  const keys =
+    database.engine === 'postgres'
+      ? new KeyStore(pgKeyRows(database.pg), master.key, clock, config.keyGraceS * 1000, stores.groupKeys)
+      : new KeyStore(database.db, master.key, clock, config.keyGraceS * 1000, stores.groupKeys);
+  const grants = new GrantIndex(database.engine === 'postgres' ? pgGrantRows(database.pg) : database.db, clock);
+  const readModel = database.engine === 'postgres' ? pgReadModel(database.pg, keys, grants) : syncReadModel;
   await keys.ensureGroups(groups.keys());
+  await readModel.refresh();
   const tokens = new TokenService(signingKey, clock, stores.tokens);
   const tokenKeys = tokens.keys;
   const registered = await tokenKeys.register(signingKey);
@@ -203,8 +271,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const runnersPolicy = loadRunners(config.policiesDir);
   const limits = loadLimits(config.policiesDir);
   const metrics = createMetrics();
-  const catalog = overrides.catalog ?? new Catalog(hostProviders());
-  const grants = new GrantIndex(db, clock);
+  const catalog = loaded.catalog ?? new Catalog(hostProviders());
   const runner = new Runner({
     runs: stores.runs,
     tasks: stores.tasks,
@@ -218,7 +285,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   });
   return {
     config,
-    db,
+    database,
+    ...(database.engine === 'sqlite' ? { db: database.db } : {}),
     clock,
     logger,
     keys,
@@ -230,16 +298,16 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     catalog,
     grants,
     stores,
-    readModel: syncReadModel,
+    readModel,
     tokens,
     tasks: stores.tasks,
     checkpointKey,
-    paths: { dataDir: config.dataDir, dbPath: db.path, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
+    paths: { dataDir: config.dataDir, dbPath: database.engine === 'sqlite' ? database.db.path : database.pg.label, masterKey: master.path, tokenKey: signingKey.path, policiesDir: config.policiesDir },
   };
 }
 
-/** Closes what {@link createDeps} opened. Idempotent. */
+/** Closes what {@link createDeps} opened (the SQLite file or the PostgreSQL pool). Idempotent. */
 export async function closeDeps(deps: Deps): Promise<void> {
   await Promise.all(deps.catalog.providers.map((p) => p.close?.()));
-  if (deps.db.sqlite.open) deps.db.sqlite.close();
+  await closeDatabase(deps.database);
 }

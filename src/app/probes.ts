@@ -4,21 +4,37 @@
  */
 import { z } from 'zod';
 import type { Deps } from './deps.js';
+import type { Database } from '../platform/db/database.js';
 import { pendingMigrations, writeProbe } from '../platform/db/open.js';
+import { pendingMigrationsPg, pgErrorText, writeProbePg } from '../platform/db/pg.js';
 import { createRoute, createRouter, json, mount, problemResponses, PUBLIC_ERRORS, publicProblems, text, type Router } from '../platform/http/contract.js';
 import { ApiError, problemResponse } from '../platform/http/problem.js';
 
 /**
  * Why the broker is not ready, empty when it is: the database cannot commit a durable write
- * (`writeProbe`: a full or read-only disk; at most one probe commit per second), or committed
- * migrations are not applied.
+ * (SQLite `writeProbe`: a full or read-only disk; PostgreSQL `writeProbePg`: an unreachable,
+ * read-only or full server; at most one probe commit per second), or committed migrations are not
+ * applied. Never rejects: a database that cannot be asked is a reason.
  */
-export function readinessProblems(deps: Pick<Deps, 'db'>): string[] {
+export async function readinessProblems(deps: { database: Database }): Promise<string[]> {
   const reasons: string[] = [];
-  const probe = writeProbe(deps.db);
+  const { database } = deps;
+  if (database.engine === 'sqlite') {
+    const probe = writeProbe(database.db);
+    if (probe) reasons.push(`database is not writable: ${probe}`);
+    const pending = pendingMigrations(database.db);
+    if (pending > 0) reasons.push(`${pending} migration(s) not applied`);
+    return reasons;
+  }
+  const probe = await writeProbePg(database.pg);
   if (probe) reasons.push(`database is not writable: ${probe}`);
-  const pending = pendingMigrations(deps.db);
-  if (pending > 0) reasons.push(`${pending} migration(s) not applied`);
+  try {
+    const pending = await pendingMigrationsPg(database.pg);
+    if (pending > 0) reasons.push(`${pending} migration(s) not applied`);
+  } catch (err) {
+    // Already said by the probe when the server is gone; otherwise say why the check failed.
+    if (!probe) reasons.push(`migrations could not be checked: ${pgErrorText((err as { extensions?: { cause?: unknown } }).extensions?.cause ?? err)}`);
+  }
   return reasons;
 }
 
@@ -36,7 +52,7 @@ export function providerStatus(deps: Pick<Deps, 'catalog'>): Record<string, { av
 const Providers = z.record(z.string(), z.strictObject({ available: z.boolean(), reason: z.string().optional() })).meta({ id: 'ProviderStatus' });
 
 /** The probes, answered without credentials. */
-export function probeRoutes(deps: Pick<Deps, 'db' | 'catalog' | 'metrics'>): Router {
+export function probeRoutes(deps: Pick<Deps, 'database' | 'catalog' | 'metrics'>): Router {
   return mount(
     createRouter(),
     {
@@ -64,8 +80,8 @@ export function probeRoutes(deps: Pick<Deps, 'db' | 'catalog' | 'metrics'>): Rou
           ...problemResponses([...PUBLIC_ERRORS, 'not_ready'], { reasons: z.array(z.string()).optional(), providers: Providers.optional() }),
         },
       }),
-      handler: (c) => {
-        const reasons = readinessProblems(deps);
+      handler: async (c) => {
+        const reasons = await readinessProblems(deps);
         if (reasons.length > 0) {
           return problemResponse(new ApiError('not_ready', reasons.join('; '), { reasons, providers: providerStatus(deps) }), c.req.path);
         }

@@ -105,7 +105,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
   try {
     running = await startServer(deps);
   } catch (err) {
-    instance.release();
+    await instance.release();
     throw err;
   }
   let ipc: IpcService | null = null;
@@ -114,7 +114,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
       ipc = await startIpc({ config: { ...deps.config, ipcDir: deps.config.ipcDir }, groups: deps.groups.keys(), clock: deps.clock, logger: deps.logger, fetch: (req) => running.app.fetch(req) });
     } catch (err) {
       await running.stop();
-      instance.release();
+      await instance.release();
       throw err;
     }
   }
@@ -138,7 +138,7 @@ export async function runBroker(deps: Deps): Promise<RunningServer> {
     await webhooks?.stop();
     await stopCheckpoints(); // a final checkpoint over the rows the last requests wrote
     await stopAuditSinks(); // after its batch in flight; the next start goes on from each sink's cursor
-    instance.release();
+    await instance.release();
     await closeDeps(deps);
     await shutdownTracing(deps.config.shutdownTimeoutMs); // the spans of the last requests
     deps.logger.info('stopped');

@@ -14,11 +14,11 @@ import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import type { TaskStore } from '../modules/kernel/store.js';
 import { TASK_STATES } from '../modules/kernel/model.js';
-import { ChainChecker, verifyChain } from '../platform/audit/chain.js';
+import { ChainChecker } from '../platform/audit/chain.js';
 import { readCheckpoints, type Checkpoint } from '../platform/audit/checkpoints.js';
-import { chainHead } from '../platform/audit/export.js';
+import { chainHeadOf, verifyChainOf } from '../platform/audit/source.js';
 import type { Clock } from '../platform/clock.js';
-import type { Db } from '../platform/db/open.js';
+import type { Database } from '../platform/db/database.js';
 import { callApi, query, type InProcessApp } from './api.js';
 import { AuditPage, type AuditFilters, type ChainStatus } from './audit.js';
 import { CallPage, CallsPage, narrowCalls, ProblemPage, type CallFilters } from './calls.js';
@@ -33,7 +33,8 @@ import { TasksPage, type BoardTask } from './tasks.js';
 export interface ConsoleDeps {
   tokens: { verify: VerifyToken };
   tasks: TaskStore;
-  db: Db;
+  /** The database the audit trail is read from (either engine). */
+  database: Database;
   clock: Clock;
   config: { checkpointDir: string };
 }
@@ -230,7 +231,7 @@ export function consoleRoutes(deps: ConsoleDeps, app: InProcessApp): Hono<Consol
  * The chain's status: its head, the verdict of recomputing it from seq 1 against the signed
  * checkpoints (`verifyChain`), and the newest checkpoint with its age at the broker clock's now.
  */
-export async function chainStatus(deps: Pick<ConsoleDeps, 'db' | 'clock' | 'config'>): Promise<ChainStatus> {
+export async function chainStatus(deps: Pick<ConsoleDeps, 'database' | 'clock' | 'config'>): Promise<ChainStatus> {
   let checkpoints: Checkpoint[] = [];
   let checkpointError: string | null = null;
   try {
@@ -241,13 +242,13 @@ export async function chainStatus(deps: Pick<ConsoleDeps, 'db' | 'clock' | 'conf
   const newest = checkpoints.at(-1) ?? null;
   let verdict: ChainStatus['verdict'];
   try {
-    const v = verifyChain(deps.db, new ChainChecker(undefined, checkpoints));
+    const v = await verifyChainOf(deps.database, new ChainChecker(undefined, checkpoints));
     verdict = v.ok ? { ok: true, rows: v.rows } : { ok: false, reason: `seq ${v.brokenSeq}: ${v.reason}` };
   } catch (err) {
     verdict = { ok: false, reason: `the chain could not be read: ${(err as Error).message}` };
   }
   return {
-    head: chainHead(deps.db),
+    head: await chainHeadOf(deps.database),
     verdict,
     checkpoint: newest && { seq: newest.seq, hash: newest.hash, ts: newest.ts, kid: newest.kid, ageS: Math.max(0, Math.round((deps.clock.now() - Date.parse(newest.ts)) / 1000)) },
     checkpointError,

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/platform/audit/chain.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { approveTwice, auditKinds, call, grant, taskIn } from './helpers.js';
 import { PROVIDER_SECRET, testProvider, type TestProvider } from './provider.js';
@@ -20,7 +19,7 @@ async function fresh(env: Record<string, string> = {}): Promise<void> {
 beforeEach(() => fresh());
 afterEach(async () => {
   tp.release();
-  expect(verifyChain(broker.deps.db).ok).toBe(true);
+  expect((await broker.verifyChain()).ok).toBe(true);
   await broker.stop();
 });
 
@@ -45,7 +44,7 @@ describe('a call that is allowed', () => {
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(res.body);
     expect(tp.attemptsOf(key)).toBe(1);
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded']);
   });
 
   it('shows the call to its group only (GET /v1/ext/calls/{id}); others get 404', async () => {
@@ -88,7 +87,7 @@ describe('a call that is allowed', () => {
     expect(res.status).toBe(422);
     expect(res.body.code).toBe('idempotency_key_reused');
     expect(tp.attempts).toHaveLength(1);
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded', 'call.rejected']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded', 'call.rejected']);
   });
 });
 
@@ -104,7 +103,7 @@ describe('request shape (step 2)', () => {
     expect(res.status).toBe(status);
     expect(res.body.code).toBe(code);
     expect(res.body.receipt.decision).toBe('rejected');
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
     expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
   });
 
@@ -114,7 +113,7 @@ describe('request shape (step 2)', () => {
     const res = await broker.client('developer').request('POST', '/v1/ext/calls', { rawBody: '{"action": ', idempotencyKey: key });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('malformed_json');
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
     expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
   });
 
@@ -146,7 +145,7 @@ describe('denials (steps 4–12): 403 problem+json with code, sentence and recei
     expect(res.body.detail).toMatch(/\S+ \S+/);
     expect(res.body.receipt).toMatchObject({ decision: 'denied', code, request_id: key, group });
     expect(steps(res.body).at(-1)).toMatch(/:fail$/);
-    expect(auditKinds(broker, group, key)).toEqual(['call.denied']);
+    expect(await auditKinds(broker, group, key)).toEqual(['call.denied']);
     expect(tp.attemptsOf(key)).toBe(0);
   }
 
@@ -371,12 +370,12 @@ describe('outcomes and provider failures', () => {
     const text = JSON.stringify(res.body);
     expect(text).not.toContain(PROVIDER_SECRET);
     expect(text).toContain('[REDACTED]');
-    const audit = JSON.stringify(broker.deps.db.sqlite.prepare('SELECT detail FROM gov_activities').all());
+    const audit = JSON.stringify((await broker.auditRows()).map((r) => r.detail));
     expect(audit).not.toContain(PROVIDER_SECRET);
     expect(broker.logs.join('')).not.toContain(PROVIDER_SECRET);
     const again = await call(broker, 'developer', { action: 'test.read', params: { reject: true } }, key);
     expect([again.status, again.headers.get('idempotent-replayed')]).toEqual([502, 'true']);
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.failed']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.failed']);
   });
 
   it('aborts an action past the provider timeout: 504 provider_timeout, stored as timed_out', async () => {
@@ -388,7 +387,7 @@ describe('outcomes and provider failures', () => {
     expect(res.status).toBe(504);
     expect(res.body).toMatchObject({ code: 'provider_timeout', call_status: 'timed_out', timeout_ms: 300 });
     expect((await broker.client('developer').get(`/v1/ext/calls/${key}`)).body.status).toBe('timed_out');
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.timed_out']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.timed_out']);
   });
 });
 
@@ -420,7 +419,7 @@ describe('fail-closed storage', () => {
       expect(res.status).toBe(503);
       expect(res.body.code).toBe('audit_unavailable');
       expect(tp.attempts).toHaveLength(0);
-      expect(auditKinds(broker, 'developer', key)).toEqual([]);
+      expect(await auditKinds(broker, 'developer', key)).toEqual([]);
       // Nothing was used up: the same key succeeds on a broker that can write.
       expect((await call(broker, 'developer', { action: 'test.read' }, key)).status).toBe(200);
     } finally {

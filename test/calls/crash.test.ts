@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { BrokerClient } from '../../src/client/index.js';
 import { loadConfig } from '../../src/platform/config.js';
-import { closeDeps, createDeps, type Deps } from '../../src/app/deps.js';
+import { closeDeps, createDeps, sqliteDeps, type SqliteDeps } from '../../src/app/deps.js';
 import { createLogger } from '../../src/platform/log.js';
 import { REPO_ROOT, tempDir } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
@@ -22,7 +22,7 @@ describe('a broker killed while a call runs', () => {
   // The default instance lease (15 s): the restart must not wait for the killed process's lease,
   // since that process is certainly gone (same host, no such pid).
   const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_HOST: '127.0.0.1', BROKER_PORT: '0', BROKER_LOG_LEVEL: 'info' };
-  let deps: Deps | undefined;
+  let deps: SqliteDeps | undefined;
   const children: ChildProcess[] = [];
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -34,7 +34,7 @@ describe('a broker killed while a call runs', () => {
     const first = await serve(env);
     children.push(first.child);
     // The test process reads the same data directory (keys, rows) but never serves calls.
-    deps = await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    deps = sqliteDeps(await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') }));
     const client = (group: string, url: string) => {
       const key = deps!.keys.current(group);
       return new BrokerClient({ baseUrl: url, credential: { keyid: key.keyid, secret: key.secret } });

@@ -101,6 +101,6 @@ export function call(broker: TestBroker, group: string, body: CallBody, key: str
 }
 
 /** The audit rows of one call (`call:<group>:<key>`), by kind. */
-export function auditKinds(broker: TestBroker, group: string, key: string): string[] {
-  return (broker.deps.db.sqlite.prepare('SELECT kind FROM gov_activities WHERE subject = ? ORDER BY seq').all(`call:${group}:${key}`) as { kind: string }[]).map((r) => r.kind);
+export async function auditKinds(broker: TestBroker, group: string, key: string): Promise<string[]> {
+  return (await broker.auditRows(`call:${group}:${key}`)).map((r) => r.kind);
 }

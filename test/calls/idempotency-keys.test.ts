@@ -98,7 +98,7 @@ describe('idempotency keys answered from their rows', () => {
     expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 'true']);
     expect(replay.body).toEqual(JSON.parse(stored));
     expect(tp.attemptsOf(old)).toBe(0);
-    expect(auditKinds(broker, 'developer', old)).toEqual([]);
+    expect(await auditKinds(broker, 'developer', old)).toEqual([]);
 
     const reused = await call(broker, 'developer', { action: 'test.read', params: { resource: 'acme/other' } }, old);
     expect([reused.status, reused.body.code]).toEqual([422, 'idempotency_key_reused']);

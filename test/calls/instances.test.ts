@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { BrokerClient } from '../../src/client/index.js';
 import { loadConfig } from '../../src/platform/config.js';
-import { closeDeps, createDeps, type Deps } from '../../src/app/deps.js';
+import { closeDeps, createDeps, sqliteDeps, type SqliteDeps } from '../../src/app/deps.js';
 import { startInstance } from '../../src/app/serving.js';
 import { createLogger } from '../../src/platform/log.js';
 import { REPO_ROOT, startBroker, tempDir } from '../helpers/harness.js';
@@ -42,7 +42,7 @@ function serveUntilExit(env: Record<string, string>): Promise<{ code: number | n
 describe('a second broker serve beside a live one', () => {
   const dataDir = tempDir('broker-lease-');
   const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_HOST: '127.0.0.1', BROKER_PORT: '0', BROKER_LOG_LEVEL: 'info' };
-  let deps: Deps | undefined;
+  let deps: SqliteDeps | undefined;
   const children: ChildProcess[] = [];
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -53,7 +53,7 @@ describe('a second broker serve beside a live one', () => {
   it('exits non-zero naming the live instance, changes nothing, and the call in flight completes', async () => {
     const live = await serveFixture(env);
     children.push(live.child);
-    deps = await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    deps = sqliteDeps(await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') }));
     const db = deps.db.sqlite;
     const client = (group: string) => {
       const key = deps!.keys.current(group);

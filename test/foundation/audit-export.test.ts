@@ -13,7 +13,7 @@ import { activityHash, GENESIS_HASH, verifyChain } from '../../src/platform/audi
 import { appendActivity } from '../../src/platform/audit/trail.js';
 import { immediate } from '../../src/platform/db/open.js';
 import { loadConfig } from '../../src/platform/config.js';
-import { closeDeps, createDeps } from '../../src/app/deps.js';
+import { closeDeps, createDeps, sqliteDeps } from '../../src/app/deps.js';
 import { createLogger } from '../../src/platform/log.js';
 import { REPO_ROOT, startBroker, tempDir } from '../helpers/harness.js';
 import { BIN, runCli } from '../helpers/process.js';
@@ -29,7 +29,7 @@ interface Line {
 async function trail(extra: number): Promise<{ env: Record<string, string>; dataDir: string }> {
   const dataDir = tempDir();
   const env = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies') };
-  const deps = await createDeps(loadConfig(env), { logger: createLogger('silent') });
+  const deps = sqliteDeps(await createDeps(loadConfig(env), { logger: createLogger('silent') }));
   immediate(deps.db, () => {
     for (let i = 0; i < extra; i++) appendActivity(deps.db, { actor: 'operator:alice', kind: 'grant.created', subject: `grant:g${i}`, detail: { n: i, note: 'é ✓ "quoted"' } }, Date.UTC(2026, 0, 1, 0, 0, i));
   });
@@ -161,7 +161,7 @@ describe('broker audit verify --anchor on the database', () => {
     db.exec('DROP TRIGGER gov_activities_no_update');
     db.prepare("UPDATE gov_activities SET actor = 'mallory' WHERE seq = 2").run();
     db.close();
-    const rechain = await createDeps(loadConfig(env), { logger: createLogger('silent') });
+    const rechain = sqliteDeps(await createDeps(loadConfig(env), { logger: createLogger('silent') }));
     const rows = rechain.db.sqlite.prepare('SELECT seq, ts, actor, kind, subject, detail FROM gov_activities ORDER BY seq').all() as { seq: number; ts: string; actor: string; kind: string; subject: string; detail: string }[];
     let prev = GENESIS_HASH;
     for (const r of rows) {

@@ -45,10 +45,11 @@ describe('grant rules over a real server', () => {
     });
 
     it('refusals create nothing', async () => {
-      const before = (broker.deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM grants').get() as { n: number }).n;
+      const count = async () => (await broker.rows<{ n: number }>('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM grants'))[0]!.n;
+      const before = await count();
       await broker.client('developer').post('/v1/grants', terms);
       await bearer(broker, auditor, 'POST', '/v1/grants', { json: terms });
-      expect((broker.deps.db.sqlite.prepare('SELECT COUNT(*) AS n FROM grants').get() as { n: number }).n).toBe(before);
+      expect(await count()).toBe(before);
     });
   });
 
@@ -113,6 +114,7 @@ describe('grant rules over a real server', () => {
       const g = await createAsMain(broker, { group: 'developer', level: 2, ttl_s: 3600 });
       const expiresAt = Date.parse(g.expires_at);
       expect(expiresAt).toBe(broker.clock.now() + 3_600_000);
+      await broker.deps.readModel.refresh(); // as a request's authentication does (a no-op on SQLite)
       const view = broker.deps.grants.candidates('developer', 'ops').find((v) => v.id === g.id)!;
       expect(view.expiresAt).toBe(expiresAt);
       const start = broker.clock.now();
@@ -167,8 +169,8 @@ describe('grant rules over a real server', () => {
       const other = await bearer(broker, operator, 'POST', '/v1/grants', { json: { ...body, reason: 'other' }, idempotencyKey: 'grant-key-1' });
       expect(other.status).toBe(422);
       expect(other.body.code).toBe('idempotency_key_reused');
-      const created = broker.deps.db.sqlite.prepare("SELECT COUNT(*) AS n FROM grants WHERE reason = 'idempotent'").get() as { n: number };
-      expect(created.n).toBe(1);
+      const [created] = await broker.rows<{ n: number }>("SELECT CAST(COUNT(*) AS INTEGER) AS n FROM grants WHERE reason = 'idempotent'");
+      expect(created!.n).toBe(1);
     });
 
     it('a bearer POST without Idempotency-Key is 400 idempotency_key_missing', async () => {

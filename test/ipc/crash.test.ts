@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BrokerClient, IPC_BASE_URL } from '../../src/client/index.js';
 import { loadConfig } from '../../src/platform/config.js';
-import { closeDeps, createDeps, type Deps } from '../../src/app/deps.js';
+import { closeDeps, createDeps, sqliteDeps, type SqliteDeps } from '../../src/app/deps.js';
 import { createLogger } from '../../src/platform/log.js';
 import { requestFile, type IpcRequestFile, type IpcResponseFile } from '../../src/protocol/ipc.js';
 import { REPO_ROOT, tempDir } from '../helpers/harness.js';
@@ -22,7 +22,7 @@ describe('a broker killed between claiming a request file and answering it', () 
   const dataDir = tempDir('broker-ipc-crash-');
   const root = tempDir('broker-ipc-root-');
   const env = { BROKER_DATA_DIR: dataDir, BROKER_IPC_DIR: root, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_HOST: '127.0.0.1', BROKER_PORT: '0', BROKER_LOG_LEVEL: 'info' };
-  let deps: Deps | undefined;
+  let deps: SqliteDeps | undefined;
   const children: ChildProcess[] = [];
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -51,7 +51,7 @@ describe('a broker killed between claiming a request file and answering it', () 
     const first = await serve(env);
     children.push(first.child);
     expect(first.output()).toMatch(/"msg":"file transport watching"/);
-    deps = await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') });
+    deps = sqliteDeps(await createDeps(loadConfig({ ...env }), { logger: createLogger('silent') }));
     const main = deps.keys.current('main');
     const g = await new BrokerClient({ baseUrl: first.url, credential: { keyid: main.keyid, secret: main.secret } }).post('/v1/grants', { group: 'developer', provider: 'test', level: 1, reason: 'IPC crash test' });
     expect(g.status, JSON.stringify(g.body)).toBe(201);

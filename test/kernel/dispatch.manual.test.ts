@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/platform/audit/chain.js';
 import type { DispatchJson } from '../../src/modules/kernel/service/dispatch.js';
 import { runDispatchOnce } from '../../src/modules/kernel/service/dispatch.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
@@ -12,7 +11,7 @@ beforeAll(async () => {
   k = new Kernel(broker);
 });
 afterAll(async () => {
-  expect(verifyChain(broker.deps.db).ok).toBe(true);
+  expect((await broker.verifyChain()).ok).toBe(true);
   await broker.stop();
 });
 
@@ -24,12 +23,8 @@ async function dispatchesOf(group: string, id: string, status: 'pending' | 'acke
 }
 
 /** Every dispatch row of task `id` in the database, whatever its group or status. */
-function storedDispatches(id: string): { dispatch_key: string; kind: string; group: string }[] {
-  return broker.deps.db.sqlite.prepare('SELECT dispatch_key, kind, "group" FROM task_dispatches WHERE task_id = ? ORDER BY id').all(id) as {
-    dispatch_key: string;
-    kind: string;
-    group: string;
-  }[];
+function storedDispatches(id: string): Promise<{ dispatch_key: string; kind: string; group: string }[]> {
+  return broker.rows('SELECT dispatch_key, kind, "group" FROM task_dispatches WHERE task_id = ? ORDER BY id', id);
 }
 
 /** The dispatches the loop creates for task `id` in one pass. */
@@ -64,7 +59,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(await dispatchesOf('developer', review.id)).toEqual([]);
     expect(await dispatchesOf('main', review.id)).toEqual([]);
 
-    expect(k.audit(review.id).slice(-2)).toEqual([
+    expect((await k.audit(review.id)).slice(-2)).toEqual([
       { kind: 'task.transition', actor: 'main', detail: { from: 'REVIEW', to: 'APPROVAL', version: moved.task.version, dispatch_id: d!.id } },
       {
         kind: 'dispatch.created',
@@ -76,13 +71,13 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     // The loop does not add a second one, now or later.
     expect(await loopDispatches(review.id)).toEqual([]);
     expect(await loopDispatches(review.id)).toEqual([]);
-    expect(storedDispatches(review.id)).toHaveLength(1);
+    expect((await storedDispatches(review.id))).toHaveLength(1);
 
     // The approver acts on it.
     expect((await broker.client('security').post(`/v1/dispatches/${d!.id}/ack`, {})).body).toMatchObject({ id: d!.id, status: 'acked' });
     const approved = seen(await k.mutate('security', 'POST', `/v1/tasks/${review.id}/gate`, moved, { decision: 'approve' }));
     expect(approved.task).toMatchObject({ state: 'APPROVAL', gate_status: 'approved' });
-    expect(storedDispatches(review.id)).toHaveLength(1);
+    expect((await storedDispatches(review.id))).toHaveLength(1);
   });
 
   it("dispatches to main for the gates main approves (RevOps), like the loop", async () => {
@@ -91,7 +86,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(await dispatchesOf('main', review.id)).toEqual([
       expect.objectContaining({ kind: 'approve', group: 'main', target_state: 'APPROVAL', dispatch_key: `${review.id}:APPROVAL:${review.task.version}` }),
     ]);
-    expect(k.audit(review.id).at(-1)).toMatchObject({ kind: 'dispatch.created', actor: 'main', detail: { group: 'main', kind: 'approve' } });
+    expect((await k.audit(review.id)).at(-1)).toMatchObject({ kind: 'dispatch.created', actor: 'main', detail: { group: 'main', kind: 'approve' } });
     expect(await loopDispatches(review.id)).toEqual([]);
   });
 
@@ -99,9 +94,9 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     const review = await k.taskIn('REVIEW', { type: 'BUG' });
     const moved = seen(await k.move('main', review, 'APPROVAL'));
     expect(moved.task).toMatchObject({ state: 'APPROVAL', gate: 'none', gate_status: null });
-    expect(storedDispatches(review.id)).toEqual([]);
-    expect(k.audit(review.id).at(-1)).toEqual({ kind: 'task.transition', actor: 'main', detail: { from: 'REVIEW', to: 'APPROVAL', version: moved.task.version } });
-    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
+    expect((await storedDispatches(review.id))).toEqual([]);
+    expect((await k.audit(review.id)).at(-1)).toEqual({ kind: 'task.transition', actor: 'main', detail: { from: 'REVIEW', to: 'APPROVAL', version: moved.task.version } });
+    expect((await k.audit(review.id)).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
     expect(await loopDispatches(review.id)).toEqual([]);
   });
 
@@ -124,8 +119,8 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(pending).toEqual([expect.objectContaining({ kind: 'approve', target_state: 'APPROVAL', task_version: secondVersion, dispatch_key: `${t.id}:APPROVAL:${secondVersion}` })]);
     expect(pending[0]!.id).not.toBe(first!.id);
     expect(secondVersion).toBeGreaterThan(firstVersion);
-    expect(storedDispatches(t.id).map((d) => d.dispatch_key)).toEqual([`${t.id}:APPROVAL:${firstVersion}`, `${t.id}:APPROVAL:${secondVersion}`]);
-    expect(k.audit(t.id).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual(['main', 'main']);
+    expect((await storedDispatches(t.id)).map((d) => d.dispatch_key)).toEqual([`${t.id}:APPROVAL:${firstVersion}`, `${t.id}:APPROVAL:${secondVersion}`]);
+    expect((await k.audit(t.id)).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual(['main', 'main']);
     expect(await loopDispatches(t.id)).toEqual([]);
   });
 
@@ -137,7 +132,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     expect(await loopDispatches(t.id)).toEqual([]);
     t = seen(await k.move('main', t, 'APPROVAL'));
     expect(t.task).toMatchObject({ state: 'APPROVAL', gate_status: 'changes_requested' });
-    expect(storedDispatches(t.id)).toHaveLength(1);
+    expect((await storedDispatches(t.id))).toHaveLength(1);
   });
 
   it('does not dispatch again when a task blocked in APPROVAL returns there (the approver was already told)', async () => {
@@ -146,7 +141,7 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     t = seen(await k.move('main', t, 'BLOCKED', { reason: 'waiting on legal' }));
     t = seen(await k.move('main', t, 'APPROVAL'));
     expect(t.task).toMatchObject({ state: 'APPROVAL', gate_status: 'pending' });
-    expect(storedDispatches(t.id)).toHaveLength(1);
+    expect((await storedDispatches(t.id))).toHaveLength(1);
     expect(await dispatchesOf('security', t.id)).toHaveLength(1);
   });
 
@@ -160,33 +155,33 @@ describe('main moving a gated task REVIEW → APPROVAL by hand', () => {
     const wrongGroup = await k.move('developer', review, 'APPROVAL');
     expect(wrongGroup.status).toBe(403);
     expect((await k.get(review.id)).task).toMatchObject({ state: 'REVIEW', version: review.task.version });
-    expect(storedDispatches(review.id)).toEqual([]);
-    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
+    expect((await storedDispatches(review.id))).toEqual([]);
+    expect((await k.audit(review.id)).filter((a) => a.kind === 'dispatch.created')).toEqual([]);
 
     expect((await k.move('main', review, 'APPROVAL')).status).toBe(200);
     const retry = await k.move('main', review, 'APPROVAL');
     expect(retry.status).toBe(412);
-    expect(storedDispatches(review.id)).toHaveLength(1);
+    expect((await storedDispatches(review.id))).toHaveLength(1);
     expect(await dispatchesOf('security', review.id)).toHaveLength(1);
   });
 
   it('whichever of the loop and a hand move comes first, the task moves once, with one dispatch under the one key', async () => {
-    const once = (t: Seen, actor: string) => {
-      expect(storedDispatches(t.id)).toEqual([{ dispatch_key: `${t.id}:APPROVAL:${t.task.version}`, kind: 'approve', group: 'security' }]);
-      expect(k.audit(t.id).filter((a) => a.kind === 'task.transition' && a.detail['to'] === 'APPROVAL').map((a) => a.actor)).toEqual([actor]);
-      expect(k.audit(t.id).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual([actor]);
+    const once = async (t: Seen, actor: string) => {
+      expect((await storedDispatches(t.id))).toEqual([{ dispatch_key: `${t.id}:APPROVAL:${t.task.version}`, kind: 'approve', group: 'security' }]);
+      expect((await k.audit(t.id)).filter((a) => a.kind === 'task.transition' && a.detail['to'] === 'APPROVAL').map((a) => a.actor)).toEqual([actor]);
+      expect((await k.audit(t.id)).filter((a) => a.kind === 'dispatch.created').map((a) => a.actor)).toEqual([actor]);
     };
     const handFirst = await k.taskIn('REVIEW', { type: 'SECURITY' });
     expect((await k.move('main', handFirst, 'APPROVAL')).status).toBe(200);
     expect(await loopDispatches(handFirst.id)).toEqual([]);
-    once(handFirst, 'main');
+    await once(handFirst, 'main');
 
     const loopFirst = await k.taskIn('REVIEW', { type: 'SECURITY' });
     expect(await loopDispatches(loopFirst.id)).toEqual([expect.objectContaining({ dispatchKey: `${loopFirst.id}:APPROVAL:${loopFirst.task.version}` })]);
     expect((await k.move('main', loopFirst, 'APPROVAL')).status).toBe(412);
     const fresh = await k.get(loopFirst.id);
     expect((await k.move('main', fresh, 'APPROVAL')).body).toMatchObject({ code: 'illegal_transition', state: 'APPROVAL' });
-    once(loopFirst, 'system');
+    await once(loopFirst, 'system');
   });
 });
 
@@ -199,7 +194,7 @@ describe('a hand move into DOING by another group than the assigned one', () => 
     expect(await dispatchesOf('developer', review.id)).toEqual([
       expect.objectContaining({ kind: 'execute', group: 'developer', target_state: 'DOING', task_version: before, dispatch_key: `${review.id}:DOING:${before}` }),
     ]);
-    expect(k.audit(review.id).filter((a) => a.kind === 'dispatch.created')).toEqual([expect.objectContaining({ actor: 'main' })]);
+    expect((await k.audit(review.id)).filter((a) => a.kind === 'dispatch.created')).toEqual([expect.objectContaining({ actor: 'main' })]);
     expect(await loopDispatches(review.id)).toEqual([]);
   });
 
@@ -207,7 +202,7 @@ describe('a hand move into DOING by another group than the assigned one', () => 
     const blocked = await k.taskIn('BLOCKED', { type: 'BUG' });
     const moved = seen(await k.move('main', blocked, 'DOING', { assigned_group: 'security' }));
     expect(moved.task).toMatchObject({ state: 'DOING', assigned_group: 'security' });
-    expect(storedDispatches(blocked.id)).toEqual([{ dispatch_key: `${blocked.id}:DOING:${blocked.task.version}`, kind: 'execute', group: 'security' }]);
+    expect((await storedDispatches(blocked.id))).toEqual([{ dispatch_key: `${blocked.id}:DOING:${blocked.task.version}`, kind: 'execute', group: 'security' }]);
   });
 
   it("the assigned group's own rework and unblock carry none: it made the move", async () => {
@@ -216,6 +211,6 @@ describe('a hand move into DOING by another group than the assigned one', () => 
     t = seen(await k.move('developer', t, 'BLOCKED', { reason: 'waiting on a vendor' }));
     t = seen(await k.move('developer', t, 'DOING'));
     expect(t.task.state).toBe('DOING');
-    expect(storedDispatches(t.id)).toEqual([]);
+    expect((await storedDispatches(t.id))).toEqual([]);
   });
 });

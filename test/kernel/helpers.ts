@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { BrokerResponse } from '../../src/client/index.js';
 import { DEFAULT_GATE, newId, type TaskJson, type TaskRow, type TaskState, type TaskType } from '../../src/modules/kernel/model.js';
 import { tasks } from '../../src/modules/kernel/schema.js';
+import { tasks as pgTasks } from '../../src/modules/kernel/schema.pg.js';
 import { REPO_ROOT, type TestBroker } from '../helpers/harness.js';
 import { BIN } from '../helpers/process.js';
 
@@ -80,12 +81,11 @@ export class Kernel {
    */
   async insertRow(fields: Partial<TaskRow> = {}): Promise<Seen> {
     const now = this.broker.clock.now();
-    const row = this.broker.deps.db.orm
-      .insert(tasks)
-      .values({ id: newId(now), title: 'A stored task', type: 'BUG', priority: 'P2', state: 'INBOX', gate: 'none', createdBy: 'main', createdAt: now, updatedAt: now, ...fields })
-      .returning()
-      .get();
-    return this.get(row.id);
+    const values = { id: newId(now), title: 'A stored task', type: 'BUG', priority: 'P2', state: 'INBOX', gate: 'none', createdBy: 'main', createdAt: now, updatedAt: now, ...fields } as const;
+    const { database } = this.broker.deps;
+    if (database.engine === 'postgres') await database.pg.orm.insert(pgTasks).values(values);
+    else database.db.orm.insert(tasks).values(values).run();
+    return this.get(values.id);
   }
 
   /**
@@ -99,14 +99,8 @@ export class Kernel {
   }
 
   /** The audit rows about one subject, oldest first: `[kind, actor, detail]`. */
-  audit(subject: string): { kind: string; actor: string; detail: Record<string, unknown> }[] {
-    return (
-      this.broker.deps.db.sqlite.prepare('SELECT kind, actor, detail FROM gov_activities WHERE subject = ? ORDER BY seq').all(subject) as {
-        kind: string;
-        actor: string;
-        detail: string;
-      }[]
-    ).map((r) => ({ kind: r.kind, actor: r.actor, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+  async audit(subject: string): Promise<{ kind: string; actor: string; detail: Record<string, unknown> }[]> {
+    return (await this.broker.auditRows(subject)).map((r) => ({ kind: r.kind, actor: r.actor, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 }
 

@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/platform/audit/chain.js';
 import type { DispatchJson } from '../../src/modules/kernel/service/dispatch.js';
 import type { TaskState } from '../../src/modules/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
@@ -19,7 +18,7 @@ beforeAll(async () => {
   k = new Kernel(broker);
 });
 afterAll(async () => {
-  expect(verifyChain(broker.deps.db).ok).toBe(true);
+  expect((await broker.verifyChain()).ok).toBe(true);
   await broker.stop();
 });
 
@@ -30,8 +29,10 @@ async function dispatchesOf(group: string, id: string): Promise<DispatchJson[]> 
 }
 
 /** Every dispatch row of task `id`, whatever its group. */
-function storedDispatches(id: string): unknown[] {
-  return broker.deps.db.sqlite.prepare('SELECT dispatch_key FROM task_dispatches WHERE task_id = ? ORDER BY id').all(id);
+async function storedDispatches(id: string): Promise<unknown[]> {
+  const { database } = broker.deps;
+  if (database.engine === 'postgres') return (await database.pg.pool.query('SELECT dispatch_key FROM task_dispatches WHERE task_id = $1 ORDER BY id', [id])).rows;
+  return database.db.sqlite.prepare('SELECT dispatch_key FROM task_dispatches WHERE task_id = ? ORDER BY id').all(id);
 }
 
 /** Expects the refusal of assigning `group`, the approver of `gate`, to task `id` (null: a create). */
@@ -47,13 +48,13 @@ function expectRefused(res: { status: number; body: any }, id: string | null, ga
  * task unchanged (same JSON, same version), no new dispatch, and a `task.refused` audit row.
  */
 async function expectRefusedMove(t: Seen, to: TaskState, gate: string, approver: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const dispatches = storedDispatches(t.id);
-  const audit = k.audit(t.id).length;
+  const dispatches = await storedDispatches(t.id);
+  const audit = (await k.audit(t.id)).length;
   const res = await k.move('main', t, to, { assigned_group: approver, ...extra });
   expectRefused(res, t.id, gate, approver);
   expect((await k.get(t.id)).task).toEqual(t.task);
-  expect(storedDispatches(t.id)).toEqual(dispatches);
-  const rows = k.audit(t.id).slice(audit);
+  expect(await storedDispatches(t.id)).toEqual(dispatches);
+  const rows = (await k.audit(t.id)).slice(audit);
   expect(rows).toEqual([{ kind: 'task.refused', actor: 'main', detail: { action: 'transition', to, code: 'separation_of_powers', detail: res.body.detail } }]);
 }
 
@@ -71,7 +72,7 @@ describe('POST /v1/tasks with assigned_group', () => {
     const title = `assign ${type} ${gateName} to ${approver}`;
     const res = await k.create({ title, type, ...(gate !== '-' ? { gate } : {}), assigned_group: approver });
     expectRefused(res, null, gateName, approver);
-    expect(k.audit('tasks').at(-1)).toMatchObject({
+    expect((await k.audit('tasks')).at(-1)).toMatchObject({
       kind: 'task.refused',
       actor: 'main',
       detail: { action: 'create', code: 'separation_of_powers', detail: res.body.detail },
@@ -154,7 +155,7 @@ describe('transitions carrying assigned_group', () => {
     const moved = seen(await k.move('main', t, 'DOING', { assigned_group: 'main' }));
     expect(moved.task).toMatchObject({ state: 'DOING', assigned_group: 'main', version: t.task.version + 1 });
     // main made the move itself, so it carries no dispatch (as for any group's own move).
-    expect(storedDispatches(t.id)).toEqual([]);
+    expect(await storedDispatches(t.id)).toEqual([]);
   });
 
   it('refuses an unblock BLOCKED → DOING that reassigns to the approver; another group is assigned', async () => {
@@ -210,7 +211,7 @@ describe('a task stuck before the rule (assigned to and executed by its approver
     expect(t.task).toMatchObject({ state: 'APPROVAL', gate_status: 'approved' });
     t = seen(await k.move('main', t, 'DONE'));
     expect(t.task).toMatchObject({ state: 'DONE', version: 12 });
-    expect(k.audit(t.id).filter((a) => a.kind === 'task.gate_decision')).toEqual([expect.objectContaining({ actor: 'main', detail: expect.objectContaining({ decision: 'approved' }) })]);
+    expect((await k.audit(t.id)).filter((a) => a.kind === 'task.gate_decision')).toEqual([expect.objectContaining({ actor: 'main', detail: expect.objectContaining({ decision: 'approved' }) })]);
   });
 
   it('is recovered the same way for a Security gate, approved by security', async () => {

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/platform/audit/chain.js';
 import type { TaskState } from '../../src/modules/kernel/model.js';
 import { startBroker, type TestBroker } from '../helpers/harness.js';
 import { auditVerifyCli, Kernel, seen, type Seen } from './helpers.js';
@@ -86,13 +85,13 @@ const ILLEGAL: [TaskState, TaskState, TaskState | undefined, TaskState[]][] = [
 describe('illegal transitions', () => {
   it.each(ILLEGAL)('%s → %s answers 409 illegal_transition naming what is allowed', async (from, to, blockedFrom, allowed) => {
     const t = await k.taskIn(from, {}, blockedFrom);
-    const auditBefore = k.audit(t.id).length;
+    const auditBefore = (await k.audit(t.id)).length;
     const res = await k.move('main', t, to, { reason: 'try it' });
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ code: 'illegal_transition', state: from, allowed });
     for (const s of allowed) expect(res.body.detail).toContain(s);
     expect((await k.get(t.id)).task.version).toBe(t.task.version);
-    expect(k.audit(t.id).slice(auditBefore)).toEqual([
+    expect((await k.audit(t.id)).slice(auditBefore)).toEqual([
       { kind: 'task.refused', actor: 'main', detail: { action: 'transition', to, code: 'illegal_transition', detail: res.body.detail } },
     ]);
   });
@@ -143,7 +142,7 @@ describe('DONE requirements, one missing at a time', () => {
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ code: 'done_requirements_unmet', missing });
     expect((await k.get(t.id)).task.state).toBe('APPROVAL');
-    expect(k.audit(t.id).at(-1)).toMatchObject({ kind: 'task.refused', actor: 'main', detail: { action: 'transition', to: 'DONE', code: 'done_requirements_unmet' } });
+    expect((await k.audit(t.id)).at(-1)).toMatchObject({ kind: 'task.refused', actor: 'main', detail: { action: 'transition', to: 'DONE', code: 'done_requirements_unmet' } });
   });
 
   it('allows DONE once everything is met', async () => {
@@ -187,7 +186,7 @@ describe('optimistic locking', () => {
 
   it('lets exactly one of several concurrent writers with the same tag win', async () => {
     const t = await k.taskIn('REVIEW');
-    const auditBefore = k.audit(t.id).length;
+    const auditBefore = (await k.audit(t.id)).length;
     const attempts = await Promise.all([
       k.move('developer', t, 'DOING'),
       k.move('main', t, 'APPROVAL'),
@@ -198,7 +197,7 @@ describe('optimistic locking', () => {
     expect(statuses).toEqual([200, 412, 412, 412]);
     const after = await k.get(t.id);
     expect(after.task.version).toBe(t.task.version + 1);
-    expect(k.audit(t.id)).toHaveLength(auditBefore + 1);
+    expect((await k.audit(t.id))).toHaveLength(auditBefore + 1);
   });
 });
 
@@ -244,7 +243,7 @@ describe('gate and checklist conflicts', () => {
 
 describe('afterwards', () => {
   it('the audit chain verifies, in-process and with `broker audit verify`', async () => {
-    expect(verifyChain(broker.deps.db)).toMatchObject({ ok: true });
+    expect(await broker.verifyChain()).toMatchObject({ ok: true });
     expect(await auditVerifyCli(broker.dataDir)).toMatch(/^audit chain ok: \d+ rows verified/);
   });
 });

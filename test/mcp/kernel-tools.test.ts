@@ -98,7 +98,7 @@ describe('broker mcp: kernel tools', () => {
 
     const context = ok(await call(developer, 'task_context', { task_id: t.id }));
     expect(context.task).toMatchObject({ state: 'REVIEW', version: review.version + 1, definition_of_done: [{ id: 1, done: true }, { id: 2, done: false }] });
-    const byAgent = kernel.audit(t.id).filter((a) => a.actor === 'developer');
+    const byAgent = (await kernel.audit(t.id)).filter((a) => a.actor === 'developer');
     expect(byAgent.map((a) => a.kind)).toEqual(['dispatch.acked', 'task.transition', 'task.dod_updated']);
     expect(byAgent[0]!.detail).toMatchObject({ dispatch_id: dispatch.id });
   });
@@ -112,13 +112,13 @@ describe('broker mcp: kernel tools', () => {
 
   it('a stale version is a precondition_failed error result and changes nothing', async () => {
     const t = await kernel.taskIn('DOING', { definition_of_done: ['tests pass'] });
-    const before = kernel.audit(t.id).length;
+    const before = (await kernel.audit(t.id)).length;
     const stale = await call(developer, 'update_dod', { task_id: t.id, items: [{ id: 1, done: true }], version: t.task.version - 1 });
     expect(errorCode(stale)).toBe('precondition_failed');
     expect(body(stale).current_etag).toBe(t.etag);
     expect(errorCode(await call(developer, 'transition_task', { task_id: t.id, to: 'REVIEW', version: t.task.version - 1 }))).toBe('precondition_failed');
     expect((await kernel.get(t.id)).task).toEqual(t.task);
-    expect(kernel.audit(t.id)).toHaveLength(before);
+    expect((await kernel.audit(t.id))).toHaveLength(before);
   });
 
   it("returns the kernel's refusals as error results: illegal_transition, a missing BLOCKED reason, an unknown task", async () => {
@@ -138,7 +138,7 @@ describe('broker mcp: kernel tools', () => {
     expect(errorCode(await call(developer, 'decide_gate', { task_id: t.id, decision: 'approve' }))).toBe('separation_of_powers');
     const approved = ok(await call(security, 'decide_gate', { task_id: t.id, decision: 'approve', reason: 'threat model reviewed' }));
     expect(approved).toMatchObject({ state: 'APPROVAL', gate_status: 'approved', version: t.task.version + 1 });
-    const decision = kernel.audit(t.id).find((a) => a.kind === 'task.gate_decision')!;
+    const decision = (await kernel.audit(t.id)).find((a) => a.kind === 'task.gate_decision')!;
     expect(decision).toMatchObject({ actor: 'security', detail: { gate: 'Security', decision: 'approved', reason: 'threat model reviewed' } });
   });
 

@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../src/platform/audit/chain.js';
 import { call, grant } from '../calls/helpers.js';
 import { testProvider, type TestProvider } from '../calls/provider.js';
 import { bearer, tokenFor } from '../grants/helpers.js';
@@ -24,7 +23,7 @@ const cliActor = `operator:${os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g,
 beforeAll(async () => {
   tp = testProvider();
   broker = await startBroker({ providers: [tp.provider] });
-  cliEnv = { BROKER_DATA_DIR: broker.dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_LOG_LEVEL: 'warn' };
+  cliEnv = { BROKER_DATA_DIR: broker.dataDir, BROKER_POLICIES_DIR: path.join(REPO_ROOT, 'policies'), BROKER_LOG_LEVEL: 'warn', ...broker.databaseEnv };
   await grant(broker, { level: 1 });
   const sec = await broker.client('main').post('/v1/grants', { group: 'security', provider: 'test', level: 1, reason: 'switch tests' });
   expect(sec.status, JSON.stringify(sec.body)).toBe(201);
@@ -36,7 +35,7 @@ afterEach(async () => {
   }
 });
 afterAll(async () => {
-  expect(verifyChain(broker.deps.db).ok).toBe(true);
+  expect((await broker.verifyChain()).ok).toBe(true);
   await broker.stop();
 });
 
@@ -51,8 +50,7 @@ async function cliClear(id: string, reason: string): Promise<void> {
   expect(out.code, out.stderr).toBe(0);
 }
 const read = (group: string, key = randomUUID()) => call(broker, group, { action: 'test.read', params: { resource: 'acme/api' } }, key);
-const auditOf = (id: string) =>
-  (broker.deps.db.sqlite.prepare('SELECT actor, kind, detail FROM gov_activities WHERE subject = ? ORDER BY seq').all(id) as { actor: string; kind: string; detail: string }[]).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const auditOf = async (id: string) => (await broker.auditRows(id)).map((r) => ({ actor: r.actor, kind: r.kind, detail: JSON.parse(r.detail) }));
 
 describe('a kill switch set by another process', () => {
   const cases: { scope: string; target: string | null }[] = [
@@ -80,11 +78,11 @@ describe('a kill switch set by another process', () => {
       expect(again.status).toBe(200);
       expect(again.body.receipt.steps).toContainEqual({ step: 'switch', result: 'pass', note: 'no switch' });
 
-      expect(auditOf(sw.id)).toEqual([
+      expect(await auditOf(sw.id)).toEqual([
         { actor: cliActor, kind: 'switch.set', detail: { scope, target, reason: `incident ${scope}` } },
         { actor: cliActor, kind: 'switch.cleared', detail: { scope, target, reason: `resolved ${scope}` } },
       ]);
-      const refusal = broker.deps.db.sqlite.prepare("SELECT kind FROM gov_activities WHERE subject = ? ORDER BY seq").all(`call:developer:${key}`) as { kind: string }[];
+      const refusal = await broker.auditRows(`call:developer:${key}`);
       expect(refusal.map((r) => r.kind)).toEqual(['call.denied', 'call.claimed', 'call.succeeded']);
     });
   }
@@ -111,10 +109,11 @@ describe('a kill switch set by another process', () => {
   });
 
   it('does not touch grants', async () => {
-    const grantsBefore = broker.deps.db.sqlite.prepare('SELECT id, status FROM grants ORDER BY id').all();
+    const grants = () => broker.rows('SELECT id, status FROM grants ORDER BY id');
+    const grantsBefore = await grants();
     const sw = await cliSet('all', null, 'freeze');
     await cliClear(sw.id, 'thaw');
-    expect(broker.deps.db.sqlite.prepare('SELECT id, status FROM grants ORDER BY id').all()).toEqual(grantsBefore);
+    expect(await grants()).toEqual(grantsBefore);
   });
 });
 

@@ -9,19 +9,20 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import ms from 'ms';
-import { ChainChecker, parseAnchor, verifyChain, type ChainPoint } from '../../platform/audit/chain.js';
+import { ChainChecker, parseAnchor, type ChainPoint } from '../../platform/audit/chain.js';
 import { CheckpointError, readCheckpoints, type Checkpoint } from '../../platform/audit/checkpoints.js';
-import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../../platform/audit/export.js';
+import { verifyExport, type ExportVerdict } from '../../platform/audit/export.js';
+import { chainHeadOf, exportLinesOf, verifyChainOf } from '../../platform/audit/source.js';
 import { CliExit, printJson, type CliRunner } from '../../platform/cli.js';
 import type { Config } from '../../platform/config.js';
-import type { Db } from '../../platform/db/open.js';
+import type { Database } from '../../platform/db/database.js';
 import { loadAuditSinks } from '../../platform/audit/stream/config.js';
 import { sinkConsumer } from '../../platform/audit/stream/stream.js';
 import type { OutboxStore } from '../../platform/outbox/store.js';
 
-/** What the `broker audit` verbs run on: the database, where the signed checkpoints and the sinks' policy are, and the audit outbox. */
+/** What the `broker audit` verbs run on: the database (either engine), where the signed checkpoints and the sinks' policy are, and the audit outbox. */
 export interface AuditCliDeps {
-  db: Db;
+  database: Database;
   config: Pick<Config, 'checkpointDir' | 'policiesDir' | 'dataDir'>;
   stores: { outbox: Pick<OutboxStore, 'head' | 'cursor'> };
 }
@@ -45,8 +46,8 @@ export function registerAuditCommands(program: Command, withDeps: CliRunner<Audi
     .command('head')
     .description('print the newest row\'s seq and hash, as an anchor to record off the host: {seq, hash, ts, anchor}')
     .action(() =>
-      withDeps((deps) => {
-        const head = chainHead(deps.db);
+      withDeps(async (deps) => {
+        const head = await chainHeadOf(deps.database);
         printJson(head ? { ...head, anchor: `${head.seq}:${head.hash}` } : { seq: 0, hash: null, ts: null, anchor: null });
       }),
     );
@@ -60,8 +61,8 @@ export function registerAuditCommands(program: Command, withDeps: CliRunner<Audi
       return withDeps(async (deps) => {
         const out = opts.out === undefined ? process.stdout : fs.createWriteStream(opts.out, { mode: 0o600 });
         let rows = 0;
-        const counted = function* () {
-          for (const line of exportLines(deps.db, Number(opts.since))) (rows += 1, yield line);
+        const counted = async function* () {
+          for await (const line of exportLinesOf(deps.database, Number(opts.since))) (rows += 1, yield line);
         };
         try {
           await pipeline(Readable.from(counted()), out, { end: opts.out !== undefined });
@@ -111,7 +112,7 @@ function verifyDatabase(withDeps: CliRunner<AuditCliDeps>, anchor?: ChainPoint, 
     const dir = checkpointsDir ?? deps.config.checkpointDir;
     const checkpoints = await checkpointsIn(dir, checkpointsDir !== undefined);
     const checker = new ChainChecker(anchor, checkpoints);
-    const verdict = verifyChain(deps.db, checker);
+    const verdict = await verifyChainOf(deps.database, checker);
     if (!verdict.ok) throw new CliExit(`audit chain broken at seq ${verdict.brokenSeq}: ${verdict.reason} (${verdict.rows} rows verified before it)`);
     const head = checker.head ? `; head ${checker.head.seq}:${checker.head.hash}` : '';
     process.stdout.write(

@@ -26,12 +26,13 @@ import { calculateJwkThumbprint, CompactSign, compactVerify, type JWK } from 'jo
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
-import type { Db } from '../db/open.js';
+import type { Database } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { publicJwk, type BrokerSigningKey } from '../signing-key.js';
 import { fsyncPath } from '../fsync.js';
 import type { SignedPoint } from './chain.js';
 import { chainHead } from './export.js';
+import { chainHeadOf, rowHashOf, sqliteRowHash } from './source.js';
 
 /** The JWS `typ` of a checkpoint. */
 export const CHECKPOINT_TYP = 'nanoclaw-audit-checkpoint';
@@ -203,7 +204,8 @@ export interface CheckpointWriter {
 /** What the checkpoint writer runs on: the trail's database, the clock, a logger, its settings and the key it signs with. */
 export interface CheckpointDeps {
   config: Pick<Config, 'checkpointDir' | 'checkpointEveryRows' | 'checkpointIntervalS'>;
-  db: Db;
+  /** The trail's database, either engine (each replica on PostgreSQL signs the shared chain into its own directory). */
+  database: Database;
   clock: Clock;
   logger: Logger;
   checkpointKey: BrokerSigningKey;
@@ -229,14 +231,19 @@ export function startCheckpoints(deps: CheckpointDeps): CheckpointWriter {
   let last = newestOnDisk(dir);
   deps.logger.info({ checkpoints: dir, checkpoint_key: keyFile, kid: deps.checkpointKey.kid, every_rows: everyRows, interval_s: deps.config.checkpointIntervalS }, 'signing audit checkpoints');
   if (last) {
-    const row = deps.db.sqlite.prepare('SELECT hash FROM gov_activities WHERE seq = ?').get(last.seq) as { hash: string } | undefined;
-    if (row?.hash !== last.hash) {
-      deps.logger.error({ checkpoint: last, row_hash: row?.hash ?? null }, 'the newest audit checkpoint does not match the database: rows were removed or rewritten, or the database was restored from a backup; run `broker audit verify`');
-    }
+    const checked = last;
+    const compare = (hash: string | undefined) => {
+      if (hash !== checked.hash) {
+        deps.logger.error({ checkpoint: checked, row_hash: hash ?? null }, 'the newest audit checkpoint does not match the database: rows were removed or rewritten, or the database was restored from a backup; run `broker audit verify`');
+      }
+    };
+    // SQLite answers at once (the log line is written before start-up goes on); PostgreSQL later.
+    if (deps.database.engine === 'sqlite') compare(sqliteRowHash(deps.database.db.sqlite, checked.seq));
+    else rowHashOf(deps.database, checked.seq).then(compare, (err: unknown) => deps.logger.error({ err: (err as Error).message }, 'the newest audit checkpoint could not be compared with the database'));
   }
   let retryAt = 0;
   const attempt = async (final: boolean) => {
-    const head = chainHead(deps.db);
+    const head = deps.database.engine === 'sqlite' ? chainHead(deps.database.db) : await chainHeadOf(deps.database);
     if (!head || (last && head.seq === last.seq && head.hash === last.hash)) return;
     const now = deps.clock.now();
     const lastMs = last ? Date.parse(last.ts) : Number.NaN;

@@ -152,6 +152,9 @@ export async function migratePg(db: PgDb): Promise<{ applied: number }> {
   try {
     await client.query('SELECT pg_advisory_lock($1, $2)', [PG_LOCK_CLASS, PG_LOCKS.migrations]);
     try {
+      // A current database is left untouched (drizzle's migrator writes even then: CREATE SCHEMA
+      // IF NOT EXISTS…), so a replica can start on a read-only one and report it as not ready.
+      if ((await pendingOn(client)) === 0) return { applied: 0 };
       const before = await appliedMigrationCount(client);
       await migrate(drizzle(client), { migrationsFolder: PG_MIGRATIONS_DIR });
       return { applied: (await appliedMigrationCount(client)) - before };
@@ -165,6 +168,16 @@ export async function migratePg(db: PgDb): Promise<{ applied: number }> {
   } finally {
     client.release(broken);
   }
+}
+
+/** How many committed migrations `client`'s database lacks (by each file's sha256), reading only. */
+async function pendingOn(client: Pick<pg.ClientBase, 'query'>): Promise<number> {
+  const wanted = readMigrationFiles({ migrationsFolder: PG_MIGRATIONS_DIR }).map((m) => m.hash);
+  const exists = await client.query<{ t: string | null }>("SELECT to_regclass('drizzle.__drizzle_migrations') AS t");
+  if (exists.rows[0]?.t == null) return wanted.length;
+  const rows = await client.query<{ hash: string }>('SELECT hash FROM drizzle.__drizzle_migrations');
+  const applied = new Set(rows.rows.map((r) => r.hash));
+  return wanted.filter((h) => !applied.has(h)).length;
 }
 
 /** Rows of drizzle's `drizzle.__drizzle_migrations`, 0 when the table does not exist yet. */
@@ -182,14 +195,7 @@ async function appliedMigrationCount(client: pg.ClientBase): Promise<number> {
  *   error is not reported as "pending").
  */
 export async function pendingMigrationsPg(db: PgDb): Promise<number> {
-  const wanted = readMigrationFiles({ migrationsFolder: PG_MIGRATIONS_DIR }).map((m) => m.hash);
-  return failClosedPg(async () => {
-    const exists = await db.pool.query<{ t: string | null }>("SELECT to_regclass('drizzle.__drizzle_migrations') AS t");
-    if (exists.rows[0]?.t == null) return wanted.length;
-    const rows = await db.pool.query<{ hash: string }>('SELECT hash FROM drizzle.__drizzle_migrations');
-    const applied = new Set(rows.rows.map((r) => r.hash));
-    return wanted.filter((h) => !applied.has(h)).length;
-  }, db.label);
+  return failClosedPg(() => pendingOn(db.pool), db.label);
 }
 
 /** At most one real `/ready` probe commit per this many ms per database handle. */
