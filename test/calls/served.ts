@@ -18,6 +18,8 @@ export interface Served {
   attempted(requestId: string): Promise<void>;
   /** Releases the calls waiting in its test provider (`params.wait`). */
   release(): void;
+  /** Makes later `params.wait` calls wait again (after a {@link Served.release}). */
+  hold(): void;
   /** Everything it printed so far. */
   output(): string;
   exited: Promise<number | null>;
@@ -48,6 +50,7 @@ export function serveFixture(env: Record<string, string>): Promise<Served> {
           attempts,
           attempted: (id) => new Promise<void>((r) => (attempts.includes(id) ? r() : waiters.push({ id, resolve: r }))),
           release: () => child.stdin!.write('release\n'),
+          hold: () => child.stdin!.write('hold\n'),
           output: () => out,
           exited,
         });
