@@ -2,7 +2,7 @@
  * Three real broker processes on one PostgreSQL database behave as one broker: requests are spread
  * over the replicas (round robin) and every promise of a single broker holds across them —
  * one execution per idempotency key, backpressure counted across replicas, one audit chain,
- * revocation seen by the next request on every replica, optimistic locking (ETag / If-Match) and
+ * revocation, key rotation and expiry seen by the next request on every replica, optimistic locking (ETag / If-Match) and
  * exactly-once kernel dispatch across replicas, and crash recovery by ownership: a replica killed
  * with SIGKILL mid-call leaves that call `running` until its instance lease runs out, then a live
  * replica marks it `unknown_outcome`, while the other replicas keep serving and their own calls
@@ -172,6 +172,37 @@ describe('three broker replicas on one PostgreSQL', () => {
       const r = await write(i);
       expect(r.status).toBe(403);
       expect((r.body as any).code).toBe('insufficient_level'); // the L1 grant remains; the L2 one is gone
+    }
+  });
+
+  it('a key rotation and a grant expiry are seen by the next request on every replica', async () => {
+    const read = (cred: { keyid: string; secret: Buffer | string }, i: number) =>
+      new BrokerClient({ baseUrl: replicas[i]!.url, credential: cred as never }).post('/v1/ext/calls', { action: 'test.read', params: {} }, { idempotencyKey: randomUUID() });
+    const old = deps!.keys.current('security');
+    for (let i = 0; i < 3; i++) expect((await read(old, i)).status).toBe(200);
+    // Rotated by another process (the CLI) with no grace: the old version stops at once.
+    const rotated = await runCli(['secrets', 'rotate', '--group', 'security'], { ...env(0), BROKER_KEY_GRACE_S: '0' });
+    expect(rotated.code, rotated.stderr).toBe(0);
+    await deps!.readModel.refresh();
+    const fresh = deps!.keys.current('security');
+    expect(fresh.keyid).not.toBe(old.keyid);
+    for (let i = 0; i < 3; i++) {
+      const refused = await read(old, i);
+      expect(refused.status).toBe(401);
+      expect((refused.body as any).code).toBe('unknown_key');
+      expect((await read(fresh, i)).status).toBe(200);
+    }
+
+    const short = await client('main', 0).post('/v1/grants', { group: 'main', provider: 'test', level: 1, ttl_s: 2, reason: 'expires soon' });
+    expect(short.status, JSON.stringify(short.body)).toBe(201);
+    const mainRead = (i: number) => client('main', i).post('/v1/ext/calls', { action: 'test.read', params: {} }, { idempotencyKey: randomUUID() });
+    for (let i = 0; i < 3; i++) expect((await mainRead(i)).status).toBe(200);
+    const expiresAt = Date.parse(short.body.expires_at);
+    await until('the grant to expire', async () => (Date.now() > expiresAt + 50 ? true : undefined));
+    for (let i = 0; i < 3; i++) {
+      const late = await mainRead(i);
+      expect(late.status).toBe(403);
+      expect((late.body as any).code).toBe('capability_expired');
     }
   });
 
