@@ -20,6 +20,7 @@ import { sqliteGrantStore, type GrantStore } from '../modules/grants/store.js';
 import { sqliteGrantRequestStore, type GrantRequestStore } from '../modules/grant-requests/store.js';
 import { loadGroups, type Groups } from '../modules/identity/groups.js';
 import { KeyStore, loadOrCreateMasterKey } from '../modules/identity/keys.js';
+import { pinMasterKey } from '../modules/identity/pin.js';
 import { sqliteGroupKeyStore, type GroupKeyStore } from '../modules/identity/store.js';
 import type { Database } from '../platform/db/database.js';
 import { openPgDb } from '../platform/db/pg.js';
@@ -192,7 +193,7 @@ export type DepsOverrides = Partial<Pick<Deps, 'clock' | 'logger' | 'catalog'>> 
  * migrations of `drizzle-pg/` under their advisory lock (replicas starting together apply them
  * once), and the read model is refreshed from the database before each request (`pgReadModel`),
  * once here so the keys and grants are in memory before anything reads them.
- * @throws ConfigError-like errors from policies, the master key file or SQLite; ApiError 503
+ * @throws ConfigError-like errors from policies, the master key file (or one the database was not pinned to, `pin.ts`) or SQLite; ApiError 503
  *   `service_unavailable` when PostgreSQL cannot be reached (the pool is closed); start-up stops.
  */
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
@@ -247,6 +248,7 @@ interface Loaded {
 
 async function assemble(config: Config, database: Database, loaded: Loaded): Promise<Deps> {
   const { clock, logger, master, signingKey, checkpointKey, groups } = loaded;
+  await pinMasterKey(database, master.key, master.path);
   const stores = createStores(database, clock, config);
   const keys =
     database.engine === 'postgres'

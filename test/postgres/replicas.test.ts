@@ -154,16 +154,17 @@ describe('three broker replicas on one PostgreSQL', () => {
     const g = await grant('developer', 2, 0);
     const task = await client('main', 1).post('/v1/tasks', { title: 'replica coupling', type: 'BUG' });
     expect(task.status).toBe(201);
-    let etag = task.headers.get('etag')!;
+    let etag: string = task.headers.get('etag')!;
     for (const [to, extra, group, i] of [
       ['TRIAGED', {}, 'main', 2],
       ['READY', { assigned_group: 'developer' }, 'main', 0],
-      ['DOING', {}, 'developer', 1],
     ] as const) {
       const r = await client(group, i).post(`/v1/tasks/${task.body.id}/transition`, { to, ...extra }, { headers: { 'if-match': etag } });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       etag = r.headers.get('etag')!;
     }
+    // A dispatch loop moves it to DOING for developer.
+    await until('the task to be dispatched', async () => ((await client('main', live()).get(`/v1/tasks/${task.body.id}`)).body.state === 'DOING' ? true : undefined));
     const write = (i: number) => client('developer', i).post('/v1/ext/calls', { action: 'test.write', params: {}, task_id: task.body.id }, { idempotencyKey: randomUUID() });
     for (let i = 0; i < 3; i++) expect((await write(i)).status).toBe(200);
     const revoked = await asOperator(2, 'POST', `/v1/grants/${g.id}/revoke`, { reason: 'replica test' });
@@ -272,6 +273,19 @@ describe('three broker replicas on one PostgreSQL', () => {
     expect(replay.status).toBe(502);
     expect((replay.body as any).code).toBe('unknown_outcome');
     expect(attempts(lostKey)).toBe(1);
+  });
+
+  it('a replica started without the shared master.key stops at start-up instead of serving secrets no agent holds', async () => {
+    const stray = tempDir('broker-replica-stray-');
+    try {
+      const started = await serveFixture({ ...env(0), BROKER_DATA_DIR: stray }).then(
+        (r) => (r.child.kill('SIGKILL'), 'listened'),
+        (err: Error) => err.message,
+      );
+      expect(started).toMatch(/not the master key this database's group keys were made under/);
+    } finally {
+      fs.rmSync(stray, { recursive: true, force: true });
+    }
   });
 
   it('one audit chain: `broker audit verify` over the database the three replicas wrote', async () => {
