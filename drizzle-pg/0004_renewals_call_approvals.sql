@@ -30,6 +30,7 @@ CREATE TABLE "call_holds" (
 	"request_id" text NOT NULL,
 	"request_digest" text NOT NULL,
 	"body" text NOT NULL,
+	"request" text NOT NULL,
 	"created_at" bigint NOT NULL,
 	"expires_at" bigint NOT NULL,
 	CONSTRAINT "call_holds_pk" PRIMARY KEY("group","request_id")

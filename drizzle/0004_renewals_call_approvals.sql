@@ -34,6 +34,7 @@ CREATE TABLE `call_holds` (
 	`request_id` text NOT NULL,
 	`request_digest` text NOT NULL,
 	`body` text NOT NULL,
+	`request` text NOT NULL,
 	`created_at` integer NOT NULL,
 	`expires_at` integer NOT NULL,
 	PRIMARY KEY(`group`, `request_id`)

@@ -5,6 +5,9 @@ import { sqliteAuditStore, type AuditStore } from '../modules/audit/store.js';
 import { pgAuditStore } from '../modules/audit/store.pg.js';
 import { SqliteCallStore, type CallStore } from '../modules/calls/store.js';
 import { PgCallStore } from '../modules/calls/store.pg.js';
+import { loadPerCallPolicy, type PerCallPolicy } from '../modules/calls/approval/policy.js';
+import { sqliteCallHoldStore, type CallHoldStore } from '../modules/calls/approval/store.js';
+import { pgCallHoldStore } from '../modules/calls/approval/store.pg.js';
 import { unservedGrantRequestStore } from '../modules/grant-requests/store.unserved.js';
 import { sqliteSwitchStore, type SwitchStore } from '../modules/switches/store.js';
 import { unservedSwitchStore } from '../modules/switches/store.unserved.js';
@@ -54,6 +57,8 @@ export interface Stores {
   runs: RunStore;
   /** The operators' kill switches (`kill_switches`); the SQLite store is also read synchronously by the call path. */
   switches: SwitchStore;
+  /** Calls held for per-call approval (`call_holds`, `call_approvals`). */
+  holds: CallHoldStore;
 }
 
 /** The open database a process serves from: the embedded SQLite file or a PostgreSQL pool. */
@@ -80,6 +85,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       tokens: pgTokenStore(pg, clock),
       runs: unservedRunStore('PostgreSQL'),
       switches: unservedSwitchStore('PostgreSQL'),
+      holds: pgCallHoldStore(pg, clock),
     };
   }
   const { db } = database;
@@ -93,6 +99,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     tokens: sqliteTokenStore(db, clock),
     runs: sqliteRunStore(db),
     switches: sqliteSwitchStore(db, clock),
+    holds: sqliteCallHoldStore(db, clock),
   };
 }
 
@@ -127,6 +134,8 @@ export interface Deps {
    * claims; CLI commands never take a lease.
    */
   instanceId: string;
+  /** Which actions are held for per-call approval (`policies/approvals.json`). */
+  perCall: PerCallPolicy;
   /** The Ed25519 key `serve` signs audit checkpoints with (`<dataDir>/checkpoint.key`, 0600; `src/platform/audit/checkpoints.ts`). */
   checkpointKey: BrokerSigningKey;
   /**
@@ -205,6 +214,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     metrics,
     runner,
     instanceId: ulid(),
+    perCall: loadPerCallPolicy(config.policiesDir),
     catalog,
     grants,
     stores,

@@ -5,6 +5,7 @@
  * its lease expires, while this process keeps serving (replicas); see `lease.ts`.
  */
 import { recoverInterruptedCalls } from '../modules/calls/recovery.js';
+import { expireHeldCalls } from '../modules/calls/approval/service.js';
 import type { Deps } from './deps.js';
 import { acquireLease, AlreadyServedError, releaseLease, renewLease, setLeaseUrl, type LeaseHolder } from '../platform/lease/lease.js';
 
@@ -74,6 +75,8 @@ export async function startInstance(deps: Pick<Deps, 'db' | 'stores' | 'clock' |
       return;
     }
     recoverInterruptedCalls(deps, me.id).catch((err: unknown) => deps.logger.warn({ err: message(err) }, 'crash recovery of expired instances failed; retrying'));
+    // Held calls past their approval deadline become `expired` (audited), so their keys replay that.
+    expireHeldCalls(deps).catch((err: unknown) => deps.logger.warn({ err: message(err) }, 'expiring held calls failed; retrying'));
   };
   timer = setInterval(tick, Math.max(1, Math.floor(me.ttlMs / 3)));
   timer.unref();

@@ -143,7 +143,7 @@ function Terms(props: { g: GrantView }) {
 function event(e: NonNullable<GrantView['timeline']>[number]): string {
   const d = e.detail;
   const extra: string[] = [];
-  for (const k of ['note', 'approver_group', 'decision', 'outcome', 'reason', 'rule', 'changed', 'code']) {
+  for (const k of ['note', 'approver_group', 'decision', 'outcome', 'reason', 'rule', 'changed', 'code', 'previous_expires_at', 'expires_at']) {
     const v = d[k];
     if (v !== undefined && v !== null) extra.push(`${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }

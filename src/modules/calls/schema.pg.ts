@@ -47,6 +47,7 @@ export const callHolds = pgTable(
     requestId: text('request_id').notNull(),
     requestDigest: text('request_digest').notNull(),
     body: text('body').notNull(),
+    request: text('request').notNull(),
     createdAt: bigint('created_at', { mode: 'number' }).notNull(),
     expiresAt: bigint('expires_at', { mode: 'number' }).notNull(),
   },

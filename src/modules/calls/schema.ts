@@ -67,6 +67,8 @@ export const callHolds = sqliteTable(
     requestDigest: text('request_digest').notNull(),
     /** The raw request body (UTF-8 JSON), re-read when the call runs. */
     body: text('body').notNull(),
+    /** The request approvers sign, as canonical JSON (`approval/request.ts`): its sha256 is `request_digest`. */
+    request: text('request').notNull(),
     createdAt: integer('created_at').notNull(),
     /** When the held call expires unexecuted. */
     expiresAt: integer('expires_at').notNull(),

@@ -37,6 +37,9 @@ import { DuplicateClaim, GroupBackpressure, type CallKeyReader, type CallStore }
 import { readForDecision, type DecisionReads } from './reads.js';
 import type { TaskStore } from '../kernel/store.js';
 import { UnrecordedOutcomes } from './unrecorded.js';
+import type { PerCallPolicy, PerCallRule } from './approval/policy.js';
+import type { CallHoldStore } from './approval/store.js';
+import { holdCall, type HoldDeps } from './approval/hold.js';
 
 /** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
 export interface CallServiceDeps {
@@ -50,7 +53,7 @@ export interface CallServiceDeps {
    * synchronous row read (`CallKeyReader.findNow`, SQLite) is read inside the decision, and the
    * coupled task from `db`; otherwise (PostgreSQL) both are read before it (`reads.ts`).
    */
-  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore };
+  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore; holds?: CallHoldStore };
   clock: Clock;
   catalog: Catalog;
   grants: GrantSource;
@@ -62,6 +65,8 @@ export interface CallServiceDeps {
   instanceId: string;
   /** The app's Prometheus registry (`deps.metrics`). */
   metrics: { registry: Registry };
+  /** Which actions are held for per-call approval (`approval/policy.ts`); none when absent. */
+  perCall?: PerCallPolicy;
 }
 
 /** One verified request: the signing group and key, its Idempotency-Key and the raw body bytes. */
@@ -75,6 +80,8 @@ export interface CallSubmission {
   instance?: string;
   /** SHA-256 of `rawBody` when step 1 already computed it (the `Content-Digest` check); else it is hashed here. */
   bodySha256?: Buffer | null;
+  /** A held call being decided again as its approval arrives (`approval/service.ts`): step 3 and the hold are passed. */
+  approved?: boolean;
 }
 
 /** An allowed call, ready to claim: its receipt so far, shape, grant, body fingerprint and key. */
@@ -89,6 +96,8 @@ export interface Allowed {
   key: string;
   /** The group's pending calls before this one (step 4). */
   pending: number;
+  /** Set when the action needs per-call approval: the call is held, not claimed. */
+  hold?: PerCallRule;
 }
 
 /**
@@ -144,6 +153,11 @@ export class CallService {
     this.decisionContext = { groups: deps.groups, lastRevoked: deps.grants.lastRevoked?.bind(deps.grants) };
   }
 
+  /** This process's broker instance id (the owner it records on the calls it claims). */
+  get instanceId(): string {
+    return this.deps.instanceId;
+  }
+
   /** Calls of `group` claimed and not yet ended in this process (queued or running). */
   pendingFor(group: string): number {
     return this.lanes.pendingFor(group);
@@ -169,7 +183,7 @@ export class CallService {
     // Step 3: the Idempotency-Key.
     const fingerprint = (s.bodySha256 ?? sha256(s.rawBody)).toString('hex');
     const key = CallKeys.of(s.group, s.requestId);
-    const known = this.keys.check(s, key, fingerprint, receipt, reads && (() => reads.row));
+    const known = s.approved ? undefined : this.keys.check(s, key, fingerprint, receipt, reads && (() => reads.row));
     if (known instanceof ApiError) return refused('rejected', known, receipt);
     if (known) return { kind: 'replay', answer: known };
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
@@ -196,7 +210,10 @@ export class CallService {
     // The provider can run on this host (after step 12, before the claim).
     const unavailable = providerUnavailable(shape.provider, receipt);
     if (unavailable) return refused('denied', unavailable, receipt);
-    return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending };
+    // Per-call approval (after every other step): held, or approved already.
+    const hold = s.approved ? undefined : this.deps.perCall?.(shape.action.id);
+    if (s.approved) receipt.steps.push({ step: 'call_approval', result: 'pass', note: 'approved' });
+    return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending, ...(hold ? { hold } : {}) };
   }
 
   /**
@@ -245,9 +262,19 @@ export class CallService {
       return this.refuse(s, ev.receipt, ev.decision, ev.error, now);
     }
 
+    if (ev.hold) return holdCall(this.holdDeps(), s, ev, now);
     // Step 13: the claim, held in memory at once (no await since step 3), durable before execution.
     const lost = await this.claim(s, ev, now);
     if (lost) return lost;
+    return this.execute(s, ev, now);
+  }
+
+  /**
+   * Step 14 for a claimed call: runs it in the group's queue and records its outcome; the key
+   * and the pending slot are released at the end. Also the end of a held call the second
+   * approval claimed (`approval/service.ts`), after `takeApproved`.
+   */
+  async execute(s: CallSubmission, ev: Allowed, now: number): Promise<CallAnswer> {
     try {
       // Step 14: execution, in the group's queue, bounded by the provider timeout.
       const { action, params, taskId } = ev.shape;
@@ -261,6 +288,17 @@ export class CallService {
       this.keys.release(ev.key);
       this.lanes.release(s.group);
     }
+  }
+
+  /** Holds the key and a pending slot for a held call its second approval claimed, before {@link execute}. */
+  takeApproved(ev: Allowed): void {
+    this.keys.hold(ev.key, ev.fingerprint);
+    this.lanes.take(ev.receipt.group, ev.pending);
+  }
+
+  /** What holding a call needs from this service. */
+  private holdDeps(): HoldDeps {
+    return { holds: this.deps.stores.holds, calls: this.store, keys: this.keys, refuse: (s, r, d, e, n) => this.refuse(s, r, d, e, n), instanceId: this.deps.instanceId };
   }
 
   /**
@@ -317,7 +355,7 @@ export class CallService {
    * goes through the group commit with the claims and outcomes of concurrent calls.
    * @throws ApiError 503 `audit_unavailable` when the row cannot be stored (nothing ran).
    */
-  private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
+  async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
     receipt.decision = decision;
     receipt.code = err.code;
     try {

@@ -20,6 +20,7 @@ export type StepName =
   | 'task'
   | 'approval'
   | 'provider'
+  | 'call_approval'
   | 'claim'
   | 'execute';
 
@@ -40,7 +41,8 @@ export interface Receipt {
   group: string;
   action: string | null;
   decided_at: string;
-  decision: 'allowed' | 'denied' | 'rejected';
+  /** `held`: every step passed and the call waits for its per-call approvals (202 `approval_required`). */
+  decision: 'allowed' | 'denied' | 'rejected' | 'held';
   code: string | null;
   grant_id: string | null;
   task_id: string | null;
