@@ -72,7 +72,13 @@ async function run(): Promise<void> {
   const workDir = path.join(tempDir, 'work');
   fs.mkdirSync(workDir, { recursive: true });
   github = await startRecordedGitHub();
-  const cliEnv = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: packagePath('policies'), BROKER_LOG_LEVEL: 'warn' };
+  // The package's policies, except that merge_pull runs under its L3 grant without a per-call
+  // approval (policies/approvals.json holds it by default): the story shows the two-man rule on
+  // the grant; per-call approval is shown in README "Per-call approval".
+  const policiesDir = path.join(tempDir, 'policies');
+  fs.cpSync(packagePath('policies'), policiesDir, { recursive: true });
+  fs.writeFileSync(path.join(policiesDir, 'approvals.json'), JSON.stringify({ per_call: {} }));
+  const cliEnv = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: policiesDir, BROKER_LOG_LEVEL: 'warn' };
   const broker = await startBrokerProcess(
     {
       ...cliEnv,

@@ -85,7 +85,7 @@ export type RenewalOutcome = 'renewed' | 'pending_approval';
  * the same key by the same principal answers the first renewal (`replayed: true`).
  * @param actor the principal asking (`operator:<subject>`, `main`); it cannot approve an L3 renewal.
  * @throws ApiError 404 `not_found`, 409 `grant_not_renewable` (revoked, expired, rejected or
- *   pending: only an active grant is renewed; `status`), 422 `expiry_too_long` (beyond 7 days from
+ *   pending: only an active grant is renewed; `grant_status`), 422 `expiry_too_long` (beyond 7 days from
  *   now), 422 `validation_failed` (not later than the current expiry), 422 `idempotency_key_reused`,
  *   503 `audit_unavailable`.
  */
@@ -124,7 +124,7 @@ function renewalPlan(
   const { row, approvals } = state;
   const status = effectiveStatus(row, now);
   if (status !== 'active') {
-    throw new ApiError('grant_not_renewable', `Grant ${row.id} is ${status}; only an active grant is renewed. Create a new grant instead.`, { status });
+    throw new ApiError('grant_not_renewable', `Grant ${row.id} is ${status}; only an active grant is renewed. Create a new grant instead.`, { grant_status: status });
   }
   const expiresAt = input.expires_at !== undefined ? Date.parse(input.expires_at) : now + input.ttl_s! * 1000;
   if (expiresAt - now > MAX_EXPIRY_MS) {

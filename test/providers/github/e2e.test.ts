@@ -13,7 +13,7 @@ import httpProxy from 'http-proxy';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../../src/platform/audit/chain.js';
-import { startBroker, type TestBroker } from '../../helpers/harness.js';
+import { policiesWith, startBroker, type TestBroker } from '../../helpers/harness.js';
 import { approveTwice, call, grant, taskIn } from '../../calls/helpers.js';
 import { FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures, type Scenario } from './fixtures.js';
 
@@ -93,7 +93,9 @@ beforeAll(async () => {
   for (const k of ['GITHUB_TOKEN', 'GITHUB_API_URL'] as const) saved[k] = process.env[k];
   process.env['GITHUB_TOKEN'] = FIXTURE_TOKEN;
   process.env['GITHUB_API_URL'] = proxy.url;
-  broker = await startBroker();
+  // The actions themselves are under test here; per-call approval (merge_pull, dispatch_workflow)
+  // is tested in test/calls/per-call-approval.test.ts.
+  broker = await startBroker({ env: { BROKER_POLICIES_DIR: policiesWith({ 'approvals.json': { per_call: {} } }) } });
 
   await grant(broker, { group: 'developer', provider: 'github', level: 2, resources: [`${ORG}/*`], ttl_s: 3600 });
   devTask = await taskIn(broker, 'DOING', 'developer');
