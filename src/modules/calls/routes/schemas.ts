@@ -116,3 +116,20 @@ export const CapabilitySchema = z
 export const CapabilitiesSchema = z
   .strictObject({ group: z.string(), pending: z.number().int(), max_pending: z.number().int(), actions: z.array(CapabilitySchema) })
   .meta({ id: 'Capabilities' });
+
+/** The answer to a call held for per-call approval (202 `approval_required`; `holdCall` in approval/hold.ts). */
+export const HeldAnswerSchema = z
+  .strictObject({
+    request_id: z.string(),
+    status: z.literal('awaiting_approval'),
+    code: z.literal('approval_required'),
+    detail: z.string(),
+    action: z.string(),
+    status_url: z.string().describe('`GET` it for the call: `awaiting_approval`, then its outcome, or `expired`.'),
+    approval_url: z.string().describe('Where approvers\' signed approvals are submitted (operators, `main`).'),
+    request_digest: z.string().describe('What approvers sign: sha256 of the canonical request.'),
+    approvals_required: z.number().int(),
+    expires_at: z.iso.datetime().describe('The call expires unexecuted at this instant.'),
+    receipt: ReceiptSchema,
+  })
+  .meta({ id: 'HeldCallAnswer' });
