@@ -14,7 +14,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { addApprover, generateApproverKey } from '../../src/modules/grants/approvers.js';
 import { requestDigest, signCallApproval } from '../../src/modules/calls/approval/request.js';
-import { startBroker, type TestBroker } from '../helpers/harness.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
+import { runCli } from '../helpers/process.js';
 import { approveTwice, auditKinds, call, grant, taskIn } from './helpers.js';
 import { FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures } from '../providers/github/fixtures.js';
 
@@ -116,7 +119,15 @@ describe('per-call approval of github.merge_pull', () => {
     expect((await submit('main', key, await sign('pc-sec2', key, digest))).body).toMatchObject({ code: 'approver_ineligible', rule: 'same_group' });
     expect(received).toEqual([]);
 
-    const second = await submit('main', key, await sign('pc-dev', key, digest));
+    // The second approver signs offline with `broker approve-call --call-file`, from the call as an operator fetched it.
+    const dir = tempDir('broker-approve-call-');
+    fs.writeFileSync(path.join(dir, 'pc-dev.jwk'), JSON.stringify(keys['pc-dev']!.privateJwk), { mode: 0o600 });
+    const fetched = await fetch(new URL(`/v1/calls/main/${key}`, broker.url), { headers: { authorization: `Bearer ${operator}` } });
+    fs.writeFileSync(path.join(dir, 'call.json'), await fetched.text());
+    const signed = await runCli(['approve-call', '--call-file', path.join(dir, 'call.json'), '--key', path.join(dir, 'pc-dev.jwk')], {});
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.stderr).toContain(`digest:     ${digest}`);
+    const second = await submit('main', key, signed.stdout.trim());
     expect(second.status, JSON.stringify(second.body)).toBe(200);
     expect(second.body.outcome).toBe('executed');
     expect(second.body.answer.status).toBe(200);
