@@ -190,4 +190,21 @@ describe('per-call approval of github.merge_pull', () => {
     expect(auditKinds(broker, 'main', key)).toContain('call.expired');
     expect(received).toEqual([]);
   });
+
+  it('decides the call again at its second approval: with its grant revoked meanwhile, the approval is refused and nothing runs', async () => {
+    const { key, digest } = await hold();
+    await submit('main', key, await sign('pc-sec', key, digest));
+    const l3 = (await broker.client('main').get('/v1/ext/capabilities')).body.actions.find((a: any) => a.action === 'github.merge_pull').grant_id;
+    const revoked = await fetch(new URL(`/v1/grants/${l3}/revoke`, broker.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: JSON.stringify({ reason: 'incident' }),
+    });
+    expect(revoked.status).toBe(200);
+    const res = await submit('main', key, await sign('pc-dev', key, digest));
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('no_capability');
+    expect((await broker.client('main').get(`/v1/ext/calls/${key}`)).body).toMatchObject({ status: 'awaiting_approval', approval: { approvals: [{ approver_id: 'pc-sec' }] } });
+    expect(received).toEqual([]);
+  });
 });
