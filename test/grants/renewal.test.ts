@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { addApprover, generateApproverKey } from '../../src/modules/grants/approvers.js';
+import { reviewGrantFile } from '../../src/modules/grants/review.js';
 import { REPO_ROOT, tempDir, type TestBroker } from '../helpers/harness.js';
 import { runCli } from '../helpers/process.js';
 import { call, taskIn } from '../calls/helpers.js';
@@ -100,6 +101,9 @@ describe('renewal of an L3 grant', () => {
     let shown = await show(g.id);
     expect(shown).toMatchObject({ status: 'active', expires_at: iso(t0 + HOUR), renewal: { id: renewal.id, digest: renewal.digest, expires_at: renewal.expires_at } });
     expect(shown.timeline.map((e: any) => e.kind)).toContain('grant.renewal_requested');
+    // Offline (`broker approve --grant-file`), the grant JSON is reviewed as the renewal's terms: the digest is recomputed, not trusted.
+    expect(reviewGrantFile(shown, broker.clock.now())).toMatchObject({ digest: renewal.digest, expires_at: renewal.expires_at, ttl_s: null });
+    expect(() => reviewGrantFile({ ...shown, renewal: { ...shown.renewal, expires_at: iso(t0 + 5 * HOUR) } }, broker.clock.now())).toThrow(/not the digest of the terms with its expiry/);
 
     // The old approvals (over the old terms) do not renew it; the renewal's requester cannot approve it.
     expect((await submit(broker, g.id, await signDecision(broker, sec, g, 'approve', 601))).body.code).toBe('grant_not_pending');
