@@ -101,6 +101,11 @@ describe('renewal of an L3 grant', () => {
     let shown = await show(g.id);
     expect(shown).toMatchObject({ status: 'active', expires_at: iso(t0 + HOUR), renewal: { id: renewal.id, digest: renewal.digest, expires_at: renewal.expires_at } });
     expect(shown.timeline.map((e: any) => e.kind)).toContain('grant.renewal_requested');
+    const listed = (await bearer(broker, operator, 'GET', '/v1/grants?group=main&provider=ops&status=active')).body.data.find((x: any) => x.id === g.id);
+    expect(listed.renewal).toMatchObject({ id: renewal.id, digest: renewal.digest });
+    const approvalsPage = await (await fetch(new URL('/console/approvals', broker.url), { headers: { cookie: `console_session=${operator}` } })).text();
+    expect(approvalsPage).toContain('data-testid="pending-renewal"');
+    expect(approvalsPage).toContain(renewal.digest);
     // Offline (`broker approve --grant-file`), the grant JSON is reviewed as the renewal's terms: the digest is recomputed, not trusted.
     expect(reviewGrantFile(shown, broker.clock.now())).toMatchObject({ digest: renewal.digest, expires_at: renewal.expires_at, ttl_s: null });
     expect(() => reviewGrantFile({ ...shown, renewal: { ...shown.renewal, expires_at: iso(t0 + 5 * HOUR) } }, broker.clock.now())).toThrow(/not the digest of the terms with its expiry/);

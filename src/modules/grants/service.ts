@@ -224,7 +224,12 @@ export interface GrantFilter {
 export async function listGrants(deps: GrantDeps, filter: GrantFilter): Promise<{ items: GrantRecord[]; nextCursor: string | null }> {
   const now = deps.clock.now();
   const { grants, more } = await deps.stores.grants.list({ ...filter, limit: filter.limit ?? 100 }, now);
-  const items = grants.map((g) => toRecord(g.row, g.approvals, now));
+  const items: GrantRecord[] = [];
+  for (const g of grants) {
+    // Only an active L3 grant can have a renewal waiting (few of them): one read each.
+    const waiting = g.row.level === 3 && effectiveStatus(g.row, now) === 'active' ? pendingRenewal(await deps.stores.grants.renewals(g.row.id), now) : undefined;
+    items.push(toRecord(g.row, g.approvals, now, waiting));
+  }
   return { items, nextCursor: more ? items[items.length - 1]!.id : null };
 }
 
