@@ -76,7 +76,13 @@ async function run(): Promise<void> {
   // BROKER_DATABASE_URL (postgres://…) plays the story on that PostgreSQL database; unset, on SQLite in dataDir.
   const databaseUrl = process.env['BROKER_DATABASE_URL'];
   const database: Record<string, string> = databaseUrl ? { BROKER_DATABASE_URL: databaseUrl } : {};
-  const cliEnv: Record<string, string> = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: packagePath('policies'), BROKER_LOG_LEVEL: 'warn', ...database };
+  // The package's policies, except that merge_pull runs under its L3 grant without a per-call
+  // approval (policies/approvals.json holds it by default): the story shows the two-man rule on
+  // the grant; per-call approval is shown in README "Per-call approval".
+  const policiesDir = path.join(tempDir, 'policies');
+  fs.cpSync(packagePath('policies'), policiesDir, { recursive: true });
+  fs.writeFileSync(path.join(policiesDir, 'approvals.json'), JSON.stringify({ per_call: {} }));
+  const cliEnv: Record<string, string> = { BROKER_DATA_DIR: dataDir, BROKER_POLICIES_DIR: policiesDir, BROKER_LOG_LEVEL: 'warn', ...database };
   const broker = await startBrokerProcess(
     {
       ...cliEnv,

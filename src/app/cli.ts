@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { Command } from 'commander';
 import { registerAuditCommands } from '../modules/audit/cli.js';
 import { registerCallCommands } from '../modules/calls/cli.js';
+import { registerApproveCallCommand } from '../modules/calls/approval/cli.js';
 import { registerGrantsCommands } from '../modules/grants/cli.js';
 import { registerGrantRequestCommands } from '../modules/grant-requests/cli.js';
 import { registerIdentityCommands } from '../modules/identity/cli.js';
@@ -70,6 +71,7 @@ export function registerCommands(program: Command): void {
   registerKernelCommands(program, withDeps);
   registerRunnerCommands(program, withDeps, cliOperator);
   registerCallCommands(program, withDeps);
+  registerApproveCallCommand(program, withDeps);
   registerSwitchCommands(program, withDeps, cliOperator);
   registerWebhookCommands(program, withDeps, cliOperator);
   registerMcpCommands(program);

@@ -6,6 +6,9 @@ import { pgAuditStore } from '../modules/audit/store.pg.js';
 import { SqliteCallStore, type CallStore } from '../modules/calls/store.js';
 import { PgCallStore } from '../modules/calls/store.pg.js';
 import { pgGrantRequestStore } from '../modules/grant-requests/store.pg.js';
+import { loadPerCallPolicy, type PerCallPolicy } from '../modules/calls/approval/policy.js';
+import { sqliteCallHoldStore, type CallHoldStore } from '../modules/calls/approval/store.js';
+import { pgCallHoldStore } from '../modules/calls/approval/store.pg.js';
 import { sqliteSwitchStore, type SwitchStore } from '../modules/switches/store.js';
 import { pgSwitchStore } from '../modules/switches/store.pg.js';
 import { loadLimits, type LimitsPolicy } from '../modules/limits/policy.js';
@@ -71,6 +74,8 @@ export interface Stores {
   limits: LimitStore;
   /** Webhook deliveries (`webhook_deliveries`) and the `grant.expiring` audit rows. */
   webhooks: WebhookStore;
+  /** Calls held for per-call approval (`call_holds`, `call_approvals`). */
+  holds: CallHoldStore;
 }
 
 export type { Database } from '../platform/db/database.js';
@@ -98,6 +103,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
       outbox: pgOutboxStore(pg, clock),
       limits: pgLimitStore(pg, clock),
       webhooks: pgWebhookStore(pg, clock),
+      holds: pgCallHoldStore(pg, clock),
     };
   }
   const { db } = database;
@@ -114,6 +120,7 @@ export function createStores(database: Database, clock: Clock, limits: Pick<Conf
     outbox: sqliteOutboxStore(db, clock),
     limits: sqliteLimitStore(db, clock),
     webhooks: sqliteWebhookStore(db, clock),
+    holds: sqliteCallHoldStore(db, clock),
   };
 }
 
@@ -154,6 +161,8 @@ export interface Deps {
    * claims; CLI commands never take a lease.
    */
   instanceId: string;
+  /** Which actions are held for per-call approval (`policies/approvals.json`). */
+  perCall: PerCallPolicy;
   /** The Ed25519 key `serve` signs audit checkpoints with (`<dataDir>/checkpoint.key`, 0600; `src/platform/audit/checkpoints.ts`). */
   checkpointKey: BrokerSigningKey;
   /**
@@ -297,6 +306,7 @@ async function assemble(config: Config, database: Database, loaded: Loaded): Pro
     runner,
     limits,
     instanceId: ulid(),
+    perCall: loadPerCallPolicy(config.policiesDir),
     catalog,
     grants,
     stores,

@@ -5,6 +5,7 @@
  * its lease expires, while this process keeps serving (replicas); see `lease.ts`.
  */
 import { recoverInterruptedCalls } from '../modules/calls/recovery.js';
+import { expireHeldCalls } from '../modules/calls/approval/service.js';
 import type { Deps } from './deps.js';
 import type { Database } from '../platform/db/database.js';
 import { acquireLease, AlreadyServedError, releaseLease, renewLease, setLeaseUrl, type LeaseHolder } from '../platform/lease/lease.js';
@@ -111,6 +112,11 @@ export async function startInstance(deps: Pick<Deps, 'database' | 'stores' | 'cl
     await recoverInterruptedCalls(deps, me.id).then(
       () => undefined,
       (err: unknown) => deps.logger.warn({ err: message(err) }, 'crash recovery of expired instances failed; retrying'),
+    );
+    // Held calls past their approval deadline become `expired` (audited), so their keys replay that.
+    await expireHeldCalls(deps).then(
+      () => undefined,
+      (err: unknown) => deps.logger.warn({ err: message(err) }, 'expiring held calls failed; retrying'),
     );
   };
   const tick = () => {

@@ -143,7 +143,7 @@ function Terms(props: { g: GrantView }) {
 function event(e: NonNullable<GrantView['timeline']>[number]): string {
   const d = e.detail;
   const extra: string[] = [];
-  for (const k of ['note', 'approver_group', 'decision', 'outcome', 'reason', 'rule', 'changed', 'code']) {
+  for (const k of ['note', 'approver_group', 'decision', 'outcome', 'reason', 'rule', 'changed', 'code', 'previous_expires_at', 'expires_at']) {
     const v = d[k];
     if (v !== undefined && v !== null) extra.push(`${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
@@ -300,7 +300,7 @@ function missing(g: GrantView): string {
 }
 
 /** `GET /console/approvals`: every grant pending approval with what it lacks and the offline commands. */
-export function ApprovalsPage(props: { session: Session; grants: GrantView[]; problem?: { status: number; body: unknown } }) {
+export function ApprovalsPage(props: { session: Session; grants: GrantView[]; renewals?: GrantView[]; problem?: { status: number; body: unknown } }) {
   return (
     <Page title="Pending approvals" session={props.session}>
       <p>
@@ -326,6 +326,24 @@ export function ApprovalsPage(props: { session: Session; grants: GrantView[]; pr
               Download {g.id}.json
             </a>{' '}
             (the grant exactly as <code>GET /v1/grants/{g.id}</code> answers it), then:
+          </p>
+          <pre data-testid="approve-command">{approveCommands(g.id)}</pre>
+        </article>
+      ))}
+      {(props.renewals ?? []).map((g) => (
+        <article class="card" aria-labelledby={`r-${g.id}`} data-testid="pending-renewal">
+          <h2 id={`r-${g.id}`}>
+            <a href={`/console/grants/${g.id}`}>{g.id}</a>: renewal of {g.group} on {g.provider}, L{g.level}
+          </h2>
+          <p>
+            Active until {iso(g.expires_at)}; the renewal {g.renewal!.id} by {g.renewal!.requested_by} asks for {iso(g.renewal!.expires_at)} ({g.renewal!.reason}). It needs two
+            fresh approvals of two groups over its digest <code>{g.renewal!.digest}</code>, until {iso(g.renewal!.pending_expires_at)}.
+          </p>
+          <p>
+            <a href={`/console/grants/${g.id}/grant.json`} download={`${g.id}.json`}>
+              Download {g.id}.json
+            </a>{' '}
+            (<code>broker approve --grant-file</code> signs the renewal's terms), then:
           </p>
           <pre data-testid="approve-command">{approveCommands(g.id)}</pre>
         </article>

@@ -161,7 +161,10 @@ export function consoleRoutes(deps: ConsoleDeps, app: InProcessApp): Hono<Consol
     const s = c.var.session;
     const res = await callApi<{ data: GrantView[] }>(app, s.token, 'GET', `/v1/grants${query({ status: 'pending_approval', limit: 500 })}`);
     if (!res.ok) return c.html(<ApprovalsPage session={s} grants={[]} problem={res} />, res.status as 400);
-    return c.html(<ApprovalsPage session={s} grants={res.body.data} />);
+    // Active L3 grants with a renewal waiting for its two approvals (the list shows `renewal`).
+    const active = await callApi<{ data: GrantView[] }>(app, s.token, 'GET', `/v1/grants${query({ status: 'active', limit: 500 })}`);
+    const renewals = active.ok ? active.body.data.filter((g) => g.renewal !== null) : [];
+    return c.html(<ApprovalsPage session={s} grants={res.body.data} renewals={renewals} />);
   });
 
   r.get('/calls', async (c) => {

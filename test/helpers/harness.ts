@@ -160,6 +160,18 @@ async function rowsOf<T>(database: Database, sql: string, params: unknown[]): Pr
   return res.rows as T[];
 }
 
+/**
+ * A temp copy of the repository's policies directory with `files` (name → JSON value) written
+ * over it, e.g. `{'approvals.json': {per_call: {}}}` for a broker that holds no call for approval.
+ * @returns its path (removed with the OS temp directory).
+ */
+export function policiesWith(files: Record<string, unknown>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'broker-policies-'));
+  fs.cpSync(path.join(REPO_ROOT, 'policies'), dir, { recursive: true });
+  for (const [name, value] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), JSON.stringify(value));
+  return dir;
+}
+
 /** Starts a broker on a temp data directory with the repository's policies. */
 export async function startBroker(opts: BrokerOptions = {}): Promise<TestBroker> {
   const dataDir = opts.dataDir ?? tempDir();

@@ -14,16 +14,18 @@ import { generateApproverKey, addApprover, signApproval } from '../../src/module
 import { runDispatchOnce } from '../../src/modules/kernel/service/dispatch.js';
 import { bearer, tokenFor } from '../grants/helpers.js';
 import { testProvider } from '../calls/provider.js';
-import { taskIn } from '../calls/helpers.js';
+import { approveTwice, taskIn } from '../calls/helpers.js';
 import { Kernel } from '../kernel/helpers.js';
-import { startBroker } from '../helpers/harness.js';
+import { policiesWith, startBroker } from '../helpers/harness.js';
 import { runOutboxBatch } from '../../src/platform/outbox/consumer.js';
 import { fanOut } from '../../src/modules/webhooks/fanout.js';
 import { EVENT_TYPES } from '../../src/modules/webhooks/policy.js';
+import { signCallApproval } from '../../src/modules/calls/approval/request.js';
 import { ContractChecker, contractsOf, type Answer } from './contracts.js';
 
 const provider = testProvider();
-const broker = await startBroker({ providers: [provider.provider] });
+// test.deploy is held for per-call approval here (the repository's policy holds GitHub actions).
+const broker = await startBroker({ providers: [provider.provider], env: { BROKER_POLICIES_DIR: policiesWith({ 'approvals.json': { per_call: { 'test.deploy': { ttl_s: 3600 } } } }) } });
 afterAll(() => broker.stop());
 const operator = await tokenFor(broker, 'operator', 'contracts-olga');
 const auditor = await tokenFor(broker, 'auditor', 'contracts-ada');
@@ -393,6 +395,39 @@ describe('webhooks', () => {
     const row = (await webhooks.get(id))!;
     await webhooks.recordAttempt(id, row.attempts, { status: 'delivered', attempts: 1, nextAttemptAt: row.nextAttemptAt, lastAttemptAt: row.nextAttemptAt, lastStatus: 204, lastError: null, deliveredAt: row.nextAttemptAt });
     expect((await token('POST /v1/webhooks/deliveries/:id/retry', 'operator', `/v1/webhooks/deliveries/${id}/retry`, { json: {} })).status).toBe(409);
+  });
+});
+
+describe('renewal and per-call approval', () => {
+  it('POST /v1/grants/{id}/renew: 200 renewed, 404, 409 grant_not_renewable', async () => {
+    const g = (await signed('POST /v1/grants', 'main', '/v1/grants', { json: { group: 'security', provider: 'test', level: 1, ttl_s: 600, reason: 'to renew' } })).body;
+    expect((await token('POST /v1/grants/:id/renew', 'operator', `/v1/grants/${g.id}/renew`, { json: { ttl_s: 1200, reason: 'longer' } })).body.outcome).toBe('renewed');
+    expect((await signed('POST /v1/grants/:id/renew', 'main', '/v1/grants/grt_nope/renew', { json: { ttl_s: 1200, reason: 'x' } })).status).toBe(404);
+    await signed('POST /v1/grants/:id/revoke', 'main', `/v1/grants/${g.id}/revoke`, { json: {} });
+    expect((await token('POST /v1/grants/:id/renew', 'operator', `/v1/grants/${g.id}/renew`, { json: { ttl_s: 1200, reason: 'late' } })).body.code).toBe('grant_not_renewable');
+  });
+
+  it('POST /v1/ext/calls 202 approval_required; GET the held call; POST /v1/calls/{group}/{request_id}/approvals: 200 recorded, executed; 409, 404', async () => {
+    const l3 = (await signed('POST /v1/grants', 'main', '/v1/grants', { json: { group: 'main', provider: 'test', level: 3, allowed_actions: ['test.deploy'], ttl_s: 3600, reason: 'held calls' } })).body;
+    await approveTwice(broker, l3);
+    const task = await taskIn(broker, 'DOING', 'main');
+    const key = `held-${randomUUID()}`;
+    const held = await signed('POST /v1/ext/calls', 'main', '/v1/ext/calls', { json: { action: 'test.deploy', params: {}, task_id: task }, idempotencyKey: key });
+    expect(held.status).toBe(202);
+    expect((await signed('POST /v1/ext/calls', 'main', '/v1/ext/calls', { json: { action: 'test.deploy', params: {}, task_id: task }, idempotencyKey: key })).status).toBe(202);
+    expect((await signed('GET /v1/ext/calls/:request_id', 'main', `/v1/ext/calls/${key}`)).body).toMatchObject({ status: 'awaiting_approval', approval: { request_digest: held.body.request_digest } });
+    const path = `/v1/calls/main/${key}/approvals`;
+    const approve = async (id: string, group: string) => {
+      const k = await generateApproverKey(id);
+      await addApprover(broker.deps, { id, group, publicJwk: k.publicJwk }, 'operator:test');
+      return signCallApproval(k.privateJwk, { group: 'main', request_id: key, request_digest: held.body.request_digest }, broker.clock.now(), 600);
+    };
+    expect((await token('POST /v1/calls/:group/:request_id/approvals', 'operator', path, { json: { jws: await approve('held-sec', 'security') } })).body.outcome).toBe('recorded');
+    const ran = await signed('POST /v1/calls/:group/:request_id/approvals', 'main', path, { rawBody: await approve('held-dev', 'developer'), headers: { 'content-type': 'application/jose' } });
+    expect(ran.body).toMatchObject({ outcome: 'executed', answer: { status: 200 }, call: { status: 'succeeded' } });
+    expect((await token('POST /v1/calls/:group/:request_id/approvals', 'operator', path, { json: { jws: await approve('held-sre', 'sre') } })).body.code).toBe('call_not_awaiting_approval');
+    expect((await token('POST /v1/calls/:group/:request_id/approvals', 'operator', '/v1/calls/main/nope/approvals', { json: { jws: await approve('held-x', 'sre') } })).status).toBe(422);
+    expect((await token('GET /v1/calls/:group/:request_id', 'operator', `/v1/calls/main/${key}`)).body.approval.approvals).toHaveLength(2);
   });
 });
 

@@ -33,7 +33,7 @@ describe('migrations at start-up', () => {
     expect(Number(applied.rows[0]!.n)).toBe(MIGRATIONS);
     for (const r of results) expect(await pendingMigrationsPg((r as PromiseFulfilledResult<PgDb>).value)).toBe(0);
     const tables = await probe.pool.query<{ n: string }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'");
-    expect(Number(tables.rows[0]!.n)).toBe(22);
+    expect(Number(tables.rows[0]!.n)).toBe(25);
   });
 
   it('a replica starting on a current database applies nothing', async () => {

@@ -83,6 +83,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'PATCH /v1/grants/:id': 'main+operator',
   'POST /v1/grants/:id/revoke': 'main+operator',
   'POST /v1/grants/:id/approvals': 'main+operator',
+  'POST /v1/grants/:id/renew': 'main+operator',
   // src/modules/grant-requests/index.ts (access.ts there: agent groups ask, GRANTORS decide, GRANT_READERS read)
   'POST /v1/grant-requests': 'group',
   'GET /v1/grant-requests': 'token:operator,auditor',
@@ -114,6 +115,7 @@ const ROUTES: Readonly<Record<string, Access>> = {
   'GET /v1/calls': 'token:operator,auditor',
   'GET /v1/calls/:group/:request_id': 'token:operator,auditor',
   'GET /v1/limits': 'token:operator,auditor',
+  'POST /v1/calls/:group/:request_id/approvals': 'main+operator',
   // src/modules/runner/index.ts
   'GET /v1/runs': 'token:operator,auditor',
   'GET /v1/runs/:id': 'token:operator,auditor',

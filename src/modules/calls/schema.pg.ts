@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, pgTable, primaryKey, text } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, pgTable, primaryKey, text, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * PostgreSQL mirror of `ext_calls` (`schema.ts`): one row per claimed external call. The primary
@@ -37,4 +37,35 @@ export const extCalls = pgTable(
     index('ext_calls_status_idx').on(t.status, t.createdAt),
     index('ext_calls_task_idx').on(t.taskId, t.createdAt).where(sql`task_id IS NOT NULL`),
   ],
+);
+
+/** PostgreSQL mirror of `call_holds` (`schema.ts`): calls held for per-call approval. Times are Unix ms. */
+export const callHolds = pgTable(
+  'call_holds',
+  {
+    group: text('group').notNull(),
+    requestId: text('request_id').notNull(),
+    requestDigest: text('request_digest').notNull(),
+    body: text('body').notNull(),
+    request: text('request').notNull(),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    expiresAt: bigint('expires_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'call_holds_pk', columns: [t.group, t.requestId] }), index('call_holds_expiry_idx').on(t.expiresAt)],
+);
+
+/** PostgreSQL mirror of `call_approvals` (`schema.ts`). */
+export const callApprovals = pgTable(
+  'call_approvals',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
+    group: text('group').notNull(),
+    requestId: text('request_id').notNull(),
+    approverId: text('approver_id').notNull(),
+    approverGroup: text('approver_group').notNull(),
+    requestDigest: text('request_digest').notNull(),
+    jws: text('jws').notNull(),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [uniqueIndex('call_approvals_once_idx').on(t.group, t.requestId, t.approverId)],
 );

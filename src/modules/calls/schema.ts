@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 /**
  * `ext_calls`: one row per claimed external call (decision steps 13–14). The primary key
@@ -51,4 +51,43 @@ export const extCalls = sqliteTable(
     index('ext_calls_status_idx').on(t.status, t.createdAt),
     index('ext_calls_task_idx').on(t.taskId, t.createdAt).where(sql`task_id IS NOT NULL`),
   ],
+);
+
+/**
+ * `call_holds`: the calls held for per-call approval (`policies/approvals.json`): the exact request
+ * (`body`, its raw JSON) and the digest approvers sign, until `expires_at`. Their `ext_calls` row
+ * has status `awaiting_approval` until two approvals run them. Times are Unix ms.
+ */
+export const callHolds = sqliteTable(
+  'call_holds',
+  {
+    group: text('group').notNull(),
+    requestId: text('request_id').notNull(),
+    /** sha256 hex of the canonical request (method, action, params, resources, group, request id, task). */
+    requestDigest: text('request_digest').notNull(),
+    /** The raw request body (UTF-8 JSON), re-read when the call runs. */
+    body: text('body').notNull(),
+    /** The request approvers sign, as canonical JSON (`approval/request.ts`): its sha256 is `request_digest`. */
+    request: text('request').notNull(),
+    createdAt: integer('created_at').notNull(),
+    /** When the held call expires unexecuted. */
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'call_holds_pk', columns: [t.group, t.requestId] }), index('call_holds_expiry_idx').on(t.expiresAt)],
+);
+
+/** `call_approvals`: approvers' signed approvals of one held call (compact EdDSA JWS, kept verbatim). */
+export const callApprovals = sqliteTable(
+  'call_approvals',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    group: text('group').notNull(),
+    requestId: text('request_id').notNull(),
+    approverId: text('approver_id').notNull(),
+    approverGroup: text('approver_group').notNull(),
+    requestDigest: text('request_digest').notNull(),
+    jws: text('jws').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('call_approvals_once_idx').on(t.group, t.requestId, t.approverId)],
 );

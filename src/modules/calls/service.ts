@@ -42,6 +42,9 @@ import { CALL_SPANS, callSpan, endCallSpan, endDecisionSpan } from './spans.js';
 import type { LimitsPolicy } from '../limits/policy.js';
 import type { LimitStore } from '../limits/store.js';
 import { CallValves } from './valves.js';
+import type { PerCallPolicy, PerCallRule } from './approval/policy.js';
+import type { CallHoldStore } from './approval/store.js';
+import { holdCall, type HoldDeps } from './approval/hold.js';
 
 /** What the call path runs on (a subset of `Deps`, so the bench and tests can build it directly). */
 export interface CallServiceDeps {
@@ -55,7 +58,7 @@ export interface CallServiceDeps {
    * synchronous row read (`CallKeyReader.findNow`, SQLite) is read inside the decision, and the
    * coupled task from `db`; otherwise (PostgreSQL) both are read before it (`reads.ts`).
    */
-  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore; limits?: LimitStore };
+  stores: { calls: CallStore; tasks: Pick<TaskStore, 'find'>; switches?: SwitchStore; limits?: LimitStore; holds?: CallHoldStore };
   /** `policies/limits.json` (rate limits, quotas, the circuit breakers); the defaults when absent. */
   limits?: LimitsPolicy;
   clock: Clock;
@@ -69,6 +72,8 @@ export interface CallServiceDeps {
   instanceId: string;
   /** The app's Prometheus registry (`deps.metrics`). */
   metrics: { registry: Registry };
+  /** Which actions are held for per-call approval (`approval/policy.ts`); none when absent. */
+  perCall?: PerCallPolicy;
 }
 
 /** One verified request: the signing group and key, its Idempotency-Key and the raw body bytes. */
@@ -82,6 +87,8 @@ export interface CallSubmission {
   instance?: string;
   /** SHA-256 of `rawBody` when step 1 already computed it (the `Content-Digest` check); else it is hashed here. */
   bodySha256?: Buffer | null;
+  /** A held call being decided again as its approval arrives (`approval/service.ts`): step 3 and the hold are passed. */
+  approved?: boolean;
 }
 
 /** An allowed call, ready to claim: its receipt so far, shape, grant, body fingerprint and key. */
@@ -98,6 +105,8 @@ export interface Allowed {
   pending: number;
   /** Whether this call is its provider's half-open probe (the `circuit` step). */
   probe: boolean;
+  /** Set when the action needs per-call approval: the call is held, not claimed. */
+  hold?: PerCallRule;
 }
 
 /**
@@ -156,6 +165,11 @@ export class CallService {
     this.valves = new CallValves({ policy: deps.limits, store: deps.stores.limits, registry: deps.metrics.registry, logger: deps.logger, instanceId: deps.instanceId });
   }
 
+  /** This process's broker instance id (the owner it records on the calls it claims). */
+  get instanceId(): string {
+    return this.deps.instanceId;
+  }
+
   /** Calls of `group` claimed and not yet ended in this process (queued or running). */
   pendingFor(group: string): number {
     return this.lanes.pendingFor(group);
@@ -181,7 +195,7 @@ export class CallService {
     // Step 3: the Idempotency-Key.
     const fingerprint = (s.bodySha256 ?? sha256(s.rawBody)).toString('hex');
     const key = CallKeys.of(s.group, s.requestId);
-    const known = this.keys.check(s, key, fingerprint, receipt, reads && (() => reads.row));
+    const known = s.approved ? undefined : this.keys.check(s, key, fingerprint, receipt, reads && (() => reads.row));
     if (known instanceof ApiError) return refused('rejected', known, receipt);
     if (known) return { kind: 'replay', answer: known };
     receipt.steps.push({ step: 'idempotency', result: 'pass', note: 'new key' });
@@ -208,6 +222,12 @@ export class CallService {
     // The provider can run on this host (after step 12, before the claim).
     const unavailable = providerUnavailable(shape.provider, receipt);
     if (unavailable) return refused('denied', unavailable, receipt);
+
+    // Per-call approval (after every other decision step): held, or approved already. A held call
+    // takes no circuit probe and no quota now; its approval decides it again and runs it.
+    const hold = s.approved ? undefined : this.deps.perCall?.(shape.action.id);
+    if (s.approved) receipt.steps.push({ step: 'call_approval', result: 'pass', note: 'approved' });
+    if (hold) return { kind: 'allowed', receipt, shape, grant: verdict.grant, fingerprint, key, pending, probe: false, hold };
 
     // The provider's circuit breaker (before the claim: an open circuit sends nothing).
     const circuit = this.valves.circuit(shape.provider.name, receipt);
@@ -265,6 +285,8 @@ export class CallService {
       return this.refuse(s, ev.receipt, ev.decision, ev.error, now);
     }
 
+    if (ev.hold) return holdCall(this.holdDeps(), s, ev, now);
+
     // The limits (rates and daily quotas): counted last, so only a call about to be claimed uses
     // up quota. Synchronous on SQLite (no await since step 3); given back if the claim fails.
     const provider = ev.shape.provider.name;
@@ -284,6 +306,17 @@ export class CallService {
       await this.valves.giveBack(provider, pass, now);
       return lost;
     }
+    return this.execute(s, ev, now);
+  }
+
+  /**
+   * Step 14 for a claimed call: runs it in the group's queue and records its outcome; the key
+   * and the pending slot are released at the end. Also the end of a held call the second
+   * approval claimed (`approval/service.ts`), after `takeApproved`; such a call was approved by
+   * two people and takes no rate-limit or quota count.
+   */
+  async execute(s: CallSubmission, ev: Allowed, now: number): Promise<CallAnswer> {
+    const provider = ev.shape.provider.name;
     try {
       // Step 14: execution, in the group's queue, bounded by the provider timeout.
       const { action, params, taskId } = ev.shape;
@@ -300,6 +333,17 @@ export class CallService {
       this.keys.release(ev.key);
       this.lanes.release(s.group);
     }
+  }
+
+  /** Holds the key and a pending slot for a held call its second approval claimed, before {@link execute}. */
+  takeApproved(ev: Allowed): void {
+    this.keys.hold(ev.key, ev.fingerprint);
+    this.lanes.take(ev.receipt.group, ev.pending);
+  }
+
+  /** What holding a call needs from this service. */
+  private holdDeps(): HoldDeps {
+    return { holds: this.deps.stores.holds, calls: this.store, keys: this.keys, refuse: (s, r, d, e, n) => this.refuse(s, r, d, e, n), instanceId: this.deps.instanceId };
   }
 
   /**
@@ -360,7 +404,7 @@ export class CallService {
    * goes through the group commit with the claims and outcomes of concurrent calls.
    * @throws ApiError 503 `audit_unavailable` when the row cannot be stored (nothing ran).
    */
-  private async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
+  async refuse(s: CallSubmission, receipt: Receipt, decision: 'rejected' | 'denied', err: ApiError, now: number): Promise<CallAnswer> {
     receipt.decision = decision;
     receipt.code = err.code;
     const span = callSpan(CALL_SPANS.outcome, s);

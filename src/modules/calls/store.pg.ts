@@ -27,7 +27,7 @@ import { brokerInstances } from '../../platform/lease/schema.pg.js';
 import type { CommitStats } from './commit.js';
 import { extCalls } from './schema.pg.js';
 import {
-  CALL_STATUSES,
+  PURGEABLE_STATUSES,
   DuplicateClaim,
   GroupBackpressure,
   type AuditWrite,
@@ -46,8 +46,8 @@ export interface PgCallStoreOptions {
   maxPendingPerGroup: number;
 }
 
-/** Statuses a purge may delete: every one but `running`. */
-const FINISHED = CALL_STATUSES.filter((s) => s !== 'running');
+/** Statuses a purge may delete: every one but `running` and `awaiting_approval`. */
+const FINISHED = [...PURGEABLE_STATUSES];
 
 /** The text columns ordered byte by byte, as SQLite orders them, whatever the database's collation. */
 const bytewise = (col: typeof extCalls.requestId | typeof extCalls.group): SQL => sql`${col} COLLATE "C"`;

@@ -16,11 +16,17 @@ import { brokerInstances } from '../../platform/lease/schema.js';
 import { GroupCommit, type CommitStats } from './commit.js';
 import { extCalls } from './schema.js';
 
-/** Where a call is: `running` until its outcome is stored; `unknown_outcome` after a crash. */
-export type CallStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'unknown_outcome';
+/**
+ * Where a call is: `running` until its outcome is stored; `unknown_outcome` after a crash;
+ * `awaiting_approval` while held for per-call approval, `expired` when its hold ended unexecuted.
+ */
+export type CallStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'unknown_outcome' | 'awaiting_approval' | 'expired';
 
 /** Every call status, for validating `--status` and `?status=`. */
-export const CALL_STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'unknown_outcome'] as const satisfies readonly CallStatus[];
+export const CALL_STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'unknown_outcome', 'awaiting_approval', 'expired'] as const satisfies readonly CallStatus[];
+
+/** Statuses a purge may delete: every one but `running` and `awaiting_approval` (a call not finished). */
+export const PURGEABLE_STATUSES: readonly CallStatus[] = CALL_STATUSES.filter((s) => s !== 'running' && s !== 'awaiting_approval');
 
 /** One `ext_calls` row. Times are Unix ms; `response` and `receipt` are JSON text. */
 export interface CallRow {
@@ -184,7 +190,7 @@ const COLUMNS = `"group", request_id AS requestId, fingerprint, action, level, r
  * rowid), and never the newest row (highest rowid, see `retention.ts`).
  */
 const PURGEABLE = `FROM ext_calls
-  WHERE status IN (${CALL_STATUSES.filter((s) => s !== 'running').map((s) => `'${s}'`).join(', ')}) AND created_at < @before
+  WHERE status IN (${PURGEABLE_STATUSES.map((s) => `'${s}'`).join(', ')}) AND created_at < @before
     AND rowid < (SELECT max(rowid) FROM ext_calls)`;
 
 /** The rowids one purge batch deletes: at most `@limit`. Exported for the query-plan test. */

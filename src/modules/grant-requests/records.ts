@@ -23,6 +23,8 @@ export interface GrantRequestRecord {
   justification: string;
   /** The grant this request renews, or null. */
   renews: string | null;
+  /** The grant this request extends in place (its approval renews that grant), or null. */
+  renewal_of: string | null;
   status: GrantRequestStatus;
   created_at: string;
   /** When a pending request expires if nobody decides. */
@@ -55,6 +57,7 @@ export function toRequestRecord(row: GrantRequestRow, nowMs: number): GrantReque
     ttl_s: row.ttlS,
     justification: row.justification,
     renews: row.renews,
+    renewal_of: row.renewalOf,
     status: effectiveRequestStatus(row, nowMs),
     created_at: iso(row.createdAt)!,
     pending_expires_at: iso(row.pendingExpiresAt)!,

@@ -18,6 +18,8 @@ export const grantRequests = pgTable(
     ttlS: bigint('ttl_s', { mode: 'number' }).notNull(),
     justification: text('justification').notNull(),
     renews: text('renews'),
+    /** The grant this request asks to extend in place (`grt_…`; approval renews it, no new grant), or null. */
+    renewalOf: text('renewal_of'),
     status: text('status').notNull(),
     createdAt: bigint('created_at', { mode: 'number' }).notNull(),
     updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),

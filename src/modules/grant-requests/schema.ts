@@ -32,6 +32,8 @@ export const grantRequests = sqliteTable(
     justification: text('justification').notNull(),
     /** The grant this request renews (`grt_…`), or null for a new capability. */
     renews: text('renews'),
+    /** The grant this request asks to extend in place (`grt_…`; approval renews it, no new grant), or null. */
+    renewalOf: text('renewal_of'),
     /** pending | approved | denied | expired (a pending row past `pending_expires_at` reads expired). */
     status: text('status').notNull(),
     createdAt: integer('created_at').notNull(),

@@ -16,6 +16,7 @@ import { ApiError, type ErrorCode } from '../../platform/http/problem.js';
 import { idempotent, type IdempotencyRef } from '../../platform/idempotency.js';
 import { effectiveStatus, termsOf, toRecord, type GrantRecord } from '../grants/records.js';
 import { createGrant, type GrantDeps } from '../grants/service.js';
+import { renewGrant } from '../grants/renewal.js';
 import { jsonList } from '../grants/records.js';
 import { normalizePatterns, validateTerms, type CreateGrantInput, type GrantTerms } from '../grants/terms.js';
 import { auditRequest, effectiveRequestStatus, grantTermsOf, requireNotRequester, requirePendingRequest, requireRequest, toRequestRecord, type GrantRequestRecord } from './records.js';
@@ -62,7 +63,8 @@ export async function createGrantRequest(
 ): Promise<{ request: GrantRequestRecord; replayed: boolean }> {
   // Read before the transaction (nothing is awaited inside it); a failure is raised only when the
   // key is new, so a retry of an accepted renewal still replays after the grant changed.
-  const renewal = input.renews === undefined ? null : await renewedTerms(deps, input.renews, group);
+  const renews = input.renews ?? input.renewal_of;
+  const renewal = renews === undefined ? null : await renewedTerms(deps, renews, group);
   return deps.stores.grantRequests.create(group, idem?.key ?? null, ({ prior, pending }, now) => {
     const { value, replayed } = idempotent(
       idem,
@@ -107,6 +109,7 @@ function newRequest(
     ttlS: input.ttl_s,
     justification: input.justification,
     renews: input.renews ?? null,
+    renewalOf: input.renewal_of ?? null,
     status: 'pending',
     createdAt: now,
     updatedAt: now,
@@ -196,11 +199,12 @@ export async function approveGrantRequest(
  */
 async function renewalRefusal(deps: GrantRequestDeps, id: string): Promise<ApiError | null> {
   const row = await deps.stores.grantRequests.get(id);
-  if (row === null || row.renews === null || row.status !== 'pending') return null;
-  const renewed = await deps.stores.grants.get(row.renews);
+  const renews = row?.renews ?? row?.renewalOf ?? null;
+  if (row === null || renews === null || row.status !== 'pending') return null;
+  const renewed = await deps.stores.grants.get(renews);
   const status = renewed ? effectiveStatus(renewed.row, deps.clock.now()) : 'revoked';
   if (status !== 'revoked' && status !== 'rejected') return null;
-  return new ApiError('conflict', `Grant ${row.renews}, which this request renews, was ${status}; it is not renewed. Deny the request.`, { grant_status: status });
+  return new ApiError('conflict', `Grant ${renews}, which this request renews, was ${status}; it is not renewed. Deny the request.`, { grant_status: status });
 }
 
 /**
@@ -210,6 +214,13 @@ async function renewalRefusal(deps: GrantRequestDeps, id: string): Promise<ApiEr
  */
 async function createClaimedGrant(deps: GrantRequestDeps, claimed: GrantRequestRow): Promise<GrantRecord> {
   try {
+    if (claimed.renewalOf !== null) {
+      // A renewal in place: the grant's expiry moves to now + ttl_s under the same key, so an
+      // interrupted approval finishing later replays this renewal instead of renewing twice.
+      const input = { ttl_s: claimed.ttlS, reason: `grant request ${claimed.id}: ${claimed.justification}` };
+      const requestHash = createHash('sha256').update(canonicalize(input)!).digest('hex');
+      return (await renewGrant(deps, claimed.renewalOf, input, claimed.decidedBy!, { key: `grant-request:${claimed.id}`, requestHash })).grant;
+    }
     const t = grantTermsOf(claimed);
     const input: CreateGrantInput = {
       group: t.group,

@@ -30,12 +30,15 @@ export const CreateGrantRequestBody = z
     ttl_s: z.number().int().positive().describe(`The grant's lifetime after activation, in seconds (at most ${MAX_REQUEST_TTL_S}).`),
     justification: z.string().trim().min(1).max(MAX_JUSTIFICATION).describe('Why the group needs it; operators read it. Never put a secret here.'),
     renews: GrantId.optional().describe('An active grant of this group to extend: the new grant keeps its terms, with this ttl_s.'),
+    renewal_of: GrantId.optional().describe('An active grant of this group to renew in place: approval extends its expiry to now + ttl_s (L3: once two approvers sign).'),
   })
   .superRefine((b, ctx) => {
+    if (b.renews !== undefined && b.renewal_of !== undefined) ctx.addIssue({ code: 'custom', path: ['renewal_of'], message: 'give renews (a new grant) or renewal_of (the same grant, extended), not both' });
+    const renews = b.renews ?? b.renewal_of;
     for (const field of NEW_TERMS) {
-      if (b.renews !== undefined && b[field] !== undefined) {
+      if (renews !== undefined && b[field] !== undefined) {
         ctx.addIssue({ code: 'custom', path: [field], message: 'a renewal keeps the renewed grant’s terms: give only renews, ttl_s and justification' });
-      } else if (b.renews === undefined && b[field] === undefined) {
+      } else if (renews === undefined && b[field] === undefined) {
         ctx.addIssue({ code: 'custom', path: [field], message: 'required (or name the grant this request renews in renews)' });
       }
     }

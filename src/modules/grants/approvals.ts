@@ -10,13 +10,14 @@ import type { Planned } from '../../platform/db/seam.js';
 import { ApiError, type ErrorCode } from '../../platform/http/problem.js';
 import { approvalInvalid, verifyApproval, type Approver, type ApprovalPayload } from './approvers.js';
 import { requireEligible } from './eligibility.js';
-import { APPROVALS_REQUIRED, iso, requireFound, requirePending, termsOf, toRecord, type GrantRecord } from './records.js';
+import { APPROVALS_REQUIRED, effectiveStatus, iso, requireFound, requirePending, termsOf, toRecord, type GrantRecord } from './records.js';
+import { pendingRenewal, renewedPatch } from './renewal.js';
 import type { GrantDeps } from './service.js';
-import type { GrantChange, GrantPatch, GrantState, NewApproval } from './store.js';
+import type { GrantChange, GrantPatch, GrantState, NewApproval, RenewalRow } from './store.js';
 import { expiryAt } from './terms.js';
 
 /** What {@link submitApproval} did: recorded one approval, activated, rejected, or replayed. */
-export type ApprovalOutcome = 'recorded' | 'activated' | 'rejected' | 'replayed';
+export type ApprovalOutcome = 'recorded' | 'activated' | 'rejected' | 'replayed' | 'renewed';
 
 /** Codes of refused approvals, which are audited as `grant.approval_refused` before answering. */
 const REFUSALS: ReadonlySet<ErrorCode> = new Set(['approval_invalid', 'approval_duplicate', 'approver_ineligible', 'grant_not_pending']);
@@ -69,7 +70,9 @@ function decisionPlan(
   now: number,
 ): Planned<GrantChange, { grant: GrantRecord; outcome: ApprovalOutcome }> {
   const { row, approvals: all } = grant;
-  if (all.some((a) => a.jws === jws)) return { result: { grant: toRecord(row, all, now), outcome: 'replayed' } };
+  if (all.some((a) => a.jws === jws)) return { result: { grant: toRecord(row, all, now, pendingRenewal(grant.renewals, now)), outcome: 'replayed' } };
+  const renewal = effectiveStatus(row, now) === 'active' ? pendingRenewal(grant.renewals, now) : undefined;
+  if (renewal && payload.grant_digest === renewal.digest) return renewalDecisionPlan(grant, renewal, jws, approver, payload, submittedBy, now);
   requirePending(row, now);
   if (payload.grant_digest !== row.digest) {
     throw approvalInvalid('The approval signs other terms than the grant has now (its terms changed); review them and sign again.', {
@@ -103,4 +106,58 @@ function decisionPlan(
   }
   const after = toRecord({ ...row, ...set }, [...all, { ...approval, createdAt: now }], now);
   return { write: { approval, ...(set ? { set } : {}) }, audit, result: { grant: after, outcome } };
+}
+
+/**
+ * A decision on the pending renewal of an active L3 grant: the same rules as on the grant's own
+ * terms (two approvers of two groups, neither the requester of the grant or of the renewal, nor of
+ * the grant's group), counting only approvals given since the renewal was asked. The second
+ * approval applies the new expiry (audited `grant.renewed`); one denial rejects the renewal
+ * (audited `grant.renewal_rejected`) and the grant keeps its expiry.
+ */
+function renewalDecisionPlan(
+  grant: GrantState,
+  renewal: RenewalRow,
+  jws: string,
+  approver: Approver,
+  payload: ApprovalPayload,
+  submittedBy: string,
+  now: number,
+): Planned<GrantChange, { grant: GrantRecord; outcome: ApprovalOutcome }> {
+  const { row, approvals: all } = grant;
+  const current = all.filter((a) => a.grantDigest === renewal.digest && a.createdAt >= renewal.createdAt);
+  if (current.some((a) => a.approverId === approver.id)) {
+    throw new ApiError('approval_duplicate', `Approver ${approver.id} has already decided on this renewal; an approver counts once.`);
+  }
+  if (payload.decision === 'approve') requireEligible({ ...row, amendedBy: [...grant.amendedBy, renewal.requestedBy] }, current, approver);
+  const approval: NewApproval = { grantId: row.id, approverId: approver.id, approverGroup: approver.group, decision: payload.decision, grantDigest: renewal.digest, jws };
+  const actor = `approver:${approver.id}`;
+  const audit: ActivityInput[] = [
+    {
+      actor,
+      kind: 'grant.approval_recorded',
+      subject: row.id,
+      detail: { decision: payload.decision, approver_group: approver.group, grant_digest: renewal.digest, renewal_id: renewal.id, submitted_by: submittedBy },
+    },
+  ];
+  const approvals = current.filter((a) => a.decision === 'approve');
+  const recorded = [...all, { ...approval, createdAt: now }];
+  if (payload.decision === 'deny') {
+    audit.push({ actor, kind: 'grant.renewal_rejected', subject: row.id, detail: { renewal_id: renewal.id, approver_group: approver.group } });
+    const write: GrantChange = { approval, renewal: { update: [{ ids: [renewal.id], set: { status: 'rejected' } }] } };
+    return { write, audit, result: { grant: toRecord(row, recorded, now), outcome: 'rejected' } };
+  }
+  if (approvals.length + 1 < APPROVALS_REQUIRED) {
+    return { write: { approval }, audit, result: { grant: toRecord(row, recorded, now, renewal), outcome: 'recorded' } };
+  }
+  const set = renewedPatch(renewal.digest, renewal.expiresAt, now);
+  const approvers = [...approvals.map((a) => a.approverId), approver.id];
+  audit.push({
+    actor: 'system',
+    kind: 'grant.renewed',
+    subject: row.id,
+    detail: { renewal_id: renewal.id, previous_expires_at: iso(row.expiresAt), expires_at: iso(renewal.expiresAt), reason: renewal.reason, digest: renewal.digest, approvers },
+  });
+  const write: GrantChange = { approval, set, renewal: { update: [{ ids: [renewal.id], set: { status: 'applied', appliedAt: now } }] } };
+  return { write, audit, result: { grant: toRecord({ ...row, ...set }, recorded, now), outcome: 'renewed' } };
 }

@@ -172,6 +172,22 @@ export interface VerifyApprovalOptions {
  *   `approvers.json` cannot be read or is malformed (nothing is recorded).
  */
 export async function verifyApproval(deps: ApproverDeps, jws: string, opts: VerifyApprovalOptions): Promise<{ approver: Approver; payload: ApprovalPayload }> {
+  const { approver, claims } = await verifyApproverJws(deps, jws, opts);
+  const payload = Payload.safeParse(claims);
+  if (!payload.success) throw approvalInvalid(`The approval payload is invalid: ${payload.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`);
+  return { approver, payload: payload.data };
+}
+
+/**
+ * The signature checks every approver JWS passes, whatever it approves (a grant's terms, one held
+ * call): compact JWS with alg EdDSA, `kid` a registered approver, the signature verifying with its
+ * key, `iat` and `exp` present, `exp` not passed, `iat` not in the future (beyond the skew), and
+ * `exp - iat` at most `maxLifetimeS`. The caller parses and checks the claims.
+ * @returns the approver and the verified claims (unparsed).
+ * @throws ApiError 422 `approval_invalid` naming what failed; 503 `service_unavailable` when
+ *   `approvers.json` cannot be read or is malformed.
+ */
+export async function verifyApproverJws(deps: ApproverDeps, jws: string, opts: VerifyApprovalOptions): Promise<{ approver: Approver; claims: Record<string, unknown> }> {
   let kid: unknown;
   try {
     const header = decodeProtectedHeader(jws);
@@ -186,7 +202,7 @@ export async function verifyApproval(deps: ApproverDeps, jws: string, opts: Veri
     throw new ApiError('service_unavailable', `The approvers policy cannot be read, so no approval is recorded: ${err instanceof Error ? err.message : String(err)}.`);
   });
   if (!approver) throw approvalInvalid(`"${kid}" is not a registered approver.`);
-  let claims: unknown;
+  let claims: Record<string, unknown>;
   try {
     ({ payload: claims } = await jwtVerify(jws, approver.publicJwk, {
       algorithms: ['EdDSA'],
@@ -199,12 +215,11 @@ export async function verifyApproval(deps: ApproverDeps, jws: string, opts: Veri
     if (err instanceof errors.JWTExpired) throw approvalInvalid('The approval has expired; sign a new one.');
     throw approvalInvalid(`The approval is not valid: ${err instanceof Error ? err.message : String(err)}.`);
   }
-  const payload = Payload.safeParse(claims);
-  if (!payload.success) throw approvalInvalid(`The approval payload is invalid: ${payload.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`);
-  const { iat, exp } = payload.data;
+  const { iat, exp } = claims;
+  if (typeof iat !== 'number' || typeof exp !== 'number') throw approvalInvalid('The approval payload is invalid: iat and exp are numbers.');
   if (iat * 1000 > opts.nowMs + opts.clockSkewS * 1000) throw approvalInvalid('The approval is issued in the future (iat).');
   if (exp - iat > opts.maxLifetimeS) throw approvalInvalid(`An approval may be valid for at most ${opts.maxLifetimeS} s (exp - iat).`);
-  return { approver, payload: payload.data };
+  return { approver, claims };
 }
 
 /** 422 `approval_invalid`. */

@@ -21,6 +21,7 @@ import { describeDecision, GrantFileError, reviewGrantFile, signGrantDecision, t
 import { submitApproval } from './approvals.js';
 import { createGrant, getGrant, listGrants, revokeAllGrants, revokeGrant, type GrantDeps } from './service.js';
 import { CreateGrantBody } from './terms.js';
+import { renewGrant, RenewGrantBody } from './renewal.js';
 import type { GrantStatus } from './types.js';
 
 /** Runs a CLI action, turning an ApiError into a one-line message and exit code 1. */
@@ -122,6 +123,26 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
       ),
     );
 
+  grants
+    .command('renew <id>')
+    .description('extend an active grant\'s expiry (at most 7 days from now); an L3 renewal waits for two approvals (`broker approve <id>`)')
+    .option('--ttl <duration>', 'the new expiry as a duration from now, e.g. 3d')
+    .option('--expires-at <rfc3339>', 'the new expiry as an instant')
+    .requiredOption('--reason <text>')
+    .action((id: string, o: { ttl?: string; expiresAt?: string; reason: string }) =>
+      withDeps((deps) =>
+        cli(async () => {
+          const input = validate(
+            RenewGrantBody,
+            { reason: o.reason, ...(o.ttl !== undefined ? { ttl_s: parseDurationS(o.ttl, '--ttl') } : {}), ...(o.expiresAt !== undefined ? { expires_at: o.expiresAt } : {}) },
+            'options',
+          );
+          const { replayed: _replayed, ...result } = await renewGrant(deps, id, input, cliOperator());
+          printJson(result);
+        }),
+      ),
+    );
+
   const approvers = program.command('approvers').description('who may approve L3 grants (Ed25519 keys)');
   approvers
     .command('list')
@@ -201,7 +222,9 @@ export function registerGrantsCommands(program: Command, withDeps: CliRunner<Gra
       const ttlS = parseDurationS(o.ttl ?? DEFAULT_APPROVAL_TTL, '--ttl');
       return withDeps((deps) =>
         cli(async () => {
-          const grant = await getGrant(deps, grantId!);
+          const found = await getGrant(deps, grantId!);
+          // An active grant with a renewal waiting: the signature is over the terms with the new expiry.
+          const grant = found.renewal ? { ...found, ttl_s: null, expires_at: found.renewal.expires_at, digest: found.renewal.digest } : found;
           const decision = o.deny ? 'deny' : 'approve';
           process.stderr.write(describeDecision(grant, decision));
           const jws = await signGrantDecision(privateJwk, grant, decision, deps.clock.now(), ttlS);

@@ -5,6 +5,7 @@ import { approveGrantOp } from './routes/approve-grant.js';
 import { createGrantOp } from './routes/create-grant.js';
 import { getGrantOp } from './routes/get-grant.js';
 import { listGrantsOp } from './routes/list-grants.js';
+import { renewGrantOp } from './routes/renew-grant.js';
 import { revokeGrantOp } from './routes/revoke-grant.js';
 
 /**
@@ -12,5 +13,5 @@ import { revokeGrantOp } from './routes/revoke-grant.js';
  * approvals, `GRANT_READERS` read them; see access.ts).
  */
 export function grantsRoutes(deps: GrantDeps): Router {
-  return mount(createRouter(), createGrantOp(deps), listGrantsOp(deps), getGrantOp(deps), amendGrantOp(deps), revokeGrantOp(deps), approveGrantOp(deps));
+  return mount(createRouter(), createGrantOp(deps), listGrantsOp(deps), getGrantOp(deps), amendGrantOp(deps), revokeGrantOp(deps), approveGrantOp(deps), renewGrantOp(deps));
 }

@@ -6,7 +6,7 @@
 import type { Activity } from '../../platform/audit/trail.js';
 import { ApiError } from '../../platform/http/problem.js';
 import type { ActionLevel } from '../../providers/contract.js';
-import type { ApprovalRow, GrantRow, StoredGrant } from './store.js';
+import type { ApprovalRow, GrantRow, RenewalRow, StoredGrant } from './store.js';
 import type { GrantTerms } from './terms.js';
 import type { GrantStatus } from './types.js';
 
@@ -49,6 +49,20 @@ export interface GrantRecord {
   revoke_reason: string | null;
   approvals_required: number;
   approvals: ApprovalRecord[];
+  /** An L3 renewal waiting for its two approvals (the grant keeps its old expiry until then), or null. */
+  renewal: PendingRenewal | null;
+}
+
+/** A renewal waiting for approvals, as a grant shows it. Times are RFC 3339 UTC. */
+export interface PendingRenewal {
+  id: string;
+  /** The expiry the renewal asks for. */
+  expires_at: string;
+  /** sha256 of the grant's terms with that expiry: what approvers sign. */
+  digest: string;
+  requested_by: string;
+  reason: string;
+  pending_expires_at: string | null;
 }
 
 /** One audit row of a grant's history, oldest first. */
@@ -92,7 +106,7 @@ export function termsOf(row: GrantRow): GrantTerms {
 }
 
 /** A stored grant and its decisions (oldest first) as the API shows them at `nowMs`. */
-export function toRecord(row: GrantRow, approvals: readonly Omit<ApprovalRow, 'id' | 'grantId' | 'jws'>[], nowMs: number): GrantRecord {
+export function toRecord(row: GrantRow, approvals: readonly Omit<ApprovalRow, 'id' | 'grantId' | 'jws'>[], nowMs: number, renewal?: RenewalRow | null): GrantRecord {
   return {
     id: row.id,
     group: row.group,
@@ -123,6 +137,9 @@ export function toRecord(row: GrantRow, approvals: readonly Omit<ApprovalRow, 'i
       counts: a.grantDigest === row.digest,
       at: iso(a.createdAt)!,
     })),
+    renewal: renewal
+      ? { id: renewal.id, expires_at: iso(renewal.expiresAt)!, digest: renewal.digest, requested_by: renewal.requestedBy, reason: renewal.reason, pending_expires_at: iso(renewal.pendingExpiresAt) }
+      : null,
   };
 }
 

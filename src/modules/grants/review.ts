@@ -44,6 +44,7 @@ export const GrantFile = z.looseObject({
   approvals: z
     .array(z.looseObject({ approver_id: z.string(), approver_group: z.string(), decision: z.enum(['approve', 'deny']), counts: z.boolean() }))
     .optional(),
+  renewal: z.looseObject({ expires_at: z.iso.datetime({ offset: true }), digest: z.string() }).nullable().optional(),
 });
 /** A validated grant file. */
 export type GrantFileGrant = z.infer<typeof GrantFile>;
@@ -111,6 +112,15 @@ export function reviewGrantFile(json: unknown, nowMs: number): ReviewedGrant {
     throw new GrantFileError(
       `the file's digest ${g.digest} is not the digest of its terms (${digest}): the file was edited, or comes from another broker version; fetch the grant again`,
     );
+  }
+  if (g.status === 'active' && g.level === 3 && g.renewal) {
+    // A renewal waiting for approvals: the signature covers the terms with the new expiry.
+    const renewed = { ...g, ttl_s: null, expires_at: g.renewal.expires_at };
+    const renewalDigest = termsDigest({ ...termsOfGrantFile({ ...renewed, activated_at: null }) });
+    if (renewalDigest !== g.renewal.digest) {
+      throw new GrantFileError(`the renewal's digest ${g.renewal.digest} is not the digest of the terms with its expiry (${renewalDigest}): the file was edited; fetch the grant again`);
+    }
+    return { ...renewed, digest: renewalDigest };
   }
   if (g.status !== 'pending_approval') throw new GrantFileError(`grant ${g.id} is ${g.status}, not pending_approval; there is nothing to approve`);
   if (g.level !== 3) throw new GrantFileError(`grant ${g.id} is L${g.level}; only L3 grants take approvals`);

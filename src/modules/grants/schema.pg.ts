@@ -81,3 +81,29 @@ export const grantChanges = pgTable('grant_changes', {
   seq: bigint('seq', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
   grantId: text('grant_id').notNull(),
 });
+
+/** PostgreSQL mirror of `grant_renewals` (`schema.ts`): extensions of active grants. Times are Unix ms. */
+export const grantRenewals = pgTable(
+  'grant_renewals',
+  {
+    id: text('id').primaryKey(),
+    grantId: text('grant_id')
+      .notNull()
+      .references(() => grants.id),
+    requestedBy: text('requested_by').notNull(),
+    reason: text('reason').notNull(),
+    previousExpiresAt: bigint('previous_expires_at', { mode: 'number' }),
+    expiresAt: bigint('expires_at', { mode: 'number' }).notNull(),
+    digest: text('digest').notNull(),
+    status: text('status').notNull(),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    pendingExpiresAt: bigint('pending_expires_at', { mode: 'number' }),
+    appliedAt: bigint('applied_at', { mode: 'number' }),
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash'),
+  },
+  (t) => [
+    index('grant_renewals_grant_idx').on(t.grantId),
+    uniqueIndex('grant_renewals_idempotency_idx').on(t.requestedBy, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  ],
+);

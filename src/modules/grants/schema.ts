@@ -98,6 +98,45 @@ export const approvers = sqliteTable('approvers', {
 });
 
 /**
+ * `grant_renewals`: each extension of an active grant's expiry (`POST /v1/grants/{id}/renew`). An
+ * L1/L2 renewal is `applied` at once; an L3 renewal waits `pending_approval` (the grant keeps its old
+ * expiry) until two approvals sign `digest` (the terms with the new expiry), then is `applied`; a
+ * newer renewal marks an older pending one `superseded`. Times are Unix ms.
+ */
+export const grantRenewals = sqliteTable(
+  'grant_renewals',
+  {
+    /** `rnw_<ULID>`. */
+    id: text('id').primaryKey(),
+    grantId: text('grant_id')
+      .notNull()
+      .references(() => grants.id),
+    /** The principal that asked (`operator:<subject>`, `main`). */
+    requestedBy: text('requested_by').notNull(),
+    reason: text('reason').notNull(),
+    /** The grant's expiry when the renewal was asked. */
+    previousExpiresAt: integer('previous_expires_at'),
+    /** The new expiry (absolute). */
+    expiresAt: integer('expires_at').notNull(),
+    /** sha256 of the grant's terms with `expires_at` as their expiry: what L3 approvers sign. */
+    digest: text('digest').notNull(),
+    /** applied | pending_approval | superseded (a pending one past `pending_expires_at` reads expired). */
+    status: text('status').notNull(),
+    createdAt: integer('created_at').notNull(),
+    /** L3 only: until when the renewal waits for its approvals. */
+    pendingExpiresAt: integer('pending_expires_at'),
+    appliedAt: integer('applied_at'),
+    /** The request's Idempotency-Key and the sha256 of its body (replays answer this renewal). */
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash'),
+  },
+  (t) => [
+    index('grant_renewals_grant_idx').on(t.grantId),
+    uniqueIndex('grant_renewals_idempotency_idx').on(t.requestedBy, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  ],
+);
+
+/**
  * `grant_changes`: which grant changed, in commit order. Triggers on `grants` and
  * `grant_approvals` append a row per changed grant (and keep only the last 1000), so the
  * in-memory grant index (`source.ts`) reads `MAX(seq)` per lookup and reloads only the grants that

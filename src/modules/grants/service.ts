@@ -17,6 +17,7 @@ import { auditTerms, effectiveStatus, jsonList, requireFound, requirePending, te
 import type { GrantPatch, GrantRow, GrantStore } from './store.js';
 import { expiryAt, normalizePatterns, termsDigest, validateTerms, type AmendGrantInput, type CreateGrantInput, type GrantTerms } from './terms.js';
 import type { GrantStatus } from './types.js';
+import { pendingRenewal } from './renewal.js';
 
 /**
  * What the grants service runs on: the store, the clock, the groups and the provider catalog (the
@@ -197,8 +198,9 @@ function revokedRow(row: GrantRow, actor: string, reason: string | null, now: nu
 export async function getGrant(deps: GrantDeps, id: string): Promise<GrantRecord & { timeline: TimelineEntry[] }> {
   const now = deps.clock.now();
   const { row, approvals } = requireFound(await deps.stores.grants.get(id), id);
+  const renewal = effectiveStatus(row, now) === 'active' ? pendingRenewal(await deps.stores.grants.renewals(id), now) : undefined;
   const timeline = (await deps.stores.grants.timeline(id)).map(timelineEntry);
-  return { ...toRecord(row, approvals, now), timeline };
+  return { ...toRecord(row, approvals, now, renewal), timeline };
 }
 
 /** Filters of {@link listGrants}. `at` is Unix ms. */
@@ -222,7 +224,12 @@ export interface GrantFilter {
 export async function listGrants(deps: GrantDeps, filter: GrantFilter): Promise<{ items: GrantRecord[]; nextCursor: string | null }> {
   const now = deps.clock.now();
   const { grants, more } = await deps.stores.grants.list({ ...filter, limit: filter.limit ?? 100 }, now);
-  const items = grants.map((g) => toRecord(g.row, g.approvals, now));
+  const items: GrantRecord[] = [];
+  for (const g of grants) {
+    // Only an active L3 grant can have a renewal waiting (few of them): one read each.
+    const waiting = g.row.level === 3 && effectiveStatus(g.row, now) === 'active' ? pendingRenewal(await deps.stores.grants.renewals(g.row.id), now) : undefined;
+    items.push(toRecord(g.row, g.approvals, now, waiting));
+  }
   return { items, nextCursor: more ? items[items.length - 1]!.id : null };
 }
 

@@ -17,8 +17,8 @@ import type { Activity } from '../../platform/audit/trail.js';
 import type { Clock } from '../../platform/clock.js';
 import { failClosedPg, PG_LOCKS, type PgDb, type PgTx } from '../../platform/db/pg.js';
 import { runPlanPg } from '../../platform/db/seam.js';
-import { approvers, grantApprovals, grants } from './schema.pg.js';
-import type { ApprovalRow, GrantRow, GrantStore, StoredGrant } from './store.js';
+import { approvers, grantApprovals, grantRenewals, grants } from './schema.pg.js';
+import type { ApprovalRow, GrantRow, GrantStore, RenewalRow, StoredGrant } from './store.js';
 import type { GrantStatus } from './types.js';
 
 const g = grants;
@@ -39,7 +39,10 @@ export function pgGrantStore(pg: PgDb, clock: Clock): GrantStore {
         .orderBy(asc(govActivities.seq))
     ).map((r) => r.actor);
 
+  const renewalsOf = (tx: PgTx | PgDb['orm'], id: string): Promise<RenewalRow[]> => tx.select().from(grantRenewals).where(eq(grantRenewals.grantId, id)).orderBy(asc(grantRenewals.id));
+
   return {
+    renewals: (id) => read(() => renewalsOf(pg.orm, id)),
     get: (id) => read(async () => stored(pg.orm, (await pg.orm.select().from(g).where(eq(g.id, id)))[0])),
     list: (q, now) =>
       read(async () => {
@@ -82,11 +85,13 @@ export function pgGrantStore(pg: PgDb, clock: Clock): GrantStore {
           locks: LOCK_GRANTS,
           read: async (tx) => {
             const found = await stored(tx, (await tx.select().from(g).where(eq(g.id, id)).for('update'))[0]);
-            return found && { ...found, amendedBy: await amenders(tx, id) };
+            return found && { ...found, amendedBy: await amenders(tx, id), renewals: await renewalsOf(tx, id) };
           },
           apply: async (tx, write, _current, now) => {
             if (write.approval) await tx.insert(a).values({ ...write.approval, createdAt: now });
             if (write.set) await tx.update(g).set(write.set).where(eq(g.id, id));
+            if (write.renewal?.insert) await tx.insert(grantRenewals).values(write.renewal.insert);
+            for (const u of write.renewal?.update ?? []) if (u.ids.length > 0) await tx.update(grantRenewals).set(u.set).where(inArray(grantRenewals.id, [...u.ids]));
           },
         },
         plan,

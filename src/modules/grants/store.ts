@@ -10,7 +10,7 @@ import { govActivities } from '../../platform/audit/schema.js';
 import type { Clock } from '../../platform/clock.js';
 import type { Db } from '../../platform/db/open.js';
 import { runPlan, settled, type Plan } from '../../platform/db/seam.js';
-import { approvers, grantApprovals, grants } from './schema.js';
+import { approvers, grantApprovals, grantRenewals, grants } from './schema.js';
 import type { GrantStatus } from './types.js';
 
 /** A `grants` row. Times are Unix ms. */
@@ -19,6 +19,8 @@ export type GrantRow = typeof grants.$inferSelect;
 export type ApprovalRow = typeof grantApprovals.$inferSelect;
 /** An `approvers` row: an approver added with `broker approvers add`. */
 export type ApproverRow = typeof approvers.$inferSelect;
+/** A `grant_renewals` row: one extension of a grant's expiry. */
+export type RenewalRow = typeof grantRenewals.$inferSelect;
 /** Changed columns of a grant. */
 export type GrantPatch = Partial<Omit<GrantRow, 'id'>>;
 /** A decision to record; its id is assigned and its `createdAt` is the transaction's now. */
@@ -30,15 +32,20 @@ export interface StoredGrant {
   approvals: ApprovalRow[];
 }
 
-/** A grant as a change sees it: also who amended it (the actors of its `grant.amended` audit rows, oldest first). */
+/**
+ * A grant as a change sees it: also who amended it (the actors of its `grant.amended` audit rows,
+ * oldest first) and its renewals (oldest first).
+ */
 export interface GrantState extends StoredGrant {
   amendedBy: string[];
+  renewals: RenewalRow[];
 }
 
-/** What a change of one grant writes: columns of its row, and/or one more decision. */
+/** What a change of one grant writes: columns of its row, one more decision, and/or renewal rows to insert or change. */
 export interface GrantChange {
   set?: GrantPatch;
   approval?: NewApproval;
+  renewal?: { insert?: RenewalRow; update?: { ids: readonly string[]; set: Partial<Omit<RenewalRow, 'id'>> }[] };
 }
 
 /** Filters and page of {@link GrantStore.list}. `at` is Unix ms; `after` is the last id of the previous page. */
@@ -59,6 +66,8 @@ export interface GrantStore {
   get(id: string): Promise<StoredGrant | null>;
   /** Grants oldest first (by id), filtered, at most `limit`, with their decisions; `more` when others follow. */
   list(q: GrantQuery, nowMs: number): Promise<{ grants: StoredGrant[]; more: boolean }>;
+  /** The grant's renewals, oldest first. */
+  renewals(id: string): Promise<RenewalRow[]>;
   /** The audit rows whose subject is the grant, oldest first (at most 1000). */
   timeline(id: string): Promise<Activity[]>;
   /**
@@ -118,6 +127,7 @@ export function sqliteGrantStore(db: Db, clock: Clock): GrantStore {
         return { grants: page.map((row) => ({ row, approvals: decisions.filter((d) => d.grantId === row.id) })), more: rows.length > q.limit };
       }),
     timeline: (id) => settled(() => activitiesFor(db, id)),
+    renewals: (id) => settled(() => db.orm.select().from(grantRenewals).where(eq(grantRenewals.grantId, id)).orderBy(asc(grantRenewals.id)).all()),
     create: (requestedBy, key, plan) =>
       runPlan(
         db,
@@ -132,12 +142,14 @@ export function sqliteGrantStore(db: Db, clock: Clock): GrantStore {
         clock,
         () => {
           const found = stored(db.orm.select().from(g).where(eq(g.id, id)).get());
-          return found && { ...found, amendedBy: amenders(id) };
+          return found && { ...found, amendedBy: amenders(id), renewals: db.orm.select().from(grantRenewals).where(eq(grantRenewals.grantId, id)).orderBy(asc(grantRenewals.id)).all() };
         },
         plan,
         (write, _current, now) => {
           if (write.approval) db.orm.insert(a).values({ ...write.approval, createdAt: now }).run();
           if (write.set) db.orm.update(g).set(write.set).where(eq(g.id, id)).run();
+          if (write.renewal?.insert) db.orm.insert(grantRenewals).values(write.renewal.insert).run();
+          for (const u of write.renewal?.update ?? []) if (u.ids.length > 0) db.orm.update(grantRenewals).set(u.set).where(inArray(grantRenewals.id, [...u.ids])).run();
         },
       ),
     revokeAll: (group, provider, plan) =>

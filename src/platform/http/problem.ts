@@ -37,6 +37,9 @@ export const ERROR_STATUS = {
   approval_duplicate: 409,
   approver_ineligible: 403,
   grant_not_revocable: 409,
+  grant_not_renewable: 409,
+  call_not_awaiting_approval: 409,
+  call_approval_expired: 409,
   // capability broker: access requests
   grant_request_not_pending: 409,
   // capability broker: the decision path

@@ -43,6 +43,7 @@ const grantRow = (id: string) => ({
 const createPlan = (id: string) => (): Planned<ReturnType<typeof grantRow>, string> => ({ write: grantRow(id), audit: [{ actor: 'main', kind: 'grant.created', subject: id }], result: id });
 const requestRow = (id: string) => ({
   id, group: 'developer', provider: 'ops', level: 1, allowedActions: null, deniedActions: null, resources: null, ttlS: 60, justification: 'j', renews: null,
+  renewalOf: null,
   status: 'pending', createdAt: T0, updatedAt: T0, pendingExpiresAt: T0 + 60_000, decidedBy: null, decidedAt: null, decisionReason: null, grantId: null,
   idempotencyKey: null, requestHash: null,
 });

@@ -13,8 +13,7 @@ import httpProxy from 'http-proxy';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../../src/platform/audit/chain.js';
-import { startBroker, type TestBroker } from '../../helpers/harness.js';
-import { policiesWithLimits } from '../../limits/helpers.js';
+import { policiesWith, startBroker, type TestBroker } from '../../helpers/harness.js';
 import { approveTwice, call, grant, taskIn } from '../../calls/helpers.js';
 import { FIXTURE_TOKEN, ORG, startGitHubFixtures, type GitHubFixtures, type Scenario } from './fixtures.js';
 
@@ -94,9 +93,10 @@ beforeAll(async () => {
   for (const k of ['GITHUB_TOKEN', 'GITHUB_API_URL'] as const) saved[k] = process.env[k];
   process.env['GITHUB_TOKEN'] = FIXTURE_TOKEN;
   process.env['GITHUB_API_URL'] = proxy.url;
-  // The repository's policies without rate limits or quotas: this file makes more L3 calls a
-  // minute (on the manual clock) than the default limits allow; test/limits/ covers the limits.
-  broker = await startBroker({ env: { BROKER_POLICIES_DIR: policiesWithLimits({ rules: [] }) } });
+  // The actions themselves are under test here: without rate limits or quotas (this file makes
+  // more L3 calls a minute, on the manual clock, than the default limits allow; test/limits/ covers
+  // them) and without per-call approval (test/calls/per-call-approval.test.ts covers it).
+  broker = await startBroker({ env: { BROKER_POLICIES_DIR: policiesWith({ 'limits.json': { rules: [] }, 'approvals.json': { per_call: {} } }) } });
 
   await grant(broker, { group: 'developer', provider: 'github', level: 2, resources: [`${ORG}/*`], ttl_s: 3600 });
   devTask = await taskIn(broker, 'DOING', 'developer');

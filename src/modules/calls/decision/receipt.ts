@@ -22,6 +22,7 @@ export type StepName =
   | 'provider'
   | 'circuit'
   | 'limits'
+  | 'call_approval'
   | 'claim'
   | 'execute';
 
@@ -42,7 +43,8 @@ export interface Receipt {
   group: string;
   action: string | null;
   decided_at: string;
-  decision: 'allowed' | 'denied' | 'rejected';
+  /** `held`: every step passed and the call waits for its per-call approvals (202 `approval_required`). */
+  decision: 'allowed' | 'denied' | 'rejected' | 'held';
   code: string | null;
   grant_id: string | null;
   task_id: string | null;

@@ -3,7 +3,7 @@ import { COMMON_ERRORS, createRoute, IdempotencyKeyHeader, json, jsonRequest, pr
 import { ApiError, type ErrorCode } from '../../../platform/http/problem.js';
 import type { CallService } from '../service.js';
 import { CallRequest } from '../shape.js';
-import { CallResultSchema, ReceiptSchema } from './schemas.js';
+import { CallResultSchema, HeldAnswerSchema, ReceiptSchema } from './schemas.js';
 
 /** Every code a call can be refused or fail with, after authentication (README "Decision order"). */
 const CALL_ERRORS: readonly ErrorCode[] = [
@@ -31,6 +31,7 @@ const CALL_ERRORS: readonly ErrorCode[] = [
   'provider_circuit_open',
   'rate_limited',
   'quota_exceeded',
+  'call_approval_expired',
   'provider_error',
   'provider_timeout',
   'unknown_outcome',
@@ -58,6 +59,11 @@ export function postCallOp(service: CallService): Operation {
       request: { headers: IdempotencyKeyHeader, body: jsonRequest(CallRequest) },
       responses: {
         200: json('The action ran and succeeded (or a replay of that answer).', CallResultSchema, ReplayedHeader),
+        202: json(
+          'Held for per-call approval (`approval_required`): nothing ran; two approvers sign the request digest, then it runs once (or a replay of that answer).',
+          HeldAnswerSchema,
+          ReplayedHeader.extend({ Location: z.string().optional().describe('The status URL, `/v1/ext/calls/{request_id}`.') }),
+        ),
         ...problemResponses([...COMMON_ERRORS, ...CALL_ERRORS], {
           request_id: z.string().optional(),
           receipt: ReceiptSchema.optional().describe('Every step taken, on every answer after the signature.'),

@@ -4,7 +4,7 @@ import { CALL_STATUSES } from '../store.js';
 
 /** One step of a decision receipt (`ReceiptStep` in decision/receipt.ts). */
 const ReceiptStepSchema = z.strictObject({
-  step: z.string().describe('signature, request, idempotency, switch, backpressure, grant, expiry, level, deny_list, allow_list, resource, task, approval, provider, circuit, limits, claim, execute'),
+  step: z.string().describe('signature, request, idempotency, switch, backpressure, grant, expiry, level, deny_list, allow_list, resource, task, approval, provider, call_approval, circuit, limits, claim, execute'),
   result: z.enum(['pass', 'fail', 'skip']),
   note: z.string().optional(),
 });
@@ -16,7 +16,7 @@ export const ReceiptSchema = z
     group: z.string(),
     action: z.string().nullable(),
     decided_at: z.iso.datetime(),
-    decision: z.enum(['allowed', 'denied', 'rejected']),
+    decision: z.enum(['allowed', 'denied', 'rejected', 'held']),
     code: z.string().nullable(),
     grant_id: z.string().nullable(),
     task_id: z.string().nullable(),
@@ -41,6 +41,28 @@ const summaryShape = {
   duration_ms: z.number().nullable(),
 };
 
+/** The per-call approval of a held call (`HeldView` in approval/service.ts). */
+export const HeldCallSchema = z
+  .strictObject({
+    request: z
+      .strictObject({
+        method: z.literal('POST'),
+        path: z.literal('/v1/ext/calls'),
+        group: z.string(),
+        request_id: z.string(),
+        action: z.string(),
+        params: z.unknown(),
+        resources: z.array(z.string()),
+        task_id: z.string().nullable(),
+      })
+      .describe('The exact request approvers sign: the sha256 of its RFC 8785 canonical JSON is request_digest.'),
+    request_digest: z.string(),
+    expires_at: z.iso.datetime().describe('The held call expires unexecuted at this instant.'),
+    approvals_required: z.number().int(),
+    approvals: z.array(z.strictObject({ approver_id: z.string(), approver_group: z.string(), at: z.iso.datetime() })),
+  })
+  .meta({ id: 'HeldCall' });
+
 /** A call without its receipt and answer, as lists show it (`callView(row, false)` in views.ts). */
 export const CallSummarySchema = z.strictObject(summaryShape).meta({ id: 'CallSummary' });
 
@@ -49,7 +71,12 @@ export const CallSummarySchema = z.strictObject(summaryShape).meta({ id: 'CallSu
  * is the stored body (the success body or the problem), null while running.
  */
 export const CallSchema = z
-  .strictObject({ ...summaryShape, receipt: ReceiptSchema, response: z.record(z.string(), z.unknown()).nullable() })
+  .strictObject({
+    ...summaryShape,
+    receipt: ReceiptSchema,
+    response: z.record(z.string(), z.unknown()).nullable(),
+    approval: HeldCallSchema.optional().describe('Present on a call held for per-call approval.'),
+  })
   .meta({ id: 'Call' });
 
 /** The answer to a call that ran and succeeded. */
@@ -89,3 +116,20 @@ export const CapabilitySchema = z
 export const CapabilitiesSchema = z
   .strictObject({ group: z.string(), pending: z.number().int(), max_pending: z.number().int(), actions: z.array(CapabilitySchema) })
   .meta({ id: 'Capabilities' });
+
+/** The answer to a call held for per-call approval (202 `approval_required`; `holdCall` in approval/hold.ts). */
+export const HeldAnswerSchema = z
+  .strictObject({
+    request_id: z.string(),
+    status: z.literal('awaiting_approval'),
+    code: z.literal('approval_required'),
+    detail: z.string(),
+    action: z.string(),
+    status_url: z.string().describe('`GET` it for the call: `awaiting_approval`, then its outcome, or `expired`.'),
+    approval_url: z.string().describe('Where approvers\' signed approvals are submitted (operators, `main`).'),
+    request_digest: z.string().describe('What approvers sign: sha256 of the canonical request.'),
+    approvals_required: z.number().int(),
+    expires_at: z.iso.datetime().describe('The call expires unexecuted at this instant.'),
+    receipt: ReceiptSchema,
+  })
+  .meta({ id: 'HeldCallAnswer' });

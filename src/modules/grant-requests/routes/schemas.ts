@@ -24,6 +24,7 @@ export const GrantRequestSchema = z
     ttl_s: z.number().int().describe("The grant's lifetime after activation, in seconds."),
     justification: z.string(),
     renews: z.string().nullable().describe('The grant this request renews, if any.'),
+    renewal_of: z.string().nullable().describe('The grant this request extends in place (approval renews it), if any.'),
     status: z.enum(GRANT_REQUEST_STATUSES),
     created_at: z.iso.datetime(),
     pending_expires_at: z.iso.datetime().describe('When the request expires if nobody decides.'),

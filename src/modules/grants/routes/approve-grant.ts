@@ -15,7 +15,7 @@ const ApprovalBody = z.strictObject({ jws: z.string().min(1).max(8192) });
 
 /** What an approval did, and the grant after it. */
 const ApprovalResult = z
-  .strictObject({ outcome: z.enum(['recorded', 'activated', 'rejected', 'replayed']), grant: GrantSchema })
+  .strictObject({ outcome: z.enum(['recorded', 'activated', 'rejected', 'replayed', 'renewed']), grant: GrantSchema })
   .meta({ id: 'ApprovalResult' });
 
 /**

@@ -22,6 +22,18 @@ export const ApprovalSchema = z
   })
   .meta({ id: 'Approval' });
 
+/** An L3 renewal waiting for approvals (`PendingRenewal` in records.ts). */
+export const PendingRenewalSchema = z
+  .strictObject({
+    id: z.string().describe('`rnw_<ULID>`'),
+    expires_at: z.iso.datetime().describe('The expiry the renewal asks for.'),
+    digest: z.string().describe('sha256 of the terms with that expiry: what approvers sign.'),
+    requested_by: z.string(),
+    reason: z.string(),
+    pending_expires_at: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'PendingRenewal' });
+
 /** A grant as the API answers it (`GrantRecord` in service.ts): times RFC 3339 UTC, `status` effective now. */
 export const GrantSchema = z
   .strictObject({
@@ -47,6 +59,7 @@ export const GrantSchema = z
     revoke_reason: z.string().nullable(),
     approvals_required: z.number().int().min(0),
     approvals: z.array(ApprovalSchema),
+    renewal: PendingRenewalSchema.nullable().describe('An L3 renewal waiting for two approvals over its digest; the grant keeps its old expiry until then.'),
   })
   .meta({ id: 'Grant' });
 
