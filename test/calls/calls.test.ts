@@ -123,7 +123,7 @@ describe('request shape (step 2)', () => {
     const res = await broker.client('developer').request('POST', '/v1/ext/calls', { rawBody: '{"action": "test.read", "params": {"resource": "acme/\\ud800"}}', idempotencyKey: key });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'malformed_json', detail: expect.stringContaining('RFC 7493') });
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.rejected']);
     // A well-formed pair (an emoji, escaped) is fine.
     const pair = await broker.client('developer').request('POST', '/v1/ext/calls', { rawBody: '{"action": "test.read", "params": {"resource": "acme/\\ud83d\\ude00"}}', idempotencyKey: randomUUID() });
     expect(pair.status, JSON.stringify(pair.body)).toBe(200);

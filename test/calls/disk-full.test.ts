@@ -107,7 +107,7 @@ describe('an outcome that cannot be recorded after the action ran', () => {
     }
 
     await eventually(() => expect(statusOf(key)).toBe('unknown_outcome'));
-    expect(auditKinds(b, 'developer', key)).toEqual(['call.claimed', 'call.unknown_outcome']);
+    expect(await auditKinds(b, 'developer', key)).toEqual(['call.claimed', 'call.unknown_outcome']);
     const audit = b.deps.db.sqlite.prepare("SELECT actor, detail FROM gov_activities WHERE subject = ? AND kind = 'call.unknown_outcome'").get(`call:developer:${key}`) as { actor: string; detail: string };
     expect(audit.actor).toBe('system');
     expect(JSON.parse(audit.detail)).toMatchObject({ action: 'test.write', resource: 'acme/api', task_id: taskId, cause: 'outcome_unrecorded', observed: { status: 'succeeded', http_status: 200 } });

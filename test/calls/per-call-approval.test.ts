@@ -147,7 +147,7 @@ describe('per-call approval of github.merge_pull', () => {
     expect(received.length).toBe(sent);
     expect(merges()).toBe(1);
 
-    expect(auditKinds(broker, 'main', key)).toEqual([
+    expect(await auditKinds(broker, 'main', key)).toEqual([
       'call.held',
       'call.approval_refused',
       'call.approval_recorded',
@@ -187,7 +187,7 @@ describe('per-call approval of github.merge_pull', () => {
     const retry = await call(broker, 'main', { action: 'github.merge_pull', params: MERGE, task_id: mainTask }, key);
     expect(retry.status).toBe(409);
     expect(retry.body).toMatchObject({ code: 'call_approval_expired', call_status: 'expired' });
-    expect(auditKinds(broker, 'main', key)).toContain('call.expired');
+    expect(await auditKinds(broker, 'main', key)).toContain('call.expired');
     expect(received).toEqual([]);
   });
 

@@ -153,7 +153,7 @@ describe('a purged key', () => {
     expect(res.headers.get('idempotent-replayed')).toBeNull();
     expect(res.body).toMatchObject({ request_id: key, status: 'succeeded', result: { resource: 'acme/web' } });
     expect(tp.attemptsOf(key)).toBe(2);
-    expect(auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded', 'call.rejected', 'call.claimed', 'call.succeeded']);
+    expect(await auditKinds(broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded', 'call.rejected', 'call.claimed', 'call.succeeded']);
     // And the new row is the key's answer from now on.
     const replay = await call(broker, 'developer', other, key);
     expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 'true']);

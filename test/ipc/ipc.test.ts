@@ -50,7 +50,7 @@ describe('a request file', () => {
     expect([again.status, again.headers.get('idempotent-replayed')]).toEqual([200, 'true']);
     expect(again.body).toEqual(first.body);
     expect(tp.attemptsOf(key)).toBe(1);
-    expect(auditKinds(b.broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded']);
+    expect(await auditKinds(b.broker, 'developer', key)).toEqual(['call.claimed', 'call.succeeded']);
     // The same call over HTTP replays it too: one decision path, one key space.
     const http = await b.broker.client('developer').post('/v1/ext/calls', { action: 'test.read', params: { resource: 'acme/api' } }, { idempotencyKey: key });
     expect([http.status, http.headers.get('idempotent-replayed')]).toEqual([200, 'true']);
