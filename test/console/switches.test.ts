@@ -73,6 +73,7 @@ describe('kill switches in the console', () => {
     // The same form posted again (a double click, a reload) replays the first switch.
     const again = await postFromPage(page, broker.url, '/console/switches', { ...fields, scope: 'group', target: 'developer', reason: 'incident 7: developer agent loops' });
     expect(again).toBe(303); // redirected to the list, as the first submission was
+    await page.waitForURL(/done=set/);
     const listed = await broker.deps.stores.switches.list({ limit: 10 });
     expect(listed.rows.filter((s) => s.clearedAt === null)).toHaveLength(1);
   });
