@@ -71,6 +71,7 @@ describe('kill switches in the console', () => {
     expect((await read('security')).status).toBe(200);
 
     // The same form posted again (a double click, a reload) replays the first switch.
+    await page.goto(url('/console/switches'));
     const again = await postFromPage(page, broker.url, '/console/switches', { ...fields, scope: 'group', target: 'developer', reason: 'incident 7: developer agent loops' });
     expect(again).toBe(303); // redirected to the list, as the first submission was
     await page.waitForURL(/done=set/);
