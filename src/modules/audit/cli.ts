@@ -8,7 +8,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import ms from 'ms';
-import { ChainChecker, parseAnchor, verifyChain, type ChainPoint } from '../../platform/audit/chain.js';
+import { ChainChecker, parseAnchor, type ChainPoint } from '../../platform/audit/chain.js';
+import { verifyChainParallel } from '../../platform/audit/verify-parallel.js';
 import { CheckpointError, readCheckpoints, type Checkpoint } from '../../platform/audit/checkpoints.js';
 import { chainHead, exportLines, verifyExport, type ExportVerdict } from '../../platform/audit/export.js';
 import { CliExit, printJson, type CliRunner } from '../../platform/cli.js';
@@ -81,7 +82,7 @@ function verifyDatabase(withDeps: CliRunner<AuditCliDeps>, anchor?: ChainPoint, 
     const dir = checkpointsDir ?? deps.config.checkpointDir;
     const checkpoints = await checkpointsIn(dir, checkpointsDir !== undefined);
     const checker = new ChainChecker(anchor, checkpoints);
-    const verdict = verifyChain(deps.db, checker);
+    const verdict = await verifyChainParallel(deps.db, checker);
     if (!verdict.ok) throw new CliExit(`audit chain broken at seq ${verdict.brokenSeq}: ${verdict.reason} (${verdict.rows} rows verified before it)`);
     const head = checker.head ? `; head ${checker.head.seq}:${checker.head.hash}` : '';
     process.stdout.write(
