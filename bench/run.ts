@@ -20,6 +20,7 @@
  *   skipped with the reason when `serve` cannot use a postgres:// URL.
  * Writes `bench/results/<timestamp>.json` (not committed) and prints the figures and one table of
  * every target. Each HTTP scenario also reports the server process's CPU per request.
+ * `BENCH_CPU_PROF=<dir>` runs (e) under `node --cpu-prof` (see `bench/profile.ts`).
  * Environment: `BENCH_DURATION_S` (default 8), `BENCH_CONNECTIONS` (default 32), `BENCH_POOL_RATE`
  * (default 10000), `BENCH_ONLY` (default all): a comma-separated subset of
  * `a,b,c,g,ref,d,e,f,h,growth,pg`, e.g. `b,g,e,f` for the floor ratios in a minute.
@@ -121,7 +122,10 @@ if (wants('e')) {
     await closeDeps(setup);
   }
   process.stderr.write('(e) the same calls in-process, without HTTP or step 1…\n');
-  e = await nextMessage<CallsResult>(child('calls', { BENCH_ENV: JSON.stringify(env), BENCH_CALLERS: JSON.stringify(callers), BENCH_DURATION_S: String(DURATION_S), BENCH_CONNECTIONS: String(CONNECTIONS) }));
+  // BENCH_CPU_PROF=<dir>: (e) runs under `node --cpu-prof`; `node dist/bench/profile.js <dir>/*.cpuprofile` lists its top entries.
+  const prof = process.env['BENCH_CPU_PROF'];
+  const profArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`] : [];
+  e = await nextMessage<CallsResult>(child('calls', { BENCH_ENV: JSON.stringify(env), BENCH_CALLERS: JSON.stringify(callers), BENCH_DURATION_S: String(DURATION_S), BENCH_CONNECTIONS: String(CONNECTIONS) }, profArgs));
   process.stderr.write(`(e) ${e.calls_per_s} calls/s, ${e.cpu_us_per_call} µs CPU per call, ${e.writes_per_batch} writes per commit\n`);
 }
 fs.rmSync(dataDir, { recursive: true, force: true });
