@@ -6,8 +6,8 @@
  * it) with its durable defaults (`fsync=on`, `synchronous_commit=on`), so commits are as durable
  * as SQLite's `synchronous=FULL`. With n replicas, n autocannon instances run at once, one per
  * replica, sharing `BENCH_CONNECTIONS`; req/s are summed, latencies are the worst replica's.
- * When the broker cannot serve on PostgreSQL (the first replica does not start), the rows are
- * skipped with its reason.
+ * When the broker cannot serve on PostgreSQL (the first replica does not start, or it answers a
+ * first signed call with anything but 200), the rows are skipped with the reason.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import type { GroupCredential } from '../src/client/index.js';
+import { signRequest, type GroupCredential } from '../src/client/index.js';
 import { child, CONNECTIONS, DURATION_S, nextMessage, signedCalls, stopServer, WARMUP_S } from './http.js';
 import { benchDataDir } from './setup.js';
 
@@ -29,6 +29,8 @@ export interface PostgresRow {
   p99_ms: number;
   non_2xx: number;
   errors: number;
+  /** Answers by HTTP status, over every replica. */
+  status_codes: Record<string, number>;
 }
 
 /** The PostgreSQL rows, or why they were skipped. */
@@ -92,6 +94,10 @@ async function loadReplicas(urls: string[], creds: GroupCredential[], body: stri
     p99_ms: Math.max(...runs.map((r) => r.latency.p99)),
     non_2xx: runs.reduce((s, r) => s + r.non2xx, 0),
     errors: runs.reduce((s, r) => s + r.errors + r.timeouts, 0),
+    status_codes: runs.reduce<Record<string, number>>((codes, r) => {
+      for (const [code, { count }] of Object.entries(r.statusCodeStats ?? {})) codes[code] = (codes[code] ?? 0) + (count ?? 0);
+      return codes;
+    }, {}),
   };
 }
 
@@ -112,13 +118,17 @@ export async function runPostgres(callers: string[], body: string): Promise<Post
     replicas.push(first);
     let creds: GroupCredential[];
     try {
-      const hello = await nextMessage<{ broker: string; creds: GroupCredential[] }>(first);
+      const hello = await nextMessage<{ broker: string; creds: { keyid: string; secret: string }[] }>(first);
       urls.push(hello.broker);
-      creds = hello.creds;
+      creds = hello.creds.map((c) => ({ keyid: c.keyid, secret: Buffer.from(c.secret, 'base64') }));
     } catch (err) {
       replicas.pop();
       return { skipped: `the broker did not serve on PostgreSQL (${(err as Error).message}; see its error above)`, rows: [] };
     }
+    // One call first: a broker that serves on PostgreSQL but refuses every call is a skip, with its answer.
+    const probeUrl = `${urls[0]}/v1/ext/calls`;
+    const probe = await fetch(probeUrl, { method: 'POST', body, headers: signRequest({ method: 'POST', url: probeUrl, headers: { 'content-type': 'application/json' }, body, idempotencyKey: `pg-probe-${Date.now()}` }, creds[0]!) });
+    if (probe.status !== 200) return { skipped: `the broker on PostgreSQL answered a signed L1 call ${probe.status}: ${(await probe.text()).slice(0, 300)}`, rows: [] };
     const rows: PostgresRow[] = [];
     for (const n of [1, 2, 3]) {
       while (replicas.length < n) {
@@ -127,7 +137,7 @@ export async function runPostgres(callers: string[], body: string): Promise<Post
         urls.push((await nextMessage<{ broker: string }>(r)).broker);
       }
       const row = { replicas: n, ...(await loadReplicas(urls, creds, body)) };
-      process.stderr.write(`(pg) ${n} replica(s): ${row.requests_per_s} req/s, p50 ${row.p50_ms} / p99 ${row.p99_ms} ms, non-2xx ${row.non_2xx}\n`);
+      process.stderr.write(`(pg) ${n} replica(s): ${row.requests_per_s} req/s, p50 ${row.p50_ms} / p99 ${row.p99_ms} ms, non-2xx ${row.non_2xx} ${JSON.stringify(row.status_codes)}\n`);
       rows.push(row);
     }
     return { skipped: null, rows };

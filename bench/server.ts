@@ -9,7 +9,7 @@
  * postgres:// `BROKER_DATABASE_URL` the broker opens PostgreSQL (`createDeps` as `serve` does), and
  * `BENCH_SETUP_GROUPS` (a JSON list) makes it first grant each of those groups L1 on `bench`.
  * IPC: sends `{broker, bare, floor, pid, creds}` once listening (`creds`: the set-up groups'
- * `{keyid, secret}`); answers `'rss'` with `{maxRssBytes}` and `'cpu'`
+ * `{keyid, secret}`, the secret in base64); answers `'rss'` with `{maxRssBytes}` and `'cpu'`
  * with `{cpuUs}` (user + system CPU of this process so far, µs); exits on `'stop'`.
  */
 import { createHash, createHmac } from 'node:crypto';
@@ -34,7 +34,8 @@ const setupGroups = JSON.parse(env['BENCH_SETUP_GROUPS'] ?? '[]') as string[];
 for (const group of setupGroups) {
   await createGrant(deps, { group, provider: 'bench', level: 1, reason: 'bench', allowed_actions: null, denied_actions: null, resources: null }, 'operator:bench');
 }
-const creds = setupGroups.map((g) => ({ keyid: deps.keys.current(g).keyid, secret: deps.keys.current(g).secret }));
+// Secrets cross the IPC channel (JSON) as base64.
+const creds = setupGroups.map((g) => ({ keyid: deps.keys.current(g).keyid, secret: Buffer.from(deps.keys.current(g).secret).toString('base64') }));
 const broker = await startServer(deps, '127.0.0.1', 0);
 
 /** Serves `app` on 127.0.0.1, an ephemeral port; returns its URL. */
