@@ -7,15 +7,22 @@
  *   `acme/*`), which runs the same Octokit request with the host's token.
  * At 1 and 16 concurrent callers (each its own group, so step 4's 5 pending per group never
  * refuses), `DURATION_S` seconds each after a 1 s warm-up, latencies measured by the caller.
- * Reports p50 and p99 of each, and what the broker adds (broker − direct), in ms.
+ * Reports p50 and p99 of each, and what the broker adds (broker − direct), in ms. Beside them, the
+ * floor of what it adds on this disk: a call is answered after two durable commits (its claim
+ * before it runs, its outcome before the answer), so one caller waits at least two commits; timed
+ * here as single-call commits of (f)'s rows (`BEGIN IMMEDIATE`, the claim, `COMMIT` with
+ * `synchronous=FULL`), p50 in ms.
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Octokit } from '@octokit/rest';
 import { signRequest, type GroupCredential } from '../src/client/index.js';
 import { closeDeps } from '../src/app/deps.js';
 import { packagePath } from '../src/platform/paths.js';
+import { FloorWriter, openFloorDb } from './floor.js';
 import { child, DURATION_S, nextMessage, percentilesMs, stopServer } from './http.js';
 import { benchDataDir, benchDeps, createGrants } from './setup.js';
 
@@ -30,6 +37,25 @@ export interface OverheadResult {
   added_p50_ms: number;
   added_p99_ms: number;
   broker_errors: number;
+  /** Two durable commits on this disk, p50 (see the module note), ms. */
+  two_commits_p50_ms: number;
+}
+
+/** p50 of 200 single-call durable commits of (f)'s claim rows on a temp file, ms. */
+function commitP50Ms(): number {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'broker-commit-'));
+  const writer = new FloorWriter(openFloorDb(path.join(dir, 'floor.db')));
+  const samples: number[] = [];
+  for (let i = 0; i < 220; i++) {
+    const t0 = performance.now();
+    writer.begin.run();
+    writer.claim('call000', `c-${i}`, 'f'.repeat(64), Date.now());
+    writer.commit.run();
+    if (i >= 20) samples.push(performance.now() - t0);
+  }
+  writer.db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return percentilesMs(samples).p50_ms;
 }
 
 /** Serves the recorded `GET /repos/octokit-fixture-org/hello-world` answer for any `GET /repos/…`. */
@@ -92,6 +118,7 @@ export async function runOverhead(): Promise<OverheadResult[]> {
     if (res.status !== 200) errors += 1;
   };
   const results: OverheadResult[] = [];
+  const twoCommits = Math.round(2 * commitP50Ms() * 100) / 100;
   try {
     for (const callers of [1, 16]) {
       errors = 0;
@@ -101,8 +128,8 @@ export async function runOverhead(): Promise<OverheadResult[]> {
       errors = 0;
       const b = percentilesMs(await timed(callers, DURATION_S, viaBroker));
       const r = (x: number) => Math.round(x * 100) / 100;
-      results.push({ callers, direct: d, broker: b, added_p50_ms: r(b.p50_ms - d.p50_ms), added_p99_ms: r(b.p99_ms - d.p99_ms), broker_errors: errors });
-      process.stderr.write(`(h) ${callers} caller(s): direct p50 ${d.p50_ms} / p99 ${d.p99_ms} ms, broker p50 ${b.p50_ms} / p99 ${b.p99_ms} ms (${errors} errors)\n`);
+      results.push({ callers, direct: d, broker: b, added_p50_ms: r(b.p50_ms - d.p50_ms), added_p99_ms: r(b.p99_ms - d.p99_ms), broker_errors: errors, two_commits_p50_ms: twoCommits });
+      process.stderr.write(`(h) ${callers} caller(s): direct p50 ${d.p50_ms} / p99 ${d.p99_ms} ms, broker p50 ${b.p50_ms} / p99 ${b.p99_ms} ms (${errors} errors); two durable commits p50 ${twoCommits} ms\n`);
     }
   } finally {
     await stopServer(server);
