@@ -9,7 +9,9 @@
  * at start-up (the grant index loads every grant), times each decision with `performance.now()`,
  * and sends its figures, so its peak RSS is the broker's, not the fixture builder's. Beside the
  * decisions it times step 1's floor on the same machine: the body's SHA-256 and the signature
- * base's HMAC alone, over the same requests.
+ * base's HMAC alone, over the same requests, and (i), Cedar deciding the same candidate grants
+ * (`bench/cedar.ts`). `BENCH_DECISION_GRANTS` and `BENCH_DECISION_AUDIT_ROWS` size the fixture
+ * (the growth rows run it at 10 grants and no filler rows).
  */
 import { randomUUID } from 'node:crypto';
 import { CallService } from '../src/modules/calls/service.js';
@@ -24,12 +26,17 @@ import { hmacSha256, parseSignedFields, signatureBase } from '../src/protocol/si
 import { SIGNATURE_LABEL } from '../src/protocol/profile.js';
 import { verifyBrokerSignature } from '../src/platform/http/verify.js';
 import { createLogger } from '../src/platform/log.js';
+import { cedarAllows, cedarVersion, preparse } from './cedar.js';
 import { benchDataDir, benchDeps, createGrants, fillAudit } from './setup.js';
 
-const GROUPS = 1000;
-const GRANTS = 100_000;
-const AUDIT_ROWS = 1_000_000;
-const CALL_ROWS = 100_000;
+/** Grants in the fixture (`BENCH_DECISION_GRANTS`, default 100 000), over at most 1 000 groups. */
+const GRANTS = Number(process.env['BENCH_DECISION_GRANTS'] ?? 100_000);
+const GROUPS = Math.min(1000, GRANTS);
+/** Audit rows in the fixture (`BENCH_DECISION_AUDIT_ROWS`, default 1 000 000) and finished calls (a tenth of them). */
+const AUDIT_ROWS = Number(process.env['BENCH_DECISION_AUDIT_ROWS'] ?? 1_000_000);
+const CALL_ROWS = Math.floor(AUDIT_ROWS / 10);
+/** Decisions timed by Cedar, (i): it is about 100 times slower than steps 2–12. */
+const CEDAR_ITERATIONS = 10_000;
 const REQUESTS = 10_000;
 const WARMUP = 20_000;
 const ITERATIONS = 100_000;
@@ -147,6 +154,18 @@ async function measure(env: Record<string, string>) {
     const t1 = performance.now();
     if (i >= WARMUP) hashes[i - WARMUP] = (t1 - t0) * 1000;
   }
+  // (i) Cedar over the same candidates, for the same requests' groups, in this process.
+  const byGroup = new Map(groups.map((g) => [g, deps.grants.candidates(g, 'bench')]));
+  const policies = preparse(byGroup);
+  const cedarTimes = new Float64Array(CEDAR_ITERATIONS);
+  for (let i = 0; i < WARMUP / 10 + CEDAR_ITERATIONS; i++) {
+    const group = groups[i % GROUPS]!;
+    const t0 = performance.now();
+    const allowed = cedarAllows(group, 'bench.noop', 1, 'acme/api', clock.now());
+    const t1 = performance.now();
+    if (!allowed) throw new Error(`cedar refused what steps 2–12 allowed for ${group}`);
+    if (i >= WARMUP / 10) cedarTimes[i - WARMUP / 10] = (t1 - t0) * 1000;
+  }
   const total = stats(all);
   const result = {
     iterations: ITERATIONS,
@@ -159,6 +178,7 @@ async function measure(env: Record<string, string>) {
     step1_signature: stats(step1),
     steps2_12: stats(steps2to12),
     step1_crypto_floor: stats(hashes),
+    cedar: { ...stats(cedarTimes), iterations: CEDAR_ITERATIONS, policies_per_set: policies.get(groups[0]!) ?? 0, version: cedarVersion() },
     load_s: Math.round(loadS * 10) / 10,
     max_rss_bytes: maxRssBytes,
   };

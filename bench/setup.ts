@@ -30,9 +30,15 @@ export function benchDataDir(groups: string[]): { dataDir: string; env: Record<s
   };
 }
 
-/** The bench catalog: the host's providers (unavailable without credentials) and `bench`. */
+/**
+ * The bench catalog: the host's providers and `bench`. The host's providers get no credentials
+ * (unavailable), except GitHub when `BENCH_GITHUB_API_URL` names the local recorded GitHub of (h)
+ * (`bench/overhead.ts`), with the token its recordings expect.
+ */
 export function benchCatalog(): Catalog {
-  return new Catalog([...hostProviders({}), benchProvider()]);
+  const github = process.env['BENCH_GITHUB_API_URL'];
+  const env = github ? { GITHUB_API_URL: github, GITHUB_TOKEN: process.env['BENCH_GITHUB_TOKEN'] } : {};
+  return new Catalog([...hostProviders(env), benchProvider()]);
 }
 
 /** Deps over a bench data directory (SQLite), with the bench catalog and a silent logger. */

@@ -1,11 +1,14 @@
 /** The audit trail: hash chain, append-only triggers, fail-closed rollback, redaction. */
+import path from 'node:path';
+import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDACTED, redact } from '../../src/platform/audit/redact.js';
-import { activitiesFor, appendActivity } from '../../src/platform/audit/trail.js';
-import { GENESIS_HASH, verifyChain } from '../../src/platform/audit/chain.js';
-import { immediate } from '../../src/platform/db/open.js';
+import { activitiesFor, appendActivities, appendActivity } from '../../src/platform/audit/trail.js';
+import { ChainChecker, GENESIS_HASH, verifyChain, type ChainPoint, type SignedPoint } from '../../src/platform/audit/chain.js';
+import { verifyChainParallel } from '../../src/platform/audit/verify-parallel.js';
+import { immediate, openDb, type Db } from '../../src/platform/db/open.js';
 import { ApiError } from '../../src/platform/http/problem.js';
-import { startBroker, type TestBroker } from '../helpers/harness.js';
+import { startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -103,5 +106,75 @@ describe('redaction', () => {
       '-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----',
     ];
     for (const s of samples) expect(redact(`x ${s} y`)).toBe(`x ${REDACTED} y`);
+  });
+});
+
+describe('verify over worker threads (verifyChainParallel)', () => {
+  /** A trail of 30 rows in a file of its own, written by the real trail; `tamper` edits a copy with the triggers dropped. */
+  function trail(tamper?: (db: Database.Database) => void): Db {
+    const dir = tempDir();
+    const db = openDb({ path: path.join(dir, 'broker.db') });
+    immediate(db, () =>
+      appendActivities(
+        db,
+        Array.from({ length: 30 }, (_, i) => ({ actor: 'system', kind: `test.row${i % 3}`, subject: `s${i}`, detail: { i, note: 'x'.repeat(i), nested: { b: 1, a: [i] } } })),
+        Date.UTC(2026, 0, 1),
+      ),
+    );
+    if (tamper) {
+      db.sqlite.exec('DROP TRIGGER gov_activities_no_update; DROP TRIGGER gov_activities_no_delete');
+      tamper(db.sqlite);
+    }
+    return db;
+  }
+  const set = (seq: number, column: string, value: string) => (db: Database.Database) => db.prepare(`UPDATE gov_activities SET ${column} = ? WHERE seq = ?`).run(value, seq);
+  const detailOf = (db: Database.Database, seq: number) => (db.prepare('SELECT detail FROM gov_activities WHERE seq = ?').get(seq) as { detail: string }).detail;
+  const hashOf = (db: Database.Database, seq: number) => (db.prepare('SELECT hash FROM gov_activities WHERE seq = ?').get(seq) as { hash: string }).hash;
+
+  /** Both verdicts and both checkers' start and head, runs of 4 rows over 2 workers. */
+  async function both(db: Db, anchor?: ChainPoint, checkpoints: SignedPoint[] = []) {
+    const seq = new ChainChecker(anchor, checkpoints);
+    const par = new ChainChecker(anchor, checkpoints);
+    const sequential = verifyChain(db, seq);
+    const parallel = await verifyChainParallel(db, par, { workers: 2, chunkRows: 4, minRows: 0 });
+    return { sequential: { sequential, start: seq.start, head: seq.head }, parallel: { sequential: parallel, start: par.start, head: par.head } };
+  }
+
+  it.each<[string, ((db: Database.Database) => void) | undefined]>([
+    ['an untouched trail', undefined],
+    ['a hash changed in the middle of a run (seq 10)', set(10, 'hash', 'f'.repeat(64))],
+    ['a non-canonical detail on the first row of a run (seq 9)', (db) => set(9, 'detail', ` ${detailOf(db, 9)}`)(db)],
+    ['a prev_hash changed on the first row of a run (seq 13)', set(13, 'prev_hash', '0'.repeat(64))],
+    ['both the prev_hash and the detail of the first row of a run (seq 5): the prev_hash is named', (db) => {
+      set(5, 'detail', ` ${detailOf(db, 5)}`)(db);
+      set(5, 'prev_hash', 'a'.repeat(64))(db);
+    }],
+    ['the last row (seq 30) rewritten', set(30, 'actor', 'intruder')],
+    ['a row removed (seq 17)', (db) => db.prepare('DELETE FROM gov_activities WHERE seq = 17').run()],
+    ['the first row removed', (db) => db.prepare('DELETE FROM gov_activities WHERE seq = 1').run()],
+  ])('gives the sequential verdict, start and head on %s', async (_name, tamper) => {
+    const db = trail(tamper);
+    const { sequential, parallel } = await both(db);
+    expect(parallel).toEqual(sequential);
+    if (tamper) expect(sequential.sequential.ok).toBe(false);
+    db.sqlite.close();
+  });
+
+  it('checks an anchor and checkpoints as the sequential check does', async () => {
+    const db = trail();
+    const at = (seq: number) => ({ seq, hash: hashOf(db.sqlite, seq) });
+    const cases: [ChainPoint | undefined, SignedPoint[]][] = [
+      [at(14), []],
+      [{ seq: 14, hash: 'b'.repeat(64) }, []],
+      [{ seq: 31, hash: 'b'.repeat(64) }, []],
+      [undefined, [{ ...at(8), ts: '2026-01-01T00:00:00.000Z' }, { ...at(21), ts: '2026-01-02T00:00:00.000Z' }]],
+      [undefined, [{ seq: 22, hash: 'c'.repeat(64), ts: '2026-01-02T00:00:00.000Z' }]],
+      [undefined, [{ seq: 40, hash: 'c'.repeat(64), ts: '2026-01-03T00:00:00.000Z' }]],
+    ];
+    for (const [anchor, checkpoints] of cases) {
+      const { sequential, parallel } = await both(db, anchor, checkpoints);
+      expect(parallel).toEqual(sequential);
+    }
+    db.sqlite.close();
   });
 });

@@ -122,6 +122,8 @@ export class ChainChecker {
   private prev: ChainPoint | null = null;
   private first: { seq: number; prevHash: string } | null = null;
   private anchorSeen = false;
+  /** The first row pushed, whether or not it extended the chain. */
+  private seen: { seq: number; prevHash: string } | null = null;
   private readonly checkpointsAt = new Map<number, SignedPoint[]>();
   /** Rows checked so far. */
   rows = 0;
@@ -145,6 +147,7 @@ export class ChainChecker {
    * @returns null when it extends the chain, else the reason it breaks it.
    */
   push(row: StoredActivity): string | null {
+    this.seen ??= { seq: row.seq, prevHash: row.prevHash };
     const expectedPrev = this.prev?.hash ?? (row.seq === 1 ? GENESIS_HASH : row.prevHash);
     if (this.prev && row.seq !== this.prev.seq + 1) return `expected seq ${this.prev.seq + 1}`;
     if (row.prevHash !== expectedPrev) return this.prev ? 'prev_hash does not match the previous row' : 'seq 1 does not start from the genesis hash';
@@ -187,6 +190,37 @@ export class ChainChecker {
     return null;
   }
 
+  /**
+   * Takes in a run of rows that another checker (a worker's) checked on its own, as if they had
+   * been pushed here one by one: the rows must follow this checker's last row. The other checker
+   * took its first row's `prev_hash` as given, so the seq and `prev_hash` of that row are checked
+   * here, first, as {@link push} would; then the run's own verdict stands.
+   * @returns null when the run extends the chain, else the seq that breaks it and why (the rows
+   *   before it counted in {@link rows}, as {@link push} counts them).
+   */
+  absorb(run: CheckedRun): { seq: number; reason: string } | null {
+    if (run.start === null) return null;
+    if (this.prev && run.start.seq !== this.prev.seq + 1) return { seq: run.start.seq, reason: `expected seq ${this.prev.seq + 1}` };
+    if (this.prev && run.start.prevHash !== this.prev.hash) return { seq: run.start.seq, reason: 'prev_hash does not match the previous row' };
+    if (run.head !== null) {
+      this.first ??= run.start;
+      this.prev = run.head;
+    }
+    this.rows += run.rows;
+    if (run.anchorSeen) this.anchorSeen = true;
+    return run.broken;
+  }
+
+  /** The anchor and checkpoints it checks against, for a checker of the same rows elsewhere (a worker). */
+  settings(): { anchor: ChainPoint | undefined; checkpoints: readonly SignedPoint[] } {
+    return { anchor: this.anchor, checkpoints: this.checkpoints };
+  }
+
+  /** What this checker found, for {@link absorb} by another checker; `broken` is what {@link push} or {@link finish} returned. */
+  run(broken: { seq: number; reason: string } | null): CheckedRun {
+    return { start: this.seen, head: this.prev, rows: this.rows, anchorSeen: this.anchorSeen, broken };
+  }
+
   /** Where the checked rows start: the first seq and the `prev_hash` it builds on; null before any row. */
   get start(): { seq: number; prevHash: string } | null {
     return this.first;
@@ -196,6 +230,20 @@ export class ChainChecker {
   get head(): ChainPoint | null {
     return this.prev;
   }
+}
+
+/**
+ * A run of rows checked by its own {@link ChainChecker} (see {@link ChainChecker.absorb}): its
+ * first row (seq and `prev_hash`, whether or not it extended the chain; null for no rows), its last
+ * row that extended the chain, how many did (before `broken`), whether the anchor was among them,
+ * and the first row that breaks it.
+ */
+export interface CheckedRun {
+  start: { seq: number; prevHash: string } | null;
+  head: ChainPoint | null;
+  rows: number;
+  anchorSeen: boolean;
+  broken: { seq: number; reason: string } | null;
 }
 
 /**

@@ -7,8 +7,9 @@
 import type { Database } from '../db/database.js';
 import type { Db } from '../db/open.js';
 import { failClosedPg } from '../db/pg.js';
-import { ChainChecker, verifyChain, type ChainPoint, type ChainVerdict } from './chain.js';
+import { ChainChecker, type ChainPoint, type ChainVerdict } from './chain.js';
 import { chainHead, exportLine, exportLines } from './export.js';
+import { verifyChainParallel } from './verify-parallel.js';
 import { storedActivitiesPg, verifyChainPg } from './trail.pg.js';
 
 /** The newest row's seq, hash and time, or null for an empty trail. @throws (rejects) 503 `service_unavailable` when PostgreSQL cannot be read. */
@@ -31,11 +32,13 @@ export async function rowHashOf(database: Database, seq: number): Promise<string
 
 /**
  * Recomputes the whole hash chain from seq 1 over the stored bytes, with `checker` (an anchor,
- * the signed checkpoints; read its head afterwards).
+ * the signed checkpoints; read its head afterwards). On SQLite a large trail is checked over
+ * worker threads (`verify-parallel.ts`: each row's hash is independent of the others' checks),
+ * with the same verdict as the sequential check.
  * @throws (rejects) the engine's error when the rows cannot be read.
  */
 export async function verifyChainOf(database: Database, checker = new ChainChecker()): Promise<ChainVerdict> {
-  return database.engine === 'sqlite' ? verifyChain(database.db, checker) : verifyChainPg(database.pg, checker);
+  return database.engine === 'sqlite' ? verifyChainParallel(database.db, checker) : verifyChainPg(database.pg, checker);
 }
 
 /**
