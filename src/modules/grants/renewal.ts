@@ -13,7 +13,7 @@ import type { Planned } from '../../platform/db/seam.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { idempotent, type IdempotencyRef } from '../../platform/idempotency.js';
 import { effectiveStatus, iso, requireFound, termsOf, toRecord, type GrantRecord } from './records.js';
-import type { GrantDeps } from './service.js';
+import type { GrantDeps } from './deps.js';
 import type { GrantChange, GrantPatch, GrantState, RenewalRow } from './store.js';
 import { MAX_EXPIRY_MS, termsDigest } from './terms.js';
 

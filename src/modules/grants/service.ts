@@ -18,20 +18,9 @@ import type { GrantPatch, GrantRow, GrantStore } from './store.js';
 import { expiryAt, normalizePatterns, termsDigest, validateTerms, type AmendGrantInput, type CreateGrantInput, type GrantTerms } from './terms.js';
 import type { GrantStatus } from './types.js';
 import { pendingRenewal } from './renewal.js';
+import type { GrantDeps } from './deps.js';
 
-/**
- * What the grants service runs on: the store, the clock, the groups and the provider catalog (the
- * terms name them), and the settings of approvals (`pendingGrantTtlS`: how long an L3 grant waits,
- * and the longest life of an approval's signature; `clockSkewS`; `policiesDir` holds
- * `approvers.json`).
- */
-export interface GrantDeps {
-  clock: Clock;
-  groups: Groups;
-  catalog: Catalog;
-  config: Pick<Config, 'pendingGrantTtlS' | 'clockSkewS' | 'policiesDir'>;
-  stores: { grants: GrantStore };
-}
+export type { GrantDeps } from './deps.js';
 
 const nextUlid = monotonicFactory();
 

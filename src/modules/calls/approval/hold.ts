@@ -12,7 +12,7 @@ import { storeFailure } from '../answer.js';
 import { stepsLine, type Receipt } from '../decision/receipt.js';
 import type { CallKeys } from '../idempotency.js';
 import { callSubject, claimRecord } from '../records.js';
-import type { Allowed, CallSubmission } from '../service.js';
+import type { Allowed, CallSubmission } from '../submission.js';
 import { DuplicateClaim, type CallStore } from '../store.js';
 import { requestDigest, type HeldRequest } from './request.js';
 import type { CallHoldStore } from './store.js';
