@@ -6,13 +6,9 @@
  */
 import { monotonicFactory } from 'ulid';
 import type { ActivityInput } from '../../platform/audit/trail.js';
-import type { Clock } from '../../platform/clock.js';
-import type { Config } from '../../platform/config.js';
 import type { Planned } from '../../platform/db/seam.js';
 import { ApiError } from '../../platform/http/problem.js';
 import { idempotent, type IdempotencyRef } from '../../platform/idempotency.js';
-import type { Catalog } from '../calls/catalog.js';
-import type { Groups } from '../identity/groups.js';
 import { auditTerms, effectiveStatus, jsonList, requireFound, requirePending, termsOf, timelineEntry, toRecord, type GrantRecord, type TimelineEntry } from './records.js';
 import type { GrantPatch, GrantRow, GrantStore } from './store.js';
 import { expiryAt, normalizePatterns, termsDigest, validateTerms, type AmendGrantInput, type CreateGrantInput, type GrantTerms } from './terms.js';
