@@ -6,8 +6,8 @@
  * from before a change, then `dist/`) on a fresh copy of that fixture, and the storage floor
  * (`bench/floor-e.js` of the first build): the same rows with none of the broker's logic. Prints
  * each run's µs of CPU per call (user + system, `process.cpuUsage`) and each build's median.
- * `BENCH_PROFILE=dir` adds `--cpu-prof --cpu-prof-dir=dir` to the calls runs (see
- * `scripts/cpuprofile-top.ts`).
+ * `BENCH_PROFILE=dir` adds `--cpu-prof --cpu-prof-dir=dir` to the calls runs (`dir/floor` for the
+ * floor's; see `scripts/cpuprofile-top.ts`).
  * Usage: `node dist/bench/cpu-e.js [buildDir…]` (default `dist`); `BENCH_DURATION_S` (default 5).
  */
 import { spawn } from 'node:child_process';
@@ -58,11 +58,11 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const build of builds) {
     const r = await runOnCopy(path.resolve(PACKAGE_ROOT, build, 'bench/calls.js'), PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []);
     record(build, r.cpu_us_per_call);
-    process.stdout.write(`round ${round + 1} ${build}: ${r.cpu_us_per_call} µs CPU/call, ${r.calls_per_s} calls/s, ${r.writes_per_batch} writes/batch\n`);
+    process.stdout.write(`round ${round + 1} ${build}: ${r.cpu_us_per_call} µs CPU/call, ${r.calls} calls, ${r.calls_per_s} calls/s, ${r.writes_per_batch} writes/batch\n`);
   }
-  const f = await runOnCopy(path.resolve(PACKAGE_ROOT, builds[0]!, 'bench/floor-e.js'), []);
+  const f = await runOnCopy(path.resolve(PACKAGE_ROOT, builds[0]!, 'bench/floor-e.js'), PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}/floor`] : []);
   record('floor', f.cpu_us_per_call);
-  process.stdout.write(`round ${round + 1} floor: ${f.cpu_us_per_call} µs CPU/call, ${f.calls_per_s} calls/s\n`);
+  process.stdout.write(`round ${round + 1} floor: ${f.cpu_us_per_call} µs CPU/call, ${f.calls} calls, ${f.calls_per_s} calls/s\n`);
 }
 const floor = median(results.get('floor')!);
 for (const [name, xs] of results) {
