@@ -8,6 +8,7 @@
  * each run's µs of CPU per call (user + system, `process.cpuUsage`) and each build's median.
  * `BENCH_PROFILE=dir` adds `--cpu-prof --cpu-prof-dir=dir` to the calls runs (`dir/floor` for the
  * floor's; see `scripts/cpuprofile-top.ts`).
+ * `BENCH_PARTS=1` then times (e)'s parts alone in each build (`bench/parts-e.ts`).
  * Usage: `node dist/bench/cpu-e.js [buildDir…]` (default `dist`); `BENCH_DURATION_S` (default 5).
  */
 import { spawn } from 'node:child_process';
@@ -63,6 +64,12 @@ for (let round = 0; round < ROUNDS; round++) {
   const f = await runOnCopy(path.resolve(PACKAGE_ROOT, builds[0]!, 'bench/floor-e.js'), PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}/floor`] : []);
   record('floor', f.cpu_us_per_call);
   process.stdout.write(`round ${round + 1} floor: ${f.cpu_us_per_call} µs CPU/call, ${f.calls} calls, ${f.calls_per_s} calls/s\n`);
+}
+if (process.env['BENCH_PARTS']) {
+  for (const build of builds) {
+    const parts = (await runOnCopy(path.resolve(PACKAGE_ROOT, build, 'bench/parts-e.js'), PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}/parts`] : [])) as unknown as Record<string, number>;
+    process.stdout.write(`${build} parts, µs CPU per call: ${JSON.stringify(parts)}\n`);
+  }
 }
 const floor = median(results.get('floor')!);
 for (const [name, xs] of results) {

@@ -1,7 +1,7 @@
 /**
  * The storage floor of (e), for `bench/cpu-e.ts`: the rows one L1 call writes (the `running`
  * `ext_calls` row and its `call.claimed` audit row; then the outcome update and its
- * `call.succeeded` audit row), each audit row hash-chained (sha256 of the previous hash and the
+ * `call.succeeded` audit row, the receipt and answer texts as long as (e)'s), each audit row hash-chained (sha256 of the previous hash and the
  * row's canonical JSON, the details shaped like the broker's), on the same database and pragmas
  * (WAL, `synchronous=FULL`), 32 calls per transaction (claims in one, their outcomes in the next),
  * with none of the broker's logic. Sends a {@link CallsResult} (µs of CPU per call).
@@ -30,8 +30,10 @@ const end = db.prepare(
    WHERE "group" = ? AND request_id = ? AND status = 'running'`,
 );
 const steps = 'signature:pass request:pass idempotency:pass switch:pass backpressure:pass grant:pass expiry:pass level:pass deny_list:skip allow_list:skip resource:pass task:skip approval:skip provider:pass claim:pass';
-const receipt = JSON.stringify({ request_id: 'f-0', group: 'call000', action: 'bench.noop', decided_at: new Date().toISOString(), decision: 'allowed', code: null, grant_id: 'g_bench', task_id: null, steps: steps.split(' ').map((s) => ({ step: s.split(':')[0], result: s.split(':')[1], note: 'x' })) });
-const response = JSON.stringify({ request_id: 'f-0', status: 'succeeded', action: 'bench.noop', result: {}, receipt: JSON.parse(receipt), duration_ms: 0 });
+// The receipt and the answer as long as (e)'s (1 112 and 1 298 characters; notes padded).
+const receiptOf = (note: string) => ({ request_id: 'f-0', group: 'call000', action: 'bench.noop', decided_at: new Date().toISOString(), decision: 'allowed', code: null, grant_id: 'g_bench', task_id: null, steps: steps.split(' ').map((s) => ({ step: s.split(':')[0], result: s.split(':')[1], note })) });
+const receipt = JSON.stringify(receiptOf('x'.repeat(16))).padEnd(1112, ' ');
+const response = JSON.stringify({ request_id: 'f-0', status: 'succeeded', action: 'bench.noop', result: { ok: true }, receipt: receiptOf('x'.repeat(16)), duration_ms: 0 }).padEnd(1298, ' ');
 const claimDetail = JSON.stringify({ action: 'bench.noop', grant_id: 'g_bench', resource: 'bench:noop', steps, summary: 'bench no-op', task_id: null });
 const endDetail = JSON.stringify({ action: 'bench.noop', attempts: 1, duration_ms: 0, http_status: 200 });
 
