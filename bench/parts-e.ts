@@ -8,6 +8,8 @@
  * - `execute`: `runAction` of `bench.noop` (abort signal, timer, p-retry);
  * - `storage`: the call store's claim then end for 32 concurrent calls (group commit: the two
  *   rows, the two audit rows with redaction, canonical JSON and hash, one COMMIT per batch);
+ * - `floor_on_broker_connection`: `floor-e.ts`'s loop (raw statements, 32 calls per
+ *   transaction) on the broker's own connection, in this process;
  * - `submit`: the whole call (`CallService.submit`), 32 concurrent callers, as (e) runs it.
  * A child of `bench/cpu-e.ts` (`BENCH_PARTS=1`) with IPC, like `bench/calls.ts`.
  */
@@ -18,6 +20,7 @@ import { createLogger } from '../src/platform/log.js';
 import { claimRecord, outcomeRecord } from '../src/modules/calls/records.js';
 import { outcomeAnswer } from '../src/modules/calls/answer.js';
 import { runAction } from '../src/modules/calls/execute.js';
+import { canonicalDetail, storedActivityHash } from '../src/platform/audit/chain.js';
 import { benchDeps } from './setup.js';
 
 const env = JSON.parse(process.env['BENCH_ENV'] ?? '{}') as Record<string, string>;
@@ -81,6 +84,50 @@ const storage =
     }, 4e7, N / 32)) / 32) * 10,
   ) / 10;
 
+/**
+ * The floor's loop (`floor-e.ts`: raw statements, the same rows, 32 calls per transaction) on the
+ * broker's own connection, in this process: what storage costs without the call store's code.
+ */
+const sqlite = deps.db.sqlite;
+const fHead = sqlite.prepare('SELECT seq, hash FROM gov_activities ORDER BY seq DESC LIMIT 1');
+const fAudit = sqlite.prepare('INSERT INTO gov_activities (seq, ts, actor, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+const fClaim = sqlite.prepare(
+  `INSERT INTO ext_calls ("group", request_id, fingerprint, action, level, resource, summary, task_id, grant_id, status, receipt, created_at, instance_id)
+   VALUES (?, ?, ?, 'bench.noop', 1, 'bench/noop', 'noop on bench/noop', NULL, ?, 'running', ?, ?, NULL)`,
+);
+const fEnd = sqlite.prepare(`UPDATE ext_calls SET status = 'succeeded', http_status = 200, response = ?, attempts = 1, finished_at = ?, duration_ms = 0 WHERE "group" = ? AND request_id = ? AND status = 'running'`);
+const claimDetail = canonicalDetail({ action: 'bench.noop', grant_id: ev.grant.id, resource: 'bench/noop', steps: 'x'.repeat(180), summary: 'noop on bench/noop', task_id: null });
+const endDetail = canonicalDetail({ action: 'bench.noop', attempts: 1, duration_ms: 0, http_status: 200 });
+const responseText = receiptText.padEnd(1298, ' ');
+let fSeq = 0;
+let fPrev = '';
+const fAppend = (ts: string, actor: string, kind: string, subject: string, detail: string) => {
+  fSeq += 1;
+  const h = storedActivityHash(fPrev, { seq: fSeq, ts, actor, kind, subject, detail });
+  fAudit.run(fSeq, ts, actor, kind, subject, detail, fPrev, h);
+  fPrev = h;
+};
+const fBatch = (i: number, claim: boolean) => () => {
+  const r = fHead.get() as { seq: number; hash: string };
+  fSeq = r.seq;
+  fPrev = r.hash;
+  const ts = new Date(now).toISOString();
+  for (let k = 0; k < 32; k++) {
+    const group = callers[k % callers.length]!;
+    const id = `f-${i}-${k}`;
+    if (claim) fClaim.run(group, id, ev.fingerprint, ev.grant.id, receiptText, now);
+    else fEnd.run(responseText, now, group, id);
+    fAppend(ts, group, claim ? 'call.claimed' : 'call.succeeded', `call:${group}:${id}`, claim ? claimDetail : endDetail);
+  }
+};
+const floorHere =
+  Math.round(
+    ((await time((i) => {
+      sqlite.transaction(fBatch(i, true)).immediate();
+      sqlite.transaction(fBatch(i, false)).immediate();
+    }, 6e7, N / 32)) / 32) * 10,
+  ) / 10;
+
 let next = 5e7;
 const submit =
   Math.round(
@@ -93,5 +140,5 @@ const sizes = deps.db.sqlite.prepare("SELECT length(receipt) AS receipt, length(
 const walBytes = fs.statSync(`${env['BROKER_DATA_DIR']}/broker.db-wal`).size;
 const checkpoint = deps.db.sqlite.pragma('wal_checkpoint(PASSIVE)');
 await closeDeps(deps);
-process.send!({ evaluate, records, execute, storage, submit, walBytes, checkpoint, sizes });
+process.send!({ evaluate, records, execute, storage, floor_on_broker_connection: floorHere, submit, walBytes, checkpoint, sizes });
 process.disconnect();
