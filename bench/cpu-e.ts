@@ -71,7 +71,7 @@ if (process.env['BENCH_PARTS']) {
     process.stdout.write(`${build} parts, µs CPU per call: ${JSON.stringify(parts)}\n`);
   }
 }
-const floor = median(results.get('floor')!);
+const floor = results.has('floor') ? median(results.get('floor')!) : Number.NaN;
 for (const [name, xs] of results) {
   process.stdout.write(`${name}: median ${median(xs)} µs CPU/call (runs ${xs.join(', ')})${name === 'floor' ? '' : `, ${(median(xs) / floor).toFixed(2)} × floor`}\n`);
 }
