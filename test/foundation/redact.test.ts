@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { containsSecret, findSecret, REDACTED, redactString, registerSecret, registerSecretBytes } from '../../src/platform/audit/redact.js';
+import { containsSecret, findSecret, redact, REDACTED, redactString, registerSecret, registerSecretBytes } from '../../src/platform/audit/redact.js';
 
 /** Secret-shaped values no credential pattern knows: lowercase letters and digits only. */
 const A = 'qzxv7wk2m4np'; // 12
@@ -115,5 +115,17 @@ describe('registered secrets', () => {
     expect(redactString('a short7x b')).toBe('a short7x b');
     expect(findSecret('plain text, nothing to see')).toBeNull();
     expect(redactString('')).toBe('');
+  });
+});
+
+describe('redactString after a registration', () => {
+  it('redacts a string it found clean before, once the secret it holds is registered', () => {
+    const secret = `late-secret-${Math.random().toString(36).slice(2)}`;
+    const text = `the step line that repeats ${secret} in every row`;
+    expect(redactString(text)).toBe(text);
+    expect(redactString(text)).toBe(text); // found clean twice
+    registerSecret(secret);
+    expect(redactString(text)).toBe('the step line that repeats [REDACTED] in every row');
+    expect(redact({ steps: text })).toEqual({ steps: 'the step line that repeats [REDACTED] in every row' });
   });
 });

@@ -53,6 +53,10 @@ export interface ActiveSwitchReader {
 export function sqliteSwitchStore(db: Db, clock: Clock): SwitchStore & ActiveSwitchReader {
   const k = killSwitches;
   const one = (id: string) => db.orm.select().from(k).where(eq(k.id, id)).get() ?? null;
+  // The decision path runs this on every call: built and prepared once (on first use, after the
+  // migrations), so a call pays one indexed read and no query building.
+  let activeQuery: { all(): KillSwitchRow[] } | undefined;
+  const activeRows = () => (activeQuery ??= db.orm.select().from(k).where(isNull(k.clearedAt)).orderBy(asc(k.id)).prepare()).all();
   return {
     get: (id) => settled(() => one(id)),
     list: (q) =>
@@ -82,8 +86,8 @@ export function sqliteSwitchStore(db: Db, clock: Clock): SwitchStore & ActiveSwi
         plan,
         (patch) => db.orm.update(k).set(patch).where(and(eq(k.id, id), isNull(k.clearedAt))).run(),
       ),
-    active: () => db.orm.select().from(k).where(isNull(k.clearedAt)).orderBy(asc(k.id)).all(),
-    activeNow: () => settled(() => db.orm.select().from(k).where(isNull(k.clearedAt)).orderBy(asc(k.id)).all()),
+    active: activeRows,
+    activeNow: () => settled(activeRows),
   };
 }
 

@@ -12,7 +12,7 @@
  * keys) would see something else than what was hashed.
  */
 import { createHash, hash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalJson } from './canonical.js';
 import type { Db } from '../db/open.js';
 
 /**
@@ -39,11 +39,11 @@ export type StoredActivity = Omit<Activity, 'detail'> & { detail: string };
 
 /**
  * The RFC 8785 canonical JSON text of a row's `detail`, as {@link appendActivities} stores it.
- * @throws Error (from `canonicalize`) on values JSON cannot hold canonically: NaN, Infinity, a
+ * @throws Error (from `canonicalize`, see `canonical.ts`) on values JSON cannot hold canonically: NaN, Infinity, a
  *   lone UTF-16 surrogate, a cycle.
  */
 export function canonicalDetail(detail: Record<string, unknown>): string {
-  return canonicalize(detail) ?? '{}';
+  return canonicalJson(detail) ?? '{}';
 }
 
 /**
@@ -64,7 +64,7 @@ export function activityHash(prevHash: string, row: Omit<Activity, 'prevHash' | 
  */
 export function storedActivityHash(prevHash: string, row: Omit<StoredActivity, 'prevHash' | 'hash'>): string {
   // RFC 8785 §3.2.3: members sorted by their UTF-16 code units: actor, detail, kind, seq, subject, ts.
-  const body = `{"actor":${canonicalize(row.actor)},"detail":${row.detail},"kind":${canonicalize(row.kind)},"seq":${canonicalize(row.seq)},"subject":${canonicalize(row.subject)},"ts":${canonicalize(row.ts)}}`;
+  const body = `{"actor":${canonicalJson(row.actor)},"detail":${row.detail},"kind":${canonicalJson(row.kind)},"seq":${canonicalJson(row.seq)},"subject":${canonicalJson(row.subject)},"ts":${canonicalJson(row.ts)}}`;
   return sha256hex(prevHash + body);
 }
 
