@@ -134,13 +134,20 @@ describe('the audit and backup verbs on PostgreSQL', () => {
   });
 });
 
+/** Another replica of `first`'s database: its own data directory, holding the shared master.key and token.key. */
+async function replicaOf(first: TestBroker): Promise<TestBroker> {
+  const dataDir = tempDir();
+  for (const f of ['master.key', 'token.key']) fs.copyFileSync(path.join(first.dataDir, f), path.join(dataDir, f));
+  return startBroker({ engine: 'postgres', listen: false, env: first.databaseEnv, dataDir });
+}
+
 describe('instance leases and crash recovery of serving processes on PostgreSQL', () => {
   let a: TestBroker;
   let b: TestBroker;
   const held: ServingInstance[] = [];
   beforeAll(async () => {
     a = await startBroker({ engine: 'postgres', listen: false });
-    b = await startBroker({ engine: 'postgres', listen: false, env: a.databaseEnv });
+    b = await replicaOf(a);
   });
   afterAll(async () => {
     for (const i of held) await i.release();
@@ -173,7 +180,7 @@ describe('instance leases and crash recovery of serving processes on PostgreSQL'
     await runningCall('dead', 'on-dead');
 
     // A third replica starting: its recovery takes over the dead instance's call only.
-    const c = await startBroker({ engine: 'postgres', listen: false, env: a.databaseEnv });
+    const c = await replicaOf(a);
     try {
       held.push(await startInstance(c.deps, () => undefined));
       expect(await statusOf('on-dead')).toBe('unknown_outcome');
