@@ -33,8 +33,35 @@ export interface PostgresRow {
   status_codes: Record<string, number>;
 }
 
+/** What the calls of the rows left in the database: for the sizing estimate of docs/operations.md. */
+export interface PostgresStorage {
+  /** Calls stored by the rows (`ext_calls`), and the audit rows they wrote. */
+  calls: number;
+  audit_rows: number;
+  /** `pg_database_size` growth over those calls, in bytes (tables, indexes, TOAST), and per call. */
+  bytes: number;
+  bytes_per_call: number;
+  /** Connections the replicas held at the end (`pg_stat_activity` of the bench database). */
+  connections: number;
+}
+
 /** The PostgreSQL rows, or why they were skipped. */
-export type PostgresResult = { skipped: string; rows: [] } | { skipped: null; rows: PostgresRow[] };
+export type PostgresResult = { skipped: string; rows: [] } | { skipped: null; rows: PostgresRow[]; storage: PostgresStorage };
+
+/** The database's size (bytes), calls and audit rows, and the connections open to it. */
+async function measure(url: string): Promise<{ bytes: number; calls: number; audit: number; connections: number }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ bytes: string; calls: string; audit: string; connections: string }>(
+      "SELECT pg_database_size(current_database()) AS bytes, (SELECT count(*) FROM ext_calls) AS calls, (SELECT count(*) FROM gov_activities) AS audit, (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS connections",
+    );
+    const row = r.rows[0]!;
+    return { bytes: Number(row.bytes), calls: Number(row.calls), audit: Number(row.audit), connections: Number(row.connections) };
+  } finally {
+    await c.end();
+  }
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -129,6 +156,7 @@ export async function runPostgres(callers: string[], body: string): Promise<Post
     const probeUrl = `${urls[0]}/v1/ext/calls`;
     const probe = await fetch(probeUrl, { method: 'POST', body, headers: signRequest({ method: 'POST', url: probeUrl, headers: { 'content-type': 'application/json' }, body, idempotencyKey: `pg-probe-${Date.now()}` }, creds[0]!) });
     if (probe.status !== 200) return { skipped: `the broker on PostgreSQL answered a signed L1 call ${probe.status}: ${(await probe.text()).slice(0, 300)}`, rows: [] };
+    const before = await measure(database.url);
     const rows: PostgresRow[] = [];
     for (const n of [1, 2, 3]) {
       while (replicas.length < n) {
@@ -140,7 +168,17 @@ export async function runPostgres(callers: string[], body: string): Promise<Post
       process.stderr.write(`(pg) ${n} replica(s): ${row.requests_per_s} req/s, p50 ${row.p50_ms} / p99 ${row.p99_ms} ms, non-2xx ${row.non_2xx} ${JSON.stringify(row.status_codes)}\n`);
       rows.push(row);
     }
-    return { skipped: null, rows };
+    const after = await measure(database.url);
+    const calls = after.calls - before.calls;
+    const storage: PostgresStorage = {
+      calls,
+      audit_rows: after.audit - before.audit,
+      bytes: after.bytes - before.bytes,
+      bytes_per_call: calls > 0 ? Math.round((after.bytes - before.bytes) / calls) : 0,
+      connections: after.connections,
+    };
+    process.stderr.write(`(pg) storage: ${calls} calls, ${storage.audit_rows} audit rows, +${storage.bytes} bytes (${storage.bytes_per_call} per call); ${storage.connections} connections from ${replicas.length} replicas\n`);
+    return { skipped: null, rows, storage };
   } finally {
     await Promise.all(replicas.map((r) => (r.exitCode === null ? stopServer(r) : undefined)));
     await database.stop();

@@ -197,7 +197,13 @@ console.log(
     dSmall && `(d) at ${dSmall.grants} grants (${dSmall.candidates_per_decision} candidate): steps 2–12 ${us(dSmall.steps2_12)}; (i) Cedar ${us(dSmall.cedar)}`,
     ...(h ?? []).map((x) => `(h) ${x.callers} caller(s): direct p50 ${x.direct.p50_ms} / p99 ${x.direct.p99_ms} ms; broker p50 ${x.broker.p50_ms} / p99 ${x.broker.p99_ms} ms; added p50 ${x.added_p50_ms} / p99 ${x.added_p99_ms} ms (two durable commits alone: p50 ${x.two_commits_p50_ms} ms)`),
     growth && `growth at ${growth.rows} audit rows and ${growth.grants} grants: (b) ${growth.b.requests_per_s} req/s (${growth.b.server_cpu_us_per_request} µs CPU/req); verify ${growth.verify.rows_per_s} rows/s; peak RSS serve ${mb(growth.serve_peak_rss_bytes)}, bench server after (b) ${mb(growth.b_server_peak_rss_bytes)}`,
-    pg && (pg.skipped ? `PostgreSQL rows skipped: ${pg.skipped}` : pg.rows.map((x) => `PostgreSQL ${x.replicas} replica(s): ${x.requests_per_s} req/s, p50 ${x.p50_ms} / p99 ${x.p99_ms} ms, non-2xx ${x.non_2xx}`).join('\n')),
+    pg &&
+      (pg.skipped !== null
+        ? `PostgreSQL rows skipped: ${pg.skipped}`
+        : [
+            ...pg.rows.map((x) => `PostgreSQL ${x.replicas} replica(s): ${x.requests_per_s} req/s, p50 ${x.p50_ms} / p99 ${x.p99_ms} ms, non-2xx ${x.non_2xx}`),
+            `PostgreSQL storage: ${pg.storage.bytes_per_call} bytes per call (${pg.storage.calls} calls, ${pg.storage.audit_rows} audit rows), ${pg.storage.connections} connections from 3 replicas`,
+          ].join('\n')),
     `peak RSS: bench server ${mb(serverRss)}${d ? `, decision ${mb(d.max_rss_bytes)}` : ''}; machine load ${loadAtStart.join(' ')} at start, ${result.host.loadavg_end.join(' ')} at end`,
     `written to ${path.relative(PACKAGE_ROOT, file)} in ${result.total_s} s`,
     '',
