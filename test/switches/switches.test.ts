@@ -108,6 +108,20 @@ describe('a kill switch set by another process', () => {
     expect((await read('developer')).status).toBe(503);
   });
 
+  it("shows in the agents' capabilities: the switched-off action is disabled_by_operator naming the switch, the others as before", async () => {
+    const caps = async () => (await broker.client('developer').get('/v1/ext/capabilities')).body.actions as { action: string; allowed: boolean; code: string | null; detail: string | null }[];
+    const of = (all: Awaited<ReturnType<typeof caps>>, id: string) => all.find((a) => a.action === id)!;
+    const before = await caps();
+    expect(of(before, 'test.read')).toMatchObject({ allowed: true, code: null });
+    const sw = await cliSet('action', 'test.read', 'reads paused');
+    const during = await caps();
+    expect(of(during, 'test.read')).toMatchObject({ allowed: false, code: 'disabled_by_operator' });
+    expect(of(during, 'test.read').detail).toContain(sw.id);
+    for (const a of during.filter((x) => x.action !== 'test.read')) expect(a).toEqual(before.find((b) => b.action === a.action));
+    await cliClear(sw.id, 'reads resume');
+    expect(of(await caps(), 'test.read')).toMatchObject({ allowed: true, code: null });
+  });
+
   it('does not touch grants', async () => {
     const grants = () => broker.rows('SELECT id, status FROM grants ORDER BY id');
     const grantsBefore = await grants();

@@ -1,13 +1,15 @@
 /**
  * What a group may call now (`GET /v1/ext/capabilities`): the decision steps that do not
- * depend on a particular call (grant, expiry, level, deny list, allow list, approval, provider)
- * evaluated for every registered action.
+ * depend on a particular call (kill switch, grant, expiry, level, deny list, allow list,
+ * approval, provider) evaluated for every registered action.
  */
 import type { Clock } from '../../platform/clock.js';
 import type { Groups } from '../identity/groups.js';
 import type { Catalog } from './catalog.js';
 import { decide, type DecisionContext } from './decision/decide.js';
 import type { GrantSource, RevokedGrant } from '../grants/types.js';
+import { disabledByOperator, matchSwitch } from '../switches/service.js';
+import type { KillSwitchRow } from '../switches/store.js';
 
 /** One action as seen by one group. */
 export interface Capability {
@@ -37,8 +39,10 @@ export interface Capability {
  * and task coupling (step 11) depend on the call and are reported as `resources` and
  * `requires_task` instead. With `groups`, a denial's detail names a level above the group's
  * ceiling; a `no_capability` one names the last revocation (one read per provider at most).
+ * @param switches the active kill switches, when read: an action one of them matches is
+ *   `disabled_by_operator` (naming the switch) before any grant step, as in the decision order.
  */
-export function capabilitiesFor(deps: { catalog: Catalog; grants: GrantSource; clock: Clock; groups?: Groups }, group: string): Capability[] {
+export function capabilitiesFor(deps: { catalog: Catalog; grants: GrantSource; clock: Clock; groups?: Groups }, group: string, switches: readonly KillSwitchRow[] = []): Capability[] {
   const now = deps.clock.now();
   return deps.catalog.providers.flatMap((provider) => {
     const grants = deps.grants.candidates(group, provider.name);
@@ -62,6 +66,8 @@ export function capabilitiesFor(deps: { catalog: Catalog; grants: GrantSource; c
         resources: grant?.resources ? [...grant.resources] : null,
         expires_at: grant?.expiresAt != null ? new Date(grant.expiresAt).toISOString() : null,
       };
+      const switched = matchSwitch(switches, { group, provider: provider.name, action: action.id });
+      if (switched) return { ...base, allowed: false, code: 'disabled_by_operator', detail: disabledByOperator(switched, { group, provider: provider.name, action: action.id }).detail };
       if (!v.allowed) return { ...base, allowed: false, code: v.code, detail: v.detail };
       if (unavailable !== null) {
         return { ...base, allowed: false, code: 'provider_unavailable', detail: `Provider ${provider.name} cannot run on this host (${unavailable}).` };

@@ -27,7 +27,8 @@ function paramsSchemaOf(action: ActionDefinition<any, unknown> | undefined): Rec
 
 /**
  * `GET /v1/ext/capabilities`: for every registered action, whether the calling group may call it
- * now and, if not, the code and a sentence (see `Capability`), with the JSON Schema of its params
+ * now and, if not, the code and a sentence (see `Capability`; an action an active kill switch
+ * matches is `disabled_by_operator`), with the JSON Schema of its params
  * (`params_schema`), plus the group's pending calls: `{group, pending, max_pending, actions}`.
  */
 export function getCapabilitiesOp(deps: CallServiceDeps, service: CallService): Operation {
@@ -41,10 +42,12 @@ export function getCapabilitiesOp(deps: CallServiceDeps, service: CallService): 
       security: [SIGNED],
       responses: { 200: json('Every action as the group sees it, with its params schema, and its pending calls.', CapabilitiesSchema), ...problems() },
     }),
-    handler: (c) => {
+    handler: async (c) => {
       const p = c.get('principal');
       if (p.type !== 'group') throw new ApiError('forbidden', 'Capabilities are per agent group; sign the request as a group.');
-      const actions = capabilitiesFor(deps, p.group).map((cap: Capability) => ({ ...cap, params_schema: paramsSchemaOf(deps.catalog.get(cap.action)?.action) }));
+      // The operators' kill switches, read now (a store that cannot be read fails the request, 503).
+      const switches = deps.stores.switches ? await deps.stores.switches.activeNow() : [];
+      const actions = capabilitiesFor(deps, p.group, switches).map((cap: Capability) => ({ ...cap, params_schema: paramsSchemaOf(deps.catalog.get(cap.action)?.action) }));
       return c.json({ group: p.group, pending: service.pendingFor(p.group), max_pending: deps.config.maxPendingPerGroup, actions });
     },
   };
