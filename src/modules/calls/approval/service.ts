@@ -120,8 +120,19 @@ export async function submitCallApproval(
       // a task moved since it was held refuses it now, and nothing is recorded).
       const runs = held.approvals.length + 1 >= CALL_APPROVALS_REQUIRED;
       const ev = runs ? await decideAgain(deps, held, log) : null;
-      const claimed = await holds.change(group, requestId, (current, at) => approvalPlan(deps, current, approver, payload.request_digest, jws, submittedBy, at, ev));
-      if (!claimed || !ev) return { outcome: 'recorded' as const, answer: null };
+      // Deciding it again may have taken the provider's half-open probe: give it back unless this
+      // approval goes on to run the call.
+      const giveBackProbe = () => ev && deps.callService.valves.breakers.cancel(ev.allowed.shape.provider.name, ev.allowed.probe);
+      const claimed = await holds
+        .change(group, requestId, (current, at) => approvalPlan(deps, current, approver, payload.request_digest, jws, submittedBy, at, ev))
+        .catch((err: unknown) => {
+          giveBackProbe();
+          throw err;
+        });
+      if (!claimed || !ev) {
+        giveBackProbe();
+        return { outcome: 'recorded' as const, answer: null };
+      }
       deps.callService.takeApproved(ev.allowed);
       ev.allowed.receipt.steps.push({ step: 'claim', result: 'pass' });
       const answer = await deps.callService.execute(ev.submission, ev.allowed, deps.clock.now());
