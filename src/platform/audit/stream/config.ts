@@ -85,7 +85,9 @@ const SinksFile = z.strictObject({
 
 /** One sink as configured (see the file's docstring). */
 export type SinkSpec = z.infer<typeof SinkSpec>;
+/** A file sink: its path, rotation by size (bytes) and/or interval, and how many rotated files to keep. */
 export type FileSinkSpec = z.infer<typeof FileSink>;
+/** A syslog sink: RFC 5424 over UDP or TCP to host:port, with its facility, app name and largest UDP message (bytes). */
 export type SyslogSinkSpec = z.infer<typeof SyslogSink>;
 /** An http sink with its bearer token resolved from the environment (`null`: no Authorization header). */
 export type HttpSinkSpec = z.infer<typeof HttpSink> & { bearer: string | null };
