@@ -16,8 +16,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/platform/audit/chain.js';
 import { call, grant } from '../calls/helpers.js';
-import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
-import { policiesWithLimits, stepsOf } from './helpers.js';
+import { policiesWith, REPO_ROOT, startBroker, type TestBroker } from '../helpers/harness.js';
+import { stepsOf } from './helpers.js';
 
 const TOKEN = '0000000000000000000000000000000000000001';
 const recorded = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test/fixtures/github/get-issue.json'), 'utf8'))[0] as { response: unknown };
@@ -40,7 +40,7 @@ beforeAll(async () => {
   for (const k of ['GITHUB_TOKEN', 'GITHUB_API_URL'] as const) saved[k] = process.env[k];
   process.env['GITHUB_TOKEN'] = TOKEN;
   process.env['GITHUB_API_URL'] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const policiesDir = policiesWithLimits({ rules: [], breaker: { consecutive_failures: 2, half_open_after_ms: 300 } });
+  const policiesDir = policiesWith({ 'limits.json': { rules: [], breaker: { consecutive_failures: 2, half_open_after_ms: 300 } } });
   broker = await startBroker({ env: { BROKER_POLICIES_DIR: policiesDir } });
   await grant(broker, { group: 'developer', provider: 'github', level: 1, resources: ['acme/*'] });
 });

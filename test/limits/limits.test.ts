@@ -16,8 +16,8 @@ import { DAY_MS, dayStart, DEFAULT_LIMITS, loadLimits, matchingRules } from '../
 import { call } from '../calls/helpers.js';
 import { bearer, tokenFor } from '../grants/helpers.js';
 import { testProvider, type TestProvider } from '../calls/provider.js';
-import { REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
-import { policiesWithLimits, stepsOf } from './helpers.js';
+import { policiesWith, REPO_ROOT, startBroker, tempDir, type TestBroker } from '../helpers/harness.js';
+import { stepsOf } from './helpers.js';
 
 const RULES = {
   rules: [
@@ -43,7 +43,7 @@ const auditRows = (kind: string) => broker.deps.db.sqlite.prepare('SELECT subjec
 beforeAll(async () => {
   tp = testProvider();
   dataDir = tempDir();
-  policiesDir = policiesWithLimits(RULES);
+  policiesDir = policiesWith({ 'limits.json': RULES });
   broker = await start(START);
   for (const group of ['developer', 'security', 'main']) {
     const res = await broker.client('main').post('/v1/grants', { group, provider: 'test', level: 1, reason: 'limits tests', ttl_s: 7 * 24 * 3600 });
@@ -188,7 +188,7 @@ describe('limits.json at start-up', () => {
   });
 
   it('malformed: the broker does not start, and the error names the file and the field', async () => {
-    const dir = policiesWithLimits({ rules: [{ id: 'x', per_minute: 0 }] });
+    const dir = policiesWith({ 'limits.json': { rules: [{ id: 'x', per_minute: 0 }] } });
     await expect(startBroker({ env: { BROKER_POLICIES_DIR: dir } })).rejects.toThrow(/limits\.json: rules\.0\.per_minute/);
   });
 });
